@@ -1,0 +1,95 @@
+//! The one error type of the core traits: a small matchable kind plus a message a user can act on.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+/// Boxed source error carried by [`Error`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Result alias used across the core traits.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in the few categories that drive retries and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The thing asked for does not exist (or is not visible to this account).
+    NotFound,
+    /// A credential was refused; retrying will not help.
+    Unauthorized,
+    /// The remote side asked us to slow down; see [`Error::retry_after`].
+    RateLimited,
+    /// Network, timeout or a transient remote failure; retrying may help.
+    Transport,
+    /// Data could not be decoded or is malformed.
+    Decode,
+    /// A setting is missing or wrong.
+    InvalidConfig,
+    /// The index store failed or holds data this build cannot use.
+    Storage,
+    /// The embedding model failed.
+    Embedding,
+    /// A safety guard refused an operation (for example a mass deletion).
+    Refused,
+}
+
+impl ErrorKind {
+    /// Returns whether an operation that failed with this kind may succeed when retried.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Transport)
+    }
+}
+
+/// An error from a fetcher, chunker, embedder, index store or the pipeline.
+///
+/// The message is written for the person who has to fix it; the source, when present, is
+/// reported separately by error-chain printers (so it is never printed twice).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    retry_after: Option<Duration>,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// Returns a new error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
+        Self {
+            kind,
+            message: message.to_string(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Attaches a retry-after hint (from a `Retry-After` header, for example).
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    /// Returns the kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Returns how long the remote side asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Returns the message without the source chain.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

@@ -1,0 +1,55 @@
+//! The source side of the pipeline.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+use crate::page::{Fetched, PageId, PageSummary};
+
+/// A stream of listing entries, produced page by page as the source paginates.
+pub type PageStream<'a> = BoxStream<'a, Result<PageSummary>>;
+
+/// Which part of a source a crawl covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Space keys to crawl; empty means every space the fetcher is configured for.
+    pub spaces: Vec<String>,
+}
+
+impl Scope {
+    /// Returns the scope of everything the fetcher is configured for.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Returns a scope of the given spaces.
+    pub fn spaces<I, S>(spaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            spaces: spaces.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A source of pages: Confluence, a folder of exports, or anything a library user writes.
+#[async_trait]
+pub trait Fetcher: Debug + Send + Sync + 'static {
+    /// Lists the live pages of `scope` with their versions, as a stream.
+    ///
+    /// A listing that fails midway must yield an error item rather than end early: the
+    /// pipeline deletes what a complete listing no longer names, so a silently truncated
+    /// listing would delete pages that still exist.
+    fn list<'a>(&'a self, scope: &'a Scope) -> PageStream<'a>;
+
+    /// Fetches one page with its body, or [`Fetched::Gone`] when it no longer exists or is not
+    /// visible.
+    ///
+    /// # Errors
+    /// Transport, authorisation and decoding failures; "not found" is `Ok(Fetched::Gone)`.
+    async fn fetch(&self, id: &PageId) -> Result<Fetched>;
+}

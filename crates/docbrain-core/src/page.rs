@@ -1,0 +1,210 @@
+//! Pages as the pipeline sees them: ids, statuses, listings and fetched pages.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::hash::StableHasher;
+
+/// A page id. Confluence sends ids as numbers in some payloads and strings in others; this type
+/// accepts both and always holds (and serialises) the decimal text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PageId(String);
+
+impl PageId {
+    /// Returns a page id from any string-like value.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// Returns the id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for PageId {
+    fn from(id: &str) -> Self {
+        Self::new(id)
+    }
+}
+
+impl From<String> for PageId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<u64> for PageId {
+    fn from(id: u64) -> Self {
+        Self(id.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for PageId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PageId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a page id as a number or a string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PageId, E> {
+                Ok(PageId::from(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PageId, E> {
+                if v < 0 {
+                    return Err(E::custom(format!("page id {v} is negative")));
+                }
+                Ok(PageId(v.to_string()))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PageId, E> {
+                let v = v.trim();
+                if v.is_empty() {
+                    return Err(E::custom("page id is empty"));
+                }
+                Ok(PageId::new(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// The lifecycle status of a page. Only [`PageStatus::Current`] pages are indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageStatus {
+    /// Published and live.
+    Current,
+    /// In the space's trash; can be restored.
+    Trashed,
+    /// Archived: kept out of the index because Confluence hides it from search by default.
+    Archived,
+    /// Never published.
+    Draft,
+    /// An old version of a page.
+    Historical,
+}
+
+impl PageStatus {
+    /// Returns whether pages of this status belong in the index.
+    pub fn is_indexed(self) -> bool {
+        self == Self::Current
+    }
+}
+
+/// One page with its Markdown body: what a [`crate::Fetcher`] returns for a live page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// The page id.
+    pub id: PageId,
+    /// The key of the space the page lives in.
+    pub space_key: String,
+    /// The page title.
+    pub title: String,
+    /// The version number; sources without versions use 0 and let the content hash decide.
+    pub version: u64,
+    /// The lifecycle status.
+    pub status: PageStatus,
+    /// A link a person can open.
+    pub url: Option<String>,
+    /// Titles of the ancestor pages, root first (the breadcrumb above the page).
+    pub ancestors: Vec<String>,
+    /// Labels on the page.
+    pub labels: Vec<String>,
+    /// The body as Markdown.
+    pub body: String,
+}
+
+impl Page {
+    /// Returns a stable hash of everything the index keeps of this page (body and metadata).
+    pub fn content_hash(&self) -> String {
+        let mut h = StableHasher::new();
+        h.field(&self.space_key);
+        h.field(&self.title);
+        h.field(self.url.as_deref().unwrap_or(""));
+        for a in &self.ancestors {
+            h.field(a);
+        }
+        h.field("\u{1}");
+        for l in &self.labels {
+            h.field(l);
+        }
+        h.field("\u{1}");
+        h.field(&self.body);
+        h.finish_hex()
+    }
+}
+
+/// One entry of a listing: enough to decide whether a page must be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageSummary {
+    /// The page id.
+    pub id: PageId,
+    /// The space key.
+    pub space_key: String,
+    /// The title (for logs).
+    pub title: String,
+    /// The version, when the listing carries it; pages whose version is unchanged are skipped
+    /// without fetching their body.
+    pub version: Option<u64>,
+}
+
+/// The state of a page as its source sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The page exists (its status says whether it is live).
+    Page(Page),
+    /// The page is deleted, purged or not visible to this account.
+    Gone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_id_accepts_numbers_and_strings() {
+        let from_number: PageId = serde_json::from_str("12345").unwrap();
+        let from_string: PageId = serde_json::from_str("\"12345\"").unwrap();
+        assert_eq!(from_number, from_string);
+        assert_eq!(serde_json::to_string(&from_number).unwrap(), "\"12345\"");
+    }
+
+    #[test]
+    fn page_id_rejects_empty_and_negative() {
+        assert!(serde_json::from_str::<PageId>("\"  \"").is_err());
+        let err = serde_json::from_str::<PageId>("-4").unwrap_err();
+        assert!(err.to_string().contains("negative"), "{err}");
+        assert!(serde_json::from_str::<PageId>("{}").is_err());
+    }
+
+    #[test]
+    fn content_hash_changes_with_body_and_title() {
+        let page = Page {
+            id: "1".into(),
+            space_key: "ENG".into(),
+            title: "Runbook".into(),
+            version: 1,
+            status: PageStatus::Current,
+            url: None,
+            ancestors: vec![],
+            labels: vec![],
+            body: "hello".into(),
+        };
+        let mut edited = page.clone();
+        edited.body.push('!');
+        let mut renamed = page.clone();
+        renamed.title = "Runbook 2".into();
+        assert_ne!(page.content_hash(), edited.content_hash());
+        assert_ne!(page.content_hash(), renamed.content_hash());
+        assert_eq!(page.content_hash(), page.clone().content_hash());
+    }
+}

@@ -1,0 +1,123 @@
+//! The index side of the pipeline.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::EmbeddedChunk;
+use crate::embedder::ModelInfo;
+use crate::error::Result;
+use crate::page::{Page, PageId};
+use crate::search::{SearchHit, SearchRequest};
+
+/// What an index keeps about a page (everything but the body, which lives in its chunks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedPage {
+    /// The page id.
+    pub id: PageId,
+    /// The space key.
+    pub space_key: String,
+    /// The title.
+    pub title: String,
+    /// The version the index holds.
+    pub version: u64,
+    /// A link to the page.
+    pub url: Option<String>,
+    /// Ancestor titles, root first.
+    pub ancestors: Vec<String>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// [`Page::content_hash`] of the indexed state.
+    pub content_hash: String,
+    /// Number of chunks indexed for the page.
+    pub chunk_count: u32,
+}
+
+impl IndexedPage {
+    /// Returns the index record of `page` with `chunk_count` chunks.
+    pub fn of(page: &Page, chunk_count: u32) -> Self {
+        Self {
+            id: page.id.clone(),
+            space_key: page.space_key.clone(),
+            title: page.title.clone(),
+            version: page.version,
+            url: page.url.clone(),
+            ancestors: page.ancestors.clone(),
+            labels: page.labels.clone(),
+            content_hash: page.content_hash(),
+            chunk_count,
+        }
+    }
+}
+
+/// The result of [`IndexStore::replace_page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceOutcome {
+    /// The page's chunks were replaced.
+    Replaced,
+    /// The store already holds a newer version; nothing was written.
+    Stale {
+        /// The version the store holds.
+        held: u64,
+    },
+}
+
+/// What an index holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexStats {
+    /// Number of pages.
+    pub pages: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// The model the vectors come from, once bound.
+    pub model_id: Option<String>,
+    /// The vector dimension, once bound.
+    pub dimension: Option<usize>,
+    /// When the last full sync completed, in milliseconds since the Unix epoch.
+    pub last_sync_ms: Option<u64>,
+}
+
+/// Where chunks, their vectors and page records live.
+///
+/// Every store honours the same contract, checked by the conformance suite
+/// (`docbrain_core::testsuite`, feature `testsuite`): replacing a page is atomic, never rolls
+/// a page back to an older version, and leaves no chunk of the old state behind.
+#[async_trait]
+pub trait IndexStore: Debug + Send + Sync + 'static {
+    /// Binds the store to a model: records it on first use, and refuses a different model or
+    /// dimension afterwards.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidConfig`] naming both models when they differ.
+    async fn bind_model(&self, model: &ModelInfo) -> Result<()>;
+
+    /// Returns the record of one page, if indexed.
+    async fn page(&self, id: &PageId) -> Result<Option<IndexedPage>>;
+
+    /// Returns the vectors of a page's chunks keyed by content hash, for reuse.
+    async fn chunk_vectors(&self, id: &PageId) -> Result<Vec<(String, Vec<f32>)>>;
+
+    /// Atomically replaces a page's record and all its chunks, unless the store holds a newer
+    /// version of the page.
+    async fn replace_page(
+        &self,
+        page: &IndexedPage,
+        chunks: &[EmbeddedChunk],
+    ) -> Result<ReplaceOutcome>;
+
+    /// Deletes a page and all its chunks; returns how many chunks were removed.
+    async fn delete_page(&self, id: &PageId) -> Result<u64>;
+
+    /// Lists every indexed page.
+    async fn list_pages(&self) -> Result<Vec<IndexedPage>>;
+
+    /// Hybrid search: BM25 over the text and k-NN over the vectors, fused.
+    async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>>;
+
+    /// Returns what the index holds.
+    async fn stats(&self) -> Result<IndexStats>;
+
+    /// Records that a full sync completed at `unix_ms`.
+    async fn record_sync(&self, unix_ms: u64) -> Result<()>;
+}

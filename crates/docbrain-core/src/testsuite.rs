@@ -1,0 +1,368 @@
+//! The `IndexStore` conformance suite (feature `testsuite`): every store runs it.
+//!
+//! Each check takes a fresh, empty store and panics with a message naming what broke.
+//! [`run`] runs them all:
+//!
+//! ```text
+//! docbrain_core::testsuite::run(|| async { Arc::new(MyStore::open_temp()) as Arc<dyn IndexStore> }).await;
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::chunk::{Chunk, EmbeddedChunk};
+use crate::embedder::ModelInfo;
+use crate::error::ErrorKind;
+use crate::page::PageId;
+use crate::search::{SearchFilter, SearchRequest};
+use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+
+/// The dimension of the suite's vectors.
+pub const DIMENSION: usize = 4;
+
+fn model() -> ModelInfo {
+    ModelInfo {
+        model_id: "testsuite/axis".into(),
+        dimension: DIMENSION,
+    }
+}
+
+fn axis(i: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIMENSION];
+    v[i % DIMENSION] = 1.0;
+    v
+}
+
+fn record(id: &str, space: &str, title: &str, version: u64, chunks: u32) -> IndexedPage {
+    IndexedPage {
+        id: id.into(),
+        space_key: space.into(),
+        title: title.into(),
+        version,
+        url: Some(format!("https://wiki.example.com/pages/{id}")),
+        ancestors: vec!["Home".into()],
+        labels: vec!["ops".into()],
+        content_hash: format!("hash-{id}-{version}"),
+        chunk_count: chunks,
+    }
+}
+
+fn chunks(id: &str, title: &str, texts: &[(&str, usize)]) -> Vec<EmbeddedChunk> {
+    let page_id = PageId::from(id);
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, (text, dir))| EmbeddedChunk {
+            chunk: Chunk::new(
+                &page_id,
+                i as u32,
+                vec![title.into(), format!("Section {i}")],
+                (*text).to_string(),
+                10,
+            ),
+            vector: axis(*dir),
+        })
+        .collect()
+}
+
+async fn put(
+    store: &dyn IndexStore,
+    id: &str,
+    space: &str,
+    title: &str,
+    version: u64,
+    texts: &[(&str, usize)],
+) -> ReplaceOutcome {
+    store
+        .replace_page(
+            &record(id, space, title, version, texts.len() as u32),
+            &chunks(id, title, texts),
+        )
+        .await
+        .unwrap()
+}
+
+fn request(text: &str, dir: usize, k: usize, space: Option<&str>) -> SearchRequest {
+    SearchRequest {
+        text: text.into(),
+        vector: axis(dir),
+        k,
+        filter: SearchFilter {
+            space_key: space.map(Into::into),
+        },
+    }
+}
+
+/// Runs every check, each on a fresh store from `new_store`.
+pub async fn run<F, Fut>(mut new_store: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Arc<dyn IndexStore>>,
+{
+    binds_one_model(new_store().await.as_ref()).await;
+    replaces_and_reads_back(new_store().await.as_ref()).await;
+    shrinking_page_leaves_no_orphans(new_store().await.as_ref()).await;
+    never_rolls_back_a_version(new_store().await.as_ref()).await;
+    deletes_every_chunk(new_store().await.as_ref()).await;
+    hybrid_search_finds_by_keyword_and_vector(new_store().await.as_ref()).await;
+    filters_by_space_and_respects_k(new_store().await.as_ref()).await;
+    records_sync_time(new_store().await.as_ref()).await;
+}
+
+/// The first model binds; the same model binds again; another model or dimension is refused.
+pub async fn binds_one_model(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    store.bind_model(&model()).await.unwrap();
+    let other = ModelInfo {
+        model_id: "other/model".into(),
+        dimension: DIMENSION,
+    };
+    let err = store.bind_model(&other).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(
+        err.to_string().contains("testsuite/axis"),
+        "error should name the bound model: {err}"
+    );
+    let wider = ModelInfo {
+        model_id: "testsuite/axis".into(),
+        dimension: DIMENSION + 1,
+    };
+    assert_eq!(
+        store.bind_model(&wider).await.unwrap_err().kind(),
+        ErrorKind::InvalidConfig
+    );
+    assert_eq!(store.stats().await.unwrap().dimension, Some(DIMENSION));
+}
+
+/// A replaced page reads back with its record, chunk count and reusable vectors.
+pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    let outcome = put(
+        store,
+        "100",
+        "ENG",
+        "Runbook",
+        3,
+        &[("restart the broker", 0), ("check disk usage", 1)],
+    )
+    .await;
+    assert_eq!(outcome, ReplaceOutcome::Replaced);
+    let page = store
+        .page(&"100".into())
+        .await
+        .unwrap()
+        .expect("page should be indexed");
+    assert_eq!(page, record("100", "ENG", "Runbook", 3, 2));
+    assert!(store.page(&"999".into()).await.unwrap().is_none());
+    let vectors = store.chunk_vectors(&"100".into()).await.unwrap();
+    let expected = chunks(
+        "100",
+        "Runbook",
+        &[("restart the broker", 0), ("check disk usage", 1)],
+    );
+    assert_eq!(vectors.len(), 2);
+    for c in &expected {
+        let v = vectors
+            .iter()
+            .find(|(h, _)| *h == c.chunk.content_hash)
+            .expect("vector by content hash");
+        assert_eq!(v.1, c.vector);
+    }
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pages, stats.chunks), (1, 2));
+    assert_eq!(store.list_pages().await.unwrap(), vec![page]);
+}
+
+/// Replacing a page with fewer chunks removes the others, from search too.
+pub async fn shrinking_page_leaves_no_orphans(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    put(
+        store,
+        "7",
+        "ENG",
+        "Pager",
+        1,
+        &[
+            ("alpha escalation", 0),
+            ("bravo rotation", 1),
+            ("charlie handover", 2),
+        ],
+    )
+    .await;
+    put(
+        store,
+        "7",
+        "ENG",
+        "Pager",
+        2,
+        &[("alpha escalation updated", 0)],
+    )
+    .await;
+    assert_eq!(store.stats().await.unwrap().chunks, 1);
+    let hits = store
+        .search(&request("charlie handover", 2, 10, None))
+        .await
+        .unwrap();
+    assert!(
+        hits.iter().all(|h| !h.text.contains("charlie")),
+        "orphan chunk found: {hits:?}"
+    );
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].chunk_id, "7:0");
+}
+
+/// An older version never replaces a newer one; the same version may (sources without versions).
+pub async fn never_rolls_back_a_version(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    put(store, "5", "ENG", "Deploy", 4, &[("version four text", 0)]).await;
+    let outcome = put(store, "5", "ENG", "Deploy", 3, &[("version three text", 0)]).await;
+    assert_eq!(outcome, ReplaceOutcome::Stale { held: 4 });
+    let hits = store
+        .search(&request("version text", 0, 5, None))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].text, "version four text");
+    assert_eq!(store.page(&"5".into()).await.unwrap().unwrap().version, 4);
+    let outcome = put(
+        store,
+        "5",
+        "ENG",
+        "Deploy",
+        4,
+        &[("version four edited", 0)],
+    )
+    .await;
+    assert_eq!(outcome, ReplaceOutcome::Replaced);
+}
+
+/// Deleting a page removes its record and every chunk; deleting an absent page is a no-op.
+pub async fn deletes_every_chunk(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    put(store, "1", "ENG", "One", 1, &[("first", 0), ("second", 1)]).await;
+    put(store, "2", "ENG", "Two", 1, &[("third", 2)]).await;
+    assert_eq!(store.delete_page(&"1".into()).await.unwrap(), 2);
+    assert_eq!(store.delete_page(&"1".into()).await.unwrap(), 0);
+    assert!(store.page(&"1".into()).await.unwrap().is_none());
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pages, stats.chunks), (1, 1));
+    let hits = store
+        .search(&request("first second", 0, 10, None))
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.page_id.as_str() == "2"), "{hits:?}");
+}
+
+/// Keyword matches and vector neighbours both surface, carrying page details.
+pub async fn hybrid_search_finds_by_keyword_and_vector(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    put(
+        store,
+        "10",
+        "ENG",
+        "Kafka Runbook",
+        2,
+        &[("rebalance partitions with kafka-reassign", 0)],
+    )
+    .await;
+    put(
+        store,
+        "11",
+        "ENG",
+        "Postgres Runbook",
+        1,
+        &[("vacuum bloated tables nightly", 1)],
+    )
+    .await;
+    put(
+        store,
+        "12",
+        "OPS",
+        "Oncall",
+        1,
+        &[("escalate to the incident commander", 2)],
+    )
+    .await;
+
+    let hits = store
+        .search(&request("how do I rebalance partitions", 3, 3, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        hits[0].page_id.as_str(),
+        "10",
+        "keyword match should rank first: {hits:?}"
+    );
+    let top = &hits[0];
+    assert_eq!(top.title, "Kafka Runbook");
+    assert_eq!(top.space_key, "ENG");
+    assert_eq!(top.heading_path, ["Kafka Runbook", "Section 0"]);
+    assert_eq!(
+        top.url.as_deref(),
+        Some("https://wiki.example.com/pages/10")
+    );
+    assert!(top.score > 0.0);
+
+    let hits = store
+        .search(&request("zzzz unmatched words", 2, 3, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        hits[0].page_id.as_str(),
+        "12",
+        "nearest vector should rank first: {hits:?}"
+    );
+
+    let hits = store
+        .search(&request("vacuum tables", 1, 3, None))
+        .await
+        .unwrap();
+    assert_eq!(hits[0].page_id.as_str(), "11");
+    assert!(
+        hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "hits not sorted: {hits:?}"
+    );
+}
+
+/// The space filter applies to both rankings and `k` caps the hits.
+pub async fn filters_by_space_and_respects_k(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    for i in 0..6 {
+        let space = if i % 2 == 0 { "ENG" } else { "OPS" };
+        put(
+            store,
+            &format!("{i}"),
+            space,
+            &format!("Page {i}"),
+            1,
+            &[("shared deploy words", i)],
+        )
+        .await;
+    }
+    let hits = store
+        .search(&request("deploy", 0, 10, Some("OPS")))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    assert!(hits.iter().all(|h| h.space_key == "OPS"));
+    let hits = store.search(&request("deploy", 0, 2, None)).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    let hits = store
+        .search(&request("deploy", 0, 5, Some("NOPE")))
+        .await
+        .unwrap();
+    assert!(hits.is_empty());
+}
+
+/// The time of the last completed sync is kept.
+pub async fn records_sync_time(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().last_sync_ms, None);
+    store.record_sync(1_700_000_000_000).await.unwrap();
+    assert_eq!(
+        store.stats().await.unwrap().last_sync_ms,
+        Some(1_700_000_000_000)
+    );
+}
