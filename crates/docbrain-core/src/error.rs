@@ -45,14 +45,34 @@ impl ErrorKind {
 ///
 /// The message is written for the person who has to fix it; the source, when present, is
 /// reported separately by error-chain printers (so it is never printed twice).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    message: String,
+    /// `None` when the error wraps another transparently (see [`Error::wrap`]).
+    message: Option<String>,
     retry_after: Option<Duration>,
-    #[source]
     source: Option<BoxError>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.message, &self.source) {
+            (Some(m), _) => f.write_str(m),
+            (None, Some(s)) => s.fmt(f),
+            (None, None) => write!(f, "{:?} error", self.kind),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        let source = self.source.as_deref()?;
+        if self.message.is_some() {
+            Some(source)
+        } else {
+            source.source()
+        }
+    }
 }
 
 impl Error {
@@ -60,9 +80,19 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
         Self {
             kind,
-            message: message.to_string(),
+            message: Some(message.to_string()),
             retry_after: None,
             source: None,
+        }
+    }
+
+    /// Wraps a crate's own error transparently: its message and source chain show as they are.
+    pub fn wrap(kind: ErrorKind, error: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            message: None,
+            retry_after: None,
+            source: Some(error.into()),
         }
     }
 
@@ -88,8 +118,54 @@ impl Error {
         self.retry_after
     }
 
-    /// Returns the message without the source chain.
-    pub fn message(&self) -> &str {
-        &self.message
+    /// Returns the wrapped error, when this error was made by [`Error::wrap`] or carries a source.
+    pub fn inner(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl fmt::Display for Inner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("disk full")
+        }
+    }
+    impl StdError for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("cannot write the index")
+        }
+    }
+    impl StdError for Outer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn chain(e: &dyn StdError) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut cur = e.source();
+        while let Some(s) = cur {
+            out.push(s.to_string());
+            cur = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn wrapped_errors_print_their_chain_once() {
+        let e = Error::wrap(ErrorKind::Storage, Outer(Inner));
+        assert_eq!(chain(&e), ["cannot write the index", "disk full"]);
+        let e = Error::new(ErrorKind::Storage, "sync failed").with_source(Inner);
+        assert_eq!(chain(&e), ["sync failed", "disk full"]);
+        assert_eq!(e.kind(), ErrorKind::Storage);
     }
 }

@@ -1,1 +1,22 @@
-//! wip
+//! Index stores and embedders for DocBrain Sync.
+//!
+//! The defaults need nothing installed: [`EmbeddedStore`] keeps chunks, a BM25 index (SQLite
+//! FTS5) and vectors in one local file, and [`LocalEmbedder`] runs all-MiniLM-L6-v2 in-process
+//! with candle, offline once its weights are on disk.
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `embedded` | yes | [`EmbeddedStore`], the SQLite store |
+//! | `local-model` | yes | [`LocalEmbedder`], the in-process model |
+
+#[cfg(feature = "embedded")]
+mod embedded;
+mod error;
+#[cfg(feature = "local-model")]
+mod local;
+
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedStore;
+pub use error::IndexError;
+#[cfg(feature = "local-model")]
+pub use local::LocalEmbedder;

@@ -1,0 +1,562 @@
+//! The embedded store: one SQLite file holding pages, chunks, an FTS5 (BM25) index and vectors.
+//!
+//! Writes are single transactions (`BEGIN IMMEDIATE`), so a crash mid-update leaves the old page
+//! or the new one, never a mix. The file is in WAL mode with a generous busy timeout, so the
+//! webhook server and a cron crawl can open it at once: writers queue, readers never block.
+//! Vectors are mirrored in memory for exact k-NN; the mirror reloads when another process
+//! commits (SQLite's `data_version` tells).
+
+mod schema;
+mod vectors;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use docbrain_core::{
+    query_terms, reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage,
+    ModelInfo, PageId, ReplaceOutcome, SearchHit, SearchRequest,
+};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tracing::debug;
+
+use crate::error::IndexError;
+use schema::{CREATE, SCHEMA_VERSION};
+use vectors::VectorCache;
+
+/// How many candidates each ranking contributes to the fusion.
+const CANDIDATES: usize = 50;
+/// The `k` constant of reciprocal rank fusion.
+const RRF_K: f64 = 60.0;
+/// BM25 weight of the breadcrumb (title and headings) relative to the text.
+const BREADCRUMB_WEIGHT: f64 = 2.0;
+
+/// The default embedded [`IndexStore`]: a single SQLite file, safe to share between processes.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    conn: Connection,
+    /// The mirror of the vectors and the `data_version` it was loaded at.
+    vectors: Option<(i64, VectorCache)>,
+}
+
+type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_vector(bytes: &[u8]) -> Result<Vec<f32>> {
+    if bytes.len() % 4 != 0 {
+        return Err(IndexError::Corrupt { what: "vector" });
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn to_json(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|_| IndexError::Corrupt { what: "list" })
+}
+
+impl EmbeddedStore {
+    /// The file name of the database inside the data folder.
+    pub const FILE_NAME: &'static str = "index.sqlite3";
+
+    /// Opens (creating if needed) the store in `data_dir`.
+    ///
+    /// # Errors
+    /// [`IndexError::Open`] when the folder or file cannot be created or read,
+    /// [`IndexError::SchemaVersion`] when the file was written by an incompatible build.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = data_dir.as_ref();
+        let path = dir.join(Self::FILE_NAME);
+        let open_err = |e: Box<dyn std::error::Error + Send + Sync>| IndexError::Open {
+            path: path.clone(),
+            source: e,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.into()))?;
+        let mut conn = Connection::open(&path).map_err(|e| open_err(e.into()))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|e| open_err(e.into()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.into()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => {
+                tx.execute_batch(CREATE)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            SCHEMA_VERSION => {}
+            found => {
+                return Err(IndexError::SchemaVersion {
+                    path,
+                    found,
+                    expected: SCHEMA_VERSION,
+                })
+            }
+        }
+        tx.commit()?;
+        debug!(path = %path.display(), "opened embedded index");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                state: Mutex::new(State {
+                    conn,
+                    vectors: None,
+                }),
+            }),
+        })
+    }
+
+    /// Returns the path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the connection in a blocking thread.
+    async fn run<T, F>(&self, f: F) -> docbrain_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut State) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut state = lock(&inner.state);
+            f(&mut state)
+        })
+        .await
+        .map_err(IndexError::from)?;
+        Ok(out?)
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+    // back on drop), so the state is still usable.
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn bound_dimension(conn: &Connection) -> Result<Option<usize>> {
+    Ok(meta(conn, "dimension")?.and_then(|d| d.parse().ok()))
+}
+
+fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<(IndexedPage, String, String)> {
+    Ok((
+        IndexedPage {
+            id: PageId::new(row.get::<_, String>(0)?),
+            space_key: row.get(1)?,
+            title: row.get(2)?,
+            version: row.get::<_, i64>(3)? as u64,
+            url: row.get(4)?,
+            ancestors: Vec::new(),
+            labels: Vec::new(),
+            content_hash: row.get(7)?,
+            chunk_count: row.get::<_, i64>(8)? as u32,
+        },
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+const PAGE_COLUMNS: &str =
+    "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count";
+
+fn decode_page(raw: (IndexedPage, String, String)) -> Result<IndexedPage> {
+    let (mut page, ancestors, labels) = raw;
+    page.ancestors = from_json(&ancestors)?;
+    page.labels = from_json(&labels)?;
+    Ok(page)
+}
+
+impl State {
+    /// Returns the vector mirror, reloading it if another connection committed since.
+    fn vectors(&mut self) -> Result<&VectorCache> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        let stale = !matches!(&self.vectors, Some((v, _)) if *v == version);
+        if stale {
+            let dimension = bound_dimension(&self.conn)?.unwrap_or(0);
+            let mut cache = VectorCache::new(dimension);
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, space_key, vector FROM chunks")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let vector = decode_vector(&row.get::<_, Vec<u8>>(2)?)?;
+                if vector.len() == dimension {
+                    cache.insert(row.get(0)?, &row.get::<_, String>(1)?, &vector);
+                }
+            }
+            debug!(rows = cache.len(), "loaded vectors into memory");
+            self.vectors = Some((version, cache));
+        }
+        match &self.vectors {
+            Some((_, cache)) => Ok(cache),
+            None => Err(IndexError::Corrupt {
+                what: "vector mirror",
+            }),
+        }
+    }
+
+    /// Applies this connection's own committed change to the mirror (own commits do not move
+    /// `data_version`).
+    fn mirror(&mut self, removed: &[i64], added: &[(i64, String, Vec<f32>)]) {
+        if let Some((_, cache)) = &mut self.vectors {
+            for id in removed {
+                cache.remove(*id);
+            }
+            for (id, space, v) in added {
+                cache.insert(*id, space, v);
+            }
+        }
+    }
+
+    fn bm25(&self, text: &str, space: Option<&str>, limit: usize) -> Result<Vec<i64>> {
+        let terms = query_terms(text);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expr = terms
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
+             WHERE chunks_fts MATCH ?1 AND (?2 IS NULL OR c.space_key = ?2) \
+             ORDER BY bm25(chunks_fts, {BREADCRUMB_WEIGHT}, 1.0) LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let ids = stmt
+            .query_map(params![expr, space, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    fn hit(&self, id: i64, score: f64) -> Result<SearchHit> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.chunk_id, c.page_id, c.heading_path, c.text, p.title, p.space_key, p.url \
+             FROM chunks c JOIN pages p ON p.page_id = c.page_id WHERE c.id = ?1",
+        )?;
+        let (chunk_id, page_id, path, text, title, space_key, url) = stmt.query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        Ok(SearchHit {
+            chunk_id,
+            page_id: PageId::new(page_id),
+            title,
+            space_key,
+            heading_path: from_json(&path)?,
+            url,
+            text,
+            score,
+        })
+    }
+}
+
+#[async_trait]
+impl IndexStore for EmbeddedStore {
+    async fn bind_model(&self, model: &ModelInfo) -> docbrain_core::Result<()> {
+        let model = model.clone();
+        self.run(move |state| {
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let held = meta(&tx, "model_id")?;
+            let held_dimension = bound_dimension(&tx)?;
+            match (held, held_dimension) {
+                (Some(held), Some(held_dimension)) => {
+                    if held != model.model_id || held_dimension != model.dimension {
+                        return Err(IndexError::ModelMismatch {
+                            held,
+                            held_dimension,
+                            configured: model.model_id,
+                            dimension: model.dimension,
+                        });
+                    }
+                }
+                _ => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('model_id', ?1), ('dimension', ?2)",
+                        params![model.model_id, model.dimension.to_string()],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn page(&self, id: &PageId) -> docbrain_core::Result<Option<IndexedPage>> {
+        let id = id.clone();
+        self.run(move |state| {
+            let raw = state
+                .conn
+                .query_row(
+                    &format!("SELECT {PAGE_COLUMNS} FROM pages WHERE page_id = ?1"),
+                    [id.as_str()],
+                    read_page,
+                )
+                .optional()?;
+            raw.map(decode_page).transpose()
+        })
+        .await
+    }
+
+    async fn chunk_vectors(&self, id: &PageId) -> docbrain_core::Result<Vec<(String, Vec<f32>)>> {
+        let id = id.clone();
+        self.run(move |state| {
+            let mut stmt = state
+                .conn
+                .prepare_cached("SELECT content_hash, vector FROM chunks WHERE page_id = ?1")?;
+            let mut rows = stmt.query([id.as_str()])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push((row.get(0)?, decode_vector(&row.get::<_, Vec<u8>>(1)?)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn replace_page(
+        &self,
+        page: &IndexedPage,
+        chunks: &[EmbeddedChunk],
+    ) -> docbrain_core::Result<ReplaceOutcome> {
+        let page = page.clone();
+        let chunks = chunks.to_vec();
+        self.run(move |state| {
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let dimension = bound_dimension(&tx)?;
+            if let Some(expected) = dimension {
+                if let Some(bad) = chunks.iter().find(|c| c.vector.len() != expected) {
+                    return Err(IndexError::Dimension {
+                        chunk_id: bad.chunk.id.clone(),
+                        found: bad.vector.len(),
+                        expected,
+                    });
+                }
+            }
+            let held: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM pages WHERE page_id = ?1",
+                    [page.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(held) = held {
+                if held as u64 > page.version {
+                    return Ok(ReplaceOutcome::Stale { held: held as u64 });
+                }
+            }
+            let removed: Vec<i64> = {
+                let mut stmt = tx.prepare_cached("SELECT id FROM chunks WHERE page_id = ?1")?;
+                let ids = stmt
+                    .query_map([page.id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids
+            };
+            tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
+            tx.execute(
+                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                params![
+                    page.id.as_str(),
+                    page.space_key,
+                    page.title,
+                    page.version as i64,
+                    page.url,
+                    to_json(&page.ancestors),
+                    to_json(&page.labels),
+                    page.content_hash,
+                    chunks.len() as i64,
+                    now_ms(),
+                ],
+            )?;
+            let mut added = Vec::with_capacity(chunks.len());
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO chunks(chunk_id, page_id, position, space_key, breadcrumb, heading_path, text, content_hash, token_count, vector) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for c in &chunks {
+                    stmt.execute(params![
+                        c.chunk.id,
+                        page.id.as_str(),
+                        c.chunk.position,
+                        page.space_key,
+                        c.chunk.breadcrumb(),
+                        to_json(&c.chunk.heading_path),
+                        c.chunk.text,
+                        c.chunk.content_hash,
+                        c.chunk.token_count,
+                        encode_vector(&c.vector),
+                    ])?;
+                    added.push((tx.last_insert_rowid(), page.space_key.clone(), c.vector.clone()));
+                }
+            }
+            tx.commit()?;
+            state.mirror(&removed, &added);
+            Ok(ReplaceOutcome::Replaced)
+        })
+        .await
+    }
+
+    async fn delete_page(&self, id: &PageId) -> docbrain_core::Result<u64> {
+        let id = id.clone();
+        self.run(move |state| {
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let removed: Vec<i64> = {
+                let mut stmt = tx.prepare_cached("SELECT id FROM chunks WHERE page_id = ?1")?;
+                let ids = stmt
+                    .query_map([id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids
+            };
+            tx.execute("DELETE FROM chunks WHERE page_id = ?1", [id.as_str()])?;
+            tx.execute("DELETE FROM pages WHERE page_id = ?1", [id.as_str()])?;
+            tx.commit()?;
+            state.mirror(&removed, &[]);
+            Ok(removed.len() as u64)
+        })
+        .await
+    }
+
+    async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {
+        self.run(|state| {
+            let mut stmt = state.conn.prepare(&format!(
+                "SELECT {PAGE_COLUMNS} FROM pages ORDER BY page_id"
+            ))?;
+            let raw = stmt
+                .query_map([], read_page)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            raw.into_iter().map(decode_page).collect()
+        })
+        .await
+    }
+
+    async fn search(&self, request: &SearchRequest) -> docbrain_core::Result<Vec<SearchHit>> {
+        let request = request.clone();
+        self.run(move |state| {
+            let space = request.filter.space_key.as_deref();
+            let depth = request.k.max(CANDIDATES);
+            let lexical = state.bm25(&request.text, space, depth)?;
+            let semantic: Vec<i64> = state
+                .vectors()?
+                .top_k(&request.vector, depth, space)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            reciprocal_rank_fusion(&[&lexical, &semantic], RRF_K)
+                .into_iter()
+                .take(request.k)
+                .map(|(id, score)| state.hit(id, score))
+                .collect()
+        })
+        .await
+    }
+
+    async fn stats(&self) -> docbrain_core::Result<IndexStats> {
+        self.run(|state| {
+            let conn = &state.conn;
+            let count = |sql: &str| -> Result<u64> {
+                Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+            };
+            Ok(IndexStats {
+                pages: count("SELECT count(*) FROM pages")?,
+                chunks: count("SELECT count(*) FROM chunks")?,
+                model_id: meta(conn, "model_id")?,
+                dimension: bound_dimension(conn)?,
+                last_sync_ms: meta(conn, "last_sync_ms")?.and_then(|v| v.parse().ok()),
+            })
+        })
+        .await
+    }
+
+    async fn record_sync(&self, unix_ms: u64) -> docbrain_core::Result<()> {
+        self.run(move |state| {
+            state.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_sync_ms', ?1)",
+                [unix_ms.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Chunk counts per page, for tests and status output.
+impl EmbeddedStore {
+    /// Returns how many chunks each indexed page has, read from the chunk table itself.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn chunk_counts(&self) -> docbrain_core::Result<HashMap<PageId, u64>> {
+        self.run(|state| {
+            let mut stmt = state
+                .conn
+                .prepare("SELECT page_id, count(*) FROM chunks GROUP BY page_id")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        PageId::new(r.get::<_, String>(0)?),
+                        r.get::<_, i64>(1)? as u64,
+                    ))
+                })?
+                .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,50 @@
+//! The embedded store's SQLite schema.
+
+/// Bumped whenever the tables change; an index of another version is refused, not migrated
+/// silently.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+pub(crate) const CREATE: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE pages (
+    page_id      TEXT PRIMARY KEY,
+    space_key    TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    url          TEXT,
+    ancestors    TEXT NOT NULL,
+    labels       TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunk_count  INTEGER NOT NULL,
+    updated_ms   INTEGER NOT NULL
+);
+CREATE TABLE chunks (
+    id           INTEGER PRIMARY KEY,
+    chunk_id     TEXT NOT NULL UNIQUE,
+    page_id      TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    space_key    TEXT NOT NULL,
+    breadcrumb   TEXT NOT NULL,
+    heading_path TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    token_count  INTEGER NOT NULL,
+    vector       BLOB NOT NULL
+);
+CREATE INDEX chunks_by_page ON chunks(page_id);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    breadcrumb, text,
+    content = 'chunks', content_rowid = 'id',
+    tokenize = 'porter unicode61'
+);
+CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, breadcrumb, text) VALUES (new.id, new.breadcrumb, new.text);
+END;
+CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, breadcrumb, text)
+    VALUES ('delete', old.id, old.breadcrumb, old.text);
+END;
+";

@@ -1,0 +1,205 @@
+use std::sync::Arc;
+
+use docbrain_core::{Chunk, ErrorKind, SearchFilter};
+
+use super::*;
+
+fn model(dimension: usize) -> ModelInfo {
+    ModelInfo {
+        model_id: "test/model".into(),
+        dimension,
+    }
+}
+
+fn record(id: &str, version: u64, chunks: u32) -> IndexedPage {
+    IndexedPage {
+        id: id.into(),
+        space_key: "ENG".into(),
+        title: format!("Page {id}"),
+        version,
+        url: None,
+        ancestors: vec![],
+        labels: vec![],
+        content_hash: format!("h{version}"),
+        chunk_count: chunks,
+    }
+}
+
+fn chunk(page: &str, position: u32, text: &str, vector: Vec<f32>) -> EmbeddedChunk {
+    EmbeddedChunk {
+        chunk: Chunk::new(
+            &page.into(),
+            position,
+            vec![format!("Page {page}")],
+            text.into(),
+            3,
+        ),
+        vector,
+    }
+}
+
+fn search(text: &str, vector: Vec<f32>) -> SearchRequest {
+    SearchRequest {
+        text: text.into(),
+        vector,
+        k: 5,
+        filter: SearchFilter::default(),
+    }
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    docbrain_core::testsuite::run(|| {
+        n += 1;
+        let path = dir.path().join(format!("store-{n}"));
+        async move { Arc::new(EmbeddedStore::open(path).unwrap()) as Arc<dyn IndexStore> }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_replace_leaves_the_old_page_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    store.bind_model(&model(2)).await.unwrap();
+    let good = [
+        chunk("1", 0, "original alpha", vec![1.0, 0.0]),
+        chunk("1", 1, "original beta", vec![0.0, 1.0]),
+    ];
+    store.replace_page(&record("1", 1, 2), &good).await.unwrap();
+
+    // Two chunks with the same id: the second insert fails inside the transaction.
+    let broken = [
+        chunk("1", 0, "new alpha", vec![1.0, 0.0]),
+        chunk("1", 0, "new dup", vec![1.0, 0.0]),
+    ];
+    let err = store
+        .replace_page(&record("1", 2, 2), &broken)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage);
+    let page = store.page(&"1".into()).await.unwrap().unwrap();
+    assert_eq!(page.version, 1);
+    let hits = store
+        .search(&search("original alpha beta new", vec![1.0, 0.0]))
+        .await
+        .unwrap();
+    let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts.iter().all(|t| t.starts_with("original")), "{texts:?}");
+
+    // A vector of the wrong dimension is refused before anything is written.
+    let wrong = [chunk("1", 0, "wrong", vec![1.0, 0.0, 0.0])];
+    let err = store
+        .replace_page(&record("1", 3, 1), &wrong)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("dimension 3"), "{err}");
+    assert_eq!(store.page(&"1".into()).await.unwrap().unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn two_processes_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = EmbeddedStore::open(dir.path()).unwrap();
+    let b = EmbeddedStore::open(dir.path()).unwrap();
+    a.bind_model(&model(2)).await.unwrap();
+    b.bind_model(&model(2)).await.unwrap();
+
+    // b loads its vector mirror, then a writes: b must see a's write.
+    assert!(b
+        .search(&search("anything", vec![1.0, 0.0]))
+        .await
+        .unwrap()
+        .is_empty());
+    a.replace_page(
+        &record("1", 1, 1),
+        &[chunk("1", 0, "written by a", vec![1.0, 0.0])],
+    )
+    .await
+    .unwrap();
+    let hits = b.search(&search("zzz", vec![1.0, 0.0])).await.unwrap();
+    assert_eq!(hits.len(), 1, "vector mirror of b did not reload");
+
+    // Concurrent writers queue instead of failing with "database is locked".
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let id = format!("p{}", i % 10);
+            store
+                .replace_page(
+                    &record(&id, i, 1),
+                    &[chunk(&id, 0, &format!("rev {i}"), vec![0.0, 1.0])],
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let stats = a.stats().await.unwrap();
+    assert_eq!((stats.pages, stats.chunks), (11, 11));
+    for p in 0..10u64 {
+        let page = b
+            .page(&format!("p{p}").as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.version, 30 + p, "the newest version of p{p} must win");
+    }
+}
+
+#[tokio::test]
+async fn refuses_an_index_of_another_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(EmbeddedStore::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join(EmbeddedStore::FILE_NAME)).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = EmbeddedStore::open(dir.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("schema version 99") && msg.contains("docbrain ingest"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.bind_model(&model(2)).await.unwrap();
+        store
+            .replace_page(
+                &record("1", 4, 1),
+                &[chunk("1", 0, "kept text", vec![1.0, 0.0])],
+            )
+            .await
+            .unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let err = store
+        .bind_model(&ModelInfo {
+            model_id: "other".into(),
+            dimension: 2,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("test/model"), "{err}");
+    let hits = store.search(&search("kept", vec![1.0, 0.0])).await.unwrap();
+    assert_eq!(hits[0].text, "kept text");
+    assert_eq!(store.chunk_counts().await.unwrap()[&PageId::from("1")], 1);
+}
+
+#[test]
+fn unwritable_folder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = EmbeddedStore::open(&file).unwrap_err();
+    assert!(err.to_string().contains("DOCBRAIN_DATA_DIR"), "{err}");
+}

@@ -1,0 +1,125 @@
+//! Errors of the index stores and embedders in this crate.
+
+use std::path::PathBuf;
+
+use docbrain_core::ErrorKind;
+
+/// An error from the embedded store or the local model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// The index database could not be opened or created.
+    #[error("cannot open the index at {path}: check that the folder is writable, or set DOCBRAIN_DATA_DIR")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A query against the index database failed.
+    #[cfg(feature = "embedded")]
+    #[error("index database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The index was written by a build with another schema.
+    #[error("the index at {path} has schema version {found} but this build reads version {expected}: move the folder aside and run `docbrain ingest` to rebuild it")]
+    SchemaVersion {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+        /// The version this build reads.
+        expected: i64,
+    },
+    /// The index holds vectors of another model or dimension.
+    #[error("the index holds vectors of model {held} (dimension {held_dimension}) but the configured embedder is {configured} (dimension {dimension}): set EMBED_PROVIDER/EMBED_MODEL_ID back, or re-index into an empty DOCBRAIN_DATA_DIR")]
+    ModelMismatch {
+        /// The model the index holds.
+        held: String,
+        /// Its dimension.
+        held_dimension: usize,
+        /// The configured model.
+        configured: String,
+        /// Its dimension.
+        dimension: usize,
+    },
+    /// A vector of the wrong length was offered to the store.
+    #[error("chunk {chunk_id} has a vector of dimension {found}, the index expects {expected}")]
+    Dimension {
+        /// The chunk.
+        chunk_id: String,
+        /// Its vector length.
+        found: usize,
+        /// The bound dimension.
+        expected: usize,
+    },
+    /// A file of the local model is missing.
+    #[error("model file {path} is missing: run scripts/fetch-model.sh, or set MODEL_DIR to the folder holding all-MiniLM-L6-v2")]
+    ModelMissing {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// The model weights are not the expected ones.
+    #[error("model file {path} has sha256 {actual} but {expected} was expected: the file is corrupt or another model; delete it and run scripts/fetch-model.sh")]
+    ModelHash {
+        /// The weights file.
+        path: PathBuf,
+        /// Its hash.
+        actual: String,
+        /// The expected hash.
+        expected: String,
+    },
+    /// The local provider was asked for a model it does not run.
+    #[error("the local embedder runs {supported} only, not {requested}: unset EMBED_MODEL_ID, or choose EMBED_PROVIDER=openai or ollama for other models")]
+    UnsupportedModel {
+        /// The model asked for.
+        requested: String,
+        /// The model it runs.
+        supported: &'static str,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model failed to run.
+    #[cfg(feature = "local-model")]
+    #[error("local model inference failed")]
+    Inference(#[from] candle_core::Error),
+    /// The tokenizer failed.
+    #[error("tokenizer failed: {0}")]
+    Tokenizer(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed")]
+    Task(#[from] tokio::task::JoinError),
+    /// A stored value could not be decoded.
+    #[error("stored {what} is corrupt")]
+    Corrupt {
+        /// What could not be decoded.
+        what: &'static str,
+    },
+}
+
+impl IndexError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::ModelMismatch { .. } | Self::UnsupportedModel { .. } => ErrorKind::InvalidConfig,
+            Self::ModelMissing { .. } | Self::ModelHash { .. } | Self::Tokenizer(_) => {
+                ErrorKind::Embedding
+            }
+            #[cfg(feature = "local-model")]
+            Self::Inference(_) => ErrorKind::Embedding,
+            _ => ErrorKind::Storage,
+        }
+    }
+}
+
+impl From<IndexError> for docbrain_core::Error {
+    fn from(e: IndexError) -> Self {
+        docbrain_core::Error::wrap(e.kind(), e)
+    }
+}

@@ -1,0 +1,235 @@
+//! The local embedder: all-MiniLM-L6-v2 run in-process with candle, fully offline.
+//!
+//! Weights are read from a folder (`MODEL_DIR`) and hash-checked on load. The tokenizer file
+//! shipped with the model truncates at 128 tokens and pads every input to 128; both are reset
+//! here (truncate at 256, pad each batch to its longest input), or long chunks would be cut in
+//! half and short ones padded for nothing. Batches are sorted by length for the same reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use docbrain_core::{Embedder, ModelInfo, TokenCounter};
+use sha2::{Digest, Sha256};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tracing::info;
+
+use crate::error::IndexError;
+
+/// all-MiniLM-L6-v2 in-process: 384 dimensions, mean pooling, L2-normalised, 256 tokens.
+#[derive(Clone)]
+pub struct LocalEmbedder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    counter: Arc<ModelTokens>,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for LocalEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalEmbedder")
+            .field("model_id", &Self::MODEL_ID)
+            .field("batch_size", &self.inner.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts tokens with the model's own tokenizer (no truncation, no special tokens).
+struct ModelTokens(Tokenizer);
+
+impl std::fmt::Debug for ModelTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ModelTokens")
+    }
+}
+
+impl TokenCounter for ModelTokens {
+    fn count(&self, text: &str) -> usize {
+        self.0
+            .encode_fast(text, false)
+            .map_or_else(|_| docbrain_core::EstimatedTokens.count(text), |e| e.len())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, IndexError> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => IndexError::ModelMissing {
+            path: path.to_path_buf(),
+        },
+        _ => IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+impl LocalEmbedder {
+    /// The model this embedder runs.
+    pub const MODEL_ID: &'static str = "sentence-transformers/all-MiniLM-L6-v2";
+    /// The sha256 of its `model.safetensors` (Hugging Face revision 1110a243).
+    pub const WEIGHTS_SHA256: &'static str =
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+    /// Its vector dimension.
+    pub const DIMENSION: usize = 384;
+    /// The longest input it reads, special tokens included; longer inputs are truncated.
+    pub const MAX_TOKENS: usize = 256;
+
+    /// Returns the folder `scripts/fetch-model.sh` installs into:
+    /// `$XDG_CACHE_HOME/docbrain/models/all-MiniLM-L6-v2` (or under `~/.cache`).
+    pub fn default_dir() -> PathBuf {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"));
+        cache.join("docbrain/models/all-MiniLM-L6-v2")
+    }
+
+    /// Returns whether `model_id` names the model this embedder runs (full or short name).
+    pub fn runs(model_id: &str) -> bool {
+        model_id == Self::MODEL_ID || model_id == "all-MiniLM-L6-v2"
+    }
+
+    /// Loads the model from `dir` (`model.safetensors`, `config.json`, `tokenizer.json`),
+    /// checking the weights' hash. Blocking: takes about a second.
+    ///
+    /// # Errors
+    /// [`IndexError::ModelMissing`] naming the file to fetch, [`IndexError::ModelHash`] for
+    /// other or corrupt weights, or a load failure.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, IndexError> {
+        let dir = dir.as_ref();
+        let weights_path = dir.join("model.safetensors");
+        let weights = read(&weights_path)?;
+        let actual = format!("{:x}", Sha256::digest(&weights));
+        if actual != Self::WEIGHTS_SHA256 {
+            return Err(IndexError::ModelHash {
+                path: weights_path,
+                actual,
+                expected: Self::WEIGHTS_SHA256.into(),
+            });
+        }
+        let config: Config =
+            serde_json::from_slice(&read(&dir.join("config.json"))?).map_err(|_| {
+                IndexError::Corrupt {
+                    what: "model config.json",
+                }
+            })?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        if !tokenizer_path.exists() {
+            return Err(IndexError::ModelMissing {
+                path: tokenizer_path,
+            });
+        }
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| IndexError::Tokenizer(e.to_string()))?;
+        let mut counter = tokenizer.clone();
+        counter
+            .with_truncation(None)
+            .map_err(|e| IndexError::Tokenizer(e.to_string()))?
+            .with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: Self::MAX_TOKENS,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| IndexError::Tokenizer(e.to_string()))?
+            .with_padding(Some(PaddingParams {
+                strategy: PaddingStrategy::BatchLongest,
+                ..PaddingParams::default()
+            }));
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
+        let bert = BertModel::load(vb, &config)?;
+        info!(model = Self::MODEL_ID, dir = %dir.display(), "loaded local embedding model");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                bert,
+                tokenizer,
+                counter: Arc::new(ModelTokens(counter)),
+                batch_size: 16,
+            }),
+        })
+    }
+
+    /// Embeds texts on the calling thread (blocking); see [`Embedder::embed`].
+    ///
+    /// # Errors
+    /// When tokenisation or inference fails.
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, IndexError> {
+        let inner = &self.inner;
+        // Sort by length so that each batch pads to a similar length.
+        let lengths: Vec<usize> = texts.iter().map(|t| inner.counter.count(t)).collect();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(inner.batch_size) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+            let vectors = self.forward(&inputs)?;
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn forward(&self, inputs: &[&str]) -> Result<Vec<Vec<f32>>, IndexError> {
+        let inner = &self.inner;
+        let encodings = inner
+            .tokenizer
+            .encode_batch_fast(inputs.to_vec(), true)
+            .map_err(|e| IndexError::Tokenizer(e.to_string()))?;
+        let rows = encodings.len();
+        let len = encodings.first().map_or(0, tokenizers::Encoding::len);
+        let ids: Vec<u32> = encodings
+            .iter()
+            .flat_map(|e| e.get_ids().to_vec())
+            .collect();
+        let mask: Vec<u32> = encodings
+            .iter()
+            .flat_map(|e| e.get_attention_mask().to_vec())
+            .collect();
+        let device = &Device::Cpu;
+        let ids = Tensor::from_vec(ids, (rows, len), device)?;
+        let mask = Tensor::from_vec(mask, (rows, len), device)?;
+        let types = ids.zeros_like()?;
+        let hidden = inner.bert.forward(&ids, &types, Some(&mask))?;
+        // Mean pooling over real tokens, then L2 normalisation.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9, f32::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
+        Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model(&self) -> ModelInfo {
+        ModelInfo {
+            model_id: Self::MODEL_ID.into(),
+            dimension: Self::DIMENSION,
+        }
+    }
+
+    async fn embed(&self, texts: &[String]) -> docbrain_core::Result<Vec<Vec<f32>>> {
+        let this = self.clone();
+        let texts = texts.to_vec();
+        let vectors = tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
+            .await
+            .map_err(IndexError::from)??;
+        Ok(vectors)
+    }
+
+    fn token_counter(&self) -> Option<Arc<dyn TokenCounter>> {
+        Some(self.inner.counter.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! These tests load the real weights from `MODEL_DIR` (or the default folder); run
+//! `scripts/fetch-model.sh` first.
+
+use super::*;
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, PathBuf::from)
+}
+
+fn load() -> LocalEmbedder {
+    LocalEmbedder::load(model_dir()).unwrap_or_else(|e| panic!("{e} (run scripts/fetch-model.sh)"))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn matches_the_reference_embedding() {
+    let model = load();
+    let v = model
+        .embed_blocking(&["This is an example sentence".into()])
+        .unwrap();
+    assert_eq!(v[0].len(), 384);
+    // First values of the sentence-transformers reference for this sentence.
+    let reference = [
+        0.067_657_4_f32,
+        0.063_496_1,
+        0.048_713_1,
+        0.079_305_0,
+        0.037_448_0,
+    ];
+    for (a, b) in v[0].iter().zip(reference) {
+        assert!((a - b).abs() < 1e-4, "{:?} vs {reference:?}", &v[0][..5]);
+    }
+    let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn similar_texts_are_closer_and_batching_does_not_change_results() {
+    let model = load();
+    let texts: Vec<String> = [
+        "How do I restart the payments service?",
+        "Restarting the payments service: run systemctl restart payments.",
+        "The cafeteria menu for Friday includes pasta.",
+        &"long input ".repeat(400),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let batch = model.embed_blocking(&texts).unwrap();
+    assert!(cosine(&batch[0], &batch[1]) > cosine(&batch[0], &batch[2]) + 0.2);
+    for (i, t) in texts.iter().enumerate() {
+        let alone = model.embed_blocking(std::slice::from_ref(t)).unwrap();
+        assert!(
+            cosine(&alone[0], &batch[i]) > 0.9999,
+            "text {i} differs when batched"
+        );
+    }
+}
+
+#[test]
+fn counts_tokens_with_the_model_tokenizer() {
+    let model = load();
+    let counter = model.token_counter().unwrap();
+    assert_eq!(counter.count("hello world"), 2);
+    assert!(
+        counter.count(&"word ".repeat(1000)) >= 1000,
+        "counting must not truncate"
+    );
+}
+
+#[test]
+fn missing_and_wrong_weights_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = LocalEmbedder::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("scripts/fetch-model.sh"), "{err}");
+    std::fs::write(dir.path().join("model.safetensors"), b"not a model").unwrap();
+    let err = LocalEmbedder::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("sha256"), "{err}");
+}
