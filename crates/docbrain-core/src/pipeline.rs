@@ -113,6 +113,24 @@ pub trait SyncProgress: Send + Sync {
 
 impl SyncProgress for () {}
 
+/// The source of a search-only pipeline.
+#[derive(Debug)]
+struct NoSource;
+
+#[async_trait::async_trait]
+impl Fetcher for NoSource {
+    fn list<'a>(&'a self, _: &'a Scope) -> crate::fetcher::PageStream<'a> {
+        Box::pin(futures::stream::once(async { Err(no_source()) }))
+    }
+    async fn fetch(&self, _: &PageId) -> Result<Fetched> {
+        Err(no_source())
+    }
+}
+
+fn no_source() -> Error {
+    Error::new(ErrorKind::InvalidConfig, "this pipeline was built for search only: configure a source to sync")
+}
+
 /// Fetch → chunk → embed → index, for one page or a whole crawl.
 ///
 /// Cheap to clone; holds its parts as `Arc<dyn …>`.
@@ -144,6 +162,21 @@ impl Pipeline {
             store,
             options: PipelineOptions::default(),
         })
+    }
+
+    /// Returns a pipeline for search only: it has no source, so [`Pipeline::sync`] and
+    /// [`Pipeline::reconcile`] fail with [`ErrorKind::InvalidConfig`].
+    ///
+    /// # Errors
+    /// When the store was built with another model or dimension.
+    pub async fn searcher(embedder: Arc<dyn Embedder>, store: Arc<dyn IndexStore>) -> Result<Self> {
+        Self::new(
+            Arc::new(NoSource),
+            Arc::new(crate::chunker::MarkdownChunker::default()),
+            embedder,
+            store,
+        )
+        .await
     }
 
     /// Replaces the options.

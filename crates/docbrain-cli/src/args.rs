@@ -1,0 +1,121 @@
+//! Command-line arguments; every setting also reads the environment name DocBrain users know.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps a documentation search index in step with Confluence.
+#[derive(Debug, Parser)]
+#[command(name = "docbrain", version, about)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub common: Common,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Folder of the embedded index.
+    #[arg(long, env = "DOCBRAIN_DATA_DIR", default_value = "./docbrain-data", global = true)]
+    pub data_dir: PathBuf,
+    /// Embedding provider.
+    #[arg(long, env = "EMBED_PROVIDER", value_enum, default_value_t = Provider::Local, global = true)]
+    pub embed_provider: Provider,
+    /// Embedding model id (the local provider runs sentence-transformers/all-MiniLM-L6-v2).
+    #[arg(long, env = "EMBED_MODEL_ID", global = true)]
+    pub embed_model_id: Option<String>,
+    /// Folder holding the local model's weights [default: ~/.cache/docbrain/models/all-MiniLM-L6-v2].
+    #[arg(long, env = "MODEL_DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `docbrain_core=debug` [default: info, or warn under a progress bar].
+    #[arg(long, env = "LOG_LEVEL", global = true)]
+    pub log_level: Option<String>,
+}
+
+/// Embedding providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    /// all-MiniLM-L6-v2 in-process.
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` API.
+    Openai,
+    /// An Ollama server.
+    Ollama,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync the configured source into the index (the scheduled full crawl).
+    Ingest(IngestArgs),
+    /// Answer a question from the index.
+    Search(SearchArgs),
+    /// Show what the index holds.
+    Status(StatusArgs),
+}
+
+/// Page sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// A folder of pages (`LOCAL_DOCS_PATH`).
+    Local,
+    /// Confluence Cloud or Data Center.
+    Confluence,
+}
+
+/// `docbrain ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Where pages come from (`INGEST_SOURCES` is read too).
+    #[arg(long, env = "SOURCE_TYPE", value_enum)]
+    pub source: Option<Source>,
+    /// Comma-separated sources, as DocBrain's `INGEST_SOURCES`; one source per run is supported.
+    #[arg(long, env = "INGEST_SOURCES", hide = true)]
+    pub ingest_sources: Option<String>,
+    /// Folder of pages for the local source.
+    #[arg(long, env = "LOCAL_DOCS_PATH")]
+    pub docs_path: Option<PathBuf>,
+    /// Space key given to the local source's pages.
+    #[arg(long, env = "LOCAL_SPACE_KEY", default_value = "LOCAL")]
+    pub space_key: String,
+    /// Chunk budget in model tokens, breadcrumb included.
+    #[arg(long, env = "CHUNK_MAX_TOKENS", default_value_t = 254)]
+    pub chunk_tokens: usize,
+    /// Refuse to delete more than this share (0-1) of a space's pages in one run.
+    #[arg(long, env = "MAX_DELETE_FRACTION", default_value_t = 0.5)]
+    pub max_delete_fraction: f64,
+    /// Lift the mass-deletion guard for this run.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// Print the summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docbrain search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The question.
+    pub query: String,
+    /// How many hits to show.
+    #[arg(short = 'k', long = "top", default_value_t = 5)]
+    pub k: usize,
+    /// Only search this space.
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Print `{"hits": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docbrain status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
