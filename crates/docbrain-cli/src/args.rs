@@ -20,7 +20,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Common {
     /// Folder of the embedded index.
-    #[arg(long, env = "DOCBRAIN_DATA_DIR", default_value = "./docbrain-data", global = true)]
+    #[arg(
+        long,
+        env = "DOCBRAIN_DATA_DIR",
+        default_value = "./docbrain-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Embedding provider.
     #[arg(long, env = "EMBED_PROVIDER", value_enum, default_value_t = Provider::Local, global = true)]

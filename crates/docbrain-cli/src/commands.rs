@@ -29,7 +29,11 @@ fn source_of(args: &IngestArgs) -> anyhow::Result<Source> {
     let Some(list) = &args.ingest_sources else {
         return Ok(Source::Local);
     };
-    let names: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     match names.as_slice() {
         [] | ["local"] => Ok(Source::Local),
         ["confluence"] => Ok(Source::Confluence),
@@ -152,7 +156,13 @@ pub(crate) async fn search(common: &Common, args: &SearchArgs) -> anyhow::Result
         println!("No results for {:?}.", args.query);
     }
     for (i, hit) in hits.iter().enumerate() {
-        println!("{}. {}  [{}]  score {:.4}", i + 1, hit.title, hit.space_key, hit.score);
+        println!(
+            "{}. {}  [{}]  score {:.4}",
+            i + 1,
+            hit.title,
+            hit.space_key,
+            hit.score
+        );
         println!("   {}", hit.heading_path.join(" > "));
         if let Some(url) = &hit.url {
             println!("   {url}");
@@ -187,10 +197,15 @@ pub(crate) async fn status(common: &Common, args: &StatusArgs) -> anyhow::Result
     println!("index:     {}", display(&path));
     println!("pages:     {}", stats.pages);
     println!("chunks:    {}", stats.chunks);
-    println!("model:     {}", stats.model_id.as_deref().unwrap_or("(none yet)"));
+    println!(
+        "model:     {}",
+        stats.model_id.as_deref().unwrap_or("(none yet)")
+    );
     println!(
         "dimension: {}",
-        stats.dimension.map_or("(none yet)".into(), |d| d.to_string())
+        stats
+            .dimension
+            .map_or("(none yet)".into(), |d| d.to_string())
     );
     println!(
         "last sync: {}",

@@ -9,7 +9,9 @@ use docbrain_core::ErrorKind;
 #[non_exhaustive]
 pub enum SourceError {
     /// The configured folder does not exist or is not a folder.
-    #[error("LOCAL_DOCS_PATH {path} is not a readable folder: point it at a folder of exported pages")]
+    #[error(
+        "LOCAL_DOCS_PATH {path} is not a readable folder: point it at a folder of exported pages"
+    )]
     NotAFolder {
         /// The configured path.
         path: PathBuf,

@@ -31,7 +31,10 @@ impl LocalFetcher {
     ///
     /// # Errors
     /// [`SourceError::NotAFolder`] when `root` is not a readable folder.
-    pub fn new(root: impl Into<PathBuf>, space_key: impl Into<String>) -> Result<Self, SourceError> {
+    pub fn new(
+        root: impl Into<PathBuf>,
+        space_key: impl Into<String>,
+    ) -> Result<Self, SourceError> {
         let root = root.into();
         if !root.is_dir() {
             return Err(SourceError::NotAFolder { path: root });
@@ -49,9 +52,7 @@ impl LocalFetcher {
 
     fn path_of(&self, id: &PageId) -> Result<PathBuf, SourceError> {
         let rel = Path::new(id.as_str());
-        let inside = rel
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
+        let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !inside || id.as_str().is_empty() {
             return Err(SourceError::BadId { id: id.to_string() });
         }
@@ -105,7 +106,8 @@ impl LocalFetcher {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SourceError::Io { path, source }),
         };
-        let text = String::from_utf8(bytes).map_err(|_| SourceError::NotText { path: path.clone() })?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| SourceError::NotText { path: path.clone() })?;
         let (front, body) = front_matter(&text);
         let title = front
             .iter()
@@ -174,7 +176,10 @@ fn humanize(name: &str) -> String {
 
 /// Splits `---`-fenced `key: value` front matter from the body.
 fn front_matter(text: &str) -> (Vec<(&str, &str)>, &str) {
-    let Some(rest) = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n")) else {
+    let Some(rest) = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+    else {
         return (Vec::new(), text);
     };
     let Some(end) = rest.find("\n---") else {
@@ -205,23 +210,24 @@ impl Fetcher for LocalFetcher {
         }
         let this = self.clone();
         futures::stream::once(async move {
-            let listed = tokio::task::spawn_blocking(move || -> Result<Vec<PageSummary>, SourceError> {
-                this.walk()?
-                    .into_iter()
-                    .map(|path| {
-                        let id = this.id_of(&path);
-                        Ok(PageSummary {
-                            title: file_stem(&path),
-                            id,
-                            space_key: this.space_key.clone(),
-                            version: None,
+            let listed =
+                tokio::task::spawn_blocking(move || -> Result<Vec<PageSummary>, SourceError> {
+                    this.walk()?
+                        .into_iter()
+                        .map(|path| {
+                            let id = this.id_of(&path);
+                            Ok(PageSummary {
+                                title: file_stem(&path),
+                                id,
+                                space_key: this.space_key.clone(),
+                                version: None,
+                            })
                         })
-                    })
-                    .collect()
-            })
-            .await
-            .map_err(SourceError::from)
-            .and_then(|r| r);
+                        .collect()
+                })
+                .await
+                .map_err(SourceError::from)
+                .and_then(|r| r);
             let items: Vec<docbrain_core::Result<PageSummary>> = match listed {
                 Ok(pages) => pages.into_iter().map(Ok).collect(),
                 Err(e) => vec![Err(e.into())],
@@ -257,31 +263,60 @@ mod tests {
     #[tokio::test]
     async fn lists_and_reads_pages() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "runbooks/payments-restart.md", "# Restart payments\n\nRun it.");
-        write(dir.path(), "onboarding.md", "---\ntitle: Welcome aboard\nlabels: hr, onboarding\n---\n\nHello.");
+        write(
+            dir.path(),
+            "runbooks/payments-restart.md",
+            "# Restart payments\n\nRun it.",
+        );
+        write(
+            dir.path(),
+            "onboarding.md",
+            "---\ntitle: Welcome aboard\nlabels: hr, onboarding\n---\n\nHello.",
+        );
         write(dir.path(), "notes/todo.txt", "plain text page");
         write(dir.path(), ".hidden/secret.md", "# no");
         write(dir.path(), "image.png", "binary");
         let f = LocalFetcher::new(dir.path(), "ENG").unwrap();
         let listed: Vec<PageSummary> = f.list(&Scope::all()).try_collect().await.unwrap();
         let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["notes/todo.txt", "onboarding.md", "runbooks/payments-restart.md"]);
-        assert!(listed.iter().all(|p| p.space_key == "ENG" && p.version.is_none()));
+        assert_eq!(
+            ids,
+            [
+                "notes/todo.txt",
+                "onboarding.md",
+                "runbooks/payments-restart.md"
+            ]
+        );
+        assert!(listed
+            .iter()
+            .all(|p| p.space_key == "ENG" && p.version.is_none()));
 
-        let Fetched::Page(p) = f.fetch(&"runbooks/payments-restart.md".into()).await.unwrap() else {
+        let Fetched::Page(p) = f
+            .fetch(&"runbooks/payments-restart.md".into())
+            .await
+            .unwrap()
+        else {
             panic!("page should exist");
         };
-        assert_eq!((p.title.as_str(), p.ancestors.as_slice()), ("Restart payments", &["Runbooks".to_string()][..]));
+        assert_eq!(
+            (p.title.as_str(), p.ancestors.as_slice()),
+            ("Restart payments", &["Runbooks".to_string()][..])
+        );
         assert!(p.url.as_deref().unwrap().starts_with("file:///"));
-        let Fetched::Page(p) = f.fetch(&"onboarding.md".into()).await.unwrap() else { panic!() };
+        let Fetched::Page(p) = f.fetch(&"onboarding.md".into()).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(p.title, "Welcome aboard");
         assert_eq!(p.labels, ["hr", "onboarding"]);
         assert_eq!(p.body, "Hello.");
-        let Fetched::Page(p) = f.fetch(&"notes/todo.txt".into()).await.unwrap() else { panic!() };
+        let Fetched::Page(p) = f.fetch(&"notes/todo.txt".into()).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(p.title, "Todo");
 
         assert_eq!(f.fetch(&"gone.md".into()).await.unwrap(), Fetched::Gone);
-        let other_space: Vec<PageSummary> = f.list(&Scope::spaces(["OPS"])).try_collect().await.unwrap();
+        let other_space: Vec<PageSummary> =
+            f.list(&Scope::spaces(["OPS"])).try_collect().await.unwrap();
         assert!(other_space.is_empty());
     }
 

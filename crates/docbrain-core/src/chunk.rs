@@ -31,10 +31,10 @@ impl Chunk {
         page_id: &PageId,
         position: u32,
         heading_path: Vec<String>,
-        text: String,
+        text: &str,
         token_count: u32,
     ) -> Self {
-        Self::with_overlap(page_id, position, heading_path, None, &text, token_count)
+        Self::with_overlap(page_id, position, heading_path, None, text, token_count)
     }
 
     /// Returns a chunk whose text opens with `overlap`, the tail of the previous chunk.

@@ -306,7 +306,12 @@ impl Packer<'_, '_> {
         for range in ranges {
             let parts: Vec<&Piece> = pieces[range].iter().collect();
             let used: usize = parts.iter().map(|p| p.tokens).sum();
-            overlap = self.emit(&heading_path, overlap.take(), &parts, crumb_tokens + used);
+            overlap = self.emit(
+                &heading_path,
+                overlap.as_deref(),
+                &parts,
+                crumb_tokens + used,
+            );
         }
     }
 
@@ -314,18 +319,18 @@ impl Packer<'_, '_> {
     fn emit(
         &mut self,
         heading_path: &[String],
-        overlap: Option<String>,
+        overlap: Option<&str>,
         parts: &[&Piece],
         tokens: usize,
     ) -> Option<String> {
         let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
-        let overlap_tokens = overlap.as_deref().map_or(0, |o| self.count(o));
+        let overlap_tokens = overlap.map_or(0, |o| self.count(o));
         let position = self.chunks.len() as u32;
         self.chunks.push(Chunk::with_overlap(
             &self.page.id,
             position,
             heading_path.to_vec(),
-            overlap.as_deref(),
+            overlap,
             &texts.join("\n\n"),
             (tokens + overlap_tokens) as u32,
         ));

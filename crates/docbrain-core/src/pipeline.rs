@@ -128,7 +128,10 @@ impl Fetcher for NoSource {
 }
 
 fn no_source() -> Error {
-    Error::new(ErrorKind::InvalidConfig, "this pipeline was built for search only: configure a source to sync")
+    Error::new(
+        ErrorKind::InvalidConfig,
+        "this pipeline was built for search only: configure a source to sync",
+    )
 }
 
 /// Fetch → chunk → embed → index, for one page or a whole crawl.
@@ -557,7 +560,7 @@ mod tests {
             Ok(texts
                 .iter()
                 .map(|t| {
-                    let mut v = vec![0.0f32; 26];
+                    let mut v = [0.0f32; 26];
                     for b in t.to_lowercase().bytes().filter(u8::is_ascii_lowercase) {
                         v[usize::from(b - b'a')] += 1.0;
                     }

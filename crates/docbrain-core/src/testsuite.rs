@@ -59,7 +59,7 @@ fn chunks(id: &str, title: &str, texts: &[(&str, usize)]) -> Vec<EmbeddedChunk> 
                 &page_id,
                 i as u32,
                 vec![title.into(), format!("Section {i}")],
-                (*text).to_string(),
+                text,
                 10,
             ),
             vector: axis(*dir),

@@ -1,1 +1,281 @@
-fn main() {}
+//! Throughput figures of the embedded defaults. Run (release build, real model):
+//!
+//! ```text
+//! scripts/fetch-model.sh && cargo bench -p docbrain-index --bench throughput
+//! ```
+//!
+//! Prints chunker MB/s, local embedding chunks/s at 256 tokens, and embedded index bulk write
+//! rate and hybrid search latency p50/p99 at 100k chunks. `BENCH_CHUNKS` changes the index size.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use docbrain_core::{
+    Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage,
+    MarkdownChunker, ModelInfo, Page, PageStatus, SearchFilter, SearchRequest, TokenCounter,
+};
+use docbrain_index::{EmbeddedStore, LocalEmbedder};
+
+/// A small deterministic generator (xorshift64*), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+fn vocabulary(rng: &mut Rng) -> Vec<String> {
+    let syllables = [
+        "ka", "ro", "mi", "te", "su", "lan", "dor", "vex", "pa", "qui", "ne", "zo",
+    ];
+    (0..5000)
+        .map(|_| {
+            (0..2 + rng.below(3))
+                .map(|_| syllables[rng.below(syllables.len())])
+                .collect()
+        })
+        .collect()
+}
+
+fn sentence(rng: &mut Rng, vocab: &[String], words: usize) -> String {
+    let mut s: Vec<&str> = (0..words)
+        .map(|_| vocab[rng.below(vocab.len())].as_str())
+        .collect();
+    if let Some(first) = s.first_mut() {
+        *first = "the";
+    }
+    s.join(" ") + "."
+}
+
+fn markdown(rng: &mut Rng, vocab: &[String], bytes: usize) -> String {
+    let mut md = String::new();
+    let mut section = 0;
+    while md.len() < bytes {
+        section += 1;
+        md.push_str(&format!("## Section {section}\n\n"));
+        for _ in 0..3 {
+            md.push_str(&sentence(rng, vocab, 60));
+            md.push_str("\n\n");
+        }
+        md.push_str("```bash\nkubectl rollout restart deploy/api\nkubectl rollout status deploy/api\n```\n\n");
+        md.push_str("| host | role |\n|---|---|\n| a | primary |\n| b | replica |\n\n");
+    }
+    md
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn bench_chunker(
+    rng: &mut Rng,
+    vocab: &[String],
+    counter: Option<Arc<dyn TokenCounter>>,
+    label: &str,
+) {
+    let body = markdown(rng, vocab, 4 << 20);
+    let page = Page {
+        id: "bench".into(),
+        space_key: "B".into(),
+        title: "Bench".into(),
+        version: 1,
+        status: PageStatus::Current,
+        url: None,
+        ancestors: vec![],
+        labels: vec![],
+        body,
+    };
+    let mut builder = MarkdownChunker::builder();
+    if let Some(c) = counter {
+        builder.token_counter(c);
+    }
+    let chunker = builder.build().unwrap();
+    let started = Instant::now();
+    let chunks = chunker.chunk(&page);
+    let secs = started.elapsed().as_secs_f64();
+    let mb = page.body.len() as f64 / 1e6;
+    println!(
+        "chunker ({label}): {:.1} MB/s ({mb:.1} MB of Markdown into {} chunks in {secs:.2} s)",
+        mb / secs,
+        chunks.len()
+    );
+}
+
+async fn bench_embedder(embedder: &LocalEmbedder, rng: &mut Rng, vocab: &[String]) {
+    let counter = embedder.token_counter().unwrap();
+    // Texts of 254 model tokens (256 with the special tokens).
+    let texts: Vec<String> = (0..64)
+        .map(|_| {
+            let mut words: Vec<&str> = Vec::new();
+            loop {
+                words.push(vocab[rng.below(vocab.len())].as_str());
+                if counter.count(&words.join(" ")) >= 254 {
+                    words.pop();
+                    break words.join(" ");
+                }
+            }
+        })
+        .collect();
+    embedder.embed(&texts[..16]).await.unwrap(); // warm-up
+    let started = Instant::now();
+    embedder.embed(&texts).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "local embedding: {:.1} chunks/s at 256 tokens (64 chunks, batches of 16, {:.2} s)",
+        texts.len() as f64 / secs,
+        secs
+    );
+}
+
+async fn bench_store(rng: &mut Rng, vocab: &[String], total: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let dimension = LocalEmbedder::DIMENSION;
+    store
+        .bind_model(&ModelInfo {
+            model_id: "bench".into(),
+            dimension,
+        })
+        .await
+        .unwrap();
+    let per_page = 10;
+    let started = Instant::now();
+    for p in 0..total / per_page {
+        let id = format!("{p}");
+        let chunks: Vec<EmbeddedChunk> = (0..per_page)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= n);
+                EmbeddedChunk {
+                    chunk: Chunk::new(
+                        &id.as_str().into(),
+                        i as u32,
+                        vec![format!("Page {p}")],
+                        &sentence(rng, vocab, 40),
+                        60,
+                    ),
+                    vector: v,
+                }
+            })
+            .collect();
+        let page = IndexedPage {
+            id: id.as_str().into(),
+            space_key: if p % 4 == 0 {
+                "OPS".into()
+            } else {
+                "ENG".into()
+            },
+            title: format!("Page {p}"),
+            version: 1,
+            url: None,
+            ancestors: vec![],
+            labels: vec![],
+            content_hash: String::new(),
+            chunk_count: per_page as u32,
+        };
+        store.replace_page(&page, &chunks).await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "embedded store writes: {:.0} chunks/s ({total} chunks in pages of {per_page}, one transaction a page, {secs:.1} s)",
+        total as f64 / secs
+    );
+    let size = std::fs::metadata(store.path())
+        .map(|m| m.len())
+        .unwrap_or(0)
+        + std::fs::metadata(store.path().with_extension("sqlite3-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!(
+        "embedded store size: {:.0} MB for {total} chunks",
+        size as f64 / 1e6
+    );
+
+    let query = |rng: &mut Rng, space: Option<&str>| SearchRequest {
+        text: format!(
+            "how do I {} the {}",
+            vocab[rng.below(vocab.len())],
+            vocab[rng.below(vocab.len())]
+        ),
+        vector: {
+            let v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect()
+        },
+        k: 10,
+        filter: SearchFilter {
+            space_key: space.map(Into::into),
+        },
+    };
+    let warm = Instant::now();
+    store.search(&query(rng, None)).await.unwrap();
+    println!(
+        "first search (loads {total} vectors into memory): {:.0} ms",
+        warm.elapsed().as_secs_f64() * 1e3
+    );
+    for (label, space) in [("all spaces", None), ("space filter", Some("OPS"))] {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let q = query(rng, space);
+            let t = Instant::now();
+            let hits = store.search(&q).await.unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(!hits.is_empty());
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "hybrid search at {total} chunks ({label}): p50 {:.1} ms, p99 {:.1} ms (200 queries, k=10)",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+}
+
+fn main() {
+    let total: usize = std::env::var("BENCH_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let vocab = vocabulary(&mut rng);
+    println!(
+        "cores: {}",
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    );
+
+    bench_chunker(
+        &mut rng,
+        &vocab,
+        Some(Arc::new(EstimatedTokens)),
+        "estimated tokens",
+    );
+    let model_dir =
+        std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
+    match LocalEmbedder::load(model_dir) {
+        Ok(embedder) => {
+            bench_chunker(
+                &mut rng,
+                &vocab,
+                embedder.token_counter(),
+                "model tokenizer",
+            );
+            runtime.block_on(bench_embedder(&embedder, &mut rng, &vocab));
+        }
+        Err(e) => println!("local embedding: skipped ({e})"),
+    }
+    runtime.block_on(bench_store(&mut rng, &vocab, total));
+}

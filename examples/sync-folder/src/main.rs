@@ -1,1 +1,71 @@
-fn main() {}
+//! Assembles a pipeline from the library's pieces and syncs a folder of pages.
+//!
+//! Run from the repository root (after `scripts/fetch-model.sh`):
+//!
+//! ```text
+//! cargo run -p example-sync-folder -- examples/sample-space "how do I roll back a deploy?"
+//! ```
+
+#![allow(clippy::print_stdout)] // an example prints what it does
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use docbrain_confluence::LocalFetcher;
+use docbrain_core::{Embedder, MarkdownChunker, Pipeline, Scope, SearchFilter};
+use docbrain_index::{EmbeddedStore, LocalEmbedder};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let folder = args
+        .next()
+        .unwrap_or_else(|| "examples/sample-space".into());
+    let question = args
+        .next()
+        .unwrap_or_else(|| "how do I roll back a deploy?".into());
+
+    // 1. The source: every Markdown page below the folder, in one space.
+    let fetcher = LocalFetcher::new(&folder, "DOCS")?;
+
+    // 2. The embedder: all-MiniLM-L6-v2 in-process (loading takes about a second).
+    let model_dir =
+        std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
+    let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::load(model_dir))
+        .await?
+        .context("run scripts/fetch-model.sh first")?;
+
+    // 3. The chunker counts tokens with the model's own tokenizer, so chunks fit the model.
+    let mut chunker = MarkdownChunker::builder();
+    if let Some(counter) = embedder.token_counter() {
+        chunker.token_counter(counter);
+    }
+
+    // 4. The store: a throwaway embedded index in a temporary folder.
+    let data = tempfile::tempdir()?;
+    let store = EmbeddedStore::open(data.path())?;
+
+    // 5. One pipeline over the four parts; `sync` is the full crawl.
+    let pipeline = Pipeline::new(
+        Arc::new(fetcher),
+        Arc::new(chunker.build()?),
+        Arc::new(embedder),
+        Arc::new(store),
+    )
+    .await?;
+    let report = pipeline.sync(&Scope::all()).await?;
+    println!(
+        "synced {} pages into {} chunks in {} ms",
+        report.pages_seen, report.chunks_total, report.elapsed_ms
+    );
+
+    // 6. Ask a question.
+    let hits = pipeline
+        .search(&question, 3, &SearchFilter::default())
+        .await?;
+    anyhow::ensure!(!hits.is_empty(), "no hits for {question:?}");
+    for hit in hits {
+        println!("{:.4}  {}", hit.score, hit.heading_path.join(" > "));
+    }
+    Ok(())
+}

@@ -31,7 +31,7 @@ fn chunk(page: &str, position: u32, text: &str, vector: Vec<f32>) -> EmbeddedChu
             &page.into(),
             position,
             vec![format!("Page {page}")],
-            text.into(),
+            text,
             3,
         ),
         vector,

@@ -78,7 +78,7 @@ impl VectorCache {
         };
         let n = self.ids.len();
         let threads = std::thread::available_parallelism()
-            .map_or(1, |p| p.get())
+            .map_or(1, std::num::NonZero::get)
             .min(4);
         let per = n.div_ceil(threads).max(4096);
         if per >= n {

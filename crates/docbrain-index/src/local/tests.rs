@@ -47,7 +47,7 @@ fn similar_texts_are_closer_and_batching_does_not_change_results() {
         &"long input ".repeat(400),
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(std::string::ToString::to_string)
     .collect();
     let batch = model.embed_blocking(&texts).unwrap();
     assert!(cosine(&batch[0], &batch[1]) > cosine(&batch[0], &batch[2]) + 0.2);
