@@ -61,6 +61,15 @@ pub enum Command {
     Search(SearchArgs),
     /// Show what the index holds.
     Status(StatusArgs),
+    /// Print the Markdown of a Confluence storage-format file.
+    Convert(ConvertArgs),
+}
+
+/// `docbrain convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A storage-format (XHTML) file, as `body.storage.value` or a space export holds it.
+    pub file: PathBuf,
 }
 
 /// Page sources.

@@ -15,7 +15,7 @@ use docbrain_index::EmbeddedStore;
 use serde_json::json;
 use tracing::info;
 
-use crate::args::{Common, IngestArgs, SearchArgs, Source, StatusArgs};
+use crate::args::{Common, ConvertArgs, IngestArgs, SearchArgs, Source, StatusArgs};
 use crate::progress::Progress;
 use crate::setup;
 
@@ -211,6 +211,14 @@ pub(crate) async fn status(common: &Common, args: &StatusArgs) -> anyhow::Result
         "last sync: {}",
         last_sync.as_deref().unwrap_or("never completed")
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docbrain convert`: the Markdown of a storage-format file.
+pub(crate) fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
+    let xhtml = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    print!("{}", docbrain_confluence::storage_to_markdown(&xhtml));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,4 @@
-//! The `docbrain` command: `ingest` (the scheduled full crawl), `search` and `status`.
+//! The `docbrain` command: `ingest` (the scheduled full crawl), `search`, `status` and `convert`.
 //!
 //! The binary's `main` only parses arguments and sets up logging; the commands live here so
 //! that they are one call away for tests and other front ends.
@@ -25,6 +25,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => commands::ingest(&cli.common, args).await,
         Command::Search(args) => commands::search(&cli.common, args).await,
         Command::Status(args) => commands::status(&cli.common, args).await,
+        Command::Convert(args) => commands::convert(args),
     }
 }
 

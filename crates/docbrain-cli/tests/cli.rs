@@ -103,8 +103,8 @@ fn last_json(out: &Output) -> Value {
 fn ingest_search_edit_and_delete() {
     let ws = Workspace::new();
     let first = ws.ingest();
-    assert_eq!(first["pages_seen"], 16);
-    assert_eq!(first["pages_updated"], 16);
+    assert_eq!(first["pages_seen"], 20);
+    assert_eq!(first["pages_updated"], 20);
     let chunks = first["index_chunks"].as_u64().unwrap();
     assert!(chunks >= 40, "{first}");
     assert_eq!(first["chunks_embedded"].as_u64(), Some(chunks));
@@ -118,7 +118,10 @@ fn ingest_search_edit_and_delete() {
             "promote a postgres replica to primary",
             "runbooks/database-failover.md",
         ),
-        ("what counts as a SEV1?", "incidents/incident-response.md"),
+        (
+            "what severity is a full outage of checkout",
+            "incidents/incident-response.md",
+        ),
         ("roll back a bad release", "release/deploy-process.md"),
         (
             "who gets paged when the primary does not acknowledge",
@@ -134,7 +137,7 @@ fn ingest_search_edit_and_delete() {
             second["pages_unchanged"].as_u64(),
             second["chunks_embedded"].as_u64()
         ),
-        (Some(16), Some(0))
+        (Some(20), Some(0))
     );
 
     let page = ws.docs.join("runbooks/payments-service-restart.md");
@@ -160,7 +163,7 @@ fn ingest_search_edit_and_delete() {
     std::fs::remove_file(ws.docs.join("runbooks/disk-full.md")).unwrap();
     let fourth = ws.ingest();
     assert_eq!(fourth["pages_deleted"], 1, "{fourth}");
-    assert_eq!(fourth["index_pages"], 15);
+    assert_eq!(fourth["index_pages"], 19);
     assert_ne!(
         ws.top_page("journalctl vacuum log hosts disk full"),
         "runbooks/disk-full.md"
@@ -168,7 +171,7 @@ fn ingest_search_edit_and_delete() {
 
     let status = ws.run(&["status", "--json"]);
     let status = last_json(&status);
-    assert_eq!(status["pages"], 15);
+    assert_eq!(status["pages"], 19);
     assert_eq!(status["model_id"], "sentence-transformers/all-MiniLM-L6-v2");
     assert_eq!(status["dimension"], 384);
     assert!(status["last_sync"].as_str().unwrap().ends_with("UTC"));
@@ -213,7 +216,7 @@ fn an_ingest_killed_midway_leaves_a_consistent_index_that_the_next_run_completes
             }
             assert_eq!(counts.len(), pages.len(), "chunks without a page");
             if expect_all {
-                assert_eq!(pages.len(), 16);
+                assert_eq!(pages.len(), 20);
             } else {
                 assert!(
                     (3..16).contains(&pages.len()),
@@ -225,7 +228,7 @@ fn an_ingest_killed_midway_leaves_a_consistent_index_that_the_next_run_completes
     };
     consistent(false);
     let resumed = ws.ingest();
-    assert_eq!(resumed["pages_seen"], 16);
+    assert_eq!(resumed["pages_seen"], 20);
     assert!(
         resumed["pages_unchanged"].as_u64().unwrap() >= 3,
         "{resumed}"
@@ -320,5 +323,32 @@ fn wrong_settings_are_one_line_naming_the_variable() {
     assert!(
         !ws.data.join("index.sqlite3").exists(),
         "a failed search must not create an index"
+    );
+}
+
+#[test]
+fn convert_prints_the_markdown_of_a_storage_format_file() {
+    let ws = Workspace::new();
+    let out = ws.run(&[
+        "convert",
+        ws.docs
+            .join("release/release-checklist.xml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("## Release day"), "{md}");
+    assert!(
+        md.contains("- [ ] Tag the release: `git tag mobile-2026.12 && git push --tags`"),
+        "{md}"
+    );
+    assert!(md.contains("MOB-1287") && !md.contains("maxLevel"), "{md}");
+    let out = ws.run(&["convert", "/nonexistent.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("/nonexistent.xml"),
+        "{}",
+        stderr_of(&out)
     );
 }

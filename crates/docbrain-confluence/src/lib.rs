@@ -5,6 +5,8 @@
 
 mod error;
 mod local;
+mod storage_format;
 
 pub use error::SourceError;
 pub use local::LocalFetcher;
+pub use storage_format::storage_to_markdown;

@@ -1,9 +1,11 @@
 //! The `local` source: a folder of pages, as DocBrain's `SOURCE_TYPE=local` reads them.
 //!
-//! Every `.md`, `.markdown` and `.txt` file below the folder is a page (hidden files and folders
-//! are skipped). A page's id is its path relative to the folder, its title comes from a
-//! `title:` front-matter line, else its first `# ` heading, else its file name; `labels:` in
-//! front matter become labels, and the folders above it become its breadcrumb. Files carry no
+//! Every `.md`, `.markdown` and `.txt` file below the folder is a page, and so is every `.xml`,
+//! `.html` and `.htm` file, read as Confluence storage format (a space export) and converted to
+//! Markdown. Hidden files and folders are skipped. A page's id is its path relative to the
+//! folder, its title comes from a `title:` front-matter line (Markdown), else its first `# `
+//! heading, else its file name; `labels:` in front matter become labels, and the folders above
+//! it become its breadcrumb. Files carry no
 //! version numbers, so the version is 0 and the content hash decides what changed.
 
 use std::path::{Component, Path, PathBuf};
@@ -13,6 +15,7 @@ use docbrain_core::{Fetched, Fetcher, Page, PageId, PageStatus, PageStream, Page
 use futures::StreamExt;
 
 use crate::error::SourceError;
+use crate::storage_format::storage_to_markdown;
 
 /// Reads pages from a folder.
 #[derive(Debug, Clone)]
@@ -21,7 +24,8 @@ pub struct LocalFetcher {
     space_key: String,
 }
 
-const EXTENSIONS: &[&str] = &["md", "markdown", "txt"];
+const MARKDOWN: &[&str] = &["md", "markdown", "txt"];
+const STORAGE_FORMAT: &[&str] = &["xml", "html", "htm"];
 
 impl LocalFetcher {
     /// The space key used when none is configured.
@@ -108,7 +112,13 @@ impl LocalFetcher {
         };
         let text =
             String::from_utf8(bytes).map_err(|_| SourceError::NotText { path: path.clone() })?;
-        let (front, body) = front_matter(&text);
+        let converted;
+        let (front, body) = if has_extension(&path, STORAGE_FORMAT) {
+            converted = storage_to_markdown(&text);
+            (Vec::new(), converted.as_str())
+        } else {
+            front_matter(&text)
+        };
         let title = front
             .iter()
             .find(|(k, _)| *k == "title")
@@ -152,10 +162,14 @@ impl LocalFetcher {
     }
 }
 
-fn is_page(path: &Path) -> bool {
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .is_some_and(|e| extensions.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn is_page(path: &Path) -> bool {
+    has_extension(path, MARKDOWN) || has_extension(path, STORAGE_FORMAT)
 }
 
 fn file_stem(path: &Path) -> String {
@@ -276,12 +290,14 @@ mod tests {
         write(dir.path(), "notes/todo.txt", "plain text page");
         write(dir.path(), ".hidden/secret.md", "# no");
         write(dir.path(), "image.png", "binary");
+        write(dir.path(), "export/cache-runbook.xml", "<p>Use <code>redis-cli</code>.</p><ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">bash</ac:parameter><ac:plain-text-body><![CDATA[redis-cli INFO]]></ac:plain-text-body></ac:structured-macro>");
         let f = LocalFetcher::new(dir.path(), "ENG").unwrap();
         let listed: Vec<PageSummary> = f.list(&Scope::all()).try_collect().await.unwrap();
         let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(
             ids,
             [
+                "export/cache-runbook.xml",
                 "notes/todo.txt",
                 "onboarding.md",
                 "runbooks/payments-restart.md"
@@ -313,6 +329,12 @@ mod tests {
             panic!()
         };
         assert_eq!(p.title, "Todo");
+
+        let Fetched::Page(p) = f.fetch(&"export/cache-runbook.xml".into()).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.title, "Cache runbook");
+        assert_eq!(p.body, "Use `redis-cli`.\n\n```bash\nredis-cli INFO\n```");
 
         assert_eq!(f.fetch(&"gone.md".into()).await.unwrap(), Fetched::Gone);
         let other_space: Vec<PageSummary> =

@@ -15,7 +15,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use docbrain_core::{Embedder, ModelInfo, TokenCounter};
 use sha2::{Digest, Sha256};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
-use tracing::info;
+use tracing::debug;
 
 use crate::error::IndexError;
 
@@ -145,7 +145,7 @@ impl LocalEmbedder {
             }));
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
         let bert = BertModel::load(vb, &config)?;
-        info!(model = Self::MODEL_ID, dir = %dir.display(), "loaded local embedding model");
+        debug!(model = Self::MODEL_ID, dir = %dir.display(), "loaded local embedding model");
         Ok(Self {
             inner: Arc::new(Inner {
                 bert,
