@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use docbrain_cli::{init_logging, run, Cli};
 
+/// A caching allocator: the model allocates and frees large buffers on every layer, and glibc's
+/// malloc hands them back to the OS each time (measured: 5.3 → 8.1 chunks/s with mimalloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_logging(&cli) {

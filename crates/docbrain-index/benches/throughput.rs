@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Prints chunker MB/s, local embedding chunks/s at 256 tokens, and embedded index bulk write
-//! rate and hybrid search latency p50/p99 at 100k chunks. `BENCH_CHUNKS` changes the index size.
+//! rate and hybrid search latency p50/p99 at 100k chunks. `BENCH_CHUNKS` changes the index size;
+//! `BENCH_PARTS` (a comma-separated subset of `chunker,embed,store`) runs only some parts.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -17,6 +18,10 @@ use docbrain_core::{
     MarkdownChunker, ModelInfo, Page, PageStatus, SearchFilter, SearchRequest, TokenCounter,
 };
 use docbrain_index::{EmbeddedStore, LocalEmbedder};
+
+/// The same caching allocator as the binaries (see `LocalEmbedder`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.
 struct Rng(u64);
@@ -252,30 +257,42 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let vocab = vocabulary(&mut rng);
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "chunker,embed,store".into());
+    let runs = |part: &str| parts.split(',').any(|p| p.trim() == part);
     println!(
         "cores: {}",
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
-
-    bench_chunker(
-        &mut rng,
-        &vocab,
-        Some(Arc::new(EstimatedTokens)),
-        "estimated tokens",
-    );
-    let model_dir =
-        std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
-    match LocalEmbedder::load(model_dir) {
-        Ok(embedder) => {
-            bench_chunker(
-                &mut rng,
-                &vocab,
-                embedder.token_counter(),
-                "model tokenizer",
-            );
-            runtime.block_on(bench_embedder(&embedder, &mut rng, &vocab));
-        }
-        Err(e) => println!("local embedding: skipped ({e})"),
+    if runs("chunker") {
+        let estimated: Arc<dyn TokenCounter> = Arc::new(EstimatedTokens);
+        bench_chunker(&mut rng, &vocab, Some(estimated), "estimated tokens");
     }
-    runtime.block_on(bench_store(&mut rng, &vocab, total));
+    if runs("chunker") || runs("embed") {
+        let model_dir =
+            std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
+        match LocalEmbedder::load(model_dir) {
+            Ok(embedder) => {
+                let batch = std::env::var("BENCH_BATCH")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(16);
+                let embedder = embedder.with_batch_size(batch);
+                if runs("chunker") {
+                    bench_chunker(
+                        &mut rng,
+                        &vocab,
+                        embedder.token_counter(),
+                        "model tokenizer",
+                    );
+                }
+                if runs("embed") {
+                    runtime.block_on(bench_embedder(&embedder, &mut rng, &vocab));
+                }
+            }
+            Err(e) => println!("local embedding: skipped ({e})"),
+        }
+    }
+    if runs("store") {
+        runtime.block_on(bench_store(&mut rng, &vocab, total));
+    }
 }

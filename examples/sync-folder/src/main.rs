@@ -15,6 +15,11 @@ use docbrain_confluence::LocalFetcher;
 use docbrain_core::{Embedder, MarkdownChunker, Pipeline, Scope, SearchFilter};
 use docbrain_index::{EmbeddedStore, LocalEmbedder};
 
+/// A caching allocator: the model allocates and frees large buffers on every layer, and glibc's
+/// malloc hands them back to the OS each time (measured: 5.3 → 8.1 chunks/s with mimalloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -105,6 +105,10 @@ impl EmbeddedStore {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(e.into()))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Read the index through memory maps and a 64 MiB page cache: search touches the
+        // full-text index on every query.
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+        conn.pragma_update(None, "cache_size", -65_536)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         match version {
@@ -246,7 +250,9 @@ impl State {
         }
     }
 
-    fn bm25(&self, text: &str, space: Option<&str>, limit: usize) -> Result<Vec<i64>> {
+    /// Returns the best chunk row ids by BM25. The full-text index alone ranks (no join); a
+    /// space filter is applied afterwards through the vector mirror, over a deeper ranking.
+    fn bm25(&mut self, text: &str, space: Option<&str>, limit: usize) -> Result<Vec<i64>> {
         let terms = query_terms(text);
         if terms.is_empty() {
             return Ok(Vec::new());
@@ -256,16 +262,28 @@ impl State {
             .map(|t| format!("\"{t}\""))
             .collect::<Vec<_>>()
             .join(" OR ");
+        let depth = if space.is_some() { limit * 8 } else { limit };
         let sql = format!(
-            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
-             WHERE chunks_fts MATCH ?1 AND (?2 IS NULL OR c.space_key = ?2) \
-             ORDER BY bm25(chunks_fts, {BREADCRUMB_WEIGHT}, 1.0) LIMIT ?3"
+            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 \
+             ORDER BY bm25(chunks_fts, {BREADCRUMB_WEIGHT}, 1.0) LIMIT ?2"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let ids = stmt
-            .query_map(params![expr, space, limit as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
+        let ids = {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let ids = stmt
+                .query_map(params![expr, depth as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            ids
+        };
+        Ok(match space {
+            None => ids,
+            Some(space) => {
+                let mirror = self.vectors()?;
+                ids.into_iter()
+                    .filter(|id| mirror.space_of(*id) == Some(space))
+                    .take(limit)
+                    .collect()
+            }
+        })
     }
 
     fn hit(&self, id: i64, score: f64) -> Result<SearchHit> {

@@ -4,6 +4,10 @@
 //! shipped with the model truncates at 128 tokens and pads every input to 128; both are reset
 //! here (truncate at 256, pad each batch to its longest input), or long chunks would be cut in
 //! half and short ones padded for nothing. Batches are sorted by length for the same reason.
+//!
+//! Binaries should install a caching global allocator (ours use mimalloc): candle allocates
+//! and frees large buffers for every operation, and glibc's malloc returns them to the OS each
+//! time; measured on 2 cores, 5.3 chunks/s with glibc and 8.1 with mimalloc.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,6 +158,14 @@ impl LocalEmbedder {
                 batch_size: 16,
             }),
         })
+    }
+
+    /// Sets how many texts run through the model at once (default 16).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.batch_size = batch_size.max(1);
+        }
+        self
     }
 
     /// Embeds texts on the calling thread (blocking); see [`Embedder::embed`].
