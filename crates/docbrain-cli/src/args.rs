@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use docbrain_core::Secret;
+
+fn parse_secret(value: &str) -> Result<Secret, String> {
+    Ok(Secret::new(value.trim()))
+}
 
 /// Keeps a documentation search index in step with Confluence.
 #[derive(Debug, Parser)]
@@ -30,9 +35,44 @@ pub struct Common {
     /// Embedding provider.
     #[arg(long, env = "EMBED_PROVIDER", value_enum, default_value_t = Provider::Local, global = true)]
     pub embed_provider: Provider,
-    /// Embedding model id (the local provider runs sentence-transformers/all-MiniLM-L6-v2).
+    /// Embedding model id [default: all-MiniLM-L6-v2 (local), text-embedding-3-small (openai),
+    /// nomic-embed-text (ollama)].
     #[arg(long, env = "EMBED_MODEL_ID", global = true)]
     pub embed_model_id: Option<String>,
+    /// API key of the OpenAI-compatible service.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = parse_secret, global = true)]
+    pub openai_api_key: Option<Secret>,
+    /// Base URL of the OpenAI-compatible service (vLLM, TEI, LM Studio, a gateway).
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1",
+        global = true
+    )]
+    pub openai_base_url: String,
+    /// Vector size to ask an OpenAI text-embedding-3 model for.
+    #[arg(long, env = "EMBED_DIMENSIONS", global = true)]
+    pub embed_dimensions: Option<usize>,
+    /// Base URL of the Ollama server.
+    #[arg(
+        long,
+        env = "OLLAMA_BASE_URL",
+        default_value = "http://localhost:11434",
+        global = true
+    )]
+    pub ollama_base_url: String,
+    /// Verify the Ollama server's TLS certificate.
+    #[arg(long, env = "OLLAMA_TLS_VERIFY", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub ollama_tls_verify: bool,
+    /// Texts per request to a remote embedding service [default: 64 openai, 16 ollama].
+    #[arg(long, env = "EMBED_BATCH_SIZE", global = true)]
+    pub embed_batch_size: Option<usize>,
+    /// Requests in flight at once to a remote embedding service [default: 4 openai, 2 ollama].
+    #[arg(long, env = "EMBED_CONCURRENCY", global = true)]
+    pub embed_concurrency: Option<usize>,
+    /// Timeout of one request to a remote embedding service, in seconds.
+    #[arg(long, env = "EMBED_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    pub embed_timeout_secs: u64,
     /// Folder holding the local model's weights [default: ~/.cache/docbrain/models/all-MiniLM-L6-v2].
     #[arg(long, env = "MODEL_DIR", global = true)]
     pub model_dir: Option<PathBuf>,

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context};
 use docbrain_confluence::LocalFetcher;
 use docbrain_core::{
-    Embedder, IndexStore, MarkdownChunker, Pipeline, PipelineOptions, Scope, SearchFilter,
-    SyncProgress,
+    IndexStore, MarkdownChunker, Pipeline, PipelineOptions, Scope, SearchFilter, SyncProgress,
 };
 use docbrain_index::EmbeddedStore;
 use serde_json::json;
@@ -72,7 +71,7 @@ pub(crate) async fn ingest(common: &Common, args: &IngestArgs) -> anyhow::Result
     let pipeline = Pipeline::new(
         Arc::new(fetcher.clone()),
         Arc::new(chunker),
-        setup::dyn_embedder(&embedder),
+        embedder,
         store.clone(),
     )
     .await?
@@ -143,7 +142,7 @@ fn existing_store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
 pub(crate) async fn search(common: &Common, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     let store = existing_store(common)?;
     let embedder = setup::embedder(common).await?;
-    let pipeline = Pipeline::searcher(setup::dyn_embedder(&embedder), store).await?;
+    let pipeline = Pipeline::searcher(embedder, store).await?;
     let filter = SearchFilter {
         space_key: args.space.clone(),
     };

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use docbrain_core::{Embedder, IndexStore};
-use docbrain_index::{EmbeddedStore, LocalEmbedder};
+use docbrain_index::{EmbeddedStore, LocalEmbedder, RemoteConfig};
 
 use crate::args::{Common, Provider};
 
@@ -15,19 +16,53 @@ pub(crate) fn store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
     Ok(Arc::new(store))
 }
 
-/// Loads the configured embedder.
-pub(crate) async fn embedder(common: &Common) -> anyhow::Result<Arc<LocalEmbedder>> {
-    match common.embed_provider {
-        Provider::Local => {}
-        other => bail!(
-            "EMBED_PROVIDER={} is not available in this build yet: set EMBED_PROVIDER=local",
-            format!("{other:?}").to_lowercase()
-        ),
+/// Loads (local) or connects to (remote) the configured embedder.
+pub(crate) async fn embedder(common: &Common) -> anyhow::Result<Arc<dyn Embedder>> {
+    let remote = match common.embed_provider {
+        Provider::Local => return local(common).await,
+        Provider::Openai => {
+            let mut c = RemoteConfig::openai(
+                common
+                    .embed_model_id
+                    .clone()
+                    .unwrap_or_else(|| "text-embedding-3-small".into()),
+            );
+            c.base_url.clone_from(&common.openai_base_url);
+            c.api_key = common.openai_api_key.clone().filter(|k| !k.is_empty());
+            if c.api_key.is_none() && c.base_url.contains("api.openai.com") {
+                bail!("OPENAI_API_KEY is not set: EMBED_PROVIDER=openai needs an API key (or set OPENAI_BASE_URL to a service that needs none)");
+            }
+            c.dimensions = common.embed_dimensions;
+            c
+        }
+        Provider::Ollama => {
+            let mut c = RemoteConfig::ollama(
+                common
+                    .embed_model_id
+                    .clone()
+                    .unwrap_or_else(|| "nomic-embed-text".into()),
+            );
+            c.base_url.clone_from(&common.ollama_base_url);
+            c.tls_verify = common.ollama_tls_verify;
+            c
+        }
+    };
+    let mut config = remote;
+    if let Some(n) = common.embed_batch_size {
+        config.batch_size = n;
     }
+    if let Some(n) = common.embed_concurrency {
+        config.concurrency = n;
+    }
+    config.retry.timeout = Duration::from_secs(common.embed_timeout_secs.max(1));
+    Ok(Arc::new(config.connect().await?))
+}
+
+async fn local(common: &Common) -> anyhow::Result<Arc<dyn Embedder>> {
     if let Some(id) = &common.embed_model_id {
         if !LocalEmbedder::runs(id) {
             bail!(
-                "EMBED_MODEL_ID={id} cannot run locally: the local provider runs {}; unset EMBED_MODEL_ID",
+                "EMBED_MODEL_ID={id} cannot run locally: the local provider runs {}; unset EMBED_MODEL_ID, or set EMBED_PROVIDER=openai or ollama",
                 LocalEmbedder::MODEL_ID
             );
         }
@@ -40,9 +75,4 @@ pub(crate) async fn embedder(common: &Common) -> anyhow::Result<Arc<LocalEmbedde
         .await
         .context("loading the model")??;
     Ok(Arc::new(embedder))
-}
-
-/// Returns the embedder as the pipeline holds it.
-pub(crate) fn dyn_embedder(e: &Arc<LocalEmbedder>) -> Arc<dyn Embedder> {
-    e.clone()
 }

@@ -313,6 +313,24 @@ fn wrong_settings_are_one_line_naming_the_variable() {
         stderr_of(&out)
     );
 
+    let out = ws
+        .command(&["ingest"])
+        .env("EMBED_PROVIDER", "openai")
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("OPENAI_API_KEY is not set"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = ws
+        .command(&["--help"])
+        .env("OPENAI_API_KEY", "sk-should-not-show")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-should-not-show"));
+
     let out = ws.run(&["search", "anything"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -69,6 +69,7 @@ mod memory;
 mod page;
 mod pipeline;
 mod search;
+mod secret;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
@@ -82,4 +83,5 @@ pub use memory::MemoryStore;
 pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
 pub use search::{query_terms, reciprocal_rank_fusion, SearchFilter, SearchHit, SearchRequest};
+pub use secret::Secret;
 pub use store::{IndexStats, IndexStore, IndexedPage, ReplaceOutcome};

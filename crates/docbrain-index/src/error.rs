@@ -96,6 +96,76 @@ pub enum IndexError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// An embedding service refused the credentials.
+    #[error(
+        "{provider} refused the credentials at {url} (HTTP {status}): {message}; check {setting}"
+    )]
+    ProviderAuth {
+        /// `openai` or `ollama`.
+        provider: &'static str,
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's own message.
+        message: String,
+        /// The setting to check.
+        setting: &'static str,
+    },
+    /// An embedding service does not serve the configured model.
+    #[error(
+        "{provider} at {url} does not serve model {model} (HTTP {status}): {message}; {}",
+        model_hint(provider, model)
+    )]
+    ProviderModel {
+        /// `openai` or `ollama`.
+        provider: &'static str,
+        /// The endpoint.
+        url: String,
+        /// The configured model.
+        model: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's own message.
+        message: String,
+    },
+    /// An embedding service rejected one request (the input, usually).
+    #[error("{provider} at {url} rejected the request (HTTP {status}): {message}")]
+    ProviderRejected {
+        /// `openai` or `ollama`.
+        provider: &'static str,
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's own message.
+        message: String,
+    },
+    /// An embedding service did not answer within the retries.
+    #[error("{provider} at {url} did not answer after {attempts} attempts: {last}")]
+    ProviderUnavailable {
+        /// `openai` or `ollama`.
+        provider: &'static str,
+        /// The endpoint.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last problem seen.
+        last: String,
+    },
+    /// An embedding service answered something that is not an embeddings response.
+    #[error("{provider} at {url} answered something that is not an embeddings response: {detail}")]
+    ProviderDecode {
+        /// `openai` or `ollama`.
+        provider: &'static str,
+        /// The endpoint.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A setting is wrong; the message names it.
+    #[error("{0}")]
+    InvalidSetting(String),
     /// A stored value could not be decoded.
     #[error("stored {what} is corrupt")]
     Corrupt {
@@ -104,10 +174,26 @@ pub enum IndexError {
     },
 }
 
+/// What to do when a service does not know the configured model.
+fn model_hint(provider: &str, model: &str) -> String {
+    if provider == "ollama" {
+        format!("run `ollama pull {model}` on the server, or fix EMBED_MODEL_ID")
+    } else {
+        "check EMBED_MODEL_ID and that the key may use it".into()
+    }
+}
+
 impl IndexError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::ModelMismatch { .. } | Self::UnsupportedModel { .. } => ErrorKind::InvalidConfig,
+            Self::ModelMismatch { .. }
+            | Self::UnsupportedModel { .. }
+            | Self::ProviderModel { .. }
+            | Self::InvalidSetting(_) => ErrorKind::InvalidConfig,
+            Self::ProviderAuth { .. } => ErrorKind::Unauthorized,
+            Self::ProviderRejected { .. } => ErrorKind::Embedding,
+            Self::ProviderUnavailable { .. } => ErrorKind::Transport,
+            Self::ProviderDecode { .. } => ErrorKind::Decode,
             Self::ModelMissing { .. } | Self::ModelHash { .. } | Self::Tokenizer(_) => {
                 ErrorKind::Embedding
             }

@@ -8,15 +8,21 @@
 //! |---|---|---|
 //! | `embedded` | yes | [`EmbeddedStore`], the SQLite store |
 //! | `local-model` | yes | [`LocalEmbedder`], the in-process model |
+//! | `openai` | yes | [`RemoteEmbedder`] for OpenAI-compatible `/v1/embeddings` services |
+//! | `ollama` | yes | [`RemoteEmbedder`] for Ollama's `/api/embed` |
 
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
 #[cfg(feature = "local-model")]
 mod local;
+#[cfg(feature = "remote")]
+mod remote;
 
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 pub use error::IndexError;
 #[cfg(feature = "local-model")]
 pub use local::LocalEmbedder;
+#[cfg(feature = "remote")]
+pub use remote::{RemoteApi, RemoteConfig, RemoteEmbedder, RetryPolicy};
