@@ -8,12 +8,12 @@
 mod args;
 mod commands;
 mod progress;
-mod setup;
+pub mod setup;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, Common};
 use tracing_subscriber::EnvFilter;
 
 /// Runs one command.

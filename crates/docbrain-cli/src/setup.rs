@@ -1,4 +1,5 @@
-//! Turns settings into the pipeline's parts, with errors that name the variable to fix.
+//! Turns settings into the pipeline's parts, with errors that name the variable to fix; shared
+//! by the `docbrain` and `docbrain-server` binaries.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,13 +12,19 @@ use docbrain_index::{EmbeddedStore, LocalEmbedder, RemoteConfig};
 use crate::args::{Common, Provider};
 
 /// Opens the embedded index in the configured data folder.
-pub(crate) fn store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
+///
+/// # Errors
+/// When the folder cannot be opened or holds an index of another schema.
+pub fn store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
     let store = EmbeddedStore::open(&common.data_dir)?;
     Ok(Arc::new(store))
 }
 
 /// Loads (local) or connects to (remote) the configured embedder.
-pub(crate) async fn embedder(common: &Common) -> anyhow::Result<Arc<dyn Embedder>> {
+///
+/// # Errors
+/// A missing or wrong setting, named; or what loading or the probe call met.
+pub async fn embedder(common: &Common) -> anyhow::Result<Arc<dyn Embedder>> {
     let remote = match common.embed_provider {
         Provider::Local => return local(common).await,
         Provider::Openai => {
