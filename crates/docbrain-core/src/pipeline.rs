@@ -474,7 +474,6 @@ mod tests {
 
     use super::*;
     use crate::chunker::MarkdownChunker;
-    use crate::embedder::ModelInfo;
     use crate::fetcher::PageStream;
     use crate::memory::MemoryStore;
     use crate::page::PageStatus;
@@ -541,35 +540,7 @@ mod tests {
         }
     }
 
-    /// Embeds by letter frequencies and counts the texts it embedded.
-    #[derive(Debug, Default)]
-    struct Letters {
-        embedded: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Embedder for Letters {
-        fn model(&self) -> ModelInfo {
-            ModelInfo {
-                model_id: "test/letters".into(),
-                dimension: 26,
-            }
-        }
-        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-            self.embedded.fetch_add(texts.len(), Ordering::SeqCst);
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let mut v = [0.0f32; 26];
-                    for b in t.to_lowercase().bytes().filter(u8::is_ascii_lowercase) {
-                        v[usize::from(b - b'a')] += 1.0;
-                    }
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-                    v.iter().map(|x| x / n).collect()
-                })
-                .collect())
-        }
-    }
+    type Letters = crate::testsuite::LetterEmbedder;
 
     fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
         Page {
@@ -647,10 +618,7 @@ mod tests {
         let first = f.pipeline.sync(&Scope::all()).await.unwrap();
         assert_eq!((first.pages_seen, first.pages_updated), (5, 5));
         assert!(first.chunks_embedded >= 50, "{first:?}");
-        assert_eq!(
-            f.embedder.embedded.load(Ordering::SeqCst) as u64,
-            first.chunks_embedded
-        );
+        assert_eq!(f.embedder.embedded() as u64, first.chunks_embedded);
         let fetched = f.source.fetches.load(Ordering::SeqCst);
 
         let second = f.pipeline.sync(&Scope::all()).await.unwrap();

@@ -10,14 +10,56 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use crate::chunk::{Chunk, EmbeddedChunk};
-use crate::embedder::ModelInfo;
+use crate::embedder::{Embedder, ModelInfo};
 use crate::error::ErrorKind;
 use crate::page::PageId;
 use crate::search::{SearchFilter, SearchRequest};
 use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+
+/// A deterministic embedder for tests: a text's vector is its letter frequencies, so texts that
+/// share words are near. Counts the texts it embedded.
+#[derive(Debug, Default)]
+pub struct LetterEmbedder {
+    embedded: AtomicUsize,
+}
+
+impl LetterEmbedder {
+    /// Returns how many texts were embedded so far.
+    pub fn embedded(&self) -> usize {
+        self.embedded.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Embedder for LetterEmbedder {
+    fn model(&self) -> ModelInfo {
+        ModelInfo {
+            model_id: "test/letters".into(),
+            dimension: 26,
+        }
+    }
+
+    async fn embed(&self, texts: &[String]) -> crate::Result<Vec<Vec<f32>>> {
+        self.embedded.fetch_add(texts.len(), Ordering::SeqCst);
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = [0.0f32; 26];
+                for b in t.to_lowercase().bytes().filter(u8::is_ascii_lowercase) {
+                    v[usize::from(b - b'a')] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+                v.iter().map(|x| x / n).collect()
+            })
+            .collect())
+    }
+}
 
 /// The dimension of the suite's vectors.
 pub const DIMENSION: usize = 4;

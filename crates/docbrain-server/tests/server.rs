@@ -5,39 +5,12 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use docbrain_core::{Embedder, MemoryStore, ModelInfo, Page, PageStatus, Pipeline, Result};
+use docbrain_core::testsuite::LetterEmbedder;
+use docbrain_core::{MemoryStore, Page, PageStatus, Pipeline};
 use docbrain_server::{serve, AppState};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-/// A deterministic embedder: letter frequencies.
-#[derive(Debug)]
-struct Letters;
-
-#[async_trait]
-impl Embedder for Letters {
-    fn model(&self) -> ModelInfo {
-        ModelInfo {
-            model_id: "test/letters".into(),
-            dimension: 26,
-        }
-    }
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = [0.0f32; 26];
-                for b in t.to_lowercase().bytes().filter(u8::is_ascii_lowercase) {
-                    v[usize::from(b - b'a')] += 1.0;
-                }
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-                v.iter().map(|x| x / n).collect()
-            })
-            .collect())
-    }
-}
 
 fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
     Page {
@@ -55,9 +28,12 @@ fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
 
 #[tokio::test]
 async fn health_readiness_and_search_over_a_real_listener() {
-    let pipeline = Pipeline::searcher(Arc::new(Letters), Arc::new(MemoryStore::new()))
-        .await
-        .unwrap();
+    let pipeline = Pipeline::searcher(
+        Arc::new(LetterEmbedder::default()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
     pipeline
         .upsert(page(
             "1",
