@@ -61,12 +61,11 @@ pub(crate) async fn ingest(common: &Common, args: &IngestArgs) -> anyhow::Result
         );
     }
     let embedder = setup::embedder(common).await?;
-    let mut chunker = MarkdownChunker::builder();
-    chunker.max_tokens(args.chunk_tokens);
-    if let Some(counter) = embedder.token_counter() {
-        chunker.token_counter(counter);
-    }
-    let chunker = chunker.build().context("CHUNK_MAX_TOKENS")?;
+    let chunker = MarkdownChunker::builder()
+        .max_tokens(args.chunk_tokens)
+        .fit_to(embedder.as_ref())
+        .build()
+        .context("CHUNK_MAX_TOKENS")?;
     let store = setup::store(common)?;
     let pipeline = Pipeline::new(
         Arc::new(fetcher.clone()),

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::chunk::Chunk;
-use crate::embedder::{EstimatedTokens, TokenCounter};
+use crate::embedder::{Embedder, EstimatedTokens, TokenCounter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::StableHasher;
 use crate::page::Page;
@@ -64,6 +64,15 @@ impl MarkdownChunkerBuilder {
     /// Sets the token counter (the embedder's own, ideally).
     pub fn token_counter(&mut self, counter: Arc<dyn TokenCounter>) -> &mut Self {
         self.counter = counter;
+        self
+    }
+
+    /// Counts tokens with `embedder`'s own tokenizer when it has one, so chunks fit the model;
+    /// keeps the estimate otherwise.
+    pub fn fit_to(&mut self, embedder: &dyn Embedder) -> &mut Self {
+        if let Some(counter) = embedder.token_counter() {
+            self.counter = counter;
+        }
         self
     }
 

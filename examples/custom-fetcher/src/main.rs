@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use async_trait::async_trait;
 use docbrain_core::{
-    Embedder, Fetched, Fetcher, MarkdownChunker, MemoryStore, Page, PageId, PageStatus, PageStream,
+    Fetched, Fetcher, MarkdownChunker, MemoryStore, Page, PageId, PageStatus, PageStream,
     PageSummary, Pipeline, Result, Scope, SearchFilter,
 };
 use docbrain_index::LocalEmbedder;
@@ -121,15 +121,12 @@ async fn main() -> anyhow::Result<()> {
     let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::load(model_dir))
         .await?
         .context("run scripts/fetch-model.sh first")?;
-    let mut chunker = MarkdownChunker::builder();
-    if let Some(counter) = embedder.token_counter() {
-        chunker.token_counter(counter);
-    }
+    let chunker = MarkdownChunker::builder().fit_to(&embedder).build()?;
 
     // The same pipeline as for Confluence; only the fetcher differs.
     let pipeline = Pipeline::new(
         log.clone(),
-        Arc::new(chunker.build()?),
+        Arc::new(chunker),
         Arc::new(embedder),
         Arc::new(MemoryStore::new()),
     )

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use docbrain_confluence::LocalFetcher;
-use docbrain_core::{Embedder, MarkdownChunker, Pipeline, Scope, SearchFilter};
+use docbrain_core::{MarkdownChunker, Pipeline, Scope, SearchFilter};
 use docbrain_index::{EmbeddedStore, LocalEmbedder};
 
 /// A caching allocator: the model allocates and frees large buffers on every layer, and glibc's
@@ -41,10 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .context("run scripts/fetch-model.sh first")?;
 
     // 3. The chunker counts tokens with the model's own tokenizer, so chunks fit the model.
-    let mut chunker = MarkdownChunker::builder();
-    if let Some(counter) = embedder.token_counter() {
-        chunker.token_counter(counter);
-    }
+    let chunker = MarkdownChunker::builder().fit_to(&embedder).build()?;
 
     // 4. The store: a throwaway embedded index in a temporary folder.
     let data = tempfile::tempdir()?;
@@ -53,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     // 5. One pipeline over the four parts; `sync` is the full crawl.
     let pipeline = Pipeline::new(
         Arc::new(fetcher),
-        Arc::new(chunker.build()?),
+        Arc::new(chunker),
         Arc::new(embedder),
         Arc::new(store),
     )
