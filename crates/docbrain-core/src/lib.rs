@@ -68,6 +68,7 @@ mod hash;
 mod memory;
 mod page;
 mod pipeline;
+pub mod retry;
 mod search;
 mod secret;
 mod store;

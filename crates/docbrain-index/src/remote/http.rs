@@ -9,31 +9,9 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tracing::warn;
 
-/// Retry and timeout settings of a remote embedder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per request, the first included.
-    pub max_attempts: u32,
-    /// The first backoff; it doubles per attempt.
-    pub initial_backoff: Duration,
-    /// The longest wait between attempts, `Retry-After` included.
-    pub max_backoff: Duration,
-    /// Timeout of one attempt.
-    pub timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(30),
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
+pub use docbrain_core::retry::RetryPolicy;
+use docbrain_core::retry::{parse_retry_after, retry, Attempt, Retried};
 
 /// Why a request failed for good.
 #[derive(Debug)]
@@ -48,21 +26,7 @@ pub(crate) enum Failure {
 
 /// Returns how long `Retry-After` asks to wait, if it is present and readable.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// A little jitter (0–25%) without a random-number dependency.
-fn jitter(base: Duration, attempt: u32) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let spread = (u64::from(nanos ^ attempt.wrapping_mul(0x9E37_79B9)) % 250) as u32;
-    base + base * spread / 1000
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, now)
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -78,43 +42,35 @@ pub(crate) async fn post_json(
     policy: &RetryPolicy,
     what: &str,
 ) -> Result<Value, Failure> {
-    let mut attempt = 0;
-    let mut backoff = policy.initial_backoff;
-    loop {
-        attempt += 1;
+    let attempt = |_| async move {
         let mut request = client.post(url).json(body).timeout(policy.timeout);
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
-        let (problem, asked) = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                let asked = retry_after(response.headers(), SystemTime::now());
-                let text = response.text().await.unwrap_or_default();
-                if status.is_success() {
-                    return serde_json::from_str(&text)
-                        .map_err(|e| Failure::Decode(format!("{e} in {}", snippet(&text))));
-                }
-                if !retryable(status) {
-                    return Err(Failure::Status { status, body: text });
-                }
-                (format!("HTTP {status}: {}", snippet(&text)), asked)
-            }
-            Err(e) => (transport_problem(&e), None),
-        };
-        if attempt >= policy.max_attempts {
-            return Err(Failure::Exhausted {
-                attempts: attempt,
-                last: problem,
+        let response = request.send().await.map_err(|e| Attempt::Retry {
+            problem: transport_problem(&e),
+            retry_after: None,
+        })?;
+        let status = response.status();
+        let asked = retry_after(response.headers(), SystemTime::now());
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| {
+                Attempt::Fatal(Failure::Decode(format!("{e} in {}", snippet(&text))))
             });
         }
-        let wait = asked
-            .unwrap_or_else(|| jitter(backoff, attempt))
-            .min(policy.max_backoff);
-        warn!(what, attempt, wait_ms = wait.as_millis() as u64, problem = %problem, "embedding request failed; retrying");
-        tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(policy.max_backoff);
-    }
+        if !retryable(status) {
+            return Err(Attempt::Fatal(Failure::Status { status, body: text }));
+        }
+        Err(Attempt::Retry {
+            problem: format!("HTTP {status}: {}", snippet(&text)),
+            retry_after: asked,
+        })
+    };
+    retry(policy, what, attempt).await.map_err(|e| match e {
+        Retried::Fatal(f) => f,
+        Retried::Exhausted { attempts, last } => Failure::Exhausted { attempts, last },
+    })
 }
 
 fn transport_problem(e: &reqwest::Error) -> String {
@@ -164,29 +120,7 @@ pub(crate) fn normalise(mut v: Vec<f32>) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-
     use super::*;
-
-    #[test]
-    fn reads_retry_after_as_seconds_or_date() {
-        let now = httpdate::parse_http_date("Wed, 21 Oct 2026 07:28:00 GMT").unwrap();
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(3)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2026 07:28:05 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(5)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2026 07:27:00 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h, now), None);
-    }
 
     #[test]
     fn truncates_on_char_boundaries_and_normalises() {
