@@ -40,14 +40,80 @@ pub enum SourceError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// A Confluence setting is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Confluence refused the credentials (401) or the account's permissions (403).
+    #[error("Confluence answered HTTP {status} to GET {path}: {detail}; {hint}")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+        /// The request path (never carries credentials).
+        path: String,
+        /// What the server said, shortened.
+        detail: String,
+        /// Which setting to check.
+        hint: String,
+    },
+    /// A configured space does not exist or is not visible to the account.
+    #[error(
+        "Confluence space {key} does not exist or this account cannot see it: check CONFLUENCE_SPACE_KEYS \
+         and the account's space permissions"
+    )]
+    SpaceNotFound {
+        /// The space key.
+        key: String,
+    },
+    /// Confluence answered with an error that retrying will not fix.
+    #[error("Confluence answered HTTP {status} to GET {path}: {detail}")]
+    Http {
+        /// The status.
+        status: u16,
+        /// The request path.
+        path: String,
+        /// What the server said, shortened.
+        detail: String,
+    },
+    /// Confluence stayed unreachable, rate-limited or failing through every retry.
+    #[error("Confluence at {base} did not answer GET {path} after {attempts} attempts (last: {last}): check CONFLUENCE_BASE_URL and that Confluence is up")]
+    Unavailable {
+        /// The configured base URL.
+        base: String,
+        /// The request path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last problem seen.
+        last: String,
+        /// Whether the last answer was a rate limit.
+        rate_limited: bool,
+    },
+    /// An answer did not have the shape of the Confluence API.
+    #[error("unexpected answer from Confluence to GET {path}: {detail}")]
+    Decode {
+        /// The request path.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 impl From<SourceError> for docbrain_core::Error {
     fn from(e: SourceError) -> Self {
         let kind = match &e {
-            SourceError::NotAFolder { .. } | SourceError::BadId { .. } => ErrorKind::InvalidConfig,
-            SourceError::NotText { .. } => ErrorKind::Decode,
-            SourceError::Io { .. } | SourceError::Task(_) => ErrorKind::Transport,
+            SourceError::NotAFolder { .. }
+            | SourceError::BadId { .. }
+            | SourceError::Config(_)
+            | SourceError::SpaceNotFound { .. } => ErrorKind::InvalidConfig,
+            SourceError::NotText { .. } | SourceError::Decode { .. } => ErrorKind::Decode,
+            SourceError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            SourceError::Unavailable {
+                rate_limited: true, ..
+            } => ErrorKind::RateLimited,
+            SourceError::Io { .. }
+            | SourceError::Task(_)
+            | SourceError::Http { .. }
+            | SourceError::Unavailable { .. } => ErrorKind::Transport,
         };
         docbrain_core::Error::wrap(kind, e)
     }

@@ -1,12 +1,22 @@
 //! Page sources for DocBrain Sync.
 //!
-//! [`LocalFetcher`] reads a folder of pages (DocBrain's `SOURCE_TYPE=local`). The Confluence
-//! REST client, the storage-format converter and the webhook payloads join this crate next.
+//! - [`ConfluenceClient`]: Confluence Cloud (REST v2) or Data Center (REST v1) as a
+//!   [`docbrain_core::Fetcher`] (`SOURCE_TYPE=confluence`).
+//! - [`LocalFetcher`]: a folder of exported pages (`SOURCE_TYPE=local`).
+//! - [`storage_to_markdown`]: the storage-format (XHTML) to Markdown converter both use.
+//! - [`webhook`]: `X-Hub-Signature` checks and webhook bodies in the Cloud and Data Center shapes.
+//! - `simulator` (feature `simulator`): a Confluence on loopback for tests, with both API
+//!   versions, faults, a request log and signed webhooks.
 
 mod error;
 mod local;
+mod rest;
+#[cfg(feature = "simulator")]
+pub mod simulator;
 mod storage_format;
+pub mod webhook;
 
 pub use error::SourceError;
 pub use local::LocalFetcher;
+pub use rest::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 pub use storage_format::storage_to_markdown;

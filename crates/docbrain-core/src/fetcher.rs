@@ -16,6 +16,9 @@ pub type PageStream<'a> = BoxStream<'a, Result<PageSummary>>;
 pub struct Scope {
     /// Space keys to crawl; empty means every space the fetcher is configured for.
     pub spaces: Vec<String>,
+    /// Index at most this many pages (`CONFLUENCE_PAGE_LIMIT`); a crawl cut short by the limit
+    /// deletes nothing for being unlisted.
+    pub page_limit: Option<usize>,
 }
 
 impl Scope {
@@ -32,7 +35,14 @@ impl Scope {
     {
         Self {
             spaces: spaces.into_iter().map(Into::into).collect(),
+            page_limit: None,
         }
+    }
+
+    /// Returns this scope limited to `limit` pages (0 means unlimited).
+    pub fn with_page_limit(mut self, limit: usize) -> Self {
+        self.page_limit = (limit > 0).then_some(limit);
+        self
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one ingest pipeline both binaries and library users call.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,8 @@ pub struct PipelineOptions {
     pub allow_mass_delete: bool,
     /// How many chunks are sent to the embedder at once.
     pub embed_batch_size: usize,
+    /// How many changed pages a sync fetches and indexes at once.
+    pub fetch_concurrency: usize,
 }
 
 impl Default for PipelineOptions {
@@ -35,6 +38,7 @@ impl Default for PipelineOptions {
             max_delete_fraction: 0.5,
             allow_mass_delete: false,
             embed_batch_size: 16,
+            fetch_concurrency: 4,
         }
     }
 }
@@ -112,6 +116,19 @@ pub trait SyncProgress: Send + Sync {
 }
 
 impl SyncProgress for () {}
+
+/// What a sync knows about the listing so far.
+struct Walk {
+    seen: HashSet<PageId>,
+    spaces: BTreeSet<String>,
+    truncated: bool,
+}
+
+/// One listed entry: decided already, or to be fetched.
+enum Step {
+    Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
+    Fetch(PageSummary),
+}
 
 /// The source of a search-only pipeline.
 #[derive(Debug)]
@@ -334,26 +351,66 @@ impl Pipeline {
             .map(|p| (p.id.clone(), p))
             .collect();
         let mut report = SyncReport::default();
-        let mut seen: HashSet<PageId> = HashSet::new();
-        let mut spaces: BTreeMap<String, ()> =
-            scope.spaces.iter().map(|s| (s.clone(), ())).collect();
-        let mut listing = self.fetcher.list(scope);
-        while let Some(summary) = listing.next().await {
-            let summary = summary?;
-            progress.listed(&summary);
-            if !seen.insert(summary.id.clone()) {
+        let mut walk = Walk {
+            seen: HashSet::new(),
+            spaces: scope.spaces.iter().cloned().collect(),
+            truncated: false,
+        };
+        let stop = AtomicBool::new(false);
+        let mut listing = Box::pin(
+            self.fetcher
+                .list(scope)
+                .take_while(|_| futures::future::ready(!stop.load(Ordering::Relaxed)))
+                .map(|item| {
+                    let summary = match item {
+                        Ok(summary) => summary,
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            return Step::Ready(Err(e));
+                        }
+                    };
+                    progress.listed(&summary);
+                    if walk.seen.contains(&summary.id) {
+                        return Step::Ready(Ok(None));
+                    }
+                    if scope
+                        .page_limit
+                        .is_some_and(|limit| walk.seen.len() >= limit)
+                    {
+                        walk.truncated = true;
+                        stop.store(true, Ordering::Relaxed);
+                        return Step::Ready(Ok(None));
+                    }
+                    walk.seen.insert(summary.id.clone());
+                    if scope.spaces.is_empty() {
+                        walk.spaces.insert(summary.space_key.clone());
+                    }
+                    let held = indexed.get(&summary.id);
+                    match (summary.version, held) {
+                        (Some(v), Some(h)) if h.version >= v => {
+                            Step::Ready(Ok(Some((summary, Ok(PageOutcome::Unchanged)))))
+                        }
+                        _ => Step::Fetch(summary),
+                    }
+                })
+                .map(|step| async move {
+                    match step {
+                        Step::Ready(r) => r,
+                        Step::Fetch(summary) => {
+                            let outcome = self.reconcile(&summary.id).await;
+                            Ok(Some((summary, outcome)))
+                        }
+                    }
+                })
+                .buffer_unordered(self.options.fetch_concurrency.max(1)),
+        );
+        while let Some(step) = listing.next().await {
+            let Some((summary, outcome)) = step? else {
                 continue;
-            }
-            report.pages_seen += 1;
-            if scope.spaces.is_empty() {
-                spaces.insert(summary.space_key.clone(), ());
-            }
-            let held = indexed.get(&summary.id);
-            let outcome = match (summary.version, held) {
-                (Some(v), Some(h)) if h.version >= v => Ok(PageOutcome::Unchanged),
-                _ => self.reconcile(&summary.id).await,
             };
+            report.pages_seen += 1;
             progress.page_done(&summary, &outcome);
+            let held = indexed.get(&summary.id);
             match outcome {
                 Ok(PageOutcome::Unchanged | PageOutcome::Stale { .. }) => {
                     report.pages_unchanged += 1;
@@ -384,8 +441,19 @@ impl Pipeline {
             }
         }
         drop(listing);
+        let Walk {
+            seen,
+            spaces,
+            truncated,
+        } = walk;
+        if truncated {
+            info!(
+                limit = scope.page_limit,
+                "page limit reached: the listing was cut short, so nothing is deleted for being unlisted"
+            );
+        }
 
-        for space in spaces.keys() {
+        for space in spaces.iter().filter(|_| !truncated) {
             let in_space: Vec<&IndexedPage> =
                 indexed.values().filter(|p| &p.space_key == space).collect();
             let doomed: Vec<&IndexedPage> = in_space

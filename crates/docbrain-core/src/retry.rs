@@ -69,7 +69,11 @@ pub enum Retried<E> {
 ///
 /// # Errors
 /// [`Retried::Fatal`] with the operation's own error, or [`Retried::Exhausted`].
-pub async fn retry<T, E, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T, Retried<E>>
+pub async fn retry<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    mut op: F,
+) -> Result<T, Retried<E>>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, Attempt<E>>>,

@@ -1,0 +1,170 @@
+//! Confluence REST v1 (Data Center): `start`/`limit` listings by space key, one page expanded
+//! with its storage body, version, space, ancestors and labels.
+
+use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary};
+use reqwest::Url;
+
+use super::http::{path_of, Answer};
+use super::v2::encode;
+use super::{labels_of, status_of, summaries, Inner, SpaceRef};
+use crate::{storage_to_markdown, SourceError};
+
+/// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
+/// context path, so it is appended rather than joined).
+fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
+    let Some(next) = answer.json["_links"]["next"].as_str() else {
+        return Ok(None);
+    };
+    if next.starts_with("http://") || next.starts_with("https://") {
+        return Url::parse(next).map(Some).map_err(|e| SourceError::Decode {
+            path: next.to_owned(),
+            detail: format!("the next link is not a URL: {e}"),
+        });
+    }
+    let base = answer.json["_links"]["base"]
+        .as_str()
+        .unwrap_or(inner.base.as_str())
+        .trim_end_matches('/');
+    Url::parse(&format!("{base}{next}"))
+        .map(Some)
+        .map_err(|e| SourceError::Decode {
+            path: next.to_owned(),
+            detail: format!("the next link is not a URL: {e}"),
+        })
+}
+
+/// Checks that each key names a visible space (all global spaces when `keys` is empty).
+pub(super) async fn resolve_spaces(
+    inner: &Inner,
+    keys: &[String],
+) -> Result<Vec<SpaceRef>, SourceError> {
+    if keys.is_empty() {
+        let mut url = inner.url("rest/api/space")?;
+        url.query_pairs_mut()
+            .append_pair("type", "global")
+            .append_pair("limit", &inner.page_size.to_string());
+        let mut found = Vec::new();
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            let answer = inner
+                .get_found(&url, || SourceError::Http {
+                    status: 404,
+                    path: path_of(&url),
+                    detail: "the space endpoint is missing: is CONFLUENCE_BASE_URL the Data Center address?".into(),
+                })
+                .await?;
+            for space in answer.json["results"].as_array().into_iter().flatten() {
+                if let Some(key) = space["key"].as_str() {
+                    found.push(SpaceRef {
+                        key: key.to_owned(),
+                        id: None,
+                    });
+                }
+            }
+            next = next_url(inner, &answer)?;
+        }
+        return Ok(found);
+    }
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let url = inner.url(&format!("rest/api/space/{}", encode(key)))?;
+        inner
+            .get_found(&url, || SourceError::SpaceNotFound { key: key.clone() })
+            .await?;
+        found.push(SpaceRef {
+            key: key.clone(),
+            id: None,
+        });
+    }
+    Ok(found)
+}
+
+/// Lists one space's current pages with their versions.
+pub(super) async fn list_space(
+    inner: &Inner,
+    space: &SpaceRef,
+) -> Result<Vec<PageSummary>, SourceError> {
+    let mut url = inner.url("rest/api/content")?;
+    url.query_pairs_mut()
+        .append_pair("spaceKey", &space.key)
+        .append_pair("type", "page")
+        .append_pair("status", "current")
+        .append_pair("start", "0")
+        .append_pair("limit", &inner.page_size.to_string())
+        .append_pair("expand", "version");
+    let mut pages = Vec::new();
+    let mut next = Some(url);
+    while let Some(url) = next.take() {
+        let path = path_of(&url);
+        let answer = inner
+            .get_found(&url, || SourceError::SpaceNotFound {
+                key: space.key.clone(),
+            })
+            .await?;
+        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
+        next = next_url(inner, &answer)?;
+    }
+    Ok(pages)
+}
+
+/// Fetches one page expanded with body, version, space, ancestors and labels.
+pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceError> {
+    let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
+    url.query_pairs_mut().append_pair(
+        "expand",
+        "body.storage,version,space,ancestors,metadata.labels",
+    );
+    let path = path_of(&url);
+    let Some(answer) = inner.get(&url).await? else {
+        return Ok(Fetched::Gone);
+    };
+    let json = &answer.json;
+    let decode = |detail: &str| SourceError::Decode {
+        path: path.clone(),
+        detail: detail.to_owned(),
+    };
+    let Some(status) = status_of(&json["status"]) else {
+        return Ok(Fetched::Gone);
+    };
+    let title = json["title"]
+        .as_str()
+        .ok_or_else(|| decode("the page has no title"))?
+        .to_owned();
+    let version = json["version"]["number"]
+        .as_u64()
+        .ok_or_else(|| decode("the page has no version.number (expand=version)"))?;
+    let space_key = json["space"]["key"]
+        .as_str()
+        .ok_or_else(|| decode("the page has no space.key (expand=space)"))?
+        .to_owned();
+    let storage = json["body"]["storage"]["value"].as_str();
+    if status == PageStatus::Current && storage.is_none() {
+        return Err(decode("the page has no body.storage.value"));
+    }
+    let ancestors = json["ancestors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["title"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let base = json["_links"]["base"].as_str().map_or_else(
+        || inner.base.as_str().trim_end_matches('/').to_owned(),
+        str::to_owned,
+    );
+    let url = json["_links"]["webui"]
+        .as_str()
+        .map(|w| format!("{base}{w}"));
+    Ok(Fetched::Page(Page {
+        id: id.clone(),
+        space_key,
+        title,
+        version,
+        status,
+        url,
+        ancestors,
+        labels: labels_of(&json["metadata"]["labels"]),
+        body: storage.map(storage_to_markdown).unwrap_or_default(),
+    }))
+}

@@ -1,0 +1,225 @@
+//! Confluence Cloud REST v2: spaces by key, cursor-paginated page listings, one page with its
+//! storage body, labels and ancestors.
+
+use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary};
+use reqwest::Url;
+
+use super::http::{path_of, Answer};
+use super::{id_of, labels_of, status_of, summaries, Inner, SpaceRef};
+use crate::{storage_to_markdown, SourceError};
+
+/// The next page of a listing: `_links.next` or the `Link` header, relative to the site.
+fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
+    let next = answer.json["_links"]["next"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| answer.link_next.clone());
+    next.map(|n| inner.url(&n)).transpose()
+}
+
+/// Resolves space keys to ids (all current spaces when `keys` is empty).
+pub(super) async fn resolve_spaces(
+    inner: &Inner,
+    keys: &[String],
+) -> Result<Vec<SpaceRef>, SourceError> {
+    let mut found = Vec::new();
+    let mut batches: Vec<String> = keys.chunks(100).map(|c| c.join(",")).collect();
+    if keys.is_empty() {
+        batches.push(String::new());
+    }
+    for batch in batches {
+        let mut url = inner.url("api/v2/spaces")?;
+        url.query_pairs_mut().append_pair("limit", "250");
+        if batch.is_empty() {
+            url.query_pairs_mut().append_pair("status", "current");
+        } else {
+            url.query_pairs_mut().append_pair("keys", &batch);
+        }
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            let answer = inner
+                .get_found(&url, || SourceError::Http {
+                    status: 404,
+                    path: path_of(&url),
+                    detail: "the spaces endpoint is missing: is CONFLUENCE_BASE_URL the site's /wiki address?".into(),
+                })
+                .await?;
+            for space in answer.json["results"].as_array().into_iter().flatten() {
+                let (Some(key), Some(id)) = (space["key"].as_str(), id_of(&space["id"])) else {
+                    continue;
+                };
+                found.push(SpaceRef {
+                    key: key.to_owned(),
+                    id: Some(id.as_str().to_owned()),
+                });
+            }
+            next = next_url(inner, &answer)?;
+        }
+    }
+    if let Some(missing) = keys.iter().find(|k| !found.iter().any(|s| &s.key == *k)) {
+        return Err(SourceError::SpaceNotFound {
+            key: missing.clone(),
+        });
+    }
+    let mut cache = inner.lock_cache();
+    for s in &found {
+        if let Some(id) = &s.id {
+            cache.space_keys.insert(id.clone(), s.key.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Lists one space's current pages with their versions.
+pub(super) async fn list_space(
+    inner: &Inner,
+    space: &SpaceRef,
+) -> Result<Vec<PageSummary>, SourceError> {
+    let id = space.id.as_deref().unwrap_or_default();
+    let mut url = inner.url(&format!("api/v2/spaces/{id}/pages"))?;
+    url.query_pairs_mut()
+        .append_pair("limit", &inner.page_size.to_string())
+        .append_pair("status", "current");
+    let mut pages = Vec::new();
+    let mut next = Some(url);
+    while let Some(url) = next.take() {
+        let path = path_of(&url);
+        let answer = inner
+            .get_found(&url, || SourceError::SpaceNotFound {
+                key: space.key.clone(),
+            })
+            .await?;
+        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
+        next = next_url(inner, &answer)?;
+    }
+    Ok(pages)
+}
+
+/// Fetches one page with its body, labels, ancestors and link.
+pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceError> {
+    let mut url = inner.url(&format!("api/v2/pages/{}", encode(id.as_str())))?;
+    url.query_pairs_mut()
+        .append_pair("body-format", "storage")
+        .append_pair("include-labels", "true");
+    let path = path_of(&url);
+    let Some(answer) = inner.get(&url).await? else {
+        return Ok(Fetched::Gone);
+    };
+    let json = &answer.json;
+    let decode = |detail: &str| SourceError::Decode {
+        path: path.clone(),
+        detail: detail.to_owned(),
+    };
+    let Some(status) = status_of(&json["status"]) else {
+        return Ok(Fetched::Gone);
+    };
+    let title = json["title"]
+        .as_str()
+        .ok_or_else(|| decode("the page has no title"))?
+        .to_owned();
+    let version = json["version"]["number"]
+        .as_u64()
+        .ok_or_else(|| decode("the page has no version.number"))?;
+    let storage = json["body"]["storage"]["value"].as_str();
+    if status == PageStatus::Current && storage.is_none() {
+        return Err(decode("the page has no body.storage.value"));
+    }
+    let space_id = id_of(&json["spaceId"]).ok_or_else(|| decode("the page has no spaceId"))?;
+    let space_key = space_key(inner, space_id.as_str()).await?;
+    let ancestors = if json["parentId"].is_null() || status != PageStatus::Current {
+        Vec::new()
+    } else {
+        ancestors(inner, id).await?
+    };
+    let base = json["_links"]["base"].as_str().map_or_else(
+        || inner.base.as_str().trim_end_matches('/').to_owned(),
+        str::to_owned,
+    );
+    let url = json["_links"]["webui"]
+        .as_str()
+        .map(|w| format!("{base}{w}"));
+    Ok(Fetched::Page(Page {
+        id: id.clone(),
+        space_key,
+        title,
+        version,
+        status,
+        url,
+        ancestors,
+        labels: labels_of(&json["labels"]),
+        body: storage.map(storage_to_markdown).unwrap_or_default(),
+    }))
+}
+
+/// The key of a space id, from the cache or `GET /spaces/{id}`.
+async fn space_key(inner: &Inner, space_id: &str) -> Result<String, SourceError> {
+    if let Some(key) = inner.lock_cache().space_keys.get(space_id) {
+        return Ok(key.clone());
+    }
+    let url = inner.url(&format!("api/v2/spaces/{}", encode(space_id)))?;
+    let path = path_of(&url);
+    let answer = inner
+        .get_found(&url, || SourceError::Decode {
+            path: path.clone(),
+            detail: format!("the page's space {space_id} is not visible"),
+        })
+        .await?;
+    let key = answer.json["key"]
+        .as_str()
+        .ok_or_else(|| SourceError::Decode {
+            path: path.clone(),
+            detail: "the space has no key".into(),
+        })?
+        .to_owned();
+    inner
+        .lock_cache()
+        .space_keys
+        .insert(space_id.to_owned(), key.clone());
+    Ok(key)
+}
+
+/// Titles of a page's ancestors, root first.
+async fn ancestors(inner: &Inner, id: &PageId) -> Result<Vec<String>, SourceError> {
+    let url = inner.url(&format!("api/v2/pages/{}/ancestors", encode(id.as_str())))?;
+    let Some(answer) = inner.get(&url).await? else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<PageId> = answer.json["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["type"].as_str().is_none_or(|t| t == "page"))
+        .filter_map(|a| id_of(&a["id"]))
+        .collect();
+    let mut titles = Vec::with_capacity(ids.len());
+    for aid in ids {
+        let cached = inner.lock_cache().titles.get(&aid).cloned();
+        let title = match cached {
+            Some(t) => t,
+            None => {
+                let url = inner.url(&format!("api/v2/pages/{}", encode(aid.as_str())))?;
+                let Some(answer) = inner.get(&url).await? else {
+                    continue;
+                };
+                let title = answer.json["title"].as_str().unwrap_or_default().to_owned();
+                inner.lock_cache().titles.insert(aid, title.clone());
+                title
+            }
+        };
+        titles.push(title);
+    }
+    Ok(titles)
+}
+
+/// Percent-encodes an id for a path segment (ids are digits, but nothing is assumed).
+pub(super) fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

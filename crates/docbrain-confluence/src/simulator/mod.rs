@@ -1,0 +1,452 @@
+//! A Confluence on loopback for tests: REST v2 (Cloud) and v1 (Data Center) with the real
+//! response shapes, auth checks, both pagination styles, statuses, 404 for deleted or hidden
+//! pages, injectable faults and latency, a request log, an edit API, and signed webhooks in
+//! both real body shapes.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use docbrain_confluence::simulator::Simulator;
+//! let sim = Simulator::start().await?;
+//! sim.add_space("ENG", "Engineering");
+//! let id = sim.create_page("ENG", "Deploys", "<p>Run deploy.</p>");
+//! sim.edit_page(&id, "<p>Run deploy --safe.</p>");
+//! println!("v2 at {}, v1 at {}", sim.base_url_v2(), sim.base_url_v1());
+//! # Ok(()) }
+//! ```
+
+mod routes;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use docbrain_core::{PageId, PageStatus};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::webhook::{self, BodyShape, PageEvent, PageRef};
+
+/// The Cloud account the simulator accepts (basic auth, REST v2).
+pub const EMAIL: &str = "bot@example.com";
+/// The Cloud API token the simulator accepts.
+pub const API_TOKEN: &str = "sim-api-token";
+/// The Data Center personal access token the simulator accepts (Bearer, REST v1).
+pub const PAT: &str = "sim-personal-access-token";
+
+/// A page as the simulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPage {
+    /// The page id (numeric, as Confluence's are).
+    pub id: u64,
+    /// The space key.
+    pub space_key: String,
+    /// The title.
+    pub title: String,
+    /// The storage-format body.
+    pub body: String,
+    /// The version number, 1 on creation, +1 per edit.
+    pub version: u64,
+    /// The status.
+    pub status: PageStatus,
+    /// The parent page, if any.
+    pub parent: Option<u64>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Restricted: this account cannot see it (404, not listed).
+    pub hidden: bool,
+}
+
+/// Which API call a request was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// Space listing or lookup.
+    Spaces,
+    /// A page listing request (one page of results).
+    PageList,
+    /// One page with its body (v2 `body-format=storage`, v1 `expand=body.storage`).
+    PageBody,
+    /// One page without a body (v2 ancestor titles), or its ancestors.
+    PageMeta,
+    /// Anything else.
+    Other,
+}
+
+/// A logged request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method.
+    pub method: String,
+    /// The path and query.
+    pub uri: String,
+    /// Which call it was.
+    pub route: Route,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// A fault to answer instead of the real response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The HTTP status (429, 503, 500, 401…).
+    pub status: u16,
+    /// A `Retry-After` value to send, if any (seconds or an HTTP date).
+    pub retry_after: Option<String>,
+    /// Answer an HTML page instead of JSON (as proxies and Tomcat do).
+    pub html: bool,
+    /// Only requests of this route (all routes when `None`).
+    pub route: Option<Route>,
+    /// How many requests it answers; `u32::MAX` until cleared.
+    pub times: u32,
+    /// Matching requests to let through before the fault starts.
+    pub after: u32,
+}
+
+impl Fault {
+    /// A fault answering `status` to the next `times` requests of any route.
+    pub fn new(status: u16, times: u32) -> Self {
+        Self {
+            status,
+            retry_after: None,
+            html: false,
+            route: None,
+            times,
+            after: 0,
+        }
+    }
+
+    /// Lets `n` matching requests through first.
+    pub fn after(mut self, n: u32) -> Self {
+        self.after = n;
+        self
+    }
+
+    /// Sends `Retry-After: value`.
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        self.retry_after = Some(value.into());
+        self
+    }
+
+    /// Answers an HTML page.
+    pub fn html(mut self) -> Self {
+        self.html = true;
+        self
+    }
+
+    /// Only answers requests of `route`.
+    pub fn on(mut self, route: Route) -> Self {
+        self.route = Some(route);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Space {
+    id: u64,
+    name: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    spaces: BTreeMap<String, Space>,
+    pages: BTreeMap<u64, SimPage>,
+    next_id: u64,
+    faults: Vec<Fault>,
+    latency: Duration,
+    /// The most results one listing response holds, whatever `limit` asked for.
+    max_results: usize,
+    log: Vec<Request>,
+    in_flight: usize,
+    peak_in_flight: usize,
+}
+
+/// A running simulator; it stops when dropped.
+#[derive(Debug)]
+pub struct Simulator {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+    client: reqwest::Client,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Simulator {
+    /// Starts a simulator on a free loopback port.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a simulator on `addr`.
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound.
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State {
+            spaces: BTreeMap::new(),
+            pages: BTreeMap::new(),
+            next_id: 100_001,
+            faults: Vec::new(),
+            latency: Duration::ZERO,
+            max_results: 250,
+            log: Vec::new(),
+            in_flight: 0,
+            peak_in_flight: 0,
+        }));
+        let task = tokio::spawn(routes::serve(listener, Arc::clone(&state), addr));
+        Ok(Self {
+            addr,
+            state,
+            task,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Cloud base URL (`CONFLUENCE_BASE_URL` for v2): `http://<addr>/wiki`.
+    pub fn base_url_v2(&self) -> String {
+        format!("http://{}/wiki", self.addr)
+    }
+
+    /// The Data Center base URL (`CONFLUENCE_BASE_URL` for v1): `http://<addr>`.
+    pub fn base_url_v1(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a space (idempotent) and returns its numeric id.
+    pub fn add_space(&self, key: &str, name: &str) -> u64 {
+        let mut s = self.state();
+        let next = 98_306 + s.spaces.len() as u64 * 1_000;
+        s.spaces
+            .entry(key.to_owned())
+            .or_insert(Space {
+                id: next,
+                name: name.to_owned(),
+            })
+            .id
+    }
+
+    /// Creates a current page at version 1 and returns its id. The space is created if missing.
+    pub fn create_page(&self, space: &str, title: &str, storage_body: &str) -> PageId {
+        self.create_child(space, title, storage_body, None)
+    }
+
+    /// Creates a page under `parent`.
+    pub fn create_child(
+        &self,
+        space: &str,
+        title: &str,
+        storage_body: &str,
+        parent: Option<&PageId>,
+    ) -> PageId {
+        self.add_space(space, space);
+        let mut s = self.state();
+        let id = s.next_id;
+        s.next_id += 1;
+        let parent = parent.and_then(|p| p.as_str().parse().ok());
+        s.pages.insert(
+            id,
+            SimPage {
+                id,
+                space_key: space.to_owned(),
+                title: title.to_owned(),
+                body: storage_body.to_owned(),
+                version: 1,
+                status: PageStatus::Current,
+                parent,
+                labels: Vec::new(),
+                hidden: false,
+            },
+        );
+        PageId::from(id)
+    }
+
+    fn with_page<T>(&self, id: &PageId, f: impl FnOnce(&mut SimPage) -> T) -> Option<T> {
+        let key: u64 = id.as_str().parse().ok()?;
+        self.state().pages.get_mut(&key).map(f)
+    }
+
+    /// Replaces a page's body, bumping its version; returns the new version.
+    pub fn edit_page(&self, id: &PageId, storage_body: &str) -> Option<u64> {
+        self.with_page(id, |p| {
+            p.body = storage_body.to_owned();
+            p.version += 1;
+            p.version
+        })
+    }
+
+    /// Renames a page, bumping its version.
+    pub fn rename_page(&self, id: &PageId, title: &str) -> Option<u64> {
+        self.with_page(id, |p| {
+            p.title = title.to_owned();
+            p.version += 1;
+            p.version
+        })
+    }
+
+    /// Sets a page's labels, bumping its version.
+    pub fn set_labels(&self, id: &PageId, labels: &[&str]) -> Option<u64> {
+        self.with_page(id, |p| {
+            p.labels = labels.iter().map(|l| (*l).to_owned()).collect();
+            p.version += 1;
+            p.version
+        })
+    }
+
+    /// Sets a page's status (trash, restore, archive…); restoring bumps the version as
+    /// Confluence does.
+    pub fn set_status(&self, id: &PageId, status: PageStatus) -> Option<u64> {
+        self.with_page(id, |p| {
+            if status != p.status {
+                p.status = status;
+                p.version += 1;
+            }
+            p.version
+        })
+    }
+
+    /// Purges a page: it answers 404 from now on.
+    pub fn delete_page(&self, id: &PageId) -> bool {
+        let Ok(key) = id.as_str().parse::<u64>() else {
+            return false;
+        };
+        self.state().pages.remove(&key).is_some()
+    }
+
+    /// Restricts a page so the account cannot see it (404, not listed), or lifts that.
+    pub fn hide_page(&self, id: &PageId, hidden: bool) -> bool {
+        self.with_page(id, |p| p.hidden = hidden).is_some()
+    }
+
+    /// Returns a page as the simulator holds it.
+    pub fn page(&self, id: &PageId) -> Option<SimPage> {
+        self.with_page(id, |p| p.clone())
+    }
+
+    /// Returns every page the account can see with status `current`, by id.
+    pub fn current_pages(&self) -> Vec<SimPage> {
+        self.state()
+            .pages
+            .values()
+            .filter(|p| p.status == PageStatus::Current && !p.hidden)
+            .cloned()
+            .collect()
+    }
+
+    /// Answers the next matching requests with `fault`.
+    pub fn inject(&self, fault: Fault) {
+        self.state().faults.push(fault);
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
+    /// Delays every answer by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// Caps the results of one listing response (fewer than `limit` asks for, as real servers do).
+    pub fn set_max_results(&self, max: usize) {
+        self.state().max_results = max.max(1);
+    }
+
+    /// Returns the request log.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state().log.clone()
+    }
+
+    /// Counts logged requests of `route`.
+    pub fn count(&self, route: Route) -> usize {
+        self.state().log.iter().filter(|r| r.route == route).count()
+    }
+
+    /// Counts logged requests of `route` for page `id`.
+    pub fn count_for(&self, route: Route, id: &PageId) -> usize {
+        let needle = format!("/{id}");
+        self.state()
+            .log
+            .iter()
+            .filter(|r| {
+                r.route == route && r.uri.split('?').next().unwrap_or("").ends_with(&needle)
+            })
+            .count()
+    }
+
+    /// Empties the request log and resets the in-flight peak.
+    pub fn clear_log(&self) {
+        let mut s = self.state();
+        s.log.clear();
+        s.peak_in_flight = 0;
+    }
+
+    /// The most API requests that were being answered at once since the log was cleared.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state().peak_in_flight
+    }
+
+    /// Returns the webhook body Confluence would send for `event` on page `id` in `shape`.
+    pub fn webhook_body(&self, event: PageEvent, id: &PageId, shape: BodyShape) -> String {
+        let page = self.page(id);
+        let reference = PageRef {
+            id: id.clone(),
+            title: page.as_ref().map(|p| p.title.clone()),
+            space_key: page.as_ref().map(|p| p.space_key.clone()),
+            version: page.as_ref().map(|p| p.version),
+        };
+        webhook::body(event, &reference, shape, now_ms())
+    }
+
+    /// POSTs a webhook for `event` on page `id` to `url`, signed with `secret` when given, and
+    /// returns the answer's status.
+    ///
+    /// # Errors
+    /// When the receiver cannot be reached.
+    pub async fn send_webhook(
+        &self,
+        url: &str,
+        secret: Option<&str>,
+        event: PageEvent,
+        id: &PageId,
+        shape: BodyShape,
+    ) -> Result<u16, reqwest::Error> {
+        let body = self.webhook_body(event, id, shape);
+        let mut request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-request-id", format!("sim-{}", now_ms()));
+        if let Some(secret) = secret {
+            request = request.header(
+                "x-hub-signature",
+                webhook::sign(secret.as_bytes(), body.as_bytes()),
+            );
+        }
+        Ok(request.body(body).send().await?.status().as_u16())
+    }
+}

@@ -1,0 +1,557 @@
+//! The simulator's HTTP side: routing, auth, faults and the response shapes of both APIs.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine;
+use bytes::Bytes;
+use docbrain_core::PageStatus;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LINK, RETRY_AFTER};
+use hyper::service::service_fn;
+use hyper::{Request as HttpRequest, Response};
+use hyper_util::rt::TokioIo;
+use reqwest::Url;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::{Request, Route, SimPage, State, API_TOKEN, EMAIL, PAT};
+
+type Answer = Response<Full<Bytes>>;
+
+pub(super) async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, addr: SocketAddr) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(req, &state, addr).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAddr) -> Answer {
+    let uri = req.uri().to_string();
+    let method = req.method().to_string();
+    let url = Url::parse(&format!("http://{addr}{uri}"))
+        .unwrap_or_else(|_| Url::parse("http://invalid/").unwrap_or_else(|_| unreachable!()));
+    let segments: Vec<String> = url
+        .path_segments()
+        .map(|s| s.map(str::to_owned).collect())
+        .unwrap_or_default();
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let route = match seg.as_slice() {
+        ["wiki", "api", "v2", "spaces", ..] if seg.len() <= 5 => Route::Spaces,
+        ["wiki", "api", "v2", "spaces", _, "pages"] => Route::PageList,
+        ["wiki", "api", "v2", "pages", _] if query("body-format").is_some() => Route::PageBody,
+        ["wiki", "api", "v2", "pages", _, ..] => Route::PageMeta,
+        ["rest", "api", "space", ..] => Route::Spaces,
+        ["rest", "api", "content"] => Route::PageList,
+        ["rest", "api", "content", _] => Route::PageBody,
+        _ => Route::Other,
+    };
+    let v2 = seg.first() == Some(&"wiki");
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let latency = {
+        let mut s = lock(state);
+        s.in_flight += 1;
+        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+        s.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let answer = {
+        let mut s = lock(state);
+        if let Some(fault) = take_fault(&mut s, route) {
+            fault
+        } else if method != "GET" {
+            error(405, v2, "Method Not Allowed")
+        } else if !authorized(v2, authorization.as_deref()) {
+            unauthorized(v2)
+        } else {
+            let base = format!("http://{addr}");
+            match seg.as_slice() {
+                ["wiki", "api", "v2", "spaces"] => v2_spaces(&s, &query),
+                ["wiki", "api", "v2", "spaces", id] => v2_space(&s, id),
+                ["wiki", "api", "v2", "spaces", id, "pages"] => v2_pages(&s, id, &query),
+                ["wiki", "api", "v2", "pages", id] => v2_page(&s, id, &query, &base),
+                ["wiki", "api", "v2", "pages", id, "ancestors"] => v2_ancestors(&s, id),
+                ["rest", "api", "space"] => v1_spaces(&s, &query, &base),
+                ["rest", "api", "space", key] => v1_space(&s, key),
+                ["rest", "api", "content"] => v1_contents(&s, &query, &base),
+                ["rest", "api", "content", id] => v1_content(&s, id, &base),
+                _ => error(404, v2, "Not Found"),
+            }
+        }
+    };
+    let mut s = lock(state);
+    s.in_flight -= 1;
+    s.log.push(Request {
+        method,
+        uri,
+        route,
+        status: answer.status().as_u16(),
+    });
+    answer
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn take_fault(s: &mut State, route: Route) -> Option<Answer> {
+    let fault = s
+        .faults
+        .iter_mut()
+        .find(|f| f.times > 0 && f.route.is_none_or(|r| r == route))?;
+    if fault.after > 0 {
+        fault.after -= 1;
+        return None;
+    }
+    if fault.times != u32::MAX {
+        fault.times -= 1;
+    }
+    let f = fault.clone();
+    s.faults.retain(|f| f.times > 0);
+    let mut answer = if f.html {
+        html(
+            f.status,
+            &format!("HTTP Status {} – Service trouble", f.status),
+        )
+    } else if f.status == 429 {
+        respond(f.status, &json!({"message": "Rate limit exceeded"}))
+    } else {
+        respond(
+            f.status,
+            &json!({"statusCode": f.status, "message": "simulated fault"}),
+        )
+    };
+    if let Some(value) = f.retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        answer.headers_mut().insert(RETRY_AFTER, value);
+    }
+    if f.status == 429 {
+        let h = answer.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from_static("100"));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+    }
+    Some(answer)
+}
+
+fn authorized(v2: bool, header: Option<&str>) -> bool {
+    let Some(header) = header else {
+        return false;
+    };
+    if v2 {
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(format!("{EMAIL}:{API_TOKEN}"));
+        header == format!("Basic {expected}")
+    } else {
+        header == format!("Bearer {PAT}")
+    }
+}
+
+fn unauthorized(v2: bool) -> Answer {
+    if v2 {
+        respond(
+            401,
+            &json!({"code": 401, "message": "Unauthorized; scope does not match"}),
+        )
+    } else {
+        html(
+            401,
+            "HTTP Status 401 – Unauthorized</h1><p><b>Message</b> Basic Authentication Failure - Reason : AUTHENTICATED_FAILED</p><h1>",
+        )
+    }
+}
+
+fn respond(status: u16, body: &Value) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn html(status: u16, title: &str) -> Answer {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><title>{title}</title><style type=\"text/css\">body {{font-family:Tahoma,Arial,sans-serif;}}</style></head><body><h1>{title}</h1><hr class=\"line\" /><h3>Apache Tomcat</h3></body></html>"
+    );
+    let mut r = Response::new(Full::new(Bytes::from(page)));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=utf-8"),
+    );
+    r
+}
+
+fn error(status: u16, v2: bool, title: &str) -> Answer {
+    if v2 {
+        respond(
+            status,
+            &json!({"errors": [{"status": status, "code": title.to_uppercase().replace(' ', "_"), "title": title, "detail": null}]}),
+        )
+    } else {
+        respond(
+            status,
+            &json!({"statusCode": status, "data": {"authorized": false, "valid": true, "allowedInReadOnlyMode": true, "errors": [], "successful": false}, "message": title, "reason": title}),
+        )
+    }
+}
+
+fn visible<'a>(s: &'a State, id: &str) -> Option<&'a SimPage> {
+    let id: u64 = id.parse().ok()?;
+    s.pages.get(&id).filter(|p| !p.hidden)
+}
+
+fn status_name(status: PageStatus) -> &'static str {
+    match status {
+        PageStatus::Current => "current",
+        PageStatus::Trashed => "trashed",
+        PageStatus::Archived => "archived",
+        PageStatus::Draft => "draft",
+        PageStatus::Historical => "historical",
+    }
+}
+
+fn webui(p: &SimPage) -> String {
+    let slug: String = p.title.split_whitespace().collect::<Vec<_>>().join("+");
+    format!("/spaces/{}/pages/{}/{slug}", p.space_key, p.id)
+}
+
+/// A page of a listing: the slice at `offset` and the offset of the next slice, if any.
+fn window<T: Clone>(items: &[T], offset: usize, limit: usize) -> (Vec<T>, Option<usize>) {
+    let end = (offset + limit).min(items.len());
+    let slice = items.get(offset..end).unwrap_or_default().to_vec();
+    (slice, (end < items.len()).then_some(end))
+}
+
+fn limit_of(s: &State, query: &dyn Fn(&str) -> Option<String>, default: usize) -> usize {
+    query("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(default)
+        .clamp(1, 250)
+        .min(s.max_results)
+}
+
+fn cursor(offset: usize) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\":{offset}}}"))
+}
+
+fn offset_of(cursor: Option<String>) -> usize {
+    cursor
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
+        .and_then(|v| v["offset"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+fn with_next(mut answer: Answer, next: Option<String>, base: &str) -> Answer {
+    if let Some(next) = next {
+        let link = format!("<{next}>; rel=\"next\", <{base}/wiki>; rel=\"base\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            answer.headers_mut().insert(LINK, v);
+        }
+    }
+    answer
+}
+
+fn v2_spaces(s: &State, query: &dyn Fn(&str) -> Option<String>) -> Answer {
+    let keys: Option<Vec<String>> =
+        query("keys").map(|k| k.split(',').map(|k| k.trim().to_owned()).collect());
+    let all: Vec<Value> = s
+        .spaces
+        .iter()
+        .filter(|(k, _)| keys.as_ref().is_none_or(|keys| keys.contains(k)))
+        .map(|(key, sp)| {
+            json!({
+                "id": sp.id.to_string(), "key": key, "name": sp.name, "type": "global",
+                "status": "current", "authorId": "557058:sim", "createdAt": "2026-01-05T09:00:00.000Z",
+                "homepageId": null, "description": null, "icon": null,
+                "_links": {"webui": format!("/spaces/{key}")}
+            })
+        })
+        .collect();
+    let limit = limit_of(s, query, 25);
+    let (results, next) = window(&all, offset_of(query("cursor")), limit);
+    let mut links = json!({"base": "/wiki"});
+    let next = next.map(|n| {
+        let mut path = format!("/wiki/api/v2/spaces?limit={limit}&cursor={}", cursor(n));
+        if let Some(k) = query("keys") {
+            path.push_str(&format!("&keys={k}"));
+        }
+        path
+    });
+    if let Some(n) = &next {
+        links["next"] = json!(n);
+    }
+    respond(200, &json!({"results": results, "_links": links}))
+}
+
+fn v2_space(s: &State, id: &str) -> Answer {
+    match s.spaces.iter().find(|(_, sp)| sp.id.to_string() == id) {
+        Some((key, sp)) => respond(
+            200,
+            &json!({"id": id, "key": key, "name": sp.name, "type": "global", "status": "current", "_links": {"webui": format!("/spaces/{key}")}}),
+        ),
+        None => error(404, true, "Not Found"),
+    }
+}
+
+fn v2_page_json(s: &State, p: &SimPage, with_body: bool, with_labels: bool) -> Value {
+    let space_id = s.spaces.get(&p.space_key).map_or(0, |sp| sp.id);
+    let mut v = json!({
+        "id": p.id.to_string(), "status": status_name(p.status), "title": p.title,
+        "spaceId": space_id.to_string(),
+        "parentId": p.parent.map(|x| x.to_string()), "parentType": p.parent.map(|_| "page"),
+        "position": p.id % 5000, "authorId": "557058:sim", "ownerId": "557058:sim", "lastOwnerId": null,
+        "createdAt": "2026-01-05T09:00:00.000Z",
+        "version": {"number": p.version, "message": "", "minorEdit": false, "authorId": "557058:sim", "createdAt": "2026-01-05T09:00:00.000Z"},
+        "body": {},
+        "_links": {"webui": webui(p), "editui": format!("/pages/resumedraft.action?draftId={}", p.id), "tinyui": "/x/AYBfAg"}
+    });
+    if with_body {
+        v["body"] = json!({"storage": {"representation": "storage", "value": p.body}});
+    }
+    if with_labels {
+        let labels: Vec<Value> = p
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| json!({"id": (i + 1).to_string(), "name": l, "prefix": "global"}))
+            .collect();
+        v["labels"] =
+            json!({"results": labels, "meta": {"hasMore": false, "cursor": ""}, "_links": {}});
+    }
+    v
+}
+
+fn v2_pages(s: &State, space_id: &str, query: &dyn Fn(&str) -> Option<String>) -> Answer {
+    let Some((key, _)) = s
+        .spaces
+        .iter()
+        .find(|(_, sp)| sp.id.to_string() == space_id)
+    else {
+        return error(404, true, "Not Found");
+    };
+    let statuses: Vec<String> = query("status")
+        .map(|st| st.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|| vec!["current".into(), "archived".into()]);
+    let pages: Vec<&SimPage> = s
+        .pages
+        .values()
+        .filter(|p| &p.space_key == key && !p.hidden)
+        .filter(|p| statuses.iter().any(|st| st == status_name(p.status)))
+        .collect();
+    let limit = limit_of(s, query, 25);
+    let with_body = query("body-format").is_some();
+    let (slice, next) = window(&pages, offset_of(query("cursor")), limit);
+    let results: Vec<Value> = slice
+        .iter()
+        .map(|p| v2_page_json(s, p, with_body, false))
+        .collect();
+    let next = next.map(|n| {
+        let mut path = format!(
+            "/wiki/api/v2/spaces/{space_id}/pages?limit={limit}&status={}&cursor={}",
+            statuses.join(","),
+            cursor(n)
+        );
+        if let Some(f) = query("body-format") {
+            path.push_str(&format!("&body-format={f}"));
+        }
+        path
+    });
+    let mut links = json!({"base": "/wiki"});
+    if let Some(n) = &next {
+        links["next"] = json!(n);
+    }
+    let base = String::new();
+    with_next(
+        respond(200, &json!({"results": results, "_links": links})),
+        next,
+        &base,
+    )
+}
+
+fn v2_page(s: &State, id: &str, query: &dyn Fn(&str) -> Option<String>, base: &str) -> Answer {
+    let Some(p) = visible(s, id) else {
+        return error(404, true, "Not Found");
+    };
+    let mut v = v2_page_json(
+        s,
+        p,
+        query("body-format").as_deref() == Some("storage"),
+        query("include-labels").as_deref() == Some("true"),
+    );
+    v["_links"]["base"] = json!(format!("{base}/wiki"));
+    respond(200, &v)
+}
+
+fn chain(s: &State, p: &SimPage) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut at = p.parent;
+    while let Some(id) = at {
+        if out.contains(&id) || out.len() > 64 {
+            break;
+        }
+        out.push(id);
+        at = s.pages.get(&id).and_then(|a| a.parent);
+    }
+    out.reverse();
+    out
+}
+
+fn v2_ancestors(s: &State, id: &str) -> Answer {
+    let Some(p) = visible(s, id) else {
+        return error(404, true, "Not Found");
+    };
+    let results: Vec<Value> = chain(s, p)
+        .into_iter()
+        .map(|a| json!({"id": a.to_string(), "type": "page"}))
+        .collect();
+    respond(200, &json!({"results": results, "_links": {}}))
+}
+
+fn v1_links(base: &str, next: Option<String>) -> Value {
+    let mut links =
+        json!({"base": base, "context": "", "self": format!("{base}/rest/api/content")});
+    if let Some(n) = next {
+        links["next"] = json!(n);
+    }
+    links
+}
+
+fn v1_spaces(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> Answer {
+    let all: Vec<Value> = s
+        .spaces
+        .iter()
+        .map(|(key, sp)| json!({"id": sp.id, "key": key, "name": sp.name, "type": "global", "_links": {"webui": format!("/display/{key}")}}))
+        .collect();
+    let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
+    let limit = limit_of(s, query, 25);
+    let (results, next) = window(&all, start, limit);
+    let next = next.map(|n| format!("/rest/api/space?type=global&limit={limit}&start={n}"));
+    respond(
+        200,
+        &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
+    )
+}
+
+fn v1_space(s: &State, key: &str) -> Answer {
+    match s.spaces.get(key) {
+        Some(sp) => respond(
+            200,
+            &json!({"id": sp.id, "key": key, "name": sp.name, "type": "global"}),
+        ),
+        None => error(404, false, &format!("No space with key : {key}")),
+    }
+}
+
+fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
+    let mut v = json!({
+        "id": p.id.to_string(), "type": "page", "status": status_name(p.status), "title": p.title,
+        "_links": {"webui": format!("/display/{}/{}", p.space_key, p.title.replace(' ', "+")),
+                   "self": format!("{base}/rest/api/content/{}", p.id), "tinyui": "/x/BAAJ"},
+        "_expandable": {"children": format!("/rest/api/content/{}/child", p.id)}
+    });
+    if expand.contains("version") {
+        v["version"] = json!({"number": p.version, "minorEdit": false, "message": "", "when": "2026-01-05T09:00:00.000Z",
+            "by": {"type": "known", "username": "sim", "userKey": "2c9280839e460b0f019e460ba6440000", "displayName": "Simulator"}});
+    }
+    if expand.contains("space") {
+        let sp = s.spaces.get(&p.space_key);
+        v["space"] = json!({"id": sp.map_or(0, |x| x.id), "key": p.space_key, "name": sp.map_or("", |x| x.name.as_str()), "type": "global"});
+    }
+    if expand.contains("ancestors") {
+        let ancestors: Vec<Value> = chain(s, p)
+            .into_iter()
+            .filter_map(|a| s.pages.get(&a))
+            .map(|a| json!({"id": a.id.to_string(), "type": "page", "status": "current", "title": a.title}))
+            .collect();
+        v["ancestors"] = json!(ancestors);
+    }
+    if expand.contains("body.storage") {
+        v["body"] = json!({"storage": {"value": p.body, "representation": "storage"}});
+    }
+    if expand.contains("metadata.labels") {
+        let labels: Vec<Value> = p
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| json!({"prefix": "global", "name": l, "id": (i + 1).to_string()}))
+            .collect();
+        v["metadata"] = json!({"labels": {"results": labels, "start": 0, "limit": 200, "size": p.labels.len()}});
+    }
+    v
+}
+
+fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> Answer {
+    let Some(key) = query("spaceKey") else {
+        return error(400, false, "spaceKey is required by this simulator");
+    };
+    if !s.spaces.contains_key(&key) {
+        return error(404, false, &format!("No space with key : {key}"));
+    }
+    let status = query("status").unwrap_or_else(|| "current".into());
+    let expand = query("expand").unwrap_or_default();
+    let pages: Vec<&SimPage> = s
+        .pages
+        .values()
+        .filter(|p| p.space_key == key && !p.hidden && status_name(p.status) == status)
+        .collect();
+    let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
+    let limit = limit_of(s, query, 25);
+    let (slice, next) = window(&pages, start, limit);
+    let results: Vec<Value> = slice
+        .iter()
+        .map(|p| v1_content_json(s, p, base, &expand))
+        .collect();
+    let next = next.map(|n| {
+        format!("/rest/api/content?spaceKey={key}&type=page&status={status}&limit={limit}&start={n}&expand={expand}")
+    });
+    respond(
+        200,
+        &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
+    )
+}
+
+fn v1_content(s: &State, id: &str, base: &str) -> Answer {
+    // Without a `status` parameter v1 returns only current content.
+    match visible(s, id).filter(|p| p.status == PageStatus::Current) {
+        Some(p) => respond(
+            200,
+            &v1_content_json(
+                s,
+                p,
+                base,
+                "body.storage,version,space,ancestors,metadata.labels",
+            ),
+        ),
+        None => error(
+            404,
+            false,
+            &format!("No content found with id: ContentId{{id={id}}}"),
+        ),
+    }
+}
