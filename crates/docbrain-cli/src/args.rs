@@ -148,6 +148,50 @@ pub struct IngestArgs {
     /// Print the summary as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+    /// Confluence settings (`SOURCE_TYPE=confluence`).
+    #[command(flatten)]
+    pub confluence: ConfluenceArgs,
+}
+
+/// How to reach Confluence; shared by `docbrain ingest` and the webhook server.
+#[derive(Debug, Clone, Args)]
+pub struct ConfluenceArgs {
+    /// Cloud: `https://<site>.atlassian.net/wiki`; Data Center: the site address.
+    #[arg(long, env = "CONFLUENCE_BASE_URL")]
+    pub confluence_base_url: Option<String>,
+    /// `v2` (Cloud, default) or `v1` (Data Center).
+    #[arg(long, env = "CONFLUENCE_API_VERSION", default_value = "v2")]
+    pub confluence_api_version: String,
+    /// The Cloud account's email (v2 basic auth).
+    #[arg(long, env = "CONFLUENCE_USER_EMAIL")]
+    pub confluence_user_email: Option<String>,
+    /// A Cloud API token (v2) or a Data Center personal access token (v1).
+    #[arg(long, env = "CONFLUENCE_API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub confluence_api_token: Option<Secret>,
+    /// Comma-separated space keys to crawl; empty crawls every space the account sees.
+    #[arg(long, env = "CONFLUENCE_SPACE_KEYS", default_value = "")]
+    pub confluence_space_keys: String,
+    /// Index at most this many pages per crawl (0 = unlimited).
+    #[arg(long, env = "CONFLUENCE_PAGE_LIMIT", default_value_t = 0)]
+    pub confluence_page_limit: usize,
+    /// Verify Confluence's TLS certificate.
+    #[arg(long, env = "CONFLUENCE_TLS_VERIFY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub confluence_tls_verify: bool,
+    /// Pages fetched and indexed at once during a crawl.
+    #[arg(long, env = "CONFLUENCE_FETCH_CONCURRENCY", default_value_t = 4)]
+    pub confluence_fetch_concurrency: usize,
+}
+
+impl ConfluenceArgs {
+    /// The configured space keys.
+    pub fn space_keys(&self) -> Vec<String> {
+        self.confluence_space_keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// `docbrain search`.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context};
 use docbrain_confluence::LocalFetcher;
 use docbrain_core::{
-    IndexStore, MarkdownChunker, Pipeline, PipelineOptions, Scope, SearchFilter, SyncProgress,
+    Fetcher, IndexStore, MarkdownChunker, Pipeline, PipelineOptions, Scope, SearchFilter,
+    SyncProgress,
 };
 use docbrain_index::EmbeddedStore;
 use serde_json::json;
@@ -43,16 +44,29 @@ fn source_of(args: &IngestArgs) -> anyhow::Result<Source> {
 
 /// `docbrain ingest`: a full sync of the configured source.
 pub(crate) async fn ingest(common: &Common, args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let fetcher = match source_of(args)? {
+    let (fetcher, scope): (Arc<dyn Fetcher>, Scope) = match source_of(args)? {
         Source::Local => {
             let docs = args.docs_path.as_ref().ok_or_else(|| {
                 anyhow!("LOCAL_DOCS_PATH is not set: point it at a folder of pages, e.g. LOCAL_DOCS_PATH=examples/sample-space")
             })?;
-            LocalFetcher::new(docs, &args.space_key)?
+            let fetcher = LocalFetcher::new(docs, &args.space_key)?;
+            info!(folder = %fetcher.root().display(), space = %args.space_key, "Fetching pages from {}", fetcher.root().display());
+            (Arc::new(fetcher), Scope::all())
         }
-        Source::Confluence => bail!(
-            "SOURCE_TYPE=confluence is not available in this build yet: use SOURCE_TYPE=local with LOCAL_DOCS_PATH"
-        ),
+        Source::Confluence => {
+            let c = &args.confluence;
+            let client = setup::confluence(c)?;
+            let keys = c.space_keys();
+            info!(
+                api = %client.api_version(),
+                spaces = %if keys.is_empty() { "(all visible)".to_owned() } else { keys.join(",") },
+                "Crawling Confluence"
+            );
+            (
+                Arc::new(client),
+                Scope::all().with_page_limit(c.confluence_page_limit),
+            )
+        }
     };
     if !(0.0..=1.0).contains(&args.max_delete_fraction) {
         bail!(
@@ -67,26 +81,21 @@ pub(crate) async fn ingest(common: &Common, args: &IngestArgs) -> anyhow::Result
         .build()
         .context("CHUNK_MAX_TOKENS")?;
     let store = setup::store(common)?;
-    let pipeline = Pipeline::new(
-        Arc::new(fetcher.clone()),
-        Arc::new(chunker),
-        embedder,
-        store.clone(),
-    )
-    .await?
-    .with_options(PipelineOptions {
-        max_delete_fraction: args.max_delete_fraction,
-        allow_mass_delete: args.allow_mass_delete,
-        ..PipelineOptions::default()
-    });
+    let pipeline = Pipeline::new(fetcher, Arc::new(chunker), embedder, store.clone())
+        .await?
+        .with_options(PipelineOptions {
+            max_delete_fraction: args.max_delete_fraction,
+            allow_mass_delete: args.allow_mass_delete,
+            fetch_concurrency: args.confluence.confluence_fetch_concurrency,
+            ..PipelineOptions::default()
+        });
 
-    info!(folder = %fetcher.root().display(), space = %args.space_key, "Fetching pages from {}", fetcher.root().display());
     let bar = (std::io::stderr().is_terminal() && !args.json).then(Progress::new);
     let progress: &dyn SyncProgress = match &bar {
         Some(p) => p,
         None => &(),
     };
-    let result = pipeline.sync_with(&Scope::all(), progress).await;
+    let result = pipeline.sync_with(&scope, progress).await;
     if let Some(bar) = &bar {
         bar.finish();
     }

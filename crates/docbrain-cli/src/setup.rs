@@ -6,10 +6,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::{Embedder, IndexStore};
 use docbrain_index::{EmbeddedStore, LocalEmbedder, RemoteConfig};
 
-use crate::args::{Common, Provider};
+use crate::args::{Common, ConfluenceArgs, Provider};
+
+/// Builds the Confluence client from the `CONFLUENCE_*` settings.
+///
+/// # Errors
+/// A missing or wrong setting, named.
+pub fn confluence(args: &ConfluenceArgs) -> anyhow::Result<ConfluenceClient> {
+    let base_url = args
+        .confluence_base_url
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .context("CONFLUENCE_BASE_URL is not set: use https://<site>.atlassian.net/wiki for Cloud or your Data Center address")?;
+    let token = args
+        .confluence_api_token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .context("CONFLUENCE_API_TOKEN is not set: an API token (Cloud) or a personal access token (Data Center)")?;
+    let version: ApiVersion = args.confluence_api_version.parse()?;
+    let mut config = ConfluenceConfig::new(base_url, version, token);
+    config.email.clone_from(&args.confluence_user_email);
+    config.space_keys = args.space_keys();
+    config.tls_verify = args.confluence_tls_verify;
+    Ok(ConfluenceClient::new(config)?)
+}
 
 /// Opens the embedded index in the configured data folder.
 ///
