@@ -79,6 +79,43 @@ pub struct Common {
     /// Log filter, e.g. `info` or `docbrain_core=debug` [default: info, or warn under a progress bar].
     #[arg(long, env = "LOG_LEVEL", global = true)]
     pub log_level: Option<String>,
+    /// Where the index lives: the embedded file in DOCBRAIN_DATA_DIR, or OpenSearch.
+    #[arg(long, env = "INDEX_STORE", value_enum, default_value_t = StoreKind::Embedded, global = true)]
+    pub index_store: StoreKind,
+    /// OpenSearch cluster URL (INDEX_STORE=opensearch).
+    #[arg(
+        long,
+        env = "OPENSEARCH_URL",
+        default_value = "http://localhost:9200",
+        global = true
+    )]
+    pub opensearch_url: String,
+    /// OpenSearch chunk index; page records go to `<index>-pages`.
+    #[arg(
+        long,
+        env = "OPENSEARCH_INDEX",
+        default_value = "docbrain-chunks",
+        global = true
+    )]
+    pub opensearch_index: String,
+    /// OpenSearch user (basic auth), if the cluster needs one.
+    #[arg(long, env = "OPENSEARCH_USERNAME", global = true)]
+    pub opensearch_username: Option<String>,
+    /// OpenSearch password.
+    #[arg(long, env = "OPENSEARCH_PASSWORD", hide_env_values = true, value_parser = parse_secret, global = true)]
+    pub opensearch_password: Option<Secret>,
+    /// Verify the OpenSearch cluster's TLS certificate.
+    #[arg(long, env = "OPENSEARCH_TLS_VERIFY", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub opensearch_tls_verify: bool,
+}
+
+/// Index stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// One SQLite file in DOCBRAIN_DATA_DIR.
+    Embedded,
+    /// An OpenSearch cluster with the k-NN plugin.
+    Opensearch,
 }
 
 /// Embedding providers.

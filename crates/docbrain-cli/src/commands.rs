@@ -15,7 +15,7 @@ use docbrain_index::EmbeddedStore;
 use serde_json::json;
 use tracing::info;
 
-use crate::args::{Common, ConvertArgs, IngestArgs, SearchArgs, Source, StatusArgs};
+use crate::args::{Common, ConvertArgs, IngestArgs, SearchArgs, Source, StatusArgs, StoreKind};
 use crate::progress::Progress;
 use crate::setup;
 
@@ -80,7 +80,7 @@ pub(crate) async fn ingest(common: &Common, args: &IngestArgs) -> anyhow::Result
         .fit_to(embedder.as_ref())
         .build()
         .context("CHUNK_MAX_TOKENS")?;
-    let store = setup::store(common)?;
+    let store = setup::store(common).await?;
     let pipeline = Pipeline::new(fetcher, Arc::new(chunker), embedder, store.clone())
         .await?
         .with_options(PipelineOptions {
@@ -135,20 +135,20 @@ pub(crate) async fn ingest(common: &Common, args: &IngestArgs) -> anyhow::Result
     })
 }
 
-fn existing_store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
+async fn existing_store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
     let file = common.data_dir.join(EmbeddedStore::FILE_NAME);
-    if !file.exists() {
+    if common.index_store == StoreKind::Embedded && !file.exists() {
         bail!(
             "no index at {}: run `docbrain ingest` first, or set DOCBRAIN_DATA_DIR to the index folder",
             common.data_dir.display()
         );
     }
-    setup::store(common)
+    setup::store(common).await
 }
 
 /// `docbrain search`: the best chunks for a question.
 pub(crate) async fn search(common: &Common, args: &SearchArgs) -> anyhow::Result<ExitCode> {
-    let store = existing_store(common)?;
+    let store = existing_store(common).await?;
     let embedder = setup::embedder(common).await?;
     let pipeline = Pipeline::searcher(embedder, store).await?;
     let filter = SearchFilter {
@@ -182,15 +182,22 @@ pub(crate) async fn search(common: &Common, args: &SearchArgs) -> anyhow::Result
 
 /// `docbrain status`: what the index holds.
 pub(crate) async fn status(common: &Common, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = existing_store(common)?;
+    let store = existing_store(common).await?;
     let stats = store.stats().await?;
     let last_sync = stats.last_sync_ms.map(format_utc);
-    let path = common.data_dir.join(EmbeddedStore::FILE_NAME);
+    let location = match common.index_store {
+        StoreKind::Embedded => display(&common.data_dir.join(EmbeddedStore::FILE_NAME)),
+        StoreKind::Opensearch => format!(
+            "{}/{} (OpenSearch)",
+            common.opensearch_url.trim_end_matches('/'),
+            common.opensearch_index
+        ),
+    };
     if args.json {
         println!(
             "{}",
             json!({
-                "index": path,
+                "index": location,
                 "pages": stats.pages,
                 "chunks": stats.chunks,
                 "model_id": stats.model_id,
@@ -201,7 +208,7 @@ pub(crate) async fn status(common: &Common, args: &StatusArgs) -> anyhow::Result
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("index:     {}", display(&path));
+    println!("index:     {location}");
     println!("pages:     {}", stats.pages);
     println!("chunks:    {}", stats.chunks);
     println!(

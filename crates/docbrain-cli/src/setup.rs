@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::{Embedder, IndexStore};
-use docbrain_index::{EmbeddedStore, LocalEmbedder, RemoteConfig};
+use docbrain_index::{
+    EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore, RemoteConfig,
+};
 
-use crate::args::{Common, ConfluenceArgs, Provider};
+use crate::args::{Common, ConfluenceArgs, Provider, StoreKind};
 
 /// Builds the Confluence client from the `CONFLUENCE_*` settings.
 ///
@@ -35,13 +37,25 @@ pub fn confluence(args: &ConfluenceArgs) -> anyhow::Result<ConfluenceClient> {
     Ok(ConfluenceClient::new(config)?)
 }
 
-/// Opens the embedded index in the configured data folder.
+/// Opens the configured index: the embedded file in the data folder, or OpenSearch.
 ///
 /// # Errors
-/// When the folder cannot be opened or holds an index of another schema.
-pub fn store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
-    let store = EmbeddedStore::open(&common.data_dir)?;
-    Ok(Arc::new(store))
+/// When the folder cannot be opened or holds an index of another schema; when OpenSearch is
+/// unreachable, refuses the credentials or lacks the k-NN plugin.
+pub async fn store(common: &Common) -> anyhow::Result<Arc<dyn IndexStore>> {
+    Ok(match common.index_store {
+        StoreKind::Embedded => Arc::new(EmbeddedStore::open(&common.data_dir)?),
+        StoreKind::Opensearch => {
+            let mut config = OpenSearchConfig::new(
+                common.opensearch_url.clone(),
+                common.opensearch_index.clone(),
+            );
+            config.username.clone_from(&common.opensearch_username);
+            config.password.clone_from(&common.opensearch_password);
+            config.tls_verify = common.opensearch_tls_verify;
+            Arc::new(OpenSearchStore::connect(config).await?)
+        }
+    })
 }
 
 /// Loads (local) or connects to (remote) the configured embedder.

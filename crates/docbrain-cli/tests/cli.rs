@@ -33,6 +33,7 @@ struct Workspace {
     _dir: tempfile::TempDir,
     docs: PathBuf,
     data: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Workspace {
@@ -45,6 +46,7 @@ impl Workspace {
             _dir: dir,
             docs,
             data,
+            env: Vec::new(),
         }
     }
 
@@ -55,7 +57,8 @@ impl Workspace {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("DOCBRAIN_DATA_DIR", &self.data)
             .env("LOCAL_DOCS_PATH", &self.docs)
-            .env("LOG_LEVEL", "info");
+            .env("LOG_LEVEL", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);
@@ -101,7 +104,39 @@ fn last_json(out: &Output) -> Value {
 
 #[test]
 fn ingest_search_edit_and_delete() {
-    let ws = Workspace::new();
+    ingest_search_edit_and_delete_in(&Workspace::new());
+}
+
+/// The same journey with the index in a real OpenSearch node (`scripts/opensearch.sh start`).
+#[test]
+fn ingest_search_edit_and_delete_on_opensearch() {
+    let url = std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into());
+    let index = format!("docbrain-test-cli-{}", std::process::id());
+    let mut ws = Workspace::new();
+    ws.env = vec![
+        ("INDEX_STORE".into(), "opensearch".into()),
+        ("OPENSEARCH_URL".into(), url.clone()),
+        ("OPENSEARCH_INDEX".into(), index.clone()),
+    ];
+    ingest_search_edit_and_delete_in(&ws);
+    assert!(
+        !ws.data.join(EmbeddedStore::FILE_NAME).exists(),
+        "nothing was written to the embedded store"
+    );
+    let status = last_json(&ws.run(&["status", "--json"]));
+    assert_eq!(status["index"], format!("{url}/{index} (OpenSearch)"));
+    let out = Command::new("curl")
+        .args(["-fsS", "-XDELETE", &format!("{url}/{index},{index}-pages")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ingest_search_edit_and_delete_in(ws: &Workspace) {
     let first = ws.ingest();
     assert_eq!(first["pages_seen"], 20);
     assert_eq!(first["pages_updated"], 20);

@@ -484,6 +484,7 @@ impl Pipeline {
                 report.pages_deleted += 1;
             }
         }
+        self.store.flush().await?;
         if report.is_clean() {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -120,4 +120,10 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
 
     /// Records that a full sync completed at `unix_ms`.
     async fn record_sync(&self, unix_ms: u64) -> Result<()>;
+
+    /// Makes every write so far visible to searches from any process. Stores that search
+    /// what they have written at once (the default) do nothing; near-real-time engines refresh.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 }

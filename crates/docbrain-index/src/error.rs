@@ -166,6 +166,52 @@ pub enum IndexError {
     /// A setting is wrong; the message names it.
     #[error("{0}")]
     InvalidSetting(String),
+    /// OpenSearch answered an error.
+    #[error("OpenSearch at {url} could not {what} (HTTP {status}): {detail}")]
+    OpenSearch {
+        /// The cluster URL.
+        url: String,
+        /// What was being done.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// OpenSearch's reason, shortened.
+        detail: String,
+    },
+    /// OpenSearch refused the credentials.
+    #[error("OpenSearch at {url} refused the credentials (HTTP {status}): {detail}; check OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD")]
+    OpenSearchAuth {
+        /// The cluster URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// OpenSearch's reason.
+        detail: String,
+    },
+    /// OpenSearch stayed unreachable or overloaded through every retry.
+    #[error("OpenSearch at {url} did not answer after {attempts} attempts (last: {last}): check OPENSEARCH_URL and that the cluster is up")]
+    OpenSearchUnavailable {
+        /// The cluster URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last problem seen.
+        last: String,
+    },
+    /// The OpenSearch index holds vectors of another model or dimension.
+    #[error("OpenSearch index {index} holds vectors of model {held} (dimension {held_dimension}) but the configured embedder is {configured} (dimension {dimension}): set EMBED_PROVIDER/EMBED_MODEL_ID back, or set OPENSEARCH_INDEX to a new index name and run `docbrain ingest` to re-index (then delete the old index)")]
+    IndexMismatch {
+        /// The index name.
+        index: String,
+        /// The model the index holds.
+        held: String,
+        /// Its dimension.
+        held_dimension: usize,
+        /// The configured model.
+        configured: String,
+        /// Its dimension.
+        dimension: usize,
+    },
     /// A stored value could not be decoded.
     #[error("stored {what} is corrupt")]
     Corrupt {
@@ -187,10 +233,12 @@ impl IndexError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::ModelMismatch { .. }
+            | Self::IndexMismatch { .. }
             | Self::UnsupportedModel { .. }
             | Self::ProviderModel { .. }
             | Self::InvalidSetting(_) => ErrorKind::InvalidConfig,
-            Self::ProviderAuth { .. } => ErrorKind::Unauthorized,
+            Self::ProviderAuth { .. } | Self::OpenSearchAuth { .. } => ErrorKind::Unauthorized,
+            Self::OpenSearchUnavailable { .. } => ErrorKind::Transport,
             Self::ProviderRejected { .. } => ErrorKind::Embedding,
             Self::ProviderUnavailable { .. } => ErrorKind::Transport,
             Self::ProviderDecode { .. } => ErrorKind::Decode,

@@ -10,12 +10,15 @@
 //! | `local-model` | yes | [`LocalEmbedder`], the in-process model |
 //! | `openai` | yes | [`RemoteEmbedder`] for OpenAI-compatible `/v1/embeddings` services |
 //! | `ollama` | yes | [`RemoteEmbedder`] for Ollama's `/api/embed` |
+//! | `opensearch` | yes | [`OpenSearchStore`], for clusters with the k-NN plugin |
 
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
 #[cfg(feature = "local-model")]
 mod local;
+#[cfg(feature = "opensearch")]
+mod opensearch;
 #[cfg(feature = "remote")]
 mod remote;
 
@@ -24,5 +27,7 @@ pub use embedded::EmbeddedStore;
 pub use error::IndexError;
 #[cfg(feature = "local-model")]
 pub use local::LocalEmbedder;
+#[cfg(feature = "opensearch")]
+pub use opensearch::{OpenSearchConfig, OpenSearchStore};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteApi, RemoteConfig, RemoteEmbedder, RetryPolicy};

@@ -61,7 +61,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => info!("webhook disabled: CONFLUENCE_WEBHOOK_SECRET is not set"),
     }
-    let store = setup::store(&args.common)?;
+    let store = setup::store(&args.common).await?;
     let embedder = setup::embedder(&args.common).await?;
     let pipeline = Pipeline::searcher(embedder, store).await?;
     let addr: SocketAddr = format!("{}:{}", args.bind, args.port)

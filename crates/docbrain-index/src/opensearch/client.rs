@@ -1,0 +1,165 @@
+//! One OpenSearch request with bounded retries, and readable errors.
+
+use std::time::SystemTime;
+
+use docbrain_core::retry::{parse_retry_after, retry, Attempt, Retried, RetryPolicy};
+use docbrain_core::Secret;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::IndexError;
+
+/// A request body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Body<'a> {
+    /// No body.
+    Empty,
+    /// A JSON document.
+    Json(&'a Value),
+    /// Newline-delimited JSON (`_bulk`, `_msearch`).
+    NdJson(&'a str),
+}
+
+/// The HTTP side of the OpenSearch store.
+#[derive(Debug)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    url: String,
+    auth: Option<(String, Secret)>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    pub(crate) fn new(
+        url: &str,
+        auth: Option<(String, Secret)>,
+        tls_verify: bool,
+        retry: RetryPolicy,
+    ) -> Result<Self, IndexError> {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(!tls_verify)
+            .user_agent(concat!("docbrain/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                IndexError::InvalidSetting(format!("cannot build the HTTP client: {e}"))
+            })?;
+        Ok(Self {
+            http,
+            url: url.trim_end_matches('/').to_owned(),
+            auth,
+            retry,
+        })
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one request; 2xx and 404 answers come back with their JSON, 429/502/503/504 and
+    /// transport failures are retried, anything else is an error saying what failed.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_>,
+        what: &str,
+    ) -> Result<(u16, Value), IndexError> {
+        let target = format!("{}{path}", self.url);
+        let attempt = |_| async {
+            let mut request = self
+                .http
+                .request(method.clone(), &target)
+                .timeout(self.retry.timeout);
+            if let Some((user, password)) = &self.auth {
+                request = request.basic_auth(user, Some(password.expose()));
+            }
+            request = match body {
+                Body::Empty => request,
+                Body::Json(v) => request.json(v),
+                Body::NdJson(text) => request
+                    .header(CONTENT_TYPE, "application/x-ndjson")
+                    .body(text.to_owned()),
+            };
+            let response = request.send().await.map_err(|e| Attempt::Retry {
+                problem: if e.is_timeout() {
+                    "timed out".into()
+                } else if e.is_connect() {
+                    "connection refused or unreachable".into()
+                } else {
+                    format!("transport error: {e}")
+                },
+                retry_after: None,
+            })?;
+            let status = response.status().as_u16();
+            let asked = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let text = response.text().await.unwrap_or_default();
+            let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            match status {
+                200..=299 | 404 => Ok((status, json)),
+                429 | 502 | 503 | 504 => Err(Attempt::Retry {
+                    problem: format!("HTTP {status}: {}", reason(&json, &text)),
+                    retry_after: asked,
+                }),
+                401 | 403 => Err(Attempt::Fatal(IndexError::OpenSearchAuth {
+                    url: self.url.clone(),
+                    status,
+                    detail: reason(&json, &text),
+                })),
+                _ => Err(Attempt::Fatal(IndexError::OpenSearch {
+                    url: self.url.clone(),
+                    what: what.to_owned(),
+                    status,
+                    detail: reason(&json, &text),
+                })),
+            }
+        };
+        retry(&self.retry, "opensearch", attempt)
+            .await
+            .map_err(|e| match e {
+                Retried::Fatal(e) => e,
+                Retried::Exhausted { attempts, last } => IndexError::OpenSearchUnavailable {
+                    url: self.url.clone(),
+                    attempts,
+                    last,
+                },
+            })
+    }
+
+    /// The retry policy (bulk item retries use it too).
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+}
+
+/// OpenSearch's reason for an error, on one line.
+pub(crate) fn reason(json: &Value, text: &str) -> String {
+    let from_json = json["error"]["root_cause"][0]["reason"]
+        .as_str()
+        .or_else(|| json["error"]["reason"].as_str())
+        .or_else(|| json["error"].as_str())
+        .or_else(|| json["message"].as_str());
+    let raw = from_json.unwrap_or(text);
+    let flat: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// Percent-encodes one path segment (document ids may hold `/`).
+pub(crate) fn segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
