@@ -13,7 +13,7 @@ pub mod setup;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub use args::{Cli, Command, Common};
+pub use args::{Cli, Command, Common, ConfluenceArgs};
 use tracing_subscriber::EnvFilter;
 
 /// Runs one command.

@@ -216,10 +216,25 @@ impl Pipeline {
     /// # Errors
     /// Fetch, embedding or store failures; the index is left as it was.
     pub async fn reconcile(&self, id: &PageId) -> Result<PageOutcome> {
-        match self.fetcher.fetch(id).await? {
+        let fetched = self.fetcher.fetch(id).await?;
+        self.apply(id, fetched).await
+    }
+
+    /// Brings page `id` in line with a state already fetched from the source (what
+    /// [`Pipeline::reconcile`] does after its fetch).
+    ///
+    /// # Errors
+    /// Embedding or store failures; the index is left as it was.
+    pub async fn apply(&self, id: &PageId, fetched: Fetched) -> Result<PageOutcome> {
+        match fetched {
             Fetched::Page(page) => self.upsert(page).await,
             Fetched::Gone => self.remove(id, "is gone").await,
         }
+    }
+
+    /// Returns the source.
+    pub fn fetcher(&self) -> &Arc<dyn Fetcher> {
+        &self.fetcher
     }
 
     /// Indexes `page` as given: chunks it, embeds the chunks whose content changed and replaces

@@ -1,13 +1,18 @@
 //! The HTTP routes.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
+use docbrain_confluence::webhook::{self, Delivery, PayloadError, SignatureError};
 use docbrain_core::SearchFilter;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use tracing::warn;
+use tracing::{debug, error as log_error, warn};
 
+use crate::queue::Webhook;
 use crate::AppState;
 
 /// The response type of every route.
@@ -65,28 +70,176 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 pub async fn router(state: &AppState, req: Request<Incoming>) -> Response {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
-        (&Method::GET, "/readyz") => match state.pipeline.store().stats().await {
-            Ok(stats) => json_response(
-                StatusCode::OK,
-                &json!({ "status": "ready", "pages": stats.pages, "chunks": stats.chunks }),
-            ),
-            Err(e) => {
-                warn!(error = %e, "index not reachable");
-                error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("index not reachable: {e}"),
-                )
-            }
-        },
+        (&Method::GET, "/readyz") => readyz(state).await,
         (&Method::GET, "/search") => search(state, req.uri().query()).await,
-        (_, "/confluence/events") => error(
-            StatusCode::NOT_FOUND,
-            "the Confluence webhook is not available in this build",
-        ),
-        (_, "/healthz" | "/readyz" | "/search") => {
+        (&Method::GET, "/metrics") => {
+            if let Some(w) = &state.webhook {
+                state
+                    .metrics
+                    .queue_depth
+                    .store(w.queue_depth() as u64, Ordering::Relaxed);
+            }
+            hyper::Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(state.metrics.render())))
+                .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+        }
+        (_, "/confluence/events") => match &state.webhook {
+            None => error(
+                StatusCode::NOT_FOUND,
+                "the Confluence webhook is disabled: set CONFLUENCE_WEBHOOK_SECRET to enable it",
+            ),
+            Some(_) if req.method() != Method::POST => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "use POST")
+            }
+            Some(w) => events(state, w, req).await,
+        },
+        (_, "/healthz" | "/readyz" | "/search" | "/metrics") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+async fn readyz(state: &AppState) -> Response {
+    if let Some(w) = &state.webhook {
+        if !w.journal().is_writable().await {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "the webhook journal at {} is not writable",
+                    w.journal().path().display()
+                ),
+            );
+        }
+    }
+    match state.pipeline.store().stats().await {
+        Ok(stats) => json_response(
+            StatusCode::OK,
+            &json!({ "status": "ready", "pages": stats.pages, "chunks": stats.chunks }),
+        ),
+        Err(e) => {
+            warn!(error = %e, "index not reachable");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("index not reachable: {e}"),
+            )
+        }
+    }
+}
+
+/// `POST /confluence/events`: cap, verify, read, journal, acknowledge.
+async fn events(state: &AppState, w: &Webhook, req: Request<Incoming>) -> Response {
+    let config = w.config();
+    let limit = config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        state.metrics.event("unknown", "rejected");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {limit} bytes"),
+        );
+    }
+    let signature = req
+        .headers()
+        .get("x-hub-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let header_event = req
+        .headers()
+        .get("x-event-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let query = req.uri().query().map(str::to_owned);
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            state.metrics.event("unknown", "rejected");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body larger than {limit} bytes"),
+            );
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
+    };
+    let secret = config.secret.expose().as_bytes();
+    let verified = match webhook::verify(secret, &body, signature.as_deref()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let token = query_param(query.as_deref(), "token");
+            match token {
+                Some(t)
+                    if config.allow_url_token && webhook::secrets_match(secret, t.as_bytes()) =>
+                {
+                    Ok(())
+                }
+                _ => Err(e),
+            }
+        }
+    };
+    if let Err(e) = verified {
+        state
+            .metrics
+            .signature_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let hint = match e {
+            SignatureError::Missing => "the delivery is unsigned: set the webhook's secret in Confluence to CONFLUENCE_WEBHOOK_SECRET (Cloud webhooks arrive unsigned: see CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN)",
+            _ => "the shared secret does not match: update the webhook's secret in Confluence and CONFLUENCE_WEBHOOK_SECRET to the same value",
+        };
+        warn!(reason = %e, "Rejected a webhook delivery: {hint}");
+        return error(StatusCode::UNAUTHORIZED, "invalid signature");
+    }
+    let delivery = match webhook::parse(
+        &body,
+        header_event.as_deref(),
+        query_param(query.as_deref(), "event").as_deref(),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            state.metrics.event("unknown", "rejected");
+            let message = match &e {
+                PayloadError::NotJson(_) => "the body is not JSON",
+                PayloadError::NoPageId { .. } => "the page event has no usable page id",
+            };
+            warn!(error = %e, "Rejected a webhook delivery: {message}");
+            return error(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    match delivery {
+        Delivery::Ignored { event } => {
+            debug!(event = %event, "Ignored webhook event {event}");
+            state.metrics.event(&event, "ignored");
+            json_response(
+                StatusCode::OK,
+                &json!({ "status": "ignored", "event": event }),
+            )
+        }
+        Delivery::Page { event, page } => {
+            let id = page.id.clone();
+            match w.accept(event, page).await {
+                Ok(()) => {
+                    debug!(event = event.name(), page_id = %id, "journaled webhook event");
+                    state.metrics.event(event.name(), "accepted");
+                    json_response(
+                        StatusCode::OK,
+                        &json!({ "status": "accepted", "event": event.name(), "page_id": id }),
+                    )
+                }
+                Err(e) => {
+                    log_error!(error = %e, "cannot journal a webhook event; answering 503 so Confluence retries");
+                    state.metrics.event(event.name(), "rejected");
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the event could not be journaled",
+                    )
+                }
+            }
+        }
     }
 }
 

@@ -56,9 +56,17 @@ async fn health_readiness_and_search_over_a_real_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, AppState { pipeline }, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        AppState {
+            pipeline,
+            webhook: None,
+            metrics: Default::default(),
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("{base}{path}")).send();
 

@@ -1,0 +1,173 @@
+//! Prometheus metrics, kept in atomics and rendered as text at `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the reconcile latency histogram.
+const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// The server's counters and gauges.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Deliveries by `(event, outcome)`: outcome is accepted, ignored, rejected.
+    events: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Deliveries refused for a missing, malformed or wrong signature.
+    pub signature_failures: AtomicU64,
+    /// Pages waiting for or in reconciliation.
+    pub queue_depth: AtomicU64,
+    /// Reconciles by outcome.
+    reconciles: Mutex<BTreeMap<&'static str, u64>>,
+    /// Errors talking to Confluence.
+    pub confluence_errors: AtomicU64,
+    /// Errors writing to or reading from the index (embedding included).
+    pub index_errors: AtomicU64,
+    /// Journal entries given up on after too many attempts.
+    pub parked: AtomicU64,
+    /// Full crawls run by the schedule, by outcome.
+    crawls: Mutex<BTreeMap<&'static str, u64>>,
+    histogram: Mutex<Histogram>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+    let mut m = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *m.entry(key).or_insert(0) += 1;
+}
+
+impl Metrics {
+    /// Counts one delivery.
+    pub fn event(&self, event: &str, outcome: &'static str) {
+        // Event names come from the sender: keep the label set bounded.
+        let event = if event.len() <= 48
+            && event
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b':')
+        {
+            event.to_owned()
+        } else {
+            "other".to_owned()
+        };
+        bump(&self.events, (event, outcome));
+    }
+
+    /// Counts one reconcile and its latency.
+    pub fn reconciled(&self, outcome: &'static str, took: Duration) {
+        bump(&self.reconciles, outcome);
+        let secs = took.as_secs_f64();
+        let mut h = self
+            .histogram
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// Counts one scheduled crawl.
+    pub fn crawl(&self, outcome: &'static str) {
+        bump(&self.crawls, outcome);
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP docbrain_webhook_events_total Webhook deliveries by event and outcome.\n# TYPE docbrain_webhook_events_total counter");
+        for ((event, outcome), n) in self
+            .events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "docbrain_webhook_events_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "docbrain_webhook_signature_failures_total",
+            "Deliveries refused for a missing, malformed or wrong signature.",
+            self.signature_failures.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(out, "# HELP docbrain_webhook_queue_depth Pages waiting for or in reconciliation.\n# TYPE docbrain_webhook_queue_depth gauge\ndocbrain_webhook_queue_depth {}", self.queue_depth.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP docbrain_reconciles_total Page reconciles by outcome.\n# TYPE docbrain_reconciles_total counter");
+        for (outcome, n) in self
+            .reconciles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "docbrain_reconciles_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(out, "# HELP docbrain_reconcile_seconds Time from picking a page up to its index write.\n# TYPE docbrain_reconcile_seconds histogram");
+        {
+            let h = self
+                .histogram
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "docbrain_reconcile_seconds_bucket{{le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(out, "docbrain_reconcile_seconds_bucket{{le=\"+Inf\"}} {}\ndocbrain_reconcile_seconds_sum {}\ndocbrain_reconcile_seconds_count {}", h.count, h.sum, h.count);
+        }
+        counter(
+            &mut out,
+            "docbrain_confluence_errors_total",
+            "Failed calls to Confluence (after the client's own retries).",
+            self.confluence_errors.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "docbrain_index_errors_total",
+            "Failed index or embedding operations.",
+            self.index_errors.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "docbrain_webhook_parked_total",
+            "Journal entries given up on after too many attempts.",
+            self.parked.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(out, "# HELP docbrain_scheduled_crawls_total Full crawls run by INGEST_SCHEDULE, by outcome.\n# TYPE docbrain_scheduled_crawls_total counter");
+        for (outcome, n) in self
+            .crawls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "docbrain_scheduled_crawls_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,169 @@
+//! The `docbrain-server` binary killed with SIGKILL mid-stream and restarted: every
+//! acknowledged event still reaches the index. Uses the real local model (`scripts/fetch-model.sh`).
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::net::TcpListener as StdListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use docbrain_confluence::simulator::{Simulator, PAT};
+use docbrain_confluence::webhook::{BodyShape, PageEvent};
+use docbrain_core::{IndexStore, PageId};
+use docbrain_index::EmbeddedStore;
+
+const SECRET: &str = "kill-test-secret";
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_server(sim: &Simulator, data: &Path, port: u16) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docbrain-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DOCBRAIN_DATA_DIR", data)
+        .env("SERVER_BIND", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
+        .env("CONFLUENCE_BASE_URL", sim.base_url_v1())
+        .env("CONFLUENCE_API_VERSION", "v1")
+        .env("CONFLUENCE_API_TOKEN", PAT)
+        .env("CONFLUENCE_SPACE_KEYS", "ENG")
+        .env("WEBHOOK_DEBOUNCE_MS", "50")
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.spawn().unwrap()
+}
+
+async fn wait_healthy(base: &str) {
+    let started = Instant::now();
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn queue_depth(base: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("docbrain_webhook_queue_depth "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
+    let sim = Simulator::start().await.unwrap();
+    let ids: Vec<PageId> = (0..12)
+        .map(|i| {
+            sim.create_page(
+                "ENG",
+                &format!("Service {i} runbook"),
+                &format!(
+                    "<h2>Restart</h2><p>Restart service {i} with systemctl restart svc{i}.</p>"
+                ),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/confluence/events");
+
+    let mut server = spawn_server(&sim, &data, port);
+    wait_healthy(&base).await;
+    for (i, id) in ids.iter().enumerate() {
+        sim.edit_page(
+            id,
+            &format!("<h2>Restart</h2><p>Edited: restart service {i} with the deploy tool.</p>"),
+        );
+        let status = sim
+            .send_webhook(
+                &url,
+                Some(SECRET),
+                PageEvent::Updated,
+                id,
+                BodyShape::DataCenter,
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Every event is acknowledged; the last ones are still waiting or being embedded. SIGKILL.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let done_before_kill = EmbeddedStore::open(&data)
+        .unwrap()
+        .list_pages()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.version == 2)
+        .count();
+    assert!(
+        done_before_kill < ids.len(),
+        "the kill came after every page was done"
+    );
+
+    let mut server = spawn_server(&sim, &data, port);
+    wait_healthy(&base).await;
+    let started = Instant::now();
+    loop {
+        if queue_depth(&base).await == Some(0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the journal was not drained"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // SIGTERM: a graceful stop.
+    Command::new("kill")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+
+    let store = EmbeddedStore::open(&data).unwrap();
+    let mut indexed: Vec<(String, u64)> = store
+        .list_pages()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id.to_string(), p.version))
+        .collect();
+    indexed.sort();
+    let mut live: Vec<(String, u64)> = sim
+        .current_pages()
+        .into_iter()
+        .map(|p| (p.id.to_string(), p.version))
+        .collect();
+    live.sort();
+    assert_eq!(
+        indexed, live,
+        "the index equals Confluence: nothing lost, nothing stale"
+    );
+}
