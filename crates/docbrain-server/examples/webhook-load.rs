@@ -1,0 +1,201 @@
+//! Load benchmark of `POST /confluence/events`: acknowledgement latency at a fixed rate and the
+//! peak rate, against a `docbrain-server` process on loopback (this process is the load).
+//!
+//! ```sh
+//! cargo build --release -p docbrain-server --bins --examples
+//! target/release/examples/webhook-load            # LOAD_RATE=1000 LOAD_SECS=10 PEAK_SECS=5 PEAK_CONNS=32
+//! ```
+//!
+//! The server runs with the embedded store and the local model (`MODEL_DIR`), against a
+//! simulator in this process holding `LOAD_PAGES` (200) pages; events name those pages in turn,
+//! so the workers reconcile in the background while the load runs, as in production.
+
+use std::net::TcpListener as StdListener;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use docbrain_confluence::simulator::{Simulator, PAT};
+use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
+use docbrain_core::PageId;
+
+const SECRET: &str = "load-test-secret";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rate = env_num("LOAD_RATE", 1000);
+    let secs = env_num("LOAD_SECS", 10);
+    let peak_secs = env_num("PEAK_SECS", 5);
+    let peak_conns = env_num("PEAK_CONNS", 32);
+    let pages = env_num("LOAD_PAGES", 200);
+
+    let sim = Simulator::start().await?;
+    let ids: Vec<PageId> = (0..pages)
+        .map(|i| {
+            sim.create_page(
+                "ENG",
+                &format!("Load page {i}"),
+                &format!("<p>Body of load page {i}.</p>"),
+            )
+        })
+        .collect();
+    let bodies: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|id| sim.webhook_body(PageEvent::Updated, id, BodyShape::DataCenter))
+            .collect(),
+    );
+
+    let exe = std::env::current_exe()?;
+    let server_bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("docbrain-server"))
+        .ok_or("cannot locate target dir")?;
+    if !server_bin.exists() {
+        return Err(format!(
+            "{} not found: cargo build --release -p docbrain-server --bins --examples",
+            server_bin.display()
+        )
+        .into());
+    }
+    let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let data = tempfile::tempdir()?;
+    let mut server = Command::new(&server_bin)
+        .env("DOCBRAIN_DATA_DIR", data.path())
+        .env("SERVER_BIND", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
+        .env("CONFLUENCE_BASE_URL", sim.base_url_v1())
+        .env("CONFLUENCE_API_VERSION", "v1")
+        .env("CONFLUENCE_API_TOKEN", PAT)
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/confluence/events");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the server did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let send = {
+        let client = client.clone();
+        let url = url.clone();
+        let bodies = Arc::clone(&bodies);
+        move |n: u64| {
+            let body = bodies[(n % bodies.len() as u64) as usize].clone();
+            let signature = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+            let request = client
+                .post(&url)
+                .header("x-hub-signature", signature)
+                .body(body);
+            async move {
+                let t = Instant::now();
+                let ok = request
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 200);
+                (ok, t.elapsed())
+            }
+        }
+    };
+
+    // Warm-up: connections, page cache.
+    for n in 0..200 {
+        send(n).await;
+    }
+
+    // Phase 1: an open-loop fixed rate.
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * secs) as usize)));
+    let failures = Arc::new(AtomicU64::new(0));
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..rate * secs {
+        let due = begin + interval * n as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let fut = send(n);
+        let latencies = Arc::clone(&latencies);
+        let failures = Arc::clone(&failures);
+        tasks.push(tokio::spawn(async move {
+            let (ok, took) = fut.await;
+            if ok {
+                latencies.lock().map(|mut l| l.push(took)).ok();
+            } else {
+                failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let achieved = (rate * secs) as f64 / begin.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort();
+    println!(
+        "fixed rate: {rate}/s for {secs} s (achieved {achieved:.0}/s): ack latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} failed",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        failures.load(Ordering::Relaxed)
+    );
+
+    // Phase 2: closed loop, as fast as `PEAK_CONNS` connections go.
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..peak_conns {
+        let send = send.clone();
+        let (done, failed, stop) = (Arc::clone(&done), Arc::clone(&failed), Arc::clone(&stop));
+        tasks.push(tokio::spawn(async move {
+            let mut n = c * 1_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                let (ok, _) = send(n).await;
+                n += 1;
+                if ok {
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(peak_secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let peak = done.load(Ordering::Relaxed) as f64 / begin.elapsed().as_secs_f64();
+    println!(
+        "peak: {peak:.0} events/s acknowledged with {peak_conns} connections over {peak_secs} s; {} failed",
+        failed.load(Ordering::Relaxed)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    Ok(())
+}
