@@ -10,6 +10,7 @@
 
 mod error;
 mod local;
+#[cfg(feature = "rest")]
 mod rest;
 #[cfg(feature = "simulator")]
 pub mod simulator;
@@ -18,5 +19,6 @@ pub mod webhook;
 
 pub use error::SourceError;
 pub use local::LocalFetcher;
+#[cfg(feature = "rest")]
 pub use rest::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 pub use storage_format::storage_to_markdown;
