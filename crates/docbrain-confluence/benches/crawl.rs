@@ -36,7 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     sim.set_latency(latency);
-    println!("crawl of {pages} pages, {} ms per call", latency.as_millis());
+    println!(
+        "crawl of {pages} pages, {} ms per call",
+        latency.as_millis()
+    );
     for version in [ApiVersion::V2, ApiVersion::V1] {
         for concurrency in [1usize, 4, 8, 16] {
             let (base, token) = match version {

@@ -7,7 +7,9 @@
 //! Prints storage-format converter MB/s, chunker MB/s, local embedding chunks/s at 256 tokens,
 //! and embedded index bulk write
 //! rate and hybrid search latency p50/p99 at 100k chunks. `BENCH_CHUNKS` changes the index size;
-//! `BENCH_PARTS` (a comma-separated subset of `converter,chunker,embed,store`) runs only some parts.
+//! `BENCH_PARTS` (a comma-separated subset of `converter,chunker,embed,store,opensearch`) runs
+//! only some parts. `opensearch` runs the same store workload against `OPENSEARCH_URL`
+//! (default http://127.0.0.1:9200; `scripts/opensearch.sh start`) in a throwaway index.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
@@ -18,7 +20,8 @@ use docbrain_core::{
     Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage,
     MarkdownChunker, ModelInfo, Page, PageStatus, SearchFilter, SearchRequest, TokenCounter,
 };
-use docbrain_index::{EmbeddedStore, LocalEmbedder};
+use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
+use futures::StreamExt;
 
 /// The same caching allocator as the binaries (see `LocalEmbedder`).
 #[global_allocator]
@@ -169,9 +172,15 @@ async fn bench_embedder(embedder: &LocalEmbedder, rng: &mut Rng, vocab: &[String
     );
 }
 
-async fn bench_store(rng: &mut Rng, vocab: &[String], total: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
+/// Writes `total` chunks in pages of 10 with `concurrency` writers, then times hybrid searches.
+async fn bench_store(
+    store: Arc<dyn IndexStore>,
+    name: &str,
+    concurrency: usize,
+    rng: &mut Rng,
+    vocab: &[String],
+    total: usize,
+) {
     let dimension = LocalEmbedder::DIMENSION;
     store
         .bind_model(&ModelInfo {
@@ -182,6 +191,7 @@ async fn bench_store(rng: &mut Rng, vocab: &[String], total: usize) {
         .unwrap();
     let per_page = 10;
     let started = Instant::now();
+    let mut writes = futures::stream::FuturesUnordered::new();
     for p in 0..total / per_page {
         let id = format!("{p}");
         let chunks: Vec<EmbeddedChunk> = (0..per_page)
@@ -216,22 +226,18 @@ async fn bench_store(rng: &mut Rng, vocab: &[String], total: usize) {
             content_hash: String::new(),
             chunk_count: per_page as u32,
         };
-        store.replace_page(&page, &chunks).await.unwrap();
+        let store = Arc::clone(&store);
+        writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });
+        if writes.len() >= concurrency {
+            writes.next().await;
+        }
     }
+    while writes.next().await.is_some() {}
+    store.flush().await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "embedded store writes: {:.0} chunks/s ({total} chunks in pages of {per_page}, one transaction a page, {secs:.1} s)",
+        "{name} writes: {:.0} chunks/s ({total} chunks in pages of {per_page}, {concurrency} writer(s), {secs:.1} s)",
         total as f64 / secs
-    );
-    let size = std::fs::metadata(store.path())
-        .map(|m| m.len())
-        .unwrap_or(0)
-        + std::fs::metadata(store.path().with_extension("sqlite3-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-    println!(
-        "embedded store size: {:.0} MB for {total} chunks",
-        size as f64 / 1e6
     );
 
     let query = |rng: &mut Rng, space: Option<&str>| SearchRequest {
@@ -253,7 +259,7 @@ async fn bench_store(rng: &mut Rng, vocab: &[String], total: usize) {
     let warm = Instant::now();
     store.search(&query(rng, None)).await.unwrap();
     println!(
-        "first search (loads {total} vectors into memory): {:.0} ms",
+        "{name} first search: {:.0} ms",
         warm.elapsed().as_secs_f64() * 1e3
     );
     for (label, space) in [("all spaces", None), ("space filter", Some("OPS"))] {
@@ -267,7 +273,7 @@ async fn bench_store(rng: &mut Rng, vocab: &[String], total: usize) {
         }
         times.sort_by(f64::total_cmp);
         println!(
-            "hybrid search at {total} chunks ({label}): p50 {:.1} ms, p99 {:.1} ms (200 queries, k=10)",
+            "{name} hybrid search at {total} chunks ({label}): p50 {:.1} ms, p99 {:.1} ms (200 queries, k=10)",
             percentile(&times, 0.5),
             percentile(&times, 0.99)
         );
@@ -322,6 +328,55 @@ fn main() {
         }
     }
     if runs("store") {
-        runtime.block_on(bench_store(&mut rng, &vocab, total));
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let path = store.path().to_path_buf();
+        runtime.block_on(bench_store(
+            Arc::new(store),
+            "embedded store",
+            1,
+            &mut rng,
+            &vocab,
+            total,
+        ));
+        let size: u64 = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                std::fs::metadata(format!("{}{suffix}", path.display()))
+                    .ok()
+                    .map(|m| m.len())
+            })
+            .sum();
+        println!(
+            "embedded store size: {:.0} MB for {total} chunks",
+            size as f64 / 1e6
+        );
+    }
+    if runs("opensearch") {
+        let url =
+            std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into());
+        let index = format!("docbrain-bench-{}", std::process::id());
+        match runtime.block_on(OpenSearchStore::connect(OpenSearchConfig::new(
+            url.clone(),
+            index.clone(),
+        ))) {
+            Ok(store) => {
+                runtime.block_on(bench_store(
+                    Arc::new(store),
+                    "opensearch store",
+                    4,
+                    &mut rng,
+                    &vocab,
+                    total,
+                ));
+                runtime.block_on(async {
+                    let target = format!("{url}/{index},{index}-pages");
+                    let _ = reqwest::Client::new().delete(target).send().await;
+                });
+            }
+            Err(e) => {
+                println!("opensearch: skipped ({e}); start a node with scripts/opensearch.sh start")
+            }
+        }
     }
 }
