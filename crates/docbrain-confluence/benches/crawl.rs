@@ -8,6 +8,8 @@
 //! embedder, so the figure is the crawl's own) at several concurrencies, and for a re-crawl of
 //! the unchanged space (listing only).
 
+#![allow(clippy::print_stdout, missing_docs)] // a benchmark prints its figures
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -375,7 +375,9 @@ fn main() {
                 });
             }
             Err(e) => {
-                println!("opensearch: skipped ({e}); start a node with scripts/opensearch.sh start")
+                println!(
+                    "opensearch: skipped ({e}); start a node with scripts/opensearch.sh start"
+                );
             }
         }
     }

@@ -10,6 +10,8 @@
 //! simulator in this process holding `LOAD_PAGES` (200) pages; events name those pages in turn,
 //! so the workers reconcile in the background while the load runs, as in production.
 
+#![allow(clippy::print_stdout)] // a benchmark prints its figures
+
 use std::net::TcpListener as StdListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
