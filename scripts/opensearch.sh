@@ -127,7 +127,8 @@ start() {
   log "starting OpenSearch $VERSION (k-NN $KNN_VERSION) at $URL"
   as_node_user env JAVA_HOME="$JDK" OPENSEARCH_JAVA_OPTS="${OPENSEARCH_JAVA_OPTS:--Xms512m -Xmx1g}" \
     "$H/bin/opensearch" -d -p "$W/os.pid" -Ediscovery.type=single-node -Enetwork.host=127.0.0.1 \
-    -Ehttp.port="$PORT" -Epath.data="$W/data" -Epath.logs="$W/logs" -Ecluster.name=docbrain-test
+    -Ehttp.port="$PORT" -Epath.data="$W/data" -Epath.logs="$W/logs" -Ecluster.name=docbrain-test \
+    </dev/null >"$W/logs/console.log" 2>&1 # the daemon must not hold the caller's pipes open
   local i
   for i in $(seq 1 60); do
     if healthy 2; then log "healthy after ~$((i * 2)) s"; return 0; fi

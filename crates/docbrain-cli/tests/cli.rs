@@ -332,7 +332,7 @@ fn wrong_settings_are_one_line_naming_the_variable() {
         .output()
         .unwrap();
     assert!(
-        stderr_of(&out).contains("SOURCE_TYPE=confluence"),
+        stderr_of(&out).starts_with("error: CONFLUENCE_BASE_URL is not set"),
         "{}",
         stderr_of(&out)
     );

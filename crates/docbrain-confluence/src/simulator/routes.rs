@@ -446,7 +446,7 @@ fn v1_spaces(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> A
     let all: Vec<Value> = s
         .spaces
         .iter()
-        .map(|(key, sp)| json!({"id": sp.id, "key": key, "name": sp.name, "type": "global", "_links": {"webui": format!("/display/{key}")}}))
+        .map(|(key, sp)| v1_space_json(key, sp.id, &sp.name))
         .collect();
     let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
     let limit = limit_of(s, query, 25);
@@ -460,12 +460,17 @@ fn v1_spaces(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> A
 
 fn v1_space(s: &State, key: &str) -> Answer {
     match s.spaces.get(key) {
-        Some(sp) => respond(
-            200,
-            &json!({"id": sp.id, "key": key, "name": sp.name, "type": "global"}),
-        ),
+        Some(sp) => respond(200, &v1_space_json(key, sp.id, &sp.name)),
         None => error(404, false, &format!("No space with key : {key}")),
     }
+}
+
+fn v1_space_json(key: &str, id: u64, name: &str) -> Value {
+    json!({
+        "id": id, "key": key, "name": name, "type": "global", "status": "current",
+        "_expandable": {"homepage": "", "description": ""},
+        "_links": {"webui": format!("/display/{key}"), "self": format!("/rest/api/space/{key}")}
+    })
 }
 
 fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
@@ -481,7 +486,11 @@ fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
     }
     if expand.contains("space") {
         let sp = s.spaces.get(&p.space_key);
-        v["space"] = json!({"id": sp.map_or(0, |x| x.id), "key": p.space_key, "name": sp.map_or("", |x| x.name.as_str()), "type": "global"});
+        v["space"] = v1_space_json(
+            &p.space_key,
+            sp.map_or(0, |x| x.id),
+            sp.map_or("", |x| x.name.as_str()),
+        );
     }
     if expand.contains("ancestors") {
         let ancestors: Vec<Value> = chain(s, p)
