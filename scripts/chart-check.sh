@@ -68,7 +68,8 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # No compose client: Debian's docker-compose validates the same file format.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; }
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; } \
+    || echo "could not install docker-compose from Debian"
 fi
 if docker compose version >/dev/null 2>&1; then
   docker compose --env-file .env.example config --quiet

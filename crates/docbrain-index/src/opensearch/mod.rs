@@ -599,7 +599,12 @@ impl IndexStore for OpenSearchStore {
             if let Some(h) = &held {
                 if h.record.version > page.version {
                     if written && h.generation != generation {
-                        self.sweep(&page.id, Some(&h.generation)).await?;
+                        // Remove what this write added, by id: a search might not see it yet.
+                        let ids = chunks
+                            .iter()
+                            .map(|c| chunk_doc_id(&page.id, &generation, c.chunk.position));
+                        self.bulk(&self.delete_actions(ids), "delete a stale write")
+                            .await?;
                     }
                     return Ok(ReplaceOutcome::Stale {
                         held: h.record.version,
