@@ -345,10 +345,15 @@ impl Webhook {
     /// Success: settle the entries; keep the slot if events arrived meanwhile.
     fn settled(&self, job: Job) {
         self.journal.done(job.seqs);
+        self.release(&job.page);
+    }
+
+    /// Ends a page's turn: the slot goes, or starts afresh when events arrived meanwhile.
+    fn release(&self, page: &PageId) {
         let mut slots = lock(&self.queue.slots);
-        if let Some(slot) = slots.get_mut(&job.page) {
+        if let Some(slot) = slots.get_mut(page) {
             if slot.seqs.is_empty() {
-                slots.remove(&job.page);
+                slots.remove(page);
             } else {
                 slot.in_flight = false;
                 slot.attempts = 0;
@@ -376,19 +381,8 @@ impl Webhook {
             self.metrics
                 .parked
                 .fetch_add(job.seqs.len() as u64, Ordering::Relaxed);
-            self.journal.park(job.seqs.clone(), e.to_string());
-            let mut slots = lock(&self.queue.slots);
-            if let Some(slot) = slots.get_mut(&job.page) {
-                if slot.seqs.is_empty() {
-                    slots.remove(&job.page);
-                } else {
-                    slot.in_flight = false;
-                    slot.attempts = 0;
-                }
-            }
-            self.metrics
-                .queue_depth
-                .store(slots.len() as u64, Ordering::Relaxed);
+            self.journal.park(job.seqs, e.to_string());
+            self.release(&job.page);
             return;
         }
         let wait = e.retry_after().map_or_else(

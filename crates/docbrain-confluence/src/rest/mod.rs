@@ -299,6 +299,29 @@ fn status_of(value: &Value) -> Option<PageStatus> {
     serde_json::from_value(value.clone()).ok()
 }
 
+/// Follows a space's listing from `first` through every `next` link (read by `next_url`, which
+/// differs per API version) and returns its summaries.
+async fn walk_listing(
+    inner: &Inner,
+    first: Url,
+    space: &SpaceRef,
+    next_url: fn(&Inner, &http::Answer) -> Result<Option<Url>, SourceError>,
+) -> Result<Vec<PageSummary>, SourceError> {
+    let mut pages = Vec::new();
+    let mut next = Some(first);
+    while let Some(url) = next.take() {
+        let path = http::path_of(&url);
+        let answer = inner
+            .get_found(&url, || SourceError::SpaceNotFound {
+                key: space.key.clone(),
+            })
+            .await?;
+        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
+        next = next_url(inner, &answer)?;
+    }
+    Ok(pages)
+}
+
 /// Reads a listing's summaries; entries without an id or title are a decoding error.
 fn summaries(
     results: &Value,

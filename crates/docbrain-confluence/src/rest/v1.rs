@@ -6,7 +6,7 @@ use reqwest::Url;
 
 use super::http::{path_of, Answer};
 use super::v2::encode;
-use super::{labels_of, status_of, summaries, Inner, SpaceRef};
+use super::{labels_of, status_of, walk_listing, Inner, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
@@ -92,19 +92,7 @@ pub(super) async fn list_space(
         .append_pair("start", "0")
         .append_pair("limit", &inner.page_size.to_string())
         .append_pair("expand", "version");
-    let mut pages = Vec::new();
-    let mut next = Some(url);
-    while let Some(url) = next.take() {
-        let path = path_of(&url);
-        let answer = inner
-            .get_found(&url, || SourceError::SpaceNotFound {
-                key: space.key.clone(),
-            })
-            .await?;
-        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
-        next = next_url(inner, &answer)?;
-    }
-    Ok(pages)
+    walk_listing(inner, url, space, next_url).await
 }
 
 /// Fetches one page expanded with body, version, space, ancestors and labels.

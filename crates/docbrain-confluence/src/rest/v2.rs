@@ -5,7 +5,7 @@ use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary};
 use reqwest::Url;
 
 use super::http::{path_of, Answer};
-use super::{id_of, labels_of, status_of, summaries, Inner, SpaceRef};
+use super::{id_of, labels_of, status_of, walk_listing, Inner, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next` or the `Link` header, relative to the site.
@@ -80,19 +80,7 @@ pub(super) async fn list_space(
     url.query_pairs_mut()
         .append_pair("limit", &inner.page_size.to_string())
         .append_pair("status", "current");
-    let mut pages = Vec::new();
-    let mut next = Some(url);
-    while let Some(url) = next.take() {
-        let path = path_of(&url);
-        let answer = inner
-            .get_found(&url, || SourceError::SpaceNotFound {
-                key: space.key.clone(),
-            })
-            .await?;
-        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
-        next = next_url(inner, &answer)?;
-    }
-    Ok(pages)
+    walk_listing(inner, url, space, next_url).await
 }
 
 /// Fetches one page with its body, labels, ancestors and link.
