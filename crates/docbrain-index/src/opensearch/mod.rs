@@ -12,9 +12,13 @@
 //! generation with optimistic concurrency (`if_seq_no`), then the old generation is deleted by id.
 //! Searches keep only chunks of the generation their page record names, so readers never see a
 //! half-replaced page, and a crash between the steps leaves unreferenced chunks that the next
-//! replace of that page sweeps away. Nothing needs `_delete_by_query`.
+//! replace of that page with a newer version sweeps away. A sweep only touches versions older
+//! than the writer's own: chunks of the same or a newer version may be another writer's, written
+//! and about to be switched to. Nothing needs `_delete_by_query`.
 
 mod client;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -385,9 +389,182 @@ impl OpenSearchStore {
             .collect()
     }
 
-    /// Deletes chunks of page `id` that are not of generation `keep` (crash leftovers).
-    async fn sweep(&self, id: &PageId, keep: Option<&str>) -> Result<(), IndexError> {
-        let mut query = json!({"bool": {"filter": [{"term": {"page_id": id.as_str()}}]}});
+    /// Step 1 of a replace: writes the chunks under `generation`, invisible to search until the
+    /// page record names it. A failed write removes what it added, leaving the old state whole.
+    async fn write_generation(
+        &self,
+        page: &IndexedPage,
+        chunks: &[EmbeddedChunk],
+        generation: &str,
+        held: Option<&Held>,
+    ) -> Result<(), IndexError> {
+        let updated_at = now_ms();
+        let actions: Vec<Action> = chunks
+            .iter()
+            .map(|c| Action {
+                meta: json!({"index": {"_index": self.chunks, "_id": chunk_doc_id(&page.id, generation, c.chunk.position)}}),
+                doc: Some(json!({
+                    "chunk_id": c.chunk.id,
+                    "page_id": page.id.as_str(),
+                    "generation": generation,
+                    "space_key": page.space_key,
+                    "status": "current",
+                    "title": page.title,
+                    "heading_path": c.chunk.heading_path,
+                    "text": c.chunk.text,
+                    "url": page.url,
+                    "position": c.chunk.position,
+                    "content_hash": c.chunk.content_hash,
+                    "page_version": page.version,
+                    "updated_at": updated_at,
+                    "vector": c.vector,
+                })),
+            })
+            .collect();
+        if let Err(e) = self.bulk(&actions, "write chunks").await {
+            if held.map(|h| h.generation.as_str()) != Some(generation) {
+                let _ = self
+                    .bulk(
+                        &self.own_chunks(page, chunks, generation),
+                        "undo a failed write",
+                    )
+                    .await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Step 2 of a replace: switches the page record to `generation` with optimistic
+    /// concurrency, reading the record again when another writer switched it first. A write
+    /// that finds a newer version held deletes its own chunks and reports itself stale.
+    async fn switch_to(
+        &self,
+        page: &IndexedPage,
+        chunks: &[EmbeddedChunk],
+        generation: &str,
+        mut held: Option<Held>,
+    ) -> Result<ReplaceOutcome, IndexError> {
+        for attempt in 0..SWITCH_ATTEMPTS {
+            if attempt > 0 {
+                held = self.held(&page.id).await?;
+            }
+            if let Some(h) = held.as_ref().filter(|h| h.record.version > page.version) {
+                if h.generation != generation {
+                    // By id: a search might not see these chunks before a refresh.
+                    self.bulk(
+                        &self.own_chunks(page, chunks, generation),
+                        "delete a stale write",
+                    )
+                    .await?;
+                }
+                return Ok(ReplaceOutcome::Stale {
+                    held: h.record.version,
+                });
+            }
+            let record = json!({
+                "kind": "page",
+                "page_id": page.id.as_str(),
+                "space_key": page.space_key,
+                "generation": generation,
+                "version": page.version,
+                "chunk_count": page.chunk_count,
+                "record": page,
+            });
+            let path = match &held {
+                Some(h) => format!(
+                    "/{}/_doc/{}?if_seq_no={}&if_primary_term={}",
+                    self.pages,
+                    segment(page.id.as_str()),
+                    h.seq_no,
+                    h.primary_term
+                ),
+                None => format!(
+                    "/{}/_doc/{}?op_type=create",
+                    self.pages,
+                    segment(page.id.as_str())
+                ),
+            };
+            match self
+                .client
+                .call(
+                    Method::PUT,
+                    &path,
+                    Body::Json(&record),
+                    "write the page record",
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(IndexError::OpenSearch { status: 409, .. }) => {
+                    debug!(page_id = %page.id, "page record changed under us; reading it again");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            self.dirty.store(true, Ordering::Relaxed);
+            if let Some(h) = held {
+                self.retire(page, generation, &h).await?;
+            }
+            return Ok(ReplaceOutcome::Replaced);
+        }
+        Err(IndexError::OpenSearch {
+            url: self.client.url().to_owned(),
+            what: "write the page record".into(),
+            status: 409,
+            detail: format!(
+                "page {} kept changing under {SWITCH_ATTEMPTS} attempts",
+                page.id
+            ),
+        })
+    }
+
+    /// Step 3 of a replace: deletes the generation the record named before, then leftovers of
+    /// interrupted writes of older versions.
+    async fn retire(
+        &self,
+        page: &IndexedPage,
+        generation: &str,
+        old: &Held,
+    ) -> Result<(), IndexError> {
+        let stale: Vec<String> = if old.generation == generation {
+            (page.chunk_count..old.record.chunk_count)
+                .map(|p| chunk_doc_id(&page.id, generation, p))
+                .collect()
+        } else {
+            (0..old.record.chunk_count)
+                .map(|p| chunk_doc_id(&page.id, &old.generation, p))
+                .collect()
+        };
+        if !stale.is_empty() {
+            self.bulk(&self.delete_actions(stale), "delete replaced chunks")
+                .await?;
+        }
+        self.sweep(&page.id, Some(generation), page.version).await
+    }
+
+    /// Delete actions for the chunks a write of `generation` added.
+    fn own_chunks(
+        &self,
+        page: &IndexedPage,
+        chunks: &[EmbeddedChunk],
+        generation: &str,
+    ) -> Vec<Action> {
+        self.delete_actions(
+            chunks
+                .iter()
+                .map(|c| chunk_doc_id(&page.id, generation, c.chunk.position)),
+        )
+    }
+
+    /// Deletes chunks of page `id` of versions older than `below` that are not of generation
+    /// `keep`: leftovers of interrupted writes. Chunks of the same or a newer version may be
+    /// another writer's, written but not yet switched to, and are left alone.
+    async fn sweep(&self, id: &PageId, keep: Option<&str>, below: u64) -> Result<(), IndexError> {
+        let mut query = json!({"bool": {"filter": [
+            {"term": {"page_id": id.as_str()}},
+            {"range": {"page_version": {"lt": below}}}
+        ]}});
         if let Some(keep) = keep {
             query["bool"]["must_not"] = json!([{"term": {"generation": keep}}]);
         }
@@ -593,135 +770,15 @@ impl IndexStore for OpenSearchStore {
             }
         }
         let generation = generation_of(page, chunks);
-        let mut written = false;
-        for _ in 0..SWITCH_ATTEMPTS {
-            let held = self.held(&page.id).await?;
-            if let Some(h) = &held {
-                if h.record.version > page.version {
-                    if written && h.generation != generation {
-                        // Remove what this write added, by id: a search might not see it yet.
-                        let ids = chunks
-                            .iter()
-                            .map(|c| chunk_doc_id(&page.id, &generation, c.chunk.position));
-                        self.bulk(&self.delete_actions(ids), "delete a stale write")
-                            .await?;
-                    }
-                    return Ok(ReplaceOutcome::Stale {
-                        held: h.record.version,
-                    });
-                }
-            }
-            // 1. The new generation's chunks, invisible to search until the record names them.
-            if !written {
-                let updated_at = now_ms();
-                let actions: Vec<Action> = chunks
-                    .iter()
-                    .map(|c| Action {
-                        meta: json!({"index": {"_index": self.chunks, "_id": chunk_doc_id(&page.id, &generation, c.chunk.position)}}),
-                        doc: Some(json!({
-                            "chunk_id": c.chunk.id,
-                            "page_id": page.id.as_str(),
-                            "generation": generation,
-                            "space_key": page.space_key,
-                            "status": "current",
-                            "title": page.title,
-                            "heading_path": c.chunk.heading_path,
-                            "text": c.chunk.text,
-                            "url": page.url,
-                            "position": c.chunk.position,
-                            "content_hash": c.chunk.content_hash,
-                            "page_version": page.version,
-                            "updated_at": updated_at,
-                            "vector": c.vector,
-                        })),
-                    })
-                    .collect();
-                if let Err(e) = self.bulk(&actions, "write chunks").await {
-                    // Leave the old state whole: remove what this write added.
-                    let keep = held.as_ref().map(|h| h.generation.clone());
-                    if keep.as_deref() != Some(generation.as_str()) {
-                        let ids = chunks
-                            .iter()
-                            .map(|c| chunk_doc_id(&page.id, &generation, c.chunk.position));
-                        let _ = self
-                            .bulk(&self.delete_actions(ids), "undo a failed write")
-                            .await;
-                    }
-                    return Err(e.into());
-                }
-                written = true;
-            }
-            // 2. Switch the record, unless someone else switched it since we read it.
-            let record = json!({
-                "kind": "page",
-                "page_id": page.id.as_str(),
-                "space_key": page.space_key,
-                "generation": generation,
-                "version": page.version,
-                "chunk_count": page.chunk_count,
-                "record": page,
+        let held = self.held(&page.id).await?;
+        if let Some(h) = held.as_ref().filter(|h| h.record.version > page.version) {
+            return Ok(ReplaceOutcome::Stale {
+                held: h.record.version,
             });
-            let path = match &held {
-                Some(h) => format!(
-                    "/{}/_doc/{}?if_seq_no={}&if_primary_term={}",
-                    self.pages,
-                    segment(page.id.as_str()),
-                    h.seq_no,
-                    h.primary_term
-                ),
-                None => format!(
-                    "/{}/_doc/{}?op_type=create",
-                    self.pages,
-                    segment(page.id.as_str())
-                ),
-            };
-            match self
-                .client
-                .call(
-                    Method::PUT,
-                    &path,
-                    Body::Json(&record),
-                    "write the page record",
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(IndexError::OpenSearch { status: 409, .. }) => {
-                    debug!(page_id = %page.id, "page record changed under us; reading it again");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            self.dirty.store(true, Ordering::Relaxed);
-            // 3. The old generation goes; so do leftovers of interrupted writes.
-            if let Some(h) = held {
-                let stale: Vec<String> = if h.generation == generation {
-                    (page.chunk_count..h.record.chunk_count)
-                        .map(|p| chunk_doc_id(&page.id, &generation, p))
-                        .collect()
-                } else {
-                    (0..h.record.chunk_count)
-                        .map(|p| chunk_doc_id(&page.id, &h.generation, p))
-                        .collect()
-                };
-                if !stale.is_empty() {
-                    self.bulk(&self.delete_actions(stale), "delete replaced chunks")
-                        .await?;
-                }
-                self.sweep(&page.id, Some(&generation)).await?;
-            }
-            return Ok(ReplaceOutcome::Replaced);
         }
-        Err(IndexError::OpenSearch {
-            url: self.client.url().to_owned(),
-            what: "write the page record".into(),
-            status: 409,
-            detail: format!(
-                "page {} kept changing under {SWITCH_ATTEMPTS} attempts",
-                page.id
-            ),
-        }
-        .into())
+        self.write_generation(page, chunks, &generation, held.as_ref())
+            .await?;
+        Ok(self.switch_to(page, chunks, &generation, held).await?)
     }
 
     async fn delete_page(&self, id: &PageId) -> docbrain_core::Result<u64> {
@@ -747,7 +804,7 @@ impl IndexStore for OpenSearchStore {
         let ids = (0..held.record.chunk_count).map(|p| chunk_doc_id(id, &held.generation, p));
         self.bulk(&self.delete_actions(ids), "delete chunks")
             .await?;
-        self.sweep(id, None).await?;
+        self.sweep(id, None, held.record.version).await?;
         Ok(u64::from(held.record.chunk_count))
     }
 

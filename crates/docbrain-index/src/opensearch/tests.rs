@@ -1,0 +1,224 @@
+//! Racing writers against a real node (`OPENSEARCH_URL`, default http://127.0.0.1:9200):
+//! here rather than in `tests/` because one test interleaves the steps of a replace.
+
+#![allow(clippy::unwrap_used)] // a panic is the failure report
+
+use std::sync::Arc;
+
+use docbrain_core::{
+    Chunk, EmbeddedChunk, IndexStore, IndexedPage, ModelInfo, PageId, ReplaceOutcome, SearchFilter,
+    SearchRequest,
+};
+
+use super::{generation_of, OpenSearchConfig, OpenSearchStore};
+
+const PAGE: &str = "runbooks/race.md";
+
+fn url() -> String {
+    std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into())
+}
+
+/// Two stores on a fresh index of this test, bound to a 3-dimensional model.
+async fn two_writers(test: &str) -> (String, Arc<OpenSearchStore>, Arc<OpenSearchStore>) {
+    let index = format!("docbrain-unit-{test}-{}", std::process::id());
+    let model = ModelInfo {
+        model_id: "test/race".into(),
+        dimension: 3,
+    };
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store = OpenSearchStore::connect(OpenSearchConfig::new(url(), &index))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nstart a node with scripts/opensearch.sh start"));
+        store.bind_model(&model).await.unwrap();
+        stores.push(Arc::new(store));
+    }
+    let b = stores.pop().unwrap();
+    (index, stores.pop().unwrap(), b)
+}
+
+fn page(version: u64, chunks: u32) -> IndexedPage {
+    IndexedPage {
+        id: PageId::new(PAGE),
+        space_key: "ENG".into(),
+        title: "Race".into(),
+        version,
+        url: None,
+        ancestors: vec![],
+        labels: vec![],
+        content_hash: format!("hash-{version}"),
+        chunk_count: chunks,
+    }
+}
+
+fn chunks(version: u64, n: u32) -> Vec<EmbeddedChunk> {
+    (0..n)
+        .map(|i| EmbeddedChunk {
+            chunk: Chunk::new(
+                &PageId::new(PAGE),
+                i,
+                vec!["Race".into()],
+                &format!("version {version} part {i} failover drill"),
+                5,
+            ),
+            vector: vec![1.0, i as f32, version as f32],
+        })
+        .collect()
+}
+
+async fn post(path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{}/{path}", url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// What a reader sees after a refresh: the held version, the versions of the chunks search
+/// finds, the number of vectors the page holds, and every chunk document in the index.
+async fn seen(index: &str, store: &OpenSearchStore) -> (u64, Vec<String>, usize, u64) {
+    post(&format!("{index}/_refresh")).await;
+    let held = store.page(&PageId::new(PAGE)).await.unwrap().unwrap();
+    let request = SearchRequest {
+        text: "failover drill".into(),
+        vector: vec![1.0, 0.0, 0.0],
+        k: 20,
+        filter: SearchFilter::default(),
+    };
+    let mut versions: Vec<String> = store
+        .search(&request)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.text.split(' ').nth(1).unwrap_or_default().to_owned())
+        .collect();
+    versions.sort();
+    let vectors = store.chunk_vectors(&PageId::new(PAGE)).await.unwrap().len();
+    let count = post(&format!("{index}/_count")).await["count"]
+        .as_u64()
+        .unwrap();
+    (held.version, versions, vectors, count)
+}
+
+async fn drop_index(index: &str) {
+    reqwest::Client::new()
+        .delete(format!("{}/{index}*", url()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A newer write whose chunks are written (and visible to a sweep) but not yet switched to,
+/// while an older write completes: the older write's sweep must leave the newer chunks alone.
+#[tokio::test]
+async fn an_older_write_never_sweeps_a_newer_write_in_flight() {
+    let (index, a, b) = two_writers("inflight").await;
+    a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
+    // B: reads the record (version 1) and writes version 3's chunks, then pauses.
+    let (newer, newer_chunks) = (page(3, 2), chunks(3, 2));
+    let generation = generation_of(&newer, &newer_chunks);
+    let held = b.held(&newer.id).await.unwrap();
+    b.write_generation(&newer, &newer_chunks, &generation, held.as_ref())
+        .await
+        .unwrap();
+    post(&format!("{index}/_refresh")).await;
+    // A: version 2 replaces version 1 completely, sweep included.
+    let older = a.replace_page(&page(2, 4), &chunks(2, 4)).await.unwrap();
+    assert_eq!(older, ReplaceOutcome::Replaced);
+    // B resumes: its switch finds the record changed, reads it again and wins.
+    let outcome = b
+        .switch_to(&newer, &newer_chunks, &generation, held)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ReplaceOutcome::Replaced);
+    assert_eq!(
+        seen(&index, &a).await,
+        (3, vec!["3".into(), "3".into()], 2, 2)
+    );
+    drop_index(&index).await;
+}
+
+/// The mirror image: the older write pauses after writing its chunks, the newer completes,
+/// then the older resumes, finds itself stale and removes its own chunks.
+#[tokio::test]
+async fn an_older_write_that_loses_removes_its_own_chunks() {
+    let (index, a, b) = two_writers("loser").await;
+    a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
+    let (older, older_chunks) = (page(2, 4), chunks(2, 4));
+    let generation = generation_of(&older, &older_chunks);
+    let held = a.held(&older.id).await.unwrap();
+    a.write_generation(&older, &older_chunks, &generation, held.as_ref())
+        .await
+        .unwrap();
+    let newer = b.replace_page(&page(3, 2), &chunks(3, 2)).await.unwrap();
+    assert_eq!(newer, ReplaceOutcome::Replaced);
+    let outcome = a
+        .switch_to(&older, &older_chunks, &generation, held)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ReplaceOutcome::Stale { held: 3 });
+    assert_eq!(
+        seen(&index, &b).await,
+        (3, vec!["3".into(), "3".into()], 2, 2)
+    );
+    drop_index(&index).await;
+}
+
+/// A delete racing a newer write: the delete removes what it saw, the newer write then lands
+/// whole (a newer version wins over the deletion of an older one).
+#[tokio::test]
+async fn a_delete_never_sweeps_a_newer_write_in_flight() {
+    let (index, a, b) = two_writers("delete").await;
+    a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
+    let (newer, newer_chunks) = (page(2, 2), chunks(2, 2));
+    let generation = generation_of(&newer, &newer_chunks);
+    let held = b.held(&newer.id).await.unwrap();
+    b.write_generation(&newer, &newer_chunks, &generation, held.as_ref())
+        .await
+        .unwrap();
+    post(&format!("{index}/_refresh")).await;
+    assert_eq!(a.delete_page(&newer.id).await.unwrap(), 3);
+    let outcome = b
+        .switch_to(&newer, &newer_chunks, &generation, held)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ReplaceOutcome::Replaced);
+    assert_eq!(
+        seen(&index, &a).await,
+        (2, vec!["2".into(), "2".into()], 2, 2)
+    );
+    drop_index(&index).await;
+}
+
+/// Free-running races: whatever the interleaving, the newest version ends whole and alone.
+#[tokio::test]
+async fn racing_writers_end_with_the_newest_version_only() {
+    let (index, a, b) = two_writers("race").await;
+    for round in 0..10u64 {
+        let (old, new) = (10 * round + 1, 10 * round + 2);
+        let (wa, wb) = (a.clone(), b.clone());
+        let older =
+            tokio::spawn(async move { wa.replace_page(&page(old, 4), &chunks(old, 4)).await });
+        let newer =
+            tokio::spawn(async move { wb.replace_page(&page(new, 2), &chunks(new, 2)).await });
+        let (older, newer) = (older.await.unwrap().unwrap(), newer.await.unwrap().unwrap());
+        assert_eq!(newer, ReplaceOutcome::Replaced, "round {round}");
+        assert!(
+            matches!(
+                older,
+                ReplaceOutcome::Replaced | ReplaceOutcome::Stale { .. }
+            ),
+            "round {round}: {older:?}"
+        );
+        let version = new.to_string();
+        assert_eq!(
+            seen(&index, &a).await,
+            (new, vec![version.clone(), version], 2, 2),
+            "round {round}"
+        );
+    }
+    drop_index(&index).await;
+}
