@@ -12,7 +12,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p docbrain-cli -p docbrain-server \
  && mkdir -p /out \
- && cp target/release/docbrain target/release/docbrain-server /out/
+ && cp target/release/docbrain target/release/docbrain-server /out/ \
+ && strip --strip-debug /out/docbrain /out/docbrain-server
 
 FROM python:3.11-slim AS model
 COPY scripts/fetch-model.sh /usr/local/bin/fetch-model.sh
