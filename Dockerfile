@@ -22,7 +22,7 @@ RUN MODEL_DIR=/models/all-MiniLM-L6-v2 bash /usr/local/bin/fetch-model.sh
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
  && groupadd --system --gid 10001 docbrain \
  && useradd --system --uid 10001 --gid docbrain --home-dir /data --no-create-home docbrain \
  && mkdir -p /data \
