@@ -10,7 +10,7 @@ use docbrain_core::{
     SearchRequest,
 };
 
-use super::{generation_of, OpenSearchConfig, OpenSearchStore};
+use super::{generation_of, Held, OpenSearchConfig, OpenSearchStore};
 
 const PAGE: &str = "runbooks/race.md";
 
@@ -111,29 +111,55 @@ async fn drop_index(index: &str) {
         .unwrap();
 }
 
-/// A newer write whose chunks are written (and visible to a sweep) but not yet switched to,
-/// while an older write completes: the older write's sweep must leave the newer chunks alone.
+/// A replace of `version` with `n` chunks stopped after step 1: its chunks are written (and
+/// visible to a sweep after a refresh) but the page record is not switched yet.
+struct Paused {
+    page: IndexedPage,
+    chunks: Vec<EmbeddedChunk>,
+    generation: String,
+    held: Option<Held>,
+}
+
+async fn write_then_pause(store: &OpenSearchStore, index: &str, version: u64, n: u32) -> Paused {
+    let (page, chunks) = (page(version, n), chunks(version, n));
+    let generation = generation_of(&page, &chunks);
+    let held = store.held(&page.id).await.unwrap();
+    store
+        .write_generation(&page, &chunks, &generation, held.as_ref())
+        .await
+        .unwrap();
+    post(&format!("{index}/_refresh")).await;
+    Paused {
+        page,
+        chunks,
+        generation,
+        held,
+    }
+}
+
+/// Resumes a paused replace at step 2, with the record it read before pausing.
+async fn resume(store: &OpenSearchStore, paused: Paused) -> ReplaceOutcome {
+    store
+        .switch_to(
+            &paused.page,
+            &paused.chunks,
+            &paused.generation,
+            paused.held,
+        )
+        .await
+        .unwrap()
+}
+
+/// A newer write paused before its switch while an older write completes: the older write's
+/// sweep leaves the newer chunks alone, and the newer write then wins.
 #[tokio::test]
 async fn an_older_write_never_sweeps_a_newer_write_in_flight() {
     let (index, a, b) = two_writers("inflight").await;
     a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
-    // B: reads the record (version 1) and writes version 3's chunks, then pauses.
-    let (newer, newer_chunks) = (page(3, 2), chunks(3, 2));
-    let generation = generation_of(&newer, &newer_chunks);
-    let held = b.held(&newer.id).await.unwrap();
-    b.write_generation(&newer, &newer_chunks, &generation, held.as_ref())
-        .await
-        .unwrap();
-    post(&format!("{index}/_refresh")).await;
-    // A: version 2 replaces version 1 completely, sweep included.
+    let newer = write_then_pause(&b, &index, 3, 2).await;
     let older = a.replace_page(&page(2, 4), &chunks(2, 4)).await.unwrap();
     assert_eq!(older, ReplaceOutcome::Replaced);
-    // B resumes: its switch finds the record changed, reads it again and wins.
-    let outcome = b
-        .switch_to(&newer, &newer_chunks, &generation, held)
-        .await
-        .unwrap();
-    assert_eq!(outcome, ReplaceOutcome::Replaced);
+    assert_eq!(resume(&b, newer).await, ReplaceOutcome::Replaced);
     assert_eq!(
         seen(&index, &a).await,
         (3, vec!["3".into(), "3".into()], 2, 2)
@@ -141,25 +167,16 @@ async fn an_older_write_never_sweeps_a_newer_write_in_flight() {
     drop_index(&index).await;
 }
 
-/// The mirror image: the older write pauses after writing its chunks, the newer completes,
-/// then the older resumes, finds itself stale and removes its own chunks.
+/// The mirror image: the older write pauses, the newer completes, then the older resumes,
+/// finds itself stale and removes its own chunks.
 #[tokio::test]
 async fn an_older_write_that_loses_removes_its_own_chunks() {
     let (index, a, b) = two_writers("loser").await;
     a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
-    let (older, older_chunks) = (page(2, 4), chunks(2, 4));
-    let generation = generation_of(&older, &older_chunks);
-    let held = a.held(&older.id).await.unwrap();
-    a.write_generation(&older, &older_chunks, &generation, held.as_ref())
-        .await
-        .unwrap();
+    let older = write_then_pause(&a, &index, 2, 4).await;
     let newer = b.replace_page(&page(3, 2), &chunks(3, 2)).await.unwrap();
     assert_eq!(newer, ReplaceOutcome::Replaced);
-    let outcome = a
-        .switch_to(&older, &older_chunks, &generation, held)
-        .await
-        .unwrap();
-    assert_eq!(outcome, ReplaceOutcome::Stale { held: 3 });
+    assert_eq!(resume(&a, older).await, ReplaceOutcome::Stale { held: 3 });
     assert_eq!(
         seen(&index, &b).await,
         (3, vec!["3".into(), "3".into()], 2, 2)
@@ -173,19 +190,9 @@ async fn an_older_write_that_loses_removes_its_own_chunks() {
 async fn a_delete_never_sweeps_a_newer_write_in_flight() {
     let (index, a, b) = two_writers("delete").await;
     a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
-    let (newer, newer_chunks) = (page(2, 2), chunks(2, 2));
-    let generation = generation_of(&newer, &newer_chunks);
-    let held = b.held(&newer.id).await.unwrap();
-    b.write_generation(&newer, &newer_chunks, &generation, held.as_ref())
-        .await
-        .unwrap();
-    post(&format!("{index}/_refresh")).await;
-    assert_eq!(a.delete_page(&newer.id).await.unwrap(), 3);
-    let outcome = b
-        .switch_to(&newer, &newer_chunks, &generation, held)
-        .await
-        .unwrap();
-    assert_eq!(outcome, ReplaceOutcome::Replaced);
+    let newer = write_then_pause(&b, &index, 2, 2).await;
+    assert_eq!(a.delete_page(&PageId::new(PAGE)).await.unwrap(), 3);
+    assert_eq!(resume(&b, newer).await, ReplaceOutcome::Replaced);
     assert_eq!(
         seen(&index, &a).await,
         (2, vec!["2".into(), "2".into()], 2, 2)
