@@ -298,7 +298,7 @@ impl Webhook {
                 .await
                 .ok()
                 .flatten()
-                .map_or_else(|| "(new page)".to_owned(), |p| p.title),
+                .map_or_else(|| "(not indexed yet)".to_owned(), |p| p.title),
         };
         info!(event = %job.event, page_id = %job.page, "Processing {} for page '{title}' (id={})", job.event, job.page);
         let fetched = match pipeline.fetcher().fetch(&job.page).await {
