@@ -12,9 +12,9 @@
 //! generation with optimistic concurrency (`if_seq_no`), then the old generation is deleted by id.
 //! Searches keep only chunks of the generation their page record names, so readers never see a
 //! half-replaced page, and a crash between the steps leaves unreferenced chunks that the next
-//! replace of that page with a newer version sweeps away. A sweep only touches versions older
-//! than the writer's own: chunks of the same or a newer version may be another writer's, written
-//! and about to be switched to. Nothing needs `_delete_by_query`.
+//! replace or delete of that page sweeps away. A sweep spares recent chunks of the writer's own
+//! or a newer version: they may be another writer's, written and about to be switched to; after
+//! 15 minutes unreferenced they count as abandoned. Nothing needs `_delete_by_query`.
 
 mod client;
 #[cfg(test)]
@@ -46,6 +46,8 @@ const RRF_K: f64 = 60.0;
 const SYNC_DOC: &str = "__docbrain_sync__";
 /// Attempts at switching a page record when another writer races.
 const SWITCH_ATTEMPTS: u32 = 5;
+/// Chunks that no page record has named for this long are a crashed write's, not one in flight.
+const ABANDONED_AFTER_MS: u64 = 15 * 60 * 1000;
 
 /// How to reach OpenSearch.
 #[derive(Debug, Clone)]
@@ -557,14 +559,20 @@ impl OpenSearchStore {
         )
     }
 
-    /// Deletes chunks of page `id` of versions older than `below` that are not of generation
-    /// `keep`: leftovers of interrupted writes. Chunks of the same or a newer version may be
+    /// Deletes chunks of page `id` that are not of generation `keep` and are either of a
+    /// version older than `below` or abandoned (written more than [`ABANDONED_AFTER_MS`] ago):
+    /// leftovers of interrupted writes. Recent chunks of the same or a newer version may be
     /// another writer's, written but not yet switched to, and are left alone.
     async fn sweep(&self, id: &PageId, keep: Option<&str>, below: u64) -> Result<(), IndexError> {
-        let mut query = json!({"bool": {"filter": [
-            {"term": {"page_id": id.as_str()}},
-            {"range": {"page_version": {"lt": below}}}
-        ]}});
+        let abandoned = now_ms().saturating_sub(ABANDONED_AFTER_MS);
+        let mut query = json!({"bool": {
+            "filter": [{"term": {"page_id": id.as_str()}}],
+            "should": [
+                {"range": {"page_version": {"lt": below}}},
+                {"range": {"updated_at": {"lt": abandoned}}}
+            ],
+            "minimum_should_match": 1
+        }});
         if let Some(keep) = keep {
             query["bool"]["must_not"] = json!([{"term": {"generation": keep}}]);
         }

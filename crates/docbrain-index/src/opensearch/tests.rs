@@ -10,7 +10,11 @@ use docbrain_core::{
     SearchRequest,
 };
 
-use super::{generation_of, Held, OpenSearchConfig, OpenSearchStore};
+use super::client::segment;
+use super::{
+    chunk_doc_id, generation_of, now_ms, Held, OpenSearchConfig, OpenSearchStore,
+    ABANDONED_AFTER_MS,
+};
 
 const PAGE: &str = "runbooks/race.md";
 
@@ -196,6 +200,34 @@ async fn a_delete_never_sweeps_a_newer_write_in_flight() {
     assert_eq!(
         seen(&index, &a).await,
         (2, vec!["2".into(), "2".into()], 2, 2)
+    );
+    drop_index(&index).await;
+}
+
+/// Chunks of a crashed write (never switched to, written long ago) go at the next delete,
+/// even when their version is newer than the record's; a recent write in flight stays.
+#[tokio::test]
+async fn abandoned_chunks_are_swept_but_a_write_in_flight_is_not() {
+    let (index, a, b) = two_writers("abandoned").await;
+    a.replace_page(&page(1, 3), &chunks(1, 3)).await.unwrap();
+    let crashed = write_then_pause(&b, &index, 5, 2).await;
+    let long_ago = now_ms() - ABANDONED_AFTER_MS - 60_000;
+    for position in 0..2 {
+        let id = chunk_doc_id(&crashed.page.id, &crashed.generation, position);
+        let update = reqwest::Client::new()
+            .post(format!("{}/{index}/_update/{}", url(), segment(&id)))
+            .json(&serde_json::json!({"doc": {"updated_at": long_ago}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(update.status().is_success(), "{}", update.status());
+    }
+    let in_flight = write_then_pause(&b, &index, 6, 2).await;
+    assert_eq!(a.delete_page(&PageId::new(PAGE)).await.unwrap(), 3);
+    assert_eq!(resume(&b, in_flight).await, ReplaceOutcome::Replaced);
+    assert_eq!(
+        seen(&index, &a).await,
+        (6, vec!["6".into(), "6".into()], 2, 2)
     );
     drop_index(&index).await;
 }
