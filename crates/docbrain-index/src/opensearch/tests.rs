@@ -107,6 +107,17 @@ async fn seen(index: &str, store: &OpenSearchStore) -> (u64, Vec<String>, usize,
     (held.version, versions, vectors, count)
 }
 
+/// Asserts that readers see version `version` of the page with its two chunks, and that the
+/// index holds nothing else.
+async fn assert_only(index: &str, store: &OpenSearchStore, version: u64, context: &str) {
+    let v = version.to_string();
+    assert_eq!(
+        seen(index, store).await,
+        (version, vec![v.clone(), v], 2, 2),
+        "{context}"
+    );
+}
+
 async fn drop_index(index: &str) {
     reqwest::Client::new()
         .delete(format!("{}/{index}*", url()))
@@ -164,10 +175,7 @@ async fn an_older_write_never_sweeps_a_newer_write_in_flight() {
     let older = a.replace_page(&page(2, 4), &chunks(2, 4)).await.unwrap();
     assert_eq!(older, ReplaceOutcome::Replaced);
     assert_eq!(resume(&b, newer).await, ReplaceOutcome::Replaced);
-    assert_eq!(
-        seen(&index, &a).await,
-        (3, vec!["3".into(), "3".into()], 2, 2)
-    );
+    assert_only(&index, &a, 3, "").await;
     drop_index(&index).await;
 }
 
@@ -181,10 +189,7 @@ async fn an_older_write_that_loses_removes_its_own_chunks() {
     let newer = b.replace_page(&page(3, 2), &chunks(3, 2)).await.unwrap();
     assert_eq!(newer, ReplaceOutcome::Replaced);
     assert_eq!(resume(&a, older).await, ReplaceOutcome::Stale { held: 3 });
-    assert_eq!(
-        seen(&index, &b).await,
-        (3, vec!["3".into(), "3".into()], 2, 2)
-    );
+    assert_only(&index, &b, 3, "").await;
     drop_index(&index).await;
 }
 
@@ -197,10 +202,7 @@ async fn a_delete_never_sweeps_a_newer_write_in_flight() {
     let newer = write_then_pause(&b, &index, 2, 2).await;
     assert_eq!(a.delete_page(&PageId::new(PAGE)).await.unwrap(), 3);
     assert_eq!(resume(&b, newer).await, ReplaceOutcome::Replaced);
-    assert_eq!(
-        seen(&index, &a).await,
-        (2, vec!["2".into(), "2".into()], 2, 2)
-    );
+    assert_only(&index, &a, 2, "").await;
     drop_index(&index).await;
 }
 
@@ -225,10 +227,7 @@ async fn abandoned_chunks_are_swept_but_a_write_in_flight_is_not() {
     let in_flight = write_then_pause(&b, &index, 6, 2).await;
     assert_eq!(a.delete_page(&PageId::new(PAGE)).await.unwrap(), 3);
     assert_eq!(resume(&b, in_flight).await, ReplaceOutcome::Replaced);
-    assert_eq!(
-        seen(&index, &a).await,
-        (6, vec!["6".into(), "6".into()], 2, 2)
-    );
+    assert_only(&index, &a, 6, "").await;
     drop_index(&index).await;
 }
 
@@ -252,12 +251,7 @@ async fn racing_writers_end_with_the_newest_version_only() {
             ),
             "round {round}: {older:?}"
         );
-        let version = new.to_string();
-        assert_eq!(
-            seen(&index, &a).await,
-            (new, vec![version.clone(), version], 2, 2),
-            "round {round}"
-        );
+        assert_only(&index, &a, new, &format!("round {round}")).await;
     }
     drop_index(&index).await;
 }
