@@ -1,0 +1,70 @@
+//! Command-line arguments of the commands; the settings' flags come from
+//! [`docbrain_core::front_door::args`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keeps a documentation search index in step with Confluence.
+#[derive(Debug, Parser)]
+#[command(name = "docbrain", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync the configured source into the index (the scheduled full crawl).
+    Ingest(IngestArgs),
+    /// Answer a question from the index.
+    Search(SearchArgs),
+    /// Show what the index holds.
+    Status(StatusArgs),
+    /// Print the Markdown of a Confluence storage-format file.
+    Convert(ConvertArgs),
+}
+
+/// `docbrain convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A storage-format (XHTML) file, as `body.storage.value` or a space export holds it.
+    pub file: PathBuf,
+}
+
+/// `docbrain ingest` (the source, chunking and guard settings are flags of their own).
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Lift the mass-deletion guard for this run.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// Print the summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docbrain search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The question.
+    pub query: String,
+    /// How many hits to show.
+    #[arg(short = 'k', long = "top", default_value_t = 5)]
+    pub k: usize,
+    /// Only search this space.
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Print `{"hits": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `docbrain status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

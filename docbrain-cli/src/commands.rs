@@ -1,0 +1,217 @@
+//! The commands: ingest, search and status.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use docbrain_confluence::Sources;
+use docbrain_core::settings::{SourceSettings, StoreSettings};
+use docbrain_core::{IndexBuilder, Pipeline, SearchFilter, Settings, SyncProgress};
+use docbrain_index::{Backends, EmbeddedStore};
+use serde_json::json;
+
+use crate::args::{ConvertArgs, IngestArgs, SearchArgs, StatusArgs};
+use crate::progress::Progress;
+
+/// Exit code of an ingest that finished but left pages failed or deletions refused.
+const INCOMPLETE: u8 = 2;
+
+/// `docbrain ingest`: a full sync of the configured source.
+pub(crate) async fn ingest(mut settings: Settings, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    if matches!(settings.source, SourceSettings::None) {
+        bail!("LOCAL_DOCS_PATH is not set: point it at a folder of pages, e.g. LOCAL_DOCS_PATH=examples/sample-space (or set SOURCE_TYPE=confluence)");
+    }
+    settings.guards.allow_mass_delete = args.allow_mass_delete;
+    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    let store = pipeline.store().clone();
+    let scope = settings.scope();
+    let bar = (std::io::stderr().is_terminal() && !args.json).then(Progress::new);
+    let progress: &dyn SyncProgress = match &bar {
+        Some(p) => p,
+        None => &(),
+    };
+    let result = pipeline.sync_with(&scope, progress).await;
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    let report = result?;
+    let stats = store.stats().await?;
+    println!(
+        "Ingestion complete: {} pages, {} chunks",
+        stats.pages, stats.chunks
+    );
+    println!(
+        "  {} pages seen: {} updated, {} unchanged, {} deleted, {} failed; {} chunks embedded, {} reused; {:.1}s",
+        report.pages_seen,
+        report.pages_updated,
+        report.pages_unchanged,
+        report.pages_deleted,
+        report.pages_failed,
+        report.chunks_embedded,
+        report.chunks_reused,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    for (id, error) in &report.failures {
+        eprintln!("error: page {id} failed: {error}");
+    }
+    for refusal in &report.refused_deletions {
+        eprintln!("error: {refusal}");
+    }
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["index_pages"] = json!(stats.pages);
+        value["index_chunks"] = json!(stats.chunks);
+        println!("{value}");
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(INCOMPLETE)
+    })
+}
+
+/// Fails, saying what to do, when the embedded index does not exist yet.
+fn require_index(settings: &Settings) -> anyhow::Result<()> {
+    let file = settings.data_dir.join(EmbeddedStore::FILE_NAME);
+    if settings.store == StoreSettings::Embedded && !file.exists() {
+        bail!(
+            "no index at {}: run `docbrain ingest` first, or set DOCBRAIN_DATA_DIR to the index folder",
+            settings.data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `docbrain search`: the best chunks for a question.
+pub(crate) async fn search(mut settings: Settings, args: &SearchArgs) -> anyhow::Result<ExitCode> {
+    require_index(&settings)?;
+    settings.source = SourceSettings::None;
+    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    let filter = SearchFilter {
+        space_key: args.space.clone(),
+    };
+    let hits = pipeline.search(&args.query, args.k, &filter).await?;
+    if args.json {
+        println!("{}", json!({ "hits": hits }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if hits.is_empty() {
+        println!("No results for {:?}.", args.query);
+    }
+    for (i, hit) in hits.iter().enumerate() {
+        println!(
+            "{}. {}  [{}]  score {:.4}",
+            i + 1,
+            hit.title,
+            hit.space_key,
+            hit.score
+        );
+        println!("   {}", hit.heading_path.join(" > "));
+        if let Some(url) = &hit.url {
+            println!("   {url}");
+        }
+        println!("   {}", hit.snippet(200));
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docbrain status`: what the index holds.
+pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    require_index(settings)?;
+    let store = Backends.store(settings).await?;
+    let stats = store.stats().await?;
+    let last_sync = stats.last_sync_ms.map(format_utc);
+    let location = match &settings.store {
+        StoreSettings::Embedded => display(&settings.data_dir.join(EmbeddedStore::FILE_NAME)),
+        StoreSettings::OpenSearch(cluster) => format!(
+            "{}/{} (OpenSearch)",
+            cluster.url.trim_end_matches('/'),
+            cluster.index
+        ),
+    };
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "index": location,
+                "pages": stats.pages,
+                "chunks": stats.chunks,
+                "model_id": stats.model_id,
+                "dimension": stats.dimension,
+                "last_sync": last_sync,
+                "last_sync_ms": stats.last_sync_ms,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("index:     {location}");
+    println!("pages:     {}", stats.pages);
+    println!("chunks:    {}", stats.chunks);
+    println!(
+        "model:     {}",
+        stats.model_id.as_deref().unwrap_or("(none yet)")
+    );
+    println!(
+        "dimension: {}",
+        stats
+            .dimension
+            .map_or("(none yet)".into(), |d| d.to_string())
+    );
+    println!(
+        "last sync: {}",
+        last_sync.as_deref().unwrap_or("never completed")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docbrain convert`: the Markdown of a storage-format file.
+pub(crate) fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
+    let xhtml = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    print!("{}", docbrain_confluence::storage_to_markdown(&xhtml));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn display(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+fn format_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_795_744_277_000), "2026-11-27 01:51:17 UTC");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}

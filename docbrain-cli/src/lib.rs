@@ -1,0 +1,63 @@
+//! The `docbrain` command: `ingest` (the scheduled full crawl), `search`, `status` and `convert`.
+//!
+//! The binary's `main` only parses arguments and sets up logging; the commands live here so
+//! that they are one call away for tests and other front ends. Settings come from
+//! [`docbrain_core::Settings`] (flags over environment variables), and every command builds its
+//! pipeline with [`docbrain_core::Pipeline::from_settings`].
+
+#![allow(clippy::print_stdout)] // printing results is this crate's job
+
+mod args;
+mod commands;
+mod progress;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+pub use args::{Cli, Command, ConvertArgs, IngestArgs, SearchArgs, StatusArgs};
+use clap::{CommandFactory, FromArgMatches};
+use docbrain_core::front_door;
+use docbrain_core::settings::Group;
+use docbrain_core::Settings;
+
+/// The command line: the commands' own arguments and a flag for every setting.
+pub fn command() -> clap::Command {
+    Cli::command().args(front_door::args(&[Group::Common, Group::Sync]))
+}
+
+/// Parses the command line and reads the settings.
+///
+/// # Errors
+/// Bad arguments (clap's message) or a setting that is missing or wrong, named.
+pub fn parse(matches: &clap::ArgMatches) -> anyhow::Result<(Cli, Settings)> {
+    let cli = Cli::from_arg_matches(matches)?;
+    let settings = front_door::settings(matches)?;
+    Ok((cli, settings))
+}
+
+/// Runs one command.
+///
+/// # Errors
+/// Any failure, with a message that names the setting to fix where one is at fault.
+pub async fn run(cli: &Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Ingest(args) => commands::ingest(settings, args).await,
+        Command::Search(args) => commands::search(settings, args).await,
+        Command::Status(args) => commands::status(&settings, args).await,
+        Command::Convert(args) => commands::convert(args),
+    }
+}
+
+/// Sets up logging to stderr from `LOG_LEVEL` (default `info`; `warn` while a progress bar
+/// draws on a terminal).
+///
+/// # Errors
+/// When `LOG_LEVEL` is not a valid filter.
+pub fn init_logging(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
+    let quiet = matches!(cli.command, Command::Ingest(_)) && std::io::stderr().is_terminal();
+    let default = if quiet { "warn" } else { "info" };
+    Ok(front_door::init_logging(
+        settings.log_level.as_deref(),
+        default,
+    )?)
+}

@@ -1,0 +1,28 @@
+//! Page sources for DocBrain Sync.
+//!
+//! - [`ConfluenceClient`]: Confluence Cloud (REST v2) or Data Center (REST v1) as a
+//!   [`docbrain_core::Fetcher`] (`SOURCE_TYPE=confluence`).
+//! - [`LocalFetcher`]: a folder of exported pages (`SOURCE_TYPE=local`).
+//! - [`Sources`]: builds the source that [`docbrain_core::settings::SourceSettings`] names.
+//! - [`storage_to_markdown`]: the storage-format (XHTML) to Markdown converter both use.
+//! - [`webhook`]: `X-Hub-Signature` checks and webhook bodies in the Cloud and Data Center shapes.
+//! - `simulator` (feature `simulator`): a Confluence on loopback for tests, with both API
+//!   versions, faults, a request log and signed webhooks.
+
+mod build;
+mod error;
+mod local;
+#[cfg(feature = "rest")]
+mod rest;
+#[cfg(feature = "simulator")]
+pub mod simulator;
+mod storage_format;
+pub mod webhook;
+
+pub use build::Sources;
+pub use docbrain_core::settings::ApiVersion;
+pub use error::SourceError;
+pub use local::LocalFetcher;
+#[cfg(feature = "rest")]
+pub use rest::{ConfluenceClient, ConfluenceConfig};
+pub use storage_format::storage_to_markdown;

@@ -1,0 +1,306 @@
+//! The Confluence REST client: a [`Fetcher`] over Cloud's REST v2 or Data Center's REST v1.
+//!
+//! Listings page through every configured space (v2: cursor links, v1: `start`/`limit`), following
+//! the `next` link until there is none (a short page is not the end), and carry version numbers
+//! so the pipeline skips unchanged pages without fetching their bodies. A fetch returns the page
+//! with its storage-format body converted to Markdown, its ancestors, labels and web link; 404
+//! ("deleted or not visible to this account") is [`Fetched::Gone`]. Only `current` pages are
+//! indexed: trashed, archived (hidden from Confluence's own search by default), draft and
+//! historical pages are removed from the index.
+
+mod http;
+mod v1;
+mod v2;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use docbrain_core::retry::RetryPolicy;
+use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
+use docbrain_core::{Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, Scope};
+use futures::{stream, StreamExt, TryStreamExt};
+use reqwest::Url;
+use serde_json::Value;
+use tracing::info;
+
+use crate::SourceError;
+use http::{Auth, Http};
+
+/// How the client reaches and reads a Confluence site: the deployment's settings plus the
+/// client's own tuning.
+#[derive(Debug, Clone)]
+pub struct ConfluenceConfig {
+    /// The `CONFLUENCE_*` settings.
+    pub site: ConfluenceSettings,
+    /// Results asked for per listing request (the server may return fewer).
+    pub page_size: u32,
+    /// Retries of each request.
+    pub retry: RetryPolicy,
+}
+
+impl From<ConfluenceSettings> for ConfluenceConfig {
+    fn from(site: ConfluenceSettings) -> Self {
+        Self {
+            page_size: match site.api_version {
+                ApiVersion::V2 => 250,
+                ApiVersion::V1 => 100,
+            },
+            retry: RetryPolicy::default(),
+            site,
+        }
+    }
+}
+
+/// A Confluence site as a [`Fetcher`].
+#[derive(Debug, Clone)]
+pub struct ConfluenceClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: Http,
+    base: Url,
+    version: ApiVersion,
+    space_keys: Vec<String>,
+    page_size: u32,
+    /// Titles of pages seen in listings (ancestor breadcrumbs) and space keys by space id (v2).
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    titles: HashMap<PageId, String>,
+    space_keys: HashMap<String, String>,
+}
+
+/// A space a crawl walks.
+#[derive(Debug, Clone)]
+struct SpaceRef {
+    key: String,
+    /// v2's numeric space id (v1 lists by key).
+    id: Option<String>,
+}
+
+impl ConfluenceClient {
+    /// Returns a client for `config`. Nothing is requested until the first listing or fetch.
+    ///
+    /// # Errors
+    /// [`SourceError::Config`] when the base URL is not an http(s) URL, the token is empty, or
+    /// v2 is chosen without an email.
+    pub fn new(config: impl Into<ConfluenceConfig>) -> Result<Self, SourceError> {
+        let ConfluenceConfig {
+            site: config,
+            page_size,
+            retry,
+        } = config.into();
+        config
+            .validate()
+            .map_err(|e| SourceError::Config(e.to_string()))?;
+        let trimmed = config.base_url.trim().trim_end_matches('/');
+        let base = Url::parse(&format!("{trimmed}/"))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                SourceError::Config(format!(
+                    "CONFLUENCE_BASE_URL={:?} is not an http(s) URL: use https://<site>.atlassian.net/wiki \
+                     for Cloud or your Data Center address",
+                    config.base_url
+                ))
+            })?;
+        let auth = match config.api_version {
+            ApiVersion::V2 => {
+                let email = config.email.unwrap_or_default();
+                Auth::Basic {
+                    email: email.trim().to_owned(),
+                    token: config.api_token,
+                }
+            }
+            ApiVersion::V1 => Auth::Bearer(config.api_token),
+        };
+        let http = Http::new(auth, retry, config.api_version, &base, config.tls_verify)?;
+        let space_keys = config
+            .space_keys
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                version: config.api_version,
+                space_keys,
+                page_size: page_size.clamp(1, 250),
+                cache: Mutex::new(Cache::default()),
+            }),
+        })
+    }
+
+    /// Returns the API version this client speaks.
+    pub fn api_version(&self) -> ApiVersion {
+        self.inner.version
+    }
+
+    /// Lists one space's current pages, following `next` links to the end.
+    async fn list_space(&self, space: SpaceRef) -> Result<Vec<PageSummary>, SourceError> {
+        let pages = match self.inner.version {
+            ApiVersion::V2 => v2::list_space(&self.inner, &space).await?,
+            ApiVersion::V1 => v1::list_space(&self.inner, &space).await?,
+        };
+        {
+            let mut cache = self.inner.lock_cache();
+            for p in &pages {
+                cache.titles.insert(p.id.clone(), p.title.clone());
+            }
+        }
+        info!(space = %space.key, pages = pages.len(), "Fetching pages from space {}... {} pages found", space.key, pages.len());
+        Ok(pages)
+    }
+}
+
+impl Inner {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // The cache only memoises lookups; a poisoned lock still holds valid entries.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `base` joined with a path relative to it (`api/v2/pages/1`).
+    fn url(&self, relative: &str) -> Result<Url, SourceError> {
+        self.base.join(relative).map_err(|e| {
+            SourceError::Config(format!("cannot build a URL from CONFLUENCE_BASE_URL: {e}"))
+        })
+    }
+
+    /// GETs `url`; a 404 is `Ok(None)`.
+    async fn get(&self, url: &Url) -> Result<Option<http::Answer>, SourceError> {
+        self.http.get(url).await
+    }
+
+    /// GETs `url` where a 404 means the answer's shape was wrong (a listing, a space).
+    async fn get_found(
+        &self,
+        url: &Url,
+        missing: impl FnOnce() -> SourceError,
+    ) -> Result<http::Answer, SourceError> {
+        self.get(url).await?.ok_or_else(missing)
+    }
+}
+
+#[async_trait]
+impl Fetcher for ConfluenceClient {
+    fn list<'a>(&'a self, scope: &'a Scope) -> PageStream<'a> {
+        let keys: Vec<String> = if scope.spaces.is_empty() {
+            self.inner.space_keys.clone()
+        } else {
+            scope.spaces.clone()
+        };
+        let spaces = async move {
+            let spaces = match self.inner.version {
+                ApiVersion::V2 => v2::resolve_spaces(&self.inner, &keys).await?,
+                ApiVersion::V1 => v1::resolve_spaces(&self.inner, &keys).await?,
+            };
+            let pages = stream::iter(spaces)
+                .then(move |space| self.list_space(space))
+                .map_ok(|pages| stream::iter(pages.into_iter().map(Ok::<_, SourceError>)))
+                .try_flatten();
+            Ok::<_, SourceError>(pages)
+        };
+        Box::pin(
+            stream::once(spaces)
+                .try_flatten()
+                .map_err(docbrain_core::Error::from),
+        )
+    }
+
+    async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
+        let fetched = match self.inner.version {
+            ApiVersion::V2 => v2::fetch(&self.inner, id).await?,
+            ApiVersion::V1 => v1::fetch(&self.inner, id).await?,
+        };
+        Ok(fetched)
+    }
+}
+
+/// Reads a page id that may be a number or a string.
+fn id_of(value: &Value) -> Option<PageId> {
+    serde_json::from_value(value.clone()).ok()
+}
+
+/// Reads a status; `deleted` and unknown statuses read as `None` (treated as gone).
+fn status_of(value: &Value) -> Option<PageStatus> {
+    serde_json::from_value(value.clone()).ok()
+}
+
+/// Follows a space's listing from `first` through every `next` link (read by `next_url`, which
+/// differs per API version) and returns its summaries.
+async fn walk_listing(
+    inner: &Inner,
+    first: Url,
+    space: &SpaceRef,
+    next_url: fn(&Inner, &http::Answer) -> Result<Option<Url>, SourceError>,
+) -> Result<Vec<PageSummary>, SourceError> {
+    let mut pages = Vec::new();
+    let mut next = Some(first);
+    while let Some(url) = next.take() {
+        let path = http::path_of(&url);
+        let answer = inner
+            .get_found(&url, || SourceError::SpaceNotFound {
+                key: space.key.clone(),
+            })
+            .await?;
+        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
+        next = next_url(inner, &answer)?;
+    }
+    Ok(pages)
+}
+
+/// Reads a listing's summaries; entries without an id or title are a decoding error.
+fn summaries(
+    results: &Value,
+    space_key: &str,
+    path: &str,
+) -> Result<Vec<PageSummary>, SourceError> {
+    let results = results.as_array().ok_or_else(|| SourceError::Decode {
+        path: path.to_owned(),
+        detail: "no `results` array".into(),
+    })?;
+    results
+        .iter()
+        .map(|r| {
+            let id = id_of(&r["id"]).ok_or_else(|| SourceError::Decode {
+                path: path.to_owned(),
+                detail: format!("a listed page has no id: {}", shorten_json(r)),
+            })?;
+            Ok(PageSummary {
+                id,
+                space_key: space_key.to_owned(),
+                title: r["title"].as_str().unwrap_or_default().to_owned(),
+                version: r["version"]["number"].as_u64(),
+            })
+        })
+        .collect()
+}
+
+fn shorten_json(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Labels from a `{"results": [{"name": …}]}` object.
+fn labels_of(labels: &Value) -> Vec<String> {
+    labels["results"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,409 @@
+//! The Confluence client and crawl against the simulator over real HTTP on loopback, for both
+//! API versions.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
+use docbrain_core::retry::RetryPolicy;
+use docbrain_core::settings::ConfluenceSettings;
+use docbrain_core::testsuite::LetterEmbedder;
+use docbrain_core::{
+    ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus,
+    Pipeline, PipelineOptions, Scope, Secret,
+};
+use futures::TryStreamExt;
+
+const VERSIONS: [ApiVersion; 2] = [ApiVersion::V2, ApiVersion::V1];
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 8,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(200),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn config(sim: &Simulator, version: ApiVersion, spaces: &[&str]) -> ConfluenceConfig {
+    let (base, token) = match version {
+        ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
+        ApiVersion::V1 => (sim.base_url_v1(), PAT),
+    };
+    let mut site = ConfluenceSettings::new(base, version, Secret::new(token));
+    site.email = Some(EMAIL.into());
+    site.space_keys = spaces.iter().map(|s| (*s).to_owned()).collect();
+    let mut c = ConfluenceConfig::from(site);
+    c.retry = quick_retry();
+    c
+}
+
+fn client(sim: &Simulator, version: ApiVersion, spaces: &[&str]) -> ConfluenceClient {
+    ConfluenceClient::new(config(sim, version, spaces)).unwrap()
+}
+
+struct Crawl {
+    pipeline: Pipeline,
+    store: Arc<MemoryStore>,
+    embedder: Arc<LetterEmbedder>,
+}
+
+async fn crawl_setup(fetcher: ConfluenceClient) -> Crawl {
+    let store = Arc::new(MemoryStore::new());
+    let embedder = Arc::new(LetterEmbedder::default());
+    let pipeline = Pipeline::new(
+        Arc::new(fetcher),
+        Arc::new(MarkdownChunker::default()),
+        embedder.clone(),
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    Crawl {
+        pipeline,
+        store,
+        embedder,
+    }
+}
+
+fn body(i: usize) -> String {
+    format!("<h2>Part {i}</h2><p>Body of page {i}: how to restart service number {i}.</p>")
+}
+
+/// Asserts the index holds exactly the simulator's current pages at their versions.
+async fn assert_index_matches(sim: &Simulator, store: &MemoryStore) {
+    let mut indexed: Vec<(String, u64)> = store
+        .list_pages()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id.to_string(), p.version))
+        .collect();
+    indexed.sort();
+    let mut live: Vec<(String, u64)> = sim
+        .current_pages()
+        .into_iter()
+        .map(|p| (p.id.to_string(), p.version))
+        .collect();
+    live.sort();
+    assert_eq!(indexed, live);
+}
+
+#[tokio::test]
+async fn listings_follow_next_links_across_short_pages_in_both_versions() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..23 {
+        sim.create_page("ENG", &format!("Eng {i}"), &body(i));
+    }
+    for i in 0..5 {
+        sim.create_page("OPS", &format!("Ops {i}"), &body(i));
+    }
+    let trashed = sim.create_page("ENG", "Old", &body(99));
+    sim.set_status(&trashed, PageStatus::Trashed);
+    let hidden = sim.create_page("ENG", "Secret", &body(98));
+    sim.hide_page(&hidden, true);
+    // Servers return fewer results than `limit` asks for: that is not the end of the listing.
+    sim.set_max_results(4);
+    for version in VERSIONS {
+        sim.clear_log();
+        let c = client(&sim, version, &["ENG", "OPS"]);
+        let scope = Scope::all();
+        let listed: Vec<_> = c.list(&scope).try_collect().await.unwrap();
+        assert_eq!(listed.len(), 28, "{version}");
+        assert!(listed.iter().all(|s| s.version == Some(1)));
+        assert_eq!(listed.iter().filter(|s| s.space_key == "OPS").count(), 5);
+        assert!(!listed.iter().any(|s| s.id == trashed || s.id == hidden));
+        // 23 pages at 4 per answer = 6 requests, 5 pages = 2; no page body fetched.
+        assert_eq!(sim.count(Route::PageList), 8, "{version}");
+        assert_eq!(sim.count(Route::PageBody), 0, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn a_fetched_page_has_markdown_ancestors_labels_and_a_link() {
+    let sim = Simulator::start().await.unwrap();
+    let root = sim.create_page("ENG", "Engineering Home", "<p>Welcome</p>");
+    let runbooks = sim.create_child("ENG", "Runbooks", "<p>All runbooks</p>", Some(&root));
+    let page = sim.create_child(
+        "ENG",
+        "Redis eviction",
+        "<h1>Eviction</h1><ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">bash</ac:parameter><ac:plain-text-body><![CDATA[redis-cli info memory]]></ac:plain-text-body></ac:structured-macro>",
+        Some(&runbooks),
+    );
+    sim.set_labels(&page, &["redis", "oncall"]);
+    for version in VERSIONS {
+        let c = client(&sim, version, &["ENG"]);
+        let Fetched::Page(p) = c.fetch(&page).await.unwrap() else {
+            panic!("{version}: page is gone");
+        };
+        assert_eq!(p.title, "Redis eviction");
+        assert_eq!(p.space_key, "ENG");
+        assert_eq!(p.version, 2, "labels bumped the version");
+        assert_eq!(p.status, PageStatus::Current);
+        assert_eq!(p.ancestors, ["Engineering Home", "Runbooks"], "{version}");
+        assert_eq!(p.labels, ["redis", "oncall"]);
+        assert!(p.body.contains("# Eviction"), "{}", p.body);
+        assert!(
+            p.body.contains("```bash\nredis-cli info memory\n```"),
+            "{}",
+            p.body
+        );
+        let url = p.url.unwrap();
+        assert!(url.starts_with(&format!("http://{}", sim.addr())), "{url}");
+        assert!(
+            url.contains(page.as_str()) || url.contains("Redis+eviction"),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleted_hidden_and_trashed_pages_leave_the_index_and_restored_ones_return() {
+    for version in VERSIONS {
+        // A fresh Confluence per version: the first run deletes pages for good.
+        let sim = Simulator::start().await.unwrap();
+        let ids: Vec<PageId> = (0..10)
+            .map(|i| sim.create_page("ENG", &format!("Page {i}"), &body(i)))
+            .collect();
+        let crawl = crawl_setup(client(&sim, version, &["ENG"])).await;
+        let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(first.pages_updated, 10, "{version}");
+        assert_index_matches(&sim, &crawl.store).await;
+
+        sim.delete_page(&ids[0]);
+        sim.set_status(&ids[1], PageStatus::Trashed);
+        sim.hide_page(&ids[2], true);
+        sim.set_status(&ids[3], PageStatus::Archived);
+        // The webhook path: reconcile one page at a time.
+        for id in &ids[..4] {
+            crawl.pipeline.reconcile(id).await.unwrap();
+        }
+        assert_eq!(crawl.store.list_pages().await.unwrap().len(), 6);
+        assert_index_matches(&sim, &crawl.store).await;
+
+        sim.set_status(&ids[1], PageStatus::Current);
+        sim.hide_page(&ids[2], false);
+        let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(again.pages_updated, 2, "{version}: {again:?}");
+        assert_index_matches(&sim, &crawl.store).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unchanged_thousand_page_space_is_recrawled_without_fetching_a_body() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..1000 {
+        sim.create_page("BIG", &format!("Page {i}"), &body(i));
+    }
+    for version in VERSIONS {
+        let crawl = crawl_setup(client(&sim, version, &["BIG"])).await;
+        let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(first.pages_updated, 1000, "{version}");
+        let embedded_once = crawl.embedder.embedded();
+
+        sim.clear_log();
+        let second = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(second.pages_unchanged, 1000, "{version}");
+        assert_eq!(second.chunks_embedded, 0);
+        assert_eq!(crawl.embedder.embedded(), embedded_once, "nothing embedded");
+        assert_eq!(
+            sim.count(Route::PageBody),
+            0,
+            "{version}: no page body fetched"
+        );
+        let listing_requests = sim.count(Route::PageList);
+        let expected = match version {
+            ApiVersion::V2 => 4,  // 250 per answer
+            ApiVersion::V1 => 10, // 100 per answer
+        };
+        assert_eq!(listing_requests, expected, "{version}");
+
+        // One edit: exactly one body fetched on the next crawl.
+        let edited = sim.current_pages()[500].id;
+        sim.edit_page(&PageId::from(edited), &body(5000));
+        sim.clear_log();
+        let third = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!((third.pages_updated, third.pages_unchanged), (1, 999));
+        assert_eq!(sim.count(Route::PageBody), 1, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_storm_and_server_errors_are_waited_out() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..12 {
+        sim.create_page("ENG", &format!("Page {i}"), &body(i));
+    }
+    for version in VERSIONS {
+        sim.clear_log();
+        sim.inject(Fault::new(429, 5).retry_after("0"));
+        sim.inject(Fault::new(503, 2).html().on(Route::PageBody));
+        sim.inject(
+            Fault::new(503, 1)
+                .retry_after("Wed, 21 Oct 2015 07:28:00 GMT")
+                .on(Route::PageList),
+        );
+        let crawl = crawl_setup(client(&sim, version, &["ENG"])).await;
+        let report = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert!(report.is_clean(), "{version}: {report:?}");
+        assert_eq!(report.pages_updated, 12);
+        assert_index_matches(&sim, &crawl.store).await;
+        let refused = sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 429 || r.status == 503)
+            .count();
+        assert_eq!(
+            refused, 8,
+            "{version}: every fault was answered and retried"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_crawl_resumes_where_it_stopped() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..60 {
+        sim.create_page("ENG", &format!("Page {i}"), &body(i));
+    }
+    for version in VERSIONS {
+        let crawl = crawl_setup(client(&sim, version, &["ENG"])).await;
+        // The token is revoked after 25 page bodies: the crawl stops.
+        sim.inject(Fault::new(401, u32::MAX).on(Route::PageBody).after(25));
+        let err = crawl.pipeline.sync(&Scope::all()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{version}: {err}");
+        let done = crawl.store.list_pages().await.unwrap().len();
+        assert!((20..=25).contains(&done), "{version}: {done} pages indexed");
+
+        sim.clear_faults();
+        sim.clear_log();
+        let resumed = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(resumed.pages_updated as usize, 60 - done, "{version}");
+        assert_eq!(
+            sim.count(Route::PageBody),
+            60 - done,
+            "{version}: no page fetched twice"
+        );
+        assert_index_matches(&sim, &crawl.store).await;
+    }
+}
+
+#[tokio::test]
+async fn a_page_limit_caps_the_crawl_and_deletes_nothing() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..30 {
+        sim.create_page("ENG", &format!("Page {i}"), &body(i));
+    }
+    let crawl = crawl_setup(client(&sim, ApiVersion::V2, &["ENG"])).await;
+    crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    let limited = crawl
+        .pipeline
+        .sync(&Scope::all().with_page_limit(10))
+        .await
+        .unwrap();
+    assert_eq!(limited.pages_seen, 10);
+    assert_eq!(limited.pages_deleted, 0);
+    assert_eq!(crawl.store.list_pages().await.unwrap().len(), 30);
+}
+
+#[tokio::test]
+async fn refused_credentials_fail_at_once_naming_the_setting() {
+    let sim = Simulator::start().await.unwrap();
+    sim.create_page("ENG", "Page", &body(1));
+    for version in VERSIONS {
+        sim.clear_log();
+        let mut c = config(&sim, version, &["ENG"]);
+        c.site.api_token = Secret::new("wrong-token-value");
+        let client = ConfluenceClient::new(c).unwrap();
+        let err = client
+            .list(&Scope::all())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{message}");
+        assert_eq!(sim.requests().len(), 1, "{version}: 401 is not retried");
+        assert!(!message.contains("wrong-token-value"), "{message}");
+        match version {
+            ApiVersion::V2 => assert!(message.contains("CONFLUENCE_USER_EMAIL"), "{message}"),
+            ApiVersion::V1 => {
+                assert!(message.contains("CONFLUENCE_API_TOKEN"), "{message}");
+                assert!(message.contains("(HTML page) HTTP Status 401"), "{message}");
+            }
+        }
+        let crawl = crawl_setup(client).await;
+        let err = crawl.pipeline.sync(&Scope::all()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    }
+}
+
+#[tokio::test]
+async fn settings_and_spaces_that_cannot_work_are_named() {
+    let sim = Simulator::start().await.unwrap();
+    sim.create_page("ENG", "Page", &body(1));
+    for version in VERSIONS {
+        let c = client(&sim, version, &["ENG", "NOPE"]);
+        let err = c
+            .list(&Scope::all())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("NOPE"), "{err}");
+        assert!(err.to_string().contains("CONFLUENCE_SPACE_KEYS"), "{err}");
+    }
+    let mut no_email = config(&sim, ApiVersion::V2, &[]);
+    no_email.site.email = None;
+    let err = ConfluenceClient::new(no_email).unwrap_err().to_string();
+    assert!(err.contains("CONFLUENCE_USER_EMAIL"), "{err}");
+    let bad_url = ConfluenceSettings::new("confluence.local", ApiVersion::V1, Secret::new("t"));
+    let err = ConfluenceClient::new(bad_url).unwrap_err().to_string();
+    assert!(err.contains("CONFLUENCE_BASE_URL"), "{err}");
+    assert!("v3".parse::<ApiVersion>().is_err());
+}
+
+#[tokio::test]
+async fn an_unreachable_confluence_is_reported_after_bounded_retries() {
+    let sim = Simulator::start().await.unwrap();
+    let base = sim.base_url_v1();
+    drop(sim);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut c = ConfluenceConfig::from(ConfluenceSettings::new(
+        base.clone(),
+        ApiVersion::V1,
+        Secret::new(PAT),
+    ));
+    c.retry = RetryPolicy {
+        max_attempts: 3,
+        ..quick_retry()
+    };
+    let err = ConfluenceClient::new(c)
+        .unwrap()
+        .fetch(&PageId::from(1u64))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    let message = err.to_string();
+    assert!(message.contains("after 3 attempts"), "{message}");
+    assert!(message.contains(&base), "{message}");
+}
+
+#[tokio::test]
+async fn crawl_fetches_pages_concurrently_within_the_bound() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..16 {
+        sim.create_page("ENG", &format!("Page {i}"), &body(i));
+    }
+    sim.set_latency(Duration::from_millis(40));
+    let crawl = crawl_setup(client(&sim, ApiVersion::V1, &["ENG"])).await;
+    let pipeline = crawl.pipeline.with_options(PipelineOptions {
+        fetch_concurrency: 8,
+        ..PipelineOptions::default()
+    });
+    let report = pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(report.pages_updated, 16);
+    let peak = sim.peak_in_flight();
+    assert!((2..=8).contains(&peak), "peak of {peak} requests at once");
+}

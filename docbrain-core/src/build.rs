@@ -1,0 +1,103 @@
+//! One call from [`Settings`] to a [`Pipeline`].
+//!
+//! This crate knows no concrete source, store or embedder, so the crates that have them say how
+//! to build them: `docbrain-confluence` implements [`SourceBuilder`], `docbrain-index`
+//! implements [`IndexBuilder`], and [`Pipeline::from_settings`] puts the parts together with the
+//! chunking and guard settings. Neither crate imports the other.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::chunker::MarkdownChunker;
+use crate::embedder::Embedder;
+use crate::error::Result;
+use crate::fetcher::{Fetcher, Scope};
+use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::settings::{EmbedderSettings, Settings, SourceSettings};
+use crate::store::IndexStore;
+
+/// Builds the source that [`SourceSettings`] names.
+pub trait SourceBuilder: Send + Sync {
+    /// Returns the fetcher, or `None` for [`SourceSettings::None`].
+    ///
+    /// # Errors
+    /// A setting the source cannot use (a missing folder, a malformed URL), named.
+    fn fetcher(&self, settings: &SourceSettings) -> Result<Option<Arc<dyn Fetcher>>>;
+}
+
+/// Builds the index store and the embedder that [`Settings`] name.
+#[async_trait]
+pub trait IndexBuilder: Send + Sync {
+    /// Opens (embedded) or connects to (OpenSearch) the store.
+    ///
+    /// # Errors
+    /// An unreachable or unusable store, with what to fix.
+    async fn store(&self, settings: &Settings) -> Result<Arc<dyn IndexStore>>;
+
+    /// Loads (local) or connects to (remote) the embedder.
+    ///
+    /// # Errors
+    /// A missing model, key or service, with what to fix.
+    async fn embedder(&self, settings: &EmbedderSettings) -> Result<Arc<dyn Embedder>>;
+}
+
+impl Settings {
+    /// The pipeline options these settings imply.
+    pub fn pipeline_options(&self) -> PipelineOptions {
+        let mut options = PipelineOptions {
+            max_delete_fraction: self.guards.max_delete_fraction,
+            allow_mass_delete: self.guards.allow_mass_delete,
+            ..PipelineOptions::default()
+        };
+        if let SourceSettings::Confluence(c) = &self.source {
+            options.fetch_concurrency = c.fetch_concurrency;
+        }
+        options
+    }
+
+    /// The scope a full crawl covers (`CONFLUENCE_PAGE_LIMIT`).
+    pub fn scope(&self) -> Scope {
+        match &self.source {
+            SourceSettings::Confluence(c) => {
+                Scope::all().with_page_limit(c.page_limit.unwrap_or(0))
+            }
+            _ => Scope::all(),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Builds the pipeline `settings` describe: the source from `sources`, the store and the
+    /// embedder from `index`, a chunker of `CHUNK_MAX_TOKENS` fitted to the embedder, and the
+    /// guards. Without a source the pipeline is for search only ([`Pipeline::searcher`]).
+    ///
+    /// ```text
+    /// let settings = Settings::from_env()?;
+    /// let pipeline =
+    ///     Pipeline::from_settings(&settings, &docbrain_confluence::Sources, &docbrain_index::Backends)
+    ///         .await?;
+    /// ```
+    ///
+    /// # Errors
+    /// The first part that cannot be built, with what to fix; a store bound to another model.
+    pub async fn from_settings(
+        settings: &Settings,
+        sources: &dyn SourceBuilder,
+        index: &dyn IndexBuilder,
+    ) -> Result<Self> {
+        let fetcher = sources.fetcher(&settings.source)?;
+        let embedder = index.embedder(&settings.embedder).await?;
+        let store = index.store(settings).await?;
+        let Some(fetcher) = fetcher else {
+            return Self::searcher(embedder, store).await;
+        };
+        let chunker = MarkdownChunker::builder()
+            .max_tokens(settings.chunking.max_tokens)
+            .fit_to(embedder.as_ref())
+            .build()?;
+        Ok(Self::new(fetcher, Arc::new(chunker), embedder, store)
+            .await?
+            .with_options(settings.pipeline_options()))
+    }
+}

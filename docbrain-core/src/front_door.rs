@@ -1,0 +1,65 @@
+//! What both binaries share around [`Settings`]: every variable of [`VARS`] as a flag, and
+//! logging to stderr (feature `front-door`; libraries leave it off).
+
+use std::io::IsTerminal;
+
+use clap::{Arg, ArgMatches};
+use tracing_subscriber::EnvFilter;
+
+use crate::error::Result;
+use crate::settings::{invalid, Group, Settings, VARS};
+
+/// The flags of the variables in `groups` (secrets have none), each reading its variable too,
+/// global so they may follow a subcommand.
+pub fn args(groups: &[Group]) -> Vec<Arg> {
+    VARS.iter()
+        .filter(|v| groups.contains(&v.group))
+        .filter_map(|v| {
+            let flag = v.flag?;
+            Some(
+                Arg::new(v.name)
+                    .long(flag)
+                    .env(v.name)
+                    .value_name(v.name)
+                    .help(v.help)
+                    .global(true),
+            )
+        })
+        .collect()
+}
+
+/// Reads the settings: a flag of [`args`] over its variable, over the default.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidConfig`] naming the setting to fix.
+pub fn settings(matches: &ArgMatches) -> Result<Settings> {
+    Settings::from_lookup(|name| {
+        matches
+            .try_get_one::<String>(name)
+            .ok()
+            .flatten()
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })
+}
+
+/// Logs to stderr through `tracing` with the `LOG_LEVEL` filter `level` (else `default`),
+/// coloured only on a terminal.
+///
+/// # Errors
+/// When the filter is not valid, naming `LOG_LEVEL`.
+pub fn init_logging(level: Option<&str>, default: &str) -> Result<()> {
+    let spec = level.unwrap_or(default);
+    let filter = EnvFilter::try_new(spec).map_err(|e| {
+        invalid(format!(
+            "LOG_LEVEL={spec} is not a valid log filter ({e}): use error, warn, info, debug or trace"
+        ))
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The core of DocBrain Sync: domain types, the traits every part plugs into, and the one
+//! ingest [`Pipeline`] that the webhook server, the CLI and library users share.
+//!
+//! Pages flow **fetch → chunk → embed → index**. Each step is a trait held as `Arc<dyn …>`:
+//! [`Fetcher`] (Confluence, a folder, or your own source), [`Chunker`] (synchronous),
+//! [`Embedder`] and [`IndexStore`]. This crate depends on no HTTP, database or model crate, so
+//! implementing a part never drags in the others.
+//!
+//! The pipeline keeps the index in step with the source without losing an edit: a store never
+//! rolls a page back to an older version, a page is replaced atomically, chunks whose content
+//! is unchanged keep their vectors, and a crawl refuses to delete more than a set share of a
+//! space at once.
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use async_trait::async_trait;
+//! # use docbrain_core::*;
+//! # #[derive(Debug)] struct Letters;
+//! # #[async_trait] impl Embedder for Letters {
+//! #     fn model(&self) -> ModelInfo { ModelInfo { model_id: "letters".into(), dimension: 26 } }
+//! #     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+//! #         Ok(texts.iter().map(|t| { let mut v = vec![0.0f32; 26];
+//! #             for b in t.to_lowercase().bytes().filter(u8::is_ascii_lowercase) { v[(b - b'a') as usize] += 1.0; }
+//! #             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6); v.iter().map(|x| x / n).collect() }).collect())
+//! #     }
+//! # }
+//! # #[derive(Debug)] struct OnePage;
+//! # #[async_trait] impl Fetcher for OnePage {
+//! #     fn list<'a>(&'a self, _: &'a Scope) -> PageStream<'a> {
+//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1) })]))
+//! #     }
+//! #     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
+//! #         Ok(Fetched::Page(Page { id: id.clone(), space_key: "ENG".into(), title: "Deploys".into(), version: 1,
+//! #             status: PageStatus::Current, url: None, ancestors: vec![], labels: vec![],
+//! #             body: "## Rollback\n\nRun `deploy rollback` to return to the previous release.".into() }))
+//! #     }
+//! # }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let pipeline = Pipeline::new(
+//!     Arc::new(OnePage),                  // any Fetcher
+//!     Arc::new(MarkdownChunker::default()),
+//!     Arc::new(Letters),                  // any Embedder
+//!     Arc::new(MemoryStore::new()),       // any IndexStore
+//! )
+//! .await?;
+//!
+//! let report = pipeline.sync(&Scope::all()).await?;
+//! assert_eq!(report.pages_updated, 1);
+//!
+//! let hits = pipeline.search("how do I roll back?", 3, &SearchFilter::default()).await?;
+//! assert_eq!(hits[0].heading_path, ["Deploys", "Rollback"]);
+//!
+//! // A second sync finds the version unchanged and embeds nothing.
+//! assert_eq!(pipeline.sync(&Scope::all()).await?.chunks_embedded, 0);
+//! # Ok::<_, Error>(()) }).unwrap();
+//! ```
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `testsuite` | [`testsuite`]: the conformance checks every [`IndexStore`] runs |
+//! | `front-door` | `front_door`: the settings as command-line flags, and logging (for binaries) |
+
+mod build;
+mod chunk;
+mod chunker;
+mod embedder;
+mod error;
+mod fetcher;
+#[cfg(feature = "front-door")]
+pub mod front_door;
+mod hash;
+mod memory;
+mod page;
+mod pipeline;
+pub mod retry;
+mod search;
+mod secret;
+pub mod settings;
+mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+pub use build::{IndexBuilder, SourceBuilder};
+pub use chunk::{Chunk, EmbeddedChunk};
+pub use chunker::{Chunker, MarkdownChunker, MarkdownChunkerBuilder};
+pub use embedder::{Embedder, EstimatedTokens, ModelInfo, TokenCounter};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use fetcher::{Fetcher, PageStream, Scope};
+pub use memory::MemoryStore;
+pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
+pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
+pub use search::{query_terms, reciprocal_rank_fusion, SearchFilter, SearchHit, SearchRequest};
+pub use secret::Secret;
+pub use settings::Settings;
+pub use store::{IndexStats, IndexStore, IndexedPage, ReplaceOutcome};

@@ -1,0 +1,948 @@
+//! The one ingest pipeline both binaries and library users call.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::chunk::EmbeddedChunk;
+use crate::chunker::Chunker;
+use crate::embedder::Embedder;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fetcher::{Fetcher, Scope};
+use crate::page::{Fetched, Page, PageId, PageSummary};
+use crate::search::{SearchFilter, SearchHit, SearchRequest};
+use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+
+/// Settings of a [`Pipeline`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineOptions {
+    /// A sync refuses to delete more than this share (0.0–1.0) of a space's indexed pages at
+    /// once, since a truncated listing looks exactly like a mass deletion.
+    pub max_delete_fraction: f64,
+    /// Lifts the mass-deletion guard for one run.
+    pub allow_mass_delete: bool,
+    /// How many chunks are sent to the embedder at once.
+    pub embed_batch_size: usize,
+    /// How many changed pages a sync fetches and indexes at once.
+    pub fetch_concurrency: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            max_delete_fraction: 0.5,
+            allow_mass_delete: false,
+            embed_batch_size: 16,
+            fetch_concurrency: 4,
+        }
+    }
+}
+
+/// What happened to one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageOutcome {
+    /// The page's chunks were replaced.
+    Updated {
+        /// Chunks the page now has.
+        chunks: u32,
+        /// Chunks that were embedded.
+        embedded: u32,
+        /// Chunks whose vectors were reused.
+        reused: u32,
+    },
+    /// The index already held this version and content.
+    Unchanged,
+    /// The index holds a newer version; nothing was written.
+    Stale {
+        /// The version the index holds.
+        held: u64,
+        /// The version that arrived.
+        fetched: u64,
+    },
+    /// The page was removed from the index.
+    Deleted {
+        /// Chunks removed.
+        chunks: u64,
+    },
+    /// The page is gone or not live, and the index did not hold it.
+    Absent,
+    /// The source returned an older version than asked for (replication lag); nothing was
+    /// written. See [`Pipeline::reconcile_at_least`].
+    Behind {
+        /// The version the source returned.
+        fetched: u64,
+        /// The version asked for.
+        wanted: u64,
+    },
+}
+
+/// Figures of one [`Pipeline::sync`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Pages the listing named.
+    pub pages_seen: u64,
+    /// Pages skipped because the index holds the same version and content.
+    pub pages_unchanged: u64,
+    /// Pages whose chunks were replaced.
+    pub pages_updated: u64,
+    /// Pages removed from the index.
+    pub pages_deleted: u64,
+    /// Pages that failed; their indexed state was left as it was.
+    pub pages_failed: u64,
+    /// Chunks that were embedded.
+    pub chunks_embedded: u64,
+    /// Chunks whose vectors were reused.
+    pub chunks_reused: u64,
+    /// Chunks the synced pages have now.
+    pub chunks_total: u64,
+    /// Wall time of the sync.
+    pub elapsed_ms: u64,
+    /// Per-page failures: `(page id, error)`.
+    pub failures: Vec<(PageId, String)>,
+    /// Deletions the guard refused, one message per space.
+    pub refused_deletions: Vec<String>,
+}
+
+impl SyncReport {
+    /// Returns whether every page synced and nothing was refused.
+    pub fn is_clean(&self) -> bool {
+        self.failures.is_empty() && self.refused_deletions.is_empty()
+    }
+}
+
+/// Observes a sync as it goes (a progress bar, for example). Every method defaults to nothing.
+pub trait SyncProgress: Send + Sync {
+    /// Called for each page the listing names.
+    fn listed(&self, _page: &PageSummary) {}
+    /// Called when a listed page has been handled.
+    fn page_done(&self, _page: &PageSummary, _outcome: &Result<PageOutcome>) {}
+}
+
+impl SyncProgress for () {}
+
+/// What a sync knows about the listing so far.
+struct Walk {
+    seen: HashSet<PageId>,
+    spaces: BTreeSet<String>,
+    truncated: bool,
+}
+
+/// One listed entry: decided already, or to be fetched.
+enum Step {
+    Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
+    Fetch(PageSummary),
+}
+
+/// The source of a search-only pipeline.
+#[derive(Debug)]
+struct NoSource;
+
+#[async_trait::async_trait]
+impl Fetcher for NoSource {
+    fn list<'a>(&'a self, _: &'a Scope) -> crate::fetcher::PageStream<'a> {
+        Box::pin(futures::stream::once(async { Err(no_source()) }))
+    }
+    async fn fetch(&self, _: &PageId) -> Result<Fetched> {
+        Err(no_source())
+    }
+}
+
+fn no_source() -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        "this pipeline was built for search only: configure a source to sync",
+    )
+}
+
+/// Fetch → chunk → embed → index, for one page or a whole crawl.
+///
+/// Cheap to clone; holds its parts as `Arc<dyn …>`.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    fetcher: Arc<dyn Fetcher>,
+    chunker: Arc<dyn Chunker>,
+    embedder: Arc<dyn Embedder>,
+    store: Arc<dyn IndexStore>,
+    options: PipelineOptions,
+}
+
+impl Pipeline {
+    /// Returns a pipeline over the given parts, binding the store to the embedder's model.
+    ///
+    /// # Errors
+    /// When the store was built with another model or dimension.
+    pub async fn new(
+        fetcher: Arc<dyn Fetcher>,
+        chunker: Arc<dyn Chunker>,
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn IndexStore>,
+    ) -> Result<Self> {
+        store.bind_model(&embedder.model()).await?;
+        Ok(Self {
+            fetcher,
+            chunker,
+            embedder,
+            store,
+            options: PipelineOptions::default(),
+        })
+    }
+
+    /// Returns a pipeline for search only: it has no source, so [`Pipeline::sync`] and
+    /// [`Pipeline::reconcile`] fail with [`ErrorKind::InvalidConfig`].
+    ///
+    /// # Errors
+    /// When the store was built with another model or dimension.
+    pub async fn searcher(embedder: Arc<dyn Embedder>, store: Arc<dyn IndexStore>) -> Result<Self> {
+        Self::new(
+            Arc::new(NoSource),
+            Arc::new(crate::chunker::MarkdownChunker::default()),
+            embedder,
+            store,
+        )
+        .await
+    }
+
+    /// Replaces the options.
+    pub fn with_options(mut self, options: PipelineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Returns the index store.
+    pub fn store(&self) -> &Arc<dyn IndexStore> {
+        &self.store
+    }
+
+    /// Brings one page of the index in line with its source: a live page is upserted, a page
+    /// that is gone, trashed or otherwise not current loses all its chunks.
+    ///
+    /// # Errors
+    /// Fetch, embedding or store failures; the index is left as it was.
+    pub async fn reconcile(&self, id: &PageId) -> Result<PageOutcome> {
+        self.reconcile_at_least(id, None).await
+    }
+
+    /// Like [`Pipeline::reconcile`], but when the source returns a current page older than
+    /// version `wanted` (an event named a version the API does not serve yet), nothing is
+    /// written and the answer is [`PageOutcome::Behind`]: ask again later.
+    ///
+    /// # Errors
+    /// Fetch, embedding or store failures; the index is left as it was.
+    pub async fn reconcile_at_least(
+        &self,
+        id: &PageId,
+        wanted: Option<u64>,
+    ) -> Result<PageOutcome> {
+        let fetched = self.fetcher.fetch(id).await?;
+        if let (Fetched::Page(page), Some(wanted)) = (&fetched, wanted) {
+            if page.status.is_indexed() && page.version < wanted {
+                debug!(page_id = %id, fetched = page.version, wanted, "the source is behind the version asked for");
+                return Ok(PageOutcome::Behind {
+                    fetched: page.version,
+                    wanted,
+                });
+            }
+        }
+        self.apply(id, fetched).await
+    }
+
+    /// Brings page `id` in line with a state already fetched from the source (what
+    /// [`Pipeline::reconcile`] does after its fetch).
+    ///
+    /// # Errors
+    /// Embedding or store failures; the index is left as it was.
+    pub async fn apply(&self, id: &PageId, fetched: Fetched) -> Result<PageOutcome> {
+        match fetched {
+            Fetched::Page(page) => self.upsert(page).await,
+            Fetched::Gone => self.remove(id, "is gone").await,
+        }
+    }
+
+    /// Returns the source.
+    pub fn fetcher(&self) -> &Arc<dyn Fetcher> {
+        &self.fetcher
+    }
+
+    /// Indexes `page` as given: chunks it, embeds the chunks whose content changed and replaces
+    /// the page's chunks atomically. A page that is not current is removed instead.
+    ///
+    /// # Errors
+    /// Embedding or store failures; the index is left as it was.
+    pub async fn upsert(&self, page: Page) -> Result<PageOutcome> {
+        if !page.status.is_indexed() {
+            let why = format!("is {:?}", page.status).to_lowercase();
+            return self.remove(&page.id, &why).await;
+        }
+        let held = self.store.page(&page.id).await?;
+        if let Some(held) = &held {
+            if held.version > page.version {
+                debug!(page_id = %page.id, held = held.version, fetched = page.version, "skipped stale version");
+                return Ok(PageOutcome::Stale {
+                    held: held.version,
+                    fetched: page.version,
+                });
+            }
+            if held.version == page.version && held.content_hash == page.content_hash() {
+                return Ok(PageOutcome::Unchanged);
+            }
+        }
+        let chunks = self.chunker.chunk(&page);
+        let mut cached: HashMap<String, Vec<f32>> = if held.is_some() {
+            self.store
+                .chunk_vectors(&page.id)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let missing: Vec<usize> = (0..chunks.len())
+            .filter(|&i| !cached.contains_key(&chunks[i].content_hash))
+            .collect();
+        let mut fresh: HashMap<usize, Vec<f32>> = HashMap::new();
+        let dimension = self.embedder.model().dimension;
+        for batch in missing.chunks(self.options.embed_batch_size.max(1)) {
+            let texts: Vec<String> = batch.iter().map(|&i| chunks[i].embedding_text()).collect();
+            let vectors = self.embedder.embed(&texts).await?;
+            if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != dimension) {
+                return Err(Error::new(
+                    ErrorKind::Embedding,
+                    format!(
+                        "embedder returned {} vectors for {} texts (expected dimension {dimension})",
+                        vectors.len(),
+                        texts.len()
+                    ),
+                ));
+            }
+            fresh.extend(batch.iter().copied().zip(vectors));
+        }
+        let embedded = missing.len() as u32;
+        let total = chunks.len() as u32;
+        let mut out = Vec::with_capacity(chunks.len());
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let vector = match fresh.remove(&i) {
+                Some(v) => v,
+                None => cached.get(&chunk.content_hash).cloned().ok_or_else(|| {
+                    Error::new(ErrorKind::Embedding, "a reused vector went missing")
+                })?,
+            };
+            out.push(EmbeddedChunk { chunk, vector });
+        }
+        cached.clear();
+        let record = IndexedPage::of(&page, total);
+        match self.store.replace_page(&record, &out).await? {
+            ReplaceOutcome::Replaced => {
+                info!(
+                    page_id = %page.id, space = %page.space_key, version = page.version,
+                    chunks = total, embedded,
+                    "Updated page '{}' — {total} chunks re-indexed", page.title
+                );
+                Ok(PageOutcome::Updated {
+                    chunks: total,
+                    embedded,
+                    reused: total - embedded,
+                })
+            }
+            ReplaceOutcome::Stale { held } => Ok(PageOutcome::Stale {
+                held,
+                fetched: page.version,
+            }),
+        }
+    }
+
+    async fn remove(&self, id: &PageId, why: &str) -> Result<PageOutcome> {
+        let Some(held) = self.store.page(id).await? else {
+            debug!(page_id = %id, "page {why} and is not indexed");
+            return Ok(PageOutcome::Absent);
+        };
+        let chunks = self.store.delete_page(id).await?;
+        info!(page_id = %id, chunks, "Deleted page '{}' ({why}) — {chunks} chunks removed", held.title);
+        Ok(PageOutcome::Deleted { chunks })
+    }
+
+    /// Runs a full crawl of `scope`; see [`Pipeline::sync_with`].
+    ///
+    /// # Errors
+    /// As [`Pipeline::sync_with`].
+    pub async fn sync(&self, scope: &Scope) -> Result<SyncReport> {
+        self.sync_with(scope, &()).await
+    }
+
+    /// Runs a full crawl: upserts every listed page whose version or content changed (pages
+    /// whose listed version the index already holds are skipped without fetching), then deletes
+    /// indexed pages of the crawled spaces that the listing no longer names, unless that would
+    /// delete more than [`PipelineOptions::max_delete_fraction`] of a space.
+    ///
+    /// A page that fails is counted in the report and keeps its indexed state. The crawled
+    /// spaces are `scope.spaces`, or the spaces the listing named when the scope is empty.
+    ///
+    /// # Errors
+    /// When the listing fails (nothing is deleted then) or a credential is refused.
+    pub async fn sync_with(
+        &self,
+        scope: &Scope,
+        progress: &dyn SyncProgress,
+    ) -> Result<SyncReport> {
+        let started = Instant::now();
+        let indexed: HashMap<PageId, IndexedPage> = self
+            .store
+            .list_pages()
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let mut report = SyncReport::default();
+        let mut walk = Walk {
+            seen: HashSet::new(),
+            spaces: scope.spaces.iter().cloned().collect(),
+            truncated: false,
+        };
+        let stop = AtomicBool::new(false);
+        let mut listing = Box::pin(
+            self.fetcher
+                .list(scope)
+                .take_while(|_| futures::future::ready(!stop.load(Ordering::Relaxed)))
+                .map(|item| {
+                    let summary = match item {
+                        Ok(summary) => summary,
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            return Step::Ready(Err(e));
+                        }
+                    };
+                    progress.listed(&summary);
+                    if walk.seen.contains(&summary.id) {
+                        return Step::Ready(Ok(None));
+                    }
+                    if scope
+                        .page_limit
+                        .is_some_and(|limit| walk.seen.len() >= limit)
+                    {
+                        walk.truncated = true;
+                        stop.store(true, Ordering::Relaxed);
+                        return Step::Ready(Ok(None));
+                    }
+                    walk.seen.insert(summary.id.clone());
+                    if scope.spaces.is_empty() {
+                        walk.spaces.insert(summary.space_key.clone());
+                    }
+                    let held = indexed.get(&summary.id);
+                    match (summary.version, held) {
+                        (Some(v), Some(h)) if h.version >= v => {
+                            Step::Ready(Ok(Some((summary, Ok(PageOutcome::Unchanged)))))
+                        }
+                        _ => Step::Fetch(summary),
+                    }
+                })
+                .map(|step| async move {
+                    match step {
+                        Step::Ready(r) => r,
+                        Step::Fetch(summary) => {
+                            let outcome = self.reconcile(&summary.id).await;
+                            Ok(Some((summary, outcome)))
+                        }
+                    }
+                })
+                .buffer_unordered(self.options.fetch_concurrency.max(1)),
+        );
+        while let Some(step) = listing.next().await {
+            let Some((summary, outcome)) = step? else {
+                continue;
+            };
+            report.pages_seen += 1;
+            progress.page_done(&summary, &outcome);
+            let held = indexed.get(&summary.id);
+            match outcome {
+                Ok(
+                    PageOutcome::Unchanged | PageOutcome::Stale { .. } | PageOutcome::Behind { .. },
+                ) => {
+                    report.pages_unchanged += 1;
+                    report.chunks_total += held.map_or(0, |h| u64::from(h.chunk_count));
+                }
+                Ok(PageOutcome::Updated {
+                    chunks,
+                    embedded,
+                    reused,
+                }) => {
+                    report.pages_updated += 1;
+                    report.chunks_embedded += u64::from(embedded);
+                    report.chunks_reused += u64::from(reused);
+                    report.chunks_total += u64::from(chunks);
+                }
+                Ok(PageOutcome::Deleted { .. }) => report.pages_deleted += 1,
+                Ok(PageOutcome::Absent) => {}
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::InvalidConfig) =>
+                {
+                    return Err(e);
+                }
+                Err(e) => {
+                    warn!(page_id = %summary.id, title = %summary.title, error = %e, "page failed; its indexed state is kept");
+                    report.pages_failed += 1;
+                    report.failures.push((summary.id.clone(), e.to_string()));
+                }
+            }
+        }
+        drop(listing);
+        let Walk {
+            seen,
+            spaces,
+            truncated,
+        } = walk;
+        if truncated {
+            info!(
+                limit = scope.page_limit,
+                "page limit reached: the listing was cut short, so nothing is deleted for being unlisted"
+            );
+        }
+
+        for space in spaces.iter().filter(|_| !truncated) {
+            let in_space: Vec<&IndexedPage> =
+                indexed.values().filter(|p| &p.space_key == space).collect();
+            let doomed: Vec<&IndexedPage> = in_space
+                .iter()
+                .copied()
+                .filter(|p| !seen.contains(&p.id))
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let share = doomed.len() as f64 / in_space.len() as f64;
+            if share > self.options.max_delete_fraction && !self.options.allow_mass_delete {
+                let msg = format!(
+                    "refused to delete {} of the {} indexed pages of space {space} ({:.0}% > the {:.0}% limit): \
+                     the listing may be incomplete; if those pages really are gone, run again with --allow-mass-delete",
+                    doomed.len(),
+                    in_space.len(),
+                    share * 100.0,
+                    self.options.max_delete_fraction * 100.0
+                );
+                warn!(space = %space, "{msg}");
+                report.refused_deletions.push(msg);
+                continue;
+            }
+            for page in doomed {
+                let chunks = self.store.delete_page(&page.id).await?;
+                info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", page.title);
+                report.pages_deleted += 1;
+            }
+        }
+        self.store.flush().await?;
+        if report.is_clean() {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            self.store.record_sync(now).await?;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Answers a question with the `k` best chunks (hybrid BM25 + vector search).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] for an empty question; embedding or store failures.
+    pub async fn search(
+        &self,
+        query: &str,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<SearchHit>> {
+        let text = query.trim();
+        if text.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the search query is empty",
+            ));
+        }
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut vectors = self.embedder.embed(&[text.to_string()]).await?;
+        let vector = vectors.pop().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Embedding,
+                "embedder returned no vector for the query",
+            )
+        })?;
+        self.store
+            .search(&SearchRequest {
+                text: text.to_string(),
+                vector,
+                k,
+                filter: filter.clone(),
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::chunker::MarkdownChunker;
+    use crate::fetcher::PageStream;
+    use crate::memory::MemoryStore;
+    use crate::page::PageStatus;
+
+    /// A source held in memory, counting body fetches.
+    #[derive(Debug, Default)]
+    struct Source {
+        pages: Mutex<BTreeMap<PageId, Page>>,
+        fetches: AtomicUsize,
+        fail_listing_after: Option<usize>,
+        failing_page: Option<PageId>,
+        versions_in_listing: bool,
+    }
+
+    impl Source {
+        fn put(&self, page: Page) {
+            self.pages.lock().unwrap().insert(page.id.clone(), page);
+        }
+        fn edit(&self, id: &str, f: impl FnOnce(&mut Page)) {
+            let mut pages = self.pages.lock().unwrap();
+            let page = pages.get_mut(&PageId::from(id)).unwrap();
+            f(page);
+            page.version += 1;
+        }
+    }
+
+    #[async_trait]
+    impl Fetcher for Source {
+        fn list<'a>(&'a self, _scope: &'a Scope) -> PageStream<'a> {
+            let mut items: Vec<Result<PageSummary>> = self
+                .pages
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|p| p.status == PageStatus::Current)
+                .map(|p| {
+                    Ok(PageSummary {
+                        id: p.id.clone(),
+                        space_key: p.space_key.clone(),
+                        title: p.title.clone(),
+                        version: self.versions_in_listing.then_some(p.version),
+                    })
+                })
+                .collect();
+            if let Some(n) = self.fail_listing_after {
+                items.truncate(n);
+                items.push(Err(Error::new(
+                    ErrorKind::Transport,
+                    "listing connection reset",
+                )));
+            }
+            Box::pin(futures::stream::iter(items))
+        }
+
+        async fn fetch(&self, id: &PageId) -> Result<Fetched> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.failing_page.as_ref() == Some(id) {
+                return Err(Error::new(ErrorKind::Decode, "malformed page body"));
+            }
+            Ok(match self.pages.lock().unwrap().get(id) {
+                Some(p) => Fetched::Page(p.clone()),
+                None => Fetched::Gone,
+            })
+        }
+    }
+
+    type Letters = crate::testsuite::LetterEmbedder;
+
+    fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
+        Page {
+            id: id.into(),
+            space_key: space.into(),
+            title: title.into(),
+            version: 1,
+            status: PageStatus::Current,
+            url: Some(format!("https://wiki.example.com/{id}")),
+            ancestors: vec![],
+            labels: vec![],
+            body: body.into(),
+        }
+    }
+
+    fn long_body() -> String {
+        (0..60)
+            .map(|s| {
+                format!(
+                    "## Section {s}\n\nStep {s} drains the node and checks the pods.\n\n\
+                     Then it verifies that replicas are healthy before moving on.\n\n"
+                )
+            })
+            .collect()
+    }
+
+    struct Fixture {
+        source: Arc<Source>,
+        embedder: Arc<Letters>,
+        store: Arc<MemoryStore>,
+        pipeline: Pipeline,
+    }
+
+    async fn fixture(source: Source) -> Fixture {
+        let source = Arc::new(source);
+        for i in 0..4 {
+            source.put(page(
+                &format!("{i}"),
+                "ENG",
+                &format!("Page {i}"),
+                &format!("Body of page {i}."),
+            ));
+        }
+        source.put(page("big", "ENG", "Node Maintenance", &long_body()));
+        let embedder = Arc::new(Letters::default());
+        let store = Arc::new(MemoryStore::new());
+        let chunker = MarkdownChunker::builder()
+            .max_tokens(64)
+            .overlap_tokens(8)
+            .build()
+            .unwrap();
+        let pipeline = Pipeline::new(
+            source.clone(),
+            Arc::new(chunker),
+            embedder.clone(),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        Fixture {
+            source,
+            embedder,
+            store,
+            pipeline,
+        }
+    }
+
+    #[tokio::test]
+    async fn second_sync_fetches_and_embeds_nothing() {
+        let f = fixture(Source {
+            versions_in_listing: true,
+            ..Source::default()
+        })
+        .await;
+        let first = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!((first.pages_seen, first.pages_updated), (5, 5));
+        assert!(first.chunks_embedded >= 50, "{first:?}");
+        assert_eq!(f.embedder.embedded() as u64, first.chunks_embedded);
+        let fetched = f.source.fetches.load(Ordering::SeqCst);
+
+        let second = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!((second.pages_unchanged, second.chunks_embedded), (5, 0));
+        assert_eq!(second.chunks_total, first.chunks_total);
+        assert_eq!(
+            f.source.fetches.load(Ordering::SeqCst),
+            fetched,
+            "no body fetched"
+        );
+        assert!(f.store.stats().await.unwrap().last_sync_ms.is_some());
+    }
+
+    #[tokio::test]
+    async fn editing_one_paragraph_of_a_long_page_embeds_at_most_two_chunks() {
+        let f = fixture(Source::default()).await;
+        let first = f.pipeline.sync(&Scope::all()).await.unwrap();
+        let big = f.store.page(&"big".into()).await.unwrap().unwrap();
+        assert!(big.chunk_count >= 50, "{big:?}");
+        f.source.edit("big", |p| {
+            p.body = p.body.replace(
+                "Step 31 drains the node",
+                "Step 31 cordons, then drains the node",
+            );
+        });
+        let second = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(second.pages_updated, 1, "{second:?}");
+        assert!(second.chunks_embedded <= 2, "{second:?}");
+        assert_eq!(
+            second.chunks_embedded + second.chunks_reused,
+            u64::from(big.chunk_count)
+        );
+        assert_eq!(second.chunks_total, first.chunks_total);
+        let hits = f
+            .pipeline
+            .search("cordons", 1, &SearchFilter::default())
+            .await
+            .unwrap();
+        assert!(hits[0].text.contains("cordons, then drains"), "{hits:?}");
+    }
+
+    #[tokio::test]
+    async fn pages_gone_from_the_listing_are_deleted() {
+        let f = fixture(Source::default()).await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        f.source.pages.lock().unwrap().remove(&PageId::from("2"));
+        let report = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_deleted, 1);
+        assert!(f.store.page(&"2".into()).await.unwrap().is_none());
+        let hits = f
+            .pipeline
+            .search("Body of page 2", 10, &SearchFilter::default())
+            .await
+            .unwrap();
+        assert!(hits.iter().all(|h| h.page_id.as_str() != "2"));
+    }
+
+    #[tokio::test]
+    async fn mass_deletion_is_refused_and_explained() {
+        let f = fixture(Source::default()).await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        {
+            let mut pages = f.source.pages.lock().unwrap();
+            for id in ["0", "1", "2"] {
+                pages.remove(&PageId::from(id));
+            }
+        }
+        let report = f.pipeline.sync(&Scope::spaces(["ENG"])).await.unwrap();
+        assert_eq!(report.pages_deleted, 0);
+        assert_eq!(report.refused_deletions.len(), 1);
+        assert!(
+            report.refused_deletions[0].contains("3 of the 5 indexed pages of space ENG"),
+            "{report:?}"
+        );
+        assert!(report.refused_deletions[0].contains("--allow-mass-delete"));
+        assert_eq!(f.store.stats().await.unwrap().pages, 5);
+
+        let forced = f.pipeline.clone().with_options(PipelineOptions {
+            allow_mass_delete: true,
+            ..PipelineOptions::default()
+        });
+        assert_eq!(forced.sync(&Scope::all()).await.unwrap().pages_deleted, 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_deletes_nothing() {
+        let f = fixture(Source::default()).await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        let truncated = Pipeline::new(
+            Arc::new(Source {
+                fail_listing_after: Some(1),
+                ..Source::default()
+            }),
+            Arc::new(MarkdownChunker::default()),
+            f.embedder.clone(),
+            f.store.clone(),
+        )
+        .await
+        .unwrap()
+        .with_options(PipelineOptions {
+            allow_mass_delete: true,
+            ..PipelineOptions::default()
+        });
+        let err = truncated.sync(&Scope::all()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transport);
+        assert_eq!(f.store.stats().await.unwrap().pages, 5);
+    }
+
+    #[tokio::test]
+    async fn a_failing_page_keeps_its_state_and_the_rest_syncs() {
+        let f = fixture(Source {
+            failing_page: Some("1".into()),
+            ..Source::default()
+        })
+        .await;
+        let report = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!((report.pages_updated, report.pages_failed), (4, 1));
+        assert_eq!(report.failures[0].0.as_str(), "1");
+        assert!(report.failures[0].1.contains("malformed"));
+        assert!(!report.is_clean());
+        assert!(
+            f.store.stats().await.unwrap().last_sync_ms.is_none(),
+            "an unclean sync is not recorded"
+        );
+    }
+
+    #[tokio::test]
+    async fn reconcile_follows_the_source_state() {
+        let f = fixture(Source::default()).await;
+        let outcome = f.pipeline.reconcile(&"0".into()).await.unwrap();
+        assert!(
+            matches!(
+                outcome,
+                PageOutcome::Updated {
+                    chunks: 1,
+                    embedded: 1,
+                    reused: 0
+                }
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            f.pipeline.reconcile(&"0".into()).await.unwrap(),
+            PageOutcome::Unchanged
+        );
+
+        f.source.edit("0", |p| p.status = PageStatus::Trashed);
+        assert_eq!(
+            f.pipeline.reconcile(&"0".into()).await.unwrap(),
+            PageOutcome::Deleted { chunks: 1 }
+        );
+        assert_eq!(
+            f.pipeline.reconcile(&"0".into()).await.unwrap(),
+            PageOutcome::Absent
+        );
+
+        f.source.edit("0", |p| p.status = PageStatus::Current);
+        assert!(matches!(
+            f.pipeline.reconcile(&"0".into()).await.unwrap(),
+            PageOutcome::Updated { .. }
+        ));
+        f.source.pages.lock().unwrap().remove(&PageId::from("0"));
+        assert_eq!(
+            f.pipeline.reconcile(&"0".into()).await.unwrap(),
+            PageOutcome::Deleted { chunks: 1 }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_version_never_replaces_a_newer_one() {
+        let f = fixture(Source::default()).await;
+        let mut newer = page("9", "ENG", "Race", "newer text");
+        newer.version = 7;
+        f.pipeline.upsert(newer.clone()).await.unwrap();
+        let mut older = newer.clone();
+        older.version = 6;
+        older.body = "older text".into();
+        assert_eq!(
+            f.pipeline.upsert(older).await.unwrap(),
+            PageOutcome::Stale {
+                held: 7,
+                fetched: 6
+            }
+        );
+        let hits = f
+            .pipeline
+            .search("text", 5, &SearchFilter::default())
+            .await
+            .unwrap();
+        let hit = hits.iter().find(|h| h.page_id.as_str() == "9").unwrap();
+        assert_eq!(hit.text, "newer text");
+    }
+
+    #[tokio::test]
+    async fn empty_queries_are_refused() {
+        let f = fixture(Source::default()).await;
+        let err = f
+            .pipeline
+            .search("   ", 5, &SearchFilter::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "the search query is empty");
+        assert!(f
+            .pipeline
+            .search("x", 0, &SearchFilter::default())
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,448 @@
+//! Settings: everything a deployment configures, as plain data.
+//!
+//! [`Settings::from_env`] reads the names DocBrain users know (`CONFLUENCE_BASE_URL`,
+//! `EMBED_PROVIDER`, `OPENSEARCH_URL`, …) and validates them once, with messages that name the
+//! variable to fix; code can build a [`Settings`] directly too (start from
+//! [`Settings::default`]). [`crate::Pipeline::from_settings`] turns it into a pipeline. Secrets
+//! are [`Secret`]s, so printing settings never shows them. [`VARS`] lists every variable, for
+//! front doors that also offer each one as a flag.
+
+mod duration;
+mod vars;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use duration::parse_duration;
+pub use vars::{Group, Var, VARS};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
+
+/// What a deployment configures: source, index, embedder, chunking, guards, webhook, server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Where pages come from.
+    pub source: SourceSettings,
+    /// Where the index lives.
+    pub store: StoreSettings,
+    /// `DOCBRAIN_DATA_DIR`: the embedded index's folder (and the journal's, by default).
+    pub data_dir: PathBuf,
+    /// Which model embeds chunks.
+    pub embedder: EmbedderSettings,
+    /// How pages are cut into chunks.
+    pub chunking: ChunkSettings,
+    /// What a crawl may do.
+    pub guards: GuardSettings,
+    /// The Confluence webhook; `None` when `CONFLUENCE_WEBHOOK_SECRET` is unset.
+    pub webhook: Option<WebhookSettings>,
+    /// The server's address and schedule.
+    pub server: ServerSettings,
+    /// `LOG_LEVEL`: a tracing filter; `None` lets each front door pick its default.
+    pub log_level: Option<String>,
+}
+
+impl Default for Settings {
+    /// The zero-set-up defaults: no source, the embedded index in `./docbrain-data`, the local
+    /// model.
+    fn default() -> Self {
+        Self {
+            source: SourceSettings::None,
+            store: StoreSettings::Embedded,
+            data_dir: PathBuf::from("./docbrain-data"),
+            embedder: EmbedderSettings::default(),
+            chunking: ChunkSettings::default(),
+            guards: GuardSettings::default(),
+            webhook: None,
+            server: ServerSettings::default(),
+            log_level: None,
+        }
+    }
+}
+
+/// Where pages come from (`SOURCE_TYPE`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSettings {
+    /// No source: a pipeline for search only.
+    None,
+    /// A folder of exported pages.
+    Local(LocalSettings),
+    /// Confluence Cloud or Data Center.
+    Confluence(ConfluenceSettings),
+}
+
+/// `SOURCE_TYPE=local`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalSettings {
+    /// `LOCAL_DOCS_PATH`: the folder.
+    pub path: PathBuf,
+    /// `LOCAL_SPACE_KEY`: the space key its pages get.
+    pub space_key: String,
+}
+
+/// Which Confluence REST API to speak (`CONFLUENCE_API_VERSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiVersion {
+    /// Cloud's REST v2 under `<base>/api/v2`, basic auth with an email and an API token.
+    #[default]
+    V2,
+    /// Data Center's REST v1 under `<base>/rest/api`, a personal access token as Bearer.
+    V1,
+}
+
+impl std::str::FromStr for ApiVersion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "v2" | "2" => Ok(Self::V2),
+            "v1" | "1" => Ok(Self::V1),
+            other => Err(invalid(format!(
+                "CONFLUENCE_API_VERSION={other:?} is not a version: use v2 (Cloud) or v1 (Data Center)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::V2 => "v2",
+            Self::V1 => "v1",
+        })
+    }
+}
+
+/// `SOURCE_TYPE=confluence`: how to reach and read a Confluence site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfluenceSettings {
+    /// `CONFLUENCE_BASE_URL`: `https://<site>.atlassian.net/wiki` (Cloud) or the site address.
+    pub base_url: String,
+    /// `CONFLUENCE_API_VERSION`.
+    pub api_version: ApiVersion,
+    /// `CONFLUENCE_USER_EMAIL`: the Cloud account's email (v2 only).
+    pub email: Option<String>,
+    /// `CONFLUENCE_API_TOKEN`: a Cloud API token (v2) or a Data Center personal access token.
+    pub api_token: Secret,
+    /// `CONFLUENCE_SPACE_KEYS`: the spaces a crawl covers; empty means every visible space.
+    pub space_keys: Vec<String>,
+    /// `CONFLUENCE_PAGE_LIMIT`: index at most this many pages per crawl.
+    pub page_limit: Option<usize>,
+    /// `CONFLUENCE_TLS_VERIFY`: verify the site's certificate.
+    pub tls_verify: bool,
+    /// `CONFLUENCE_FETCH_CONCURRENCY`: pages fetched and indexed at once during a crawl.
+    pub fetch_concurrency: usize,
+}
+
+impl ConfluenceSettings {
+    /// Settings for `base_url` with defaults for everything optional.
+    pub fn new(base_url: impl Into<String>, api_version: ApiVersion, api_token: Secret) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_version,
+            email: None,
+            api_token,
+            space_keys: Vec::new(),
+            page_limit: None,
+            tls_verify: true,
+            fetch_concurrency: 4,
+        }
+    }
+
+    /// Checks that the site can be signed in to.
+    ///
+    /// # Errors
+    /// A missing base URL, token, or (v2) email, named.
+    pub fn validate(&self) -> Result<()> {
+        if self.base_url.trim().is_empty() {
+            return Err(invalid("CONFLUENCE_BASE_URL is not set: use https://<site>.atlassian.net/wiki for Cloud or your Data Center address"));
+        }
+        if self.api_token.is_empty() {
+            return Err(invalid("CONFLUENCE_API_TOKEN is not set: an API token (Cloud) or a personal access token (Data Center)"));
+        }
+        if self.api_version == ApiVersion::V2 && self.email.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid("CONFLUENCE_USER_EMAIL is not set: CONFLUENCE_API_VERSION=v2 signs in with the account's email and API token (use v1 for Data Center)"));
+        }
+        if self.fetch_concurrency == 0 {
+            return Err(invalid("CONFLUENCE_FETCH_CONCURRENCY must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Where the index lives (`INDEX_STORE`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StoreSettings {
+    /// One SQLite file in [`Settings::data_dir`].
+    #[default]
+    Embedded,
+    /// An OpenSearch cluster with the k-NN plugin.
+    OpenSearch(OpenSearchSettings),
+}
+
+/// `INDEX_STORE=opensearch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenSearchSettings {
+    /// `OPENSEARCH_URL`.
+    pub url: String,
+    /// `OPENSEARCH_INDEX`: the chunk index; page records go to `<index>-pages`.
+    pub index: String,
+    /// `OPENSEARCH_USERNAME` (basic auth), if the cluster needs one.
+    pub username: Option<String>,
+    /// `OPENSEARCH_PASSWORD`.
+    pub password: Option<Secret>,
+    /// `OPENSEARCH_TLS_VERIFY`.
+    pub tls_verify: bool,
+}
+
+impl Default for OpenSearchSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://localhost:9200".into(),
+            index: "docbrain-chunks".into(),
+            username: None,
+            password: None,
+            tls_verify: true,
+        }
+    }
+}
+
+/// Embedding providers (`EMBED_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// all-MiniLM-L6-v2 in-process.
+    #[default]
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` API.
+    OpenAi,
+    /// An Ollama server.
+    Ollama,
+}
+
+/// Which model embeds chunks, and how to reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedderSettings {
+    /// `EMBED_PROVIDER`.
+    pub provider: Provider,
+    /// `EMBED_MODEL_ID`; `None` picks the provider's default.
+    pub model_id: Option<String>,
+    /// `MODEL_DIR`: the local model's weights; `None` picks the cache folder.
+    pub model_dir: Option<PathBuf>,
+    /// `OPENAI_API_KEY`.
+    pub openai_api_key: Option<Secret>,
+    /// `OPENAI_BASE_URL`.
+    pub openai_base_url: String,
+    /// `EMBED_DIMENSIONS`: the vector size to ask an OpenAI text-embedding-3 model for.
+    pub dimensions: Option<usize>,
+    /// `OLLAMA_BASE_URL`.
+    pub ollama_base_url: String,
+    /// `OLLAMA_TLS_VERIFY`.
+    pub ollama_tls_verify: bool,
+    /// `EMBED_BATCH_SIZE`: texts per remote request; `None` picks the provider's default.
+    pub batch_size: Option<usize>,
+    /// `EMBED_CONCURRENCY`: remote requests in flight; `None` picks the provider's default.
+    pub concurrency: Option<usize>,
+    /// `EMBED_TIMEOUT_SECS`: timeout of one remote request.
+    pub timeout: Duration,
+}
+
+impl Default for EmbedderSettings {
+    fn default() -> Self {
+        Self {
+            provider: Provider::Local,
+            model_id: None,
+            model_dir: None,
+            openai_api_key: None,
+            openai_base_url: "https://api.openai.com/v1".into(),
+            dimensions: None,
+            ollama_base_url: "http://localhost:11434".into(),
+            ollama_tls_verify: true,
+            batch_size: None,
+            concurrency: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How pages are cut into chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkSettings {
+    /// `CHUNK_MAX_TOKENS`: the chunk budget in model tokens, breadcrumb included (cut to what
+    /// the embedder reads).
+    pub max_tokens: usize,
+}
+
+impl Default for ChunkSettings {
+    fn default() -> Self {
+        Self { max_tokens: 254 }
+    }
+}
+
+/// What a crawl may delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardSettings {
+    /// `MAX_DELETE_FRACTION`: refuse to delete more than this share (0–1) of a space at once.
+    pub max_delete_fraction: f64,
+    /// Lifts the guard for one run (`docbrain ingest --allow-mass-delete`).
+    pub allow_mass_delete: bool,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        Self {
+            max_delete_fraction: 0.5,
+            allow_mass_delete: false,
+        }
+    }
+}
+
+/// The Confluence webhook endpoint and its workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSettings {
+    /// `CONFLUENCE_WEBHOOK_SECRET`: the HMAC key of `X-Hub-Signature`.
+    pub secret: Secret,
+    /// `CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN`: also accept `?token=<secret>` on unsigned
+    /// deliveries (weaker: the secret travels in the URL).
+    pub allow_url_token: bool,
+    /// `WEBHOOK_MAX_BODY_BYTES`: larger bodies get 413 unread.
+    pub max_body_bytes: usize,
+    /// `WEBHOOK_JOURNAL_DIR`: where accepted events are journaled.
+    pub journal_dir: PathBuf,
+    /// `WEBHOOK_WORKERS`: pages reconciled at once.
+    pub workers: usize,
+    /// `WEBHOOK_DEBOUNCE_MS`: how long after a page's first event it is picked up.
+    pub debounce: Duration,
+    /// `WEBHOOK_MAX_ATTEMPTS`: failed reconciles of a page before its events are parked.
+    pub max_attempts: u32,
+    /// `WEBHOOK_RETRY_MS`: the first wait after a failed reconcile; it doubles per attempt.
+    pub retry_initial: Duration,
+    /// The longest wait between attempts.
+    pub retry_max: Duration,
+    /// How long to wait for the version an event named to appear in the API.
+    pub lag_bound: Duration,
+}
+
+impl WebhookSettings {
+    /// Settings with `secret`, journaling into `journal_dir`, and defaults for the rest.
+    pub fn new(secret: Secret, journal_dir: PathBuf) -> Self {
+        Self {
+            secret,
+            allow_url_token: false,
+            max_body_bytes: 1024 * 1024,
+            journal_dir,
+            workers: 2,
+            debounce: Duration::from_millis(1000),
+            max_attempts: 10,
+            retry_initial: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            lag_bound: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Where the server listens, and its optional in-server crawl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// `SERVER_BIND`.
+    pub bind: String,
+    /// `SERVER_PORT` (0 picks a free port).
+    pub port: u16,
+    /// `INGEST_SCHEDULE`: run the full crawl inside the server at this interval.
+    pub ingest_schedule: Option<Duration>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0".into(),
+            port: 3000,
+            ingest_schedule: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads and validates the settings from the process environment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] naming the variable that is missing or wrong.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads and validates the settings from `lookup` (a variable's value by name; an empty
+    /// value counts as unset), e.g. flags over the environment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] naming the variable that is missing or wrong.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let settings = vars::read(&vars::Reader::new(&lookup))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the settings as a whole: ranges, and what each part needs.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] naming the setting to fix.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.guards.max_delete_fraction) {
+            return Err(invalid(format!(
+                "MAX_DELETE_FRACTION={} must be between 0 and 1",
+                self.guards.max_delete_fraction
+            )));
+        }
+        if self.chunking.max_tokens < 32 {
+            return Err(invalid(format!(
+                "CHUNK_MAX_TOKENS={} is too small: use at least 32",
+                self.chunking.max_tokens
+            )));
+        }
+        if let Some(webhook) = &self.webhook {
+            match &self.source {
+                SourceSettings::Confluence(c)
+                    if !c.base_url.trim().is_empty() && !c.api_token.is_empty() =>
+                {
+                    c.validate()
+                        .map_err(|e| invalid(format!("CONFLUENCE_WEBHOOK_SECRET set but {e}")))?;
+                }
+                _ => {
+                    return Err(invalid(
+                        "CONFLUENCE_WEBHOOK_SECRET set but missing CONFLUENCE_BASE_URL/API_TOKEN",
+                    ))
+                }
+            }
+            if webhook.workers == 0 || webhook.max_attempts == 0 {
+                return Err(invalid(
+                    "WEBHOOK_WORKERS and WEBHOOK_MAX_ATTEMPTS must be at least 1",
+                ));
+            }
+        } else if let SourceSettings::Confluence(c) = &self.source {
+            c.validate()?;
+        }
+        if let Some(every) = self.server.ingest_schedule {
+            if every < Duration::from_secs(60) {
+                return Err(invalid(format!(
+                    "INGEST_SCHEDULE={}s is shorter than a minute: a full crawl every few seconds would hammer Confluence",
+                    every.as_secs()
+                )));
+            }
+            if matches!(self.source, SourceSettings::None) {
+                return Err(invalid("INGEST_SCHEDULE is set but no source is: set SOURCE_TYPE=confluence and the CONFLUENCE_* settings"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The webhook journal's folder when `WEBHOOK_JOURNAL_DIR` is unset.
+    pub fn default_journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+}
+
+pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidConfig, message)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,547 @@
+//! The variables, and reading [`Settings`] from them.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{
+    invalid, parse_duration, ConfluenceSettings, EmbedderSettings, LocalSettings,
+    OpenSearchSettings, Provider, Settings, SourceSettings, StoreSettings, WebhookSettings,
+};
+use crate::error::Result;
+use crate::secret::Secret;
+
+/// Which part of the settings a variable belongs to (front doors offer the groups they use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Index, embedder and logging: every command.
+    Common,
+    /// The source and what a crawl may do.
+    Sync,
+    /// The server and its webhook.
+    Server,
+}
+
+/// One setting: its environment name, its flag (none for secrets, which never belong on a
+/// command line, and for aliases), and a line of help.
+#[derive(Debug, Clone, Copy)]
+pub struct Var {
+    /// The environment variable.
+    pub name: &'static str,
+    /// The long flag, without `--`; `None` for secrets and aliases.
+    pub flag: Option<&'static str>,
+    /// What it sets, with its default.
+    pub help: &'static str,
+    /// Where it belongs.
+    pub group: Group,
+}
+
+const fn var(name: &'static str, flag: &'static str, group: Group, help: &'static str) -> Var {
+    Var {
+        name,
+        flag: Some(flag),
+        help,
+        group,
+    }
+}
+
+const fn env_only(name: &'static str, group: Group, help: &'static str) -> Var {
+    Var {
+        name,
+        flag: None,
+        help,
+        group,
+    }
+}
+
+use Group::{Common, Server, Sync};
+
+/// Every setting [`Settings::from_lookup`] reads.
+pub const VARS: &[Var] = &[
+    var(
+        "DOCBRAIN_DATA_DIR",
+        "data-dir",
+        Common,
+        "Folder of the embedded index [default: ./docbrain-data]",
+    ),
+    var(
+        "INDEX_STORE",
+        "index-store",
+        Common,
+        "Where the index lives: embedded or opensearch [default: embedded]",
+    ),
+    var(
+        "OPENSEARCH_URL",
+        "opensearch-url",
+        Common,
+        "OpenSearch cluster URL [default: http://localhost:9200]",
+    ),
+    var(
+        "OPENSEARCH_INDEX",
+        "opensearch-index",
+        Common,
+        "OpenSearch chunk index; page records go to <index>-pages [default: docbrain-chunks]",
+    ),
+    var(
+        "OPENSEARCH_USERNAME",
+        "opensearch-username",
+        Common,
+        "OpenSearch user (basic auth)",
+    ),
+    env_only("OPENSEARCH_PASSWORD", Common, "OpenSearch password"),
+    var(
+        "OPENSEARCH_TLS_VERIFY",
+        "opensearch-tls-verify",
+        Common,
+        "Verify the OpenSearch certificate [default: true]",
+    ),
+    var(
+        "EMBED_PROVIDER",
+        "embed-provider",
+        Common,
+        "Embedding provider: local, openai or ollama [default: local]",
+    ),
+    var(
+        "EMBED_MODEL_ID",
+        "embed-model-id",
+        Common,
+        "Embedding model [default: all-MiniLM-L6-v2, text-embedding-3-small, nomic-embed-text]",
+    ),
+    var(
+        "MODEL_DIR",
+        "model-dir",
+        Common,
+        "Folder of the local model's weights [default: ~/.cache/docbrain/models/all-MiniLM-L6-v2]",
+    ),
+    env_only(
+        "OPENAI_API_KEY",
+        Common,
+        "API key of the OpenAI-compatible service",
+    ),
+    var(
+        "OPENAI_BASE_URL",
+        "openai-base-url",
+        Common,
+        "Base URL of the OpenAI-compatible service [default: https://api.openai.com/v1]",
+    ),
+    var(
+        "EMBED_DIMENSIONS",
+        "embed-dimensions",
+        Common,
+        "Vector size to ask a text-embedding-3 model for",
+    ),
+    var(
+        "OLLAMA_BASE_URL",
+        "ollama-base-url",
+        Common,
+        "Base URL of the Ollama server [default: http://localhost:11434]",
+    ),
+    var(
+        "OLLAMA_TLS_VERIFY",
+        "ollama-tls-verify",
+        Common,
+        "Verify the Ollama certificate [default: true]",
+    ),
+    var(
+        "EMBED_BATCH_SIZE",
+        "embed-batch-size",
+        Common,
+        "Texts per remote embedding request [default: 64 openai, 16 ollama]",
+    ),
+    var(
+        "EMBED_CONCURRENCY",
+        "embed-concurrency",
+        Common,
+        "Remote embedding requests in flight [default: 4 openai, 2 ollama]",
+    ),
+    var(
+        "EMBED_TIMEOUT_SECS",
+        "embed-timeout-secs",
+        Common,
+        "Timeout of one remote embedding request, in seconds [default: 60]",
+    ),
+    var(
+        "LOG_LEVEL",
+        "log-level",
+        Common,
+        "Log filter, e.g. info or docbrain_core=debug [default: info]",
+    ),
+    var(
+        "SOURCE_TYPE",
+        "source",
+        Sync,
+        "Where pages come from: local or confluence (INGEST_SOURCES is read too)",
+    ),
+    env_only(
+        "INGEST_SOURCES",
+        Sync,
+        "DocBrain's comma-separated sources; one source per run is supported",
+    ),
+    var(
+        "LOCAL_DOCS_PATH",
+        "docs-path",
+        Sync,
+        "Folder of pages for the local source",
+    ),
+    var(
+        "LOCAL_SPACE_KEY",
+        "space-key",
+        Sync,
+        "Space key of the local source's pages [default: LOCAL]",
+    ),
+    var(
+        "CONFLUENCE_BASE_URL",
+        "confluence-base-url",
+        Sync,
+        "Cloud: https://<site>.atlassian.net/wiki; Data Center: the site address",
+    ),
+    var(
+        "CONFLUENCE_API_VERSION",
+        "confluence-api-version",
+        Sync,
+        "v2 (Cloud) or v1 (Data Center) [default: v2]",
+    ),
+    var(
+        "CONFLUENCE_USER_EMAIL",
+        "confluence-user-email",
+        Sync,
+        "The Cloud account's email (v2)",
+    ),
+    env_only(
+        "CONFLUENCE_API_TOKEN",
+        Sync,
+        "A Cloud API token (v2) or a Data Center personal access token (v1)",
+    ),
+    var(
+        "CONFLUENCE_SPACE_KEYS",
+        "confluence-space-keys",
+        Sync,
+        "Comma-separated space keys to crawl [default: every visible space]",
+    ),
+    var(
+        "CONFLUENCE_PAGE_LIMIT",
+        "confluence-page-limit",
+        Sync,
+        "Index at most this many pages per crawl [default: 0, unlimited]",
+    ),
+    var(
+        "CONFLUENCE_TLS_VERIFY",
+        "confluence-tls-verify",
+        Sync,
+        "Verify Confluence's certificate [default: true]",
+    ),
+    var(
+        "CONFLUENCE_FETCH_CONCURRENCY",
+        "confluence-fetch-concurrency",
+        Sync,
+        "Pages fetched and indexed at once during a crawl [default: 4]",
+    ),
+    var(
+        "CHUNK_MAX_TOKENS",
+        "chunk-tokens",
+        Sync,
+        "Chunk budget in model tokens, breadcrumb included [default: 254]",
+    ),
+    var(
+        "MAX_DELETE_FRACTION",
+        "max-delete-fraction",
+        Sync,
+        "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]",
+    ),
+    var(
+        "SERVER_BIND",
+        "bind",
+        Server,
+        "Address to listen on [default: 0.0.0.0]",
+    ),
+    var(
+        "SERVER_PORT",
+        "port",
+        Server,
+        "Port to listen on; 0 picks a free one [default: 3000]",
+    ),
+    env_only(
+        "CONFLUENCE_WEBHOOK_SECRET",
+        Server,
+        "Shared secret of the Confluence webhook; the webhook is off without it",
+    ),
+    var(
+        "CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN",
+        "webhook-allow-url-token",
+        Server,
+        "Also accept ?token=<secret> on unsigned deliveries (weaker) [default: false]",
+    ),
+    var(
+        "WEBHOOK_MAX_BODY_BYTES",
+        "webhook-max-body-bytes",
+        Server,
+        "Largest webhook body accepted [default: 1048576]",
+    ),
+    var(
+        "WEBHOOK_JOURNAL_DIR",
+        "webhook-journal-dir",
+        Server,
+        "Folder of the webhook journal [default: DOCBRAIN_DATA_DIR/journal]",
+    ),
+    var(
+        "WEBHOOK_WORKERS",
+        "webhook-workers",
+        Server,
+        "Pages reconciled at once [default: 2]",
+    ),
+    var(
+        "WEBHOOK_DEBOUNCE_MS",
+        "webhook-debounce-ms",
+        Server,
+        "Delay between a page's first event and its reconcile, in ms [default: 1000]",
+    ),
+    var(
+        "WEBHOOK_MAX_ATTEMPTS",
+        "webhook-max-attempts",
+        Server,
+        "Failed reconciles of a page before its events are parked [default: 10]",
+    ),
+    var(
+        "WEBHOOK_RETRY_MS",
+        "webhook-retry-ms",
+        Server,
+        "First wait after a failed reconcile, in ms; it doubles [default: 2000]",
+    ),
+    var(
+        "INGEST_SCHEDULE",
+        "ingest-schedule",
+        Server,
+        "Run the full crawl inside the server at this interval, e.g. 6h",
+    ),
+];
+
+/// Values by name: trimmed, with empty values counted as unset.
+pub(super) struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { lookup }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| invalid(format!("{name}={v:?} is not {what}")))
+            })
+            .transpose()
+    }
+
+    fn number<T: FromStr>(&self, name: &str, default: T) -> Result<T> {
+        Ok(self.parse(name, "a whole number")?.unwrap_or(default))
+    }
+
+    fn flag(&self, name: &str, default: bool) -> Result<bool> {
+        match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(invalid(format!("{name}={other:?} is not true or false"))),
+        }
+    }
+
+    fn millis(&self, name: &str, default: Duration) -> Result<Duration> {
+        Ok(self
+            .parse::<u64>(name, "a number of milliseconds")?
+            .map_or(default, Duration::from_millis))
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret::new)
+    }
+}
+
+pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
+    let d = Settings::default();
+    let data_dir = r.get("DOCBRAIN_DATA_DIR").map_or(d.data_dir, PathBuf::from);
+    let mut server = d.server;
+    server.bind = r.get("SERVER_BIND").unwrap_or(server.bind);
+    server.port = r.number("SERVER_PORT", server.port)?;
+    server.ingest_schedule = r
+        .get("INGEST_SCHEDULE")
+        .map(|t| {
+            parse_duration("INGEST_SCHEDULE", &t).map_err(|e| {
+                invalid(format!(
+                    "{e} (for cron expressions use a cron runner or the Helm chart's CronJob)"
+                ))
+            })
+        })
+        .transpose()?;
+    let webhook = r
+        .secret("CONFLUENCE_WEBHOOK_SECRET")
+        .map(|secret| webhook(r, secret, data_dir.join("journal")))
+        .transpose()?;
+    let mut guards = d.guards;
+    guards.max_delete_fraction = r
+        .parse("MAX_DELETE_FRACTION", "a number between 0 and 1")?
+        .unwrap_or(guards.max_delete_fraction);
+    let mut chunking = d.chunking;
+    chunking.max_tokens = r.number("CHUNK_MAX_TOKENS", chunking.max_tokens)?;
+    Ok(Settings {
+        source: source(r)?,
+        store: store(r)?,
+        data_dir,
+        embedder: embedder(r)?,
+        chunking,
+        guards,
+        webhook,
+        server,
+        log_level: r.get("LOG_LEVEL"),
+    })
+}
+
+fn source(r: &Reader<'_>) -> Result<SourceSettings> {
+    let named = match r.get("SOURCE_TYPE") {
+        Some(s) => Some(s),
+        None => match r.get("INGEST_SOURCES") {
+            None => None,
+            Some(list) => {
+                let names: Vec<&str> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                match names.as_slice() {
+                    [] => None,
+                    [one] => Some((*one).to_owned()),
+                    _ => {
+                        return Err(invalid(format!(
+                            "INGEST_SOURCES={list} names several sources: run one ingest per source"
+                        )))
+                    }
+                }
+            }
+        },
+    };
+    let kind = named.map(|n| n.to_ascii_lowercase()).or_else(|| {
+        if r.get("LOCAL_DOCS_PATH").is_some() {
+            Some("local".into())
+        } else {
+            r.get("CONFLUENCE_BASE_URL").map(|_| "confluence".into())
+        }
+    });
+    match kind.as_deref() {
+        None => Ok(SourceSettings::None),
+        Some("local") => {
+            let path = r.get("LOCAL_DOCS_PATH").ok_or_else(|| {
+                invalid("LOCAL_DOCS_PATH is not set: point it at a folder of pages, e.g. LOCAL_DOCS_PATH=examples/sample-space")
+            })?;
+            Ok(SourceSettings::Local(LocalSettings {
+                path: PathBuf::from(path),
+                space_key: r.get("LOCAL_SPACE_KEY").unwrap_or_else(|| "LOCAL".into()),
+            }))
+        }
+        Some("confluence") => Ok(SourceSettings::Confluence(confluence(r)?)),
+        Some(other) => Err(invalid(format!(
+            "SOURCE_TYPE={other} is not a known source: use local or confluence"
+        ))),
+    }
+}
+
+fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
+    let version = r
+        .get("CONFLUENCE_API_VERSION")
+        .map_or(Ok(super::ApiVersion::V2), |v| v.parse())?;
+    let mut c = ConfluenceSettings::new(
+        r.get("CONFLUENCE_BASE_URL").unwrap_or_default(),
+        version,
+        r.secret("CONFLUENCE_API_TOKEN")
+            .unwrap_or_else(|| Secret::new("")),
+    );
+    c.email = r.get("CONFLUENCE_USER_EMAIL");
+    c.space_keys = r
+        .get("CONFLUENCE_SPACE_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    c.page_limit = Some(r.number("CONFLUENCE_PAGE_LIMIT", 0usize)?).filter(|&n| n > 0);
+    c.tls_verify = r.flag("CONFLUENCE_TLS_VERIFY", true)?;
+    c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
+    Ok(c)
+}
+
+fn store(r: &Reader<'_>) -> Result<StoreSettings> {
+    match r
+        .get("INDEX_STORE")
+        .map(|s| s.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("embedded") => Ok(StoreSettings::Embedded),
+        Some("opensearch") => {
+            let d = OpenSearchSettings::default();
+            Ok(StoreSettings::OpenSearch(OpenSearchSettings {
+                url: r.get("OPENSEARCH_URL").unwrap_or(d.url),
+                index: r.get("OPENSEARCH_INDEX").unwrap_or(d.index),
+                username: r.get("OPENSEARCH_USERNAME"),
+                password: r.secret("OPENSEARCH_PASSWORD"),
+                tls_verify: r.flag("OPENSEARCH_TLS_VERIFY", true)?,
+            }))
+        }
+        Some(other) => Err(invalid(format!(
+            "INDEX_STORE={other} is not a store: use embedded or opensearch"
+        ))),
+    }
+}
+
+fn embedder(r: &Reader<'_>) -> Result<EmbedderSettings> {
+    let d = EmbedderSettings::default();
+    let provider = match r
+        .get("EMBED_PROVIDER")
+        .map(|s| s.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("local") => Provider::Local,
+        Some("openai") => Provider::OpenAi,
+        Some("ollama") => Provider::Ollama,
+        Some(other) => {
+            return Err(invalid(format!(
+                "EMBED_PROVIDER={other} is not a provider: use local, openai or ollama"
+            )))
+        }
+    };
+    Ok(EmbedderSettings {
+        provider,
+        model_id: r.get("EMBED_MODEL_ID"),
+        model_dir: r.get("MODEL_DIR").map(PathBuf::from),
+        openai_api_key: r.secret("OPENAI_API_KEY"),
+        openai_base_url: r.get("OPENAI_BASE_URL").unwrap_or(d.openai_base_url),
+        dimensions: r.parse("EMBED_DIMENSIONS", "a whole number")?,
+        ollama_base_url: r.get("OLLAMA_BASE_URL").unwrap_or(d.ollama_base_url),
+        ollama_tls_verify: r.flag("OLLAMA_TLS_VERIFY", true)?,
+        batch_size: r.parse("EMBED_BATCH_SIZE", "a whole number")?,
+        concurrency: r.parse("EMBED_CONCURRENCY", "a whole number")?,
+        timeout: Duration::from_secs(r.number("EMBED_TIMEOUT_SECS", 60u64)?.max(1)),
+    })
+}
+
+fn webhook(r: &Reader<'_>, secret: Secret, journal: PathBuf) -> Result<WebhookSettings> {
+    let mut w = WebhookSettings::new(
+        secret,
+        r.get("WEBHOOK_JOURNAL_DIR").map_or(journal, PathBuf::from),
+    );
+    w.allow_url_token = r.flag("CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN", false)?;
+    w.max_body_bytes = r.number("WEBHOOK_MAX_BODY_BYTES", w.max_body_bytes)?;
+    w.workers = r.number("WEBHOOK_WORKERS", w.workers)?;
+    w.debounce = r.millis("WEBHOOK_DEBOUNCE_MS", w.debounce)?;
+    w.max_attempts = r.number("WEBHOOK_MAX_ATTEMPTS", w.max_attempts)?;
+    w.retry_initial = r
+        .millis("WEBHOOK_RETRY_MS", w.retry_initial)?
+        .max(Duration::from_millis(1));
+    Ok(w)
+}

@@ -1,0 +1,384 @@
+//! Throughput figures of the embedded defaults. Run (release build, real model):
+//!
+//! ```text
+//! scripts/fetch-model.sh && cargo bench -p docbrain-index --bench throughput
+//! ```
+//!
+//! Prints storage-format converter MB/s, chunker MB/s, local embedding chunks/s at 256 tokens,
+//! and embedded index bulk write
+//! rate and hybrid search latency p50/p99 at 100k chunks. `BENCH_CHUNKS` changes the index size;
+//! `BENCH_PARTS` (a comma-separated subset of `converter,chunker,embed,store,opensearch`) runs
+//! only some parts. `opensearch` runs the same store workload against `OPENSEARCH_URL`
+//! (default http://127.0.0.1:9200; `scripts/opensearch.sh start`) in a throwaway index.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use docbrain_core::{
+    Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage,
+    MarkdownChunker, ModelInfo, Page, PageStatus, SearchFilter, SearchRequest, TokenCounter,
+};
+use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
+use futures::StreamExt;
+
+/// The same caching allocator as the binaries (see `LocalEmbedder`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A small deterministic generator (xorshift64*), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+fn vocabulary(rng: &mut Rng) -> Vec<String> {
+    let syllables = [
+        "ka", "ro", "mi", "te", "su", "lan", "dor", "vex", "pa", "qui", "ne", "zo",
+    ];
+    (0..5000)
+        .map(|_| {
+            (0..2 + rng.below(3))
+                .map(|_| syllables[rng.below(syllables.len())])
+                .collect()
+        })
+        .collect()
+}
+
+fn sentence(rng: &mut Rng, vocab: &[String], words: usize) -> String {
+    let mut s: Vec<&str> = (0..words)
+        .map(|_| vocab[rng.below(vocab.len())].as_str())
+        .collect();
+    if let Some(first) = s.first_mut() {
+        *first = "the";
+    }
+    s.join(" ") + "."
+}
+
+fn markdown(rng: &mut Rng, vocab: &[String], bytes: usize) -> String {
+    let mut md = String::new();
+    let mut section = 0;
+    while md.len() < bytes {
+        section += 1;
+        md.push_str(&format!("## Section {section}\n\n"));
+        for _ in 0..3 {
+            md.push_str(&sentence(rng, vocab, 60));
+            md.push_str("\n\n");
+        }
+        md.push_str("```bash\nkubectl rollout restart deploy/api\nkubectl rollout status deploy/api\n```\n\n");
+        md.push_str("| host | role |\n|---|---|\n| a | primary |\n| b | replica |\n\n");
+    }
+    md
+}
+
+/// Converts a large storage-format page: the sample space's storage-format pages repeated.
+fn bench_converter() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-space");
+    let mut one = String::new();
+    for sub in ["runbooks", "architecture", "release", "incidents"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "xml") {
+                one.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let page = one.repeat((4 << 20) / one.len().max(1) + 1);
+    let started = Instant::now();
+    let markdown = docbrain_confluence::storage_to_markdown(&page);
+    let secs = started.elapsed().as_secs_f64();
+    let mb = page.len() as f64 / 1e6;
+    println!(
+        "storage-format converter: {:.1} MB/s ({mb:.1} MB page to {:.1} MB of Markdown in {secs:.2} s)",
+        mb / secs,
+        markdown.len() as f64 / 1e6
+    );
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn bench_chunker(
+    rng: &mut Rng,
+    vocab: &[String],
+    counter: Option<Arc<dyn TokenCounter>>,
+    label: &str,
+) {
+    let body = markdown(rng, vocab, 4 << 20);
+    let page = Page {
+        id: "bench".into(),
+        space_key: "B".into(),
+        title: "Bench".into(),
+        version: 1,
+        status: PageStatus::Current,
+        url: None,
+        ancestors: vec![],
+        labels: vec![],
+        body,
+    };
+    let mut builder = MarkdownChunker::builder();
+    if let Some(c) = counter {
+        builder.token_counter(c);
+    }
+    let chunker = builder.build().unwrap();
+    let started = Instant::now();
+    let chunks = chunker.chunk(&page);
+    let secs = started.elapsed().as_secs_f64();
+    let mb = page.body.len() as f64 / 1e6;
+    println!(
+        "chunker ({label}): {:.1} MB/s ({mb:.1} MB of Markdown into {} chunks in {secs:.2} s)",
+        mb / secs,
+        chunks.len()
+    );
+}
+
+async fn bench_embedder(embedder: &LocalEmbedder, rng: &mut Rng, vocab: &[String]) {
+    let counter = embedder.token_counter().unwrap();
+    // Texts of 254 model tokens (256 with the special tokens).
+    let texts: Vec<String> = (0..64)
+        .map(|_| {
+            let mut words: Vec<&str> = Vec::new();
+            loop {
+                words.push(vocab[rng.below(vocab.len())].as_str());
+                if counter.count(&words.join(" ")) >= 254 {
+                    words.pop();
+                    break words.join(" ");
+                }
+            }
+        })
+        .collect();
+    embedder.embed(&texts[..16]).await.unwrap(); // warm-up
+    let started = Instant::now();
+    embedder.embed(&texts).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "local embedding: {:.1} chunks/s at 256 tokens (64 chunks, batches of 16, {:.2} s)",
+        texts.len() as f64 / secs,
+        secs
+    );
+}
+
+/// Writes `total` chunks in pages of 10 with `concurrency` writers, then times hybrid searches.
+async fn bench_store(
+    store: Arc<dyn IndexStore>,
+    name: &str,
+    concurrency: usize,
+    rng: &mut Rng,
+    vocab: &[String],
+    total: usize,
+) {
+    let dimension = LocalEmbedder::DIMENSION;
+    store
+        .bind_model(&ModelInfo {
+            model_id: "bench".into(),
+            dimension,
+        })
+        .await
+        .unwrap();
+    let per_page = 10;
+    let started = Instant::now();
+    let mut writes = futures::stream::FuturesUnordered::new();
+    for p in 0..total / per_page {
+        let id = format!("{p}");
+        let chunks: Vec<EmbeddedChunk> = (0..per_page)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= n);
+                EmbeddedChunk {
+                    chunk: Chunk::new(
+                        &id.as_str().into(),
+                        i as u32,
+                        vec![format!("Page {p}")],
+                        &sentence(rng, vocab, 40),
+                        60,
+                    ),
+                    vector: v,
+                }
+            })
+            .collect();
+        let page = IndexedPage {
+            id: id.as_str().into(),
+            space_key: if p % 4 == 0 {
+                "OPS".into()
+            } else {
+                "ENG".into()
+            },
+            title: format!("Page {p}"),
+            version: 1,
+            url: None,
+            ancestors: vec![],
+            labels: vec![],
+            content_hash: String::new(),
+            chunk_count: per_page as u32,
+        };
+        let store = Arc::clone(&store);
+        writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });
+        if writes.len() >= concurrency {
+            writes.next().await;
+        }
+    }
+    while writes.next().await.is_some() {}
+    store.flush().await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{name} writes: {:.0} chunks/s ({total} chunks in pages of {per_page}, {concurrency} writer(s), {secs:.1} s)",
+        total as f64 / secs
+    );
+
+    let query = |rng: &mut Rng, space: Option<&str>| SearchRequest {
+        text: format!(
+            "how do I {} the {}",
+            vocab[rng.below(vocab.len())],
+            vocab[rng.below(vocab.len())]
+        ),
+        vector: {
+            let v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect()
+        },
+        k: 10,
+        filter: SearchFilter {
+            space_key: space.map(Into::into),
+        },
+    };
+    let warm = Instant::now();
+    store.search(&query(rng, None)).await.unwrap();
+    println!(
+        "{name} first search: {:.0} ms",
+        warm.elapsed().as_secs_f64() * 1e3
+    );
+    for (label, space) in [("all spaces", None), ("space filter", Some("OPS"))] {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let q = query(rng, space);
+            let t = Instant::now();
+            let hits = store.search(&q).await.unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(!hits.is_empty());
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name} hybrid search at {total} chunks ({label}): p50 {:.1} ms, p99 {:.1} ms (200 queries, k=10)",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+}
+
+fn main() {
+    let total: usize = std::env::var("BENCH_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let vocab = vocabulary(&mut rng);
+    let parts =
+        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "converter,chunker,embed,store".into());
+    let runs = |part: &str| parts.split(',').any(|p| p.trim() == part);
+    println!(
+        "cores: {}",
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    );
+    if runs("converter") {
+        bench_converter();
+    }
+    if runs("chunker") {
+        let estimated: Arc<dyn TokenCounter> = Arc::new(EstimatedTokens);
+        bench_chunker(&mut rng, &vocab, Some(estimated), "estimated tokens");
+    }
+    if runs("chunker") || runs("embed") {
+        let model_dir =
+            std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
+        match LocalEmbedder::load(model_dir) {
+            Ok(embedder) => {
+                let batch = std::env::var("BENCH_BATCH")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(16);
+                let embedder = embedder.with_batch_size(batch);
+                if runs("chunker") {
+                    bench_chunker(
+                        &mut rng,
+                        &vocab,
+                        embedder.token_counter(),
+                        "model tokenizer",
+                    );
+                }
+                if runs("embed") {
+                    runtime.block_on(bench_embedder(&embedder, &mut rng, &vocab));
+                }
+            }
+            Err(e) => println!("local embedding: skipped ({e})"),
+        }
+    }
+    if runs("store") {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let path = store.path().to_path_buf();
+        runtime.block_on(bench_store(
+            Arc::new(store),
+            "embedded store",
+            1,
+            &mut rng,
+            &vocab,
+            total,
+        ));
+        let size: u64 = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                std::fs::metadata(format!("{}{suffix}", path.display()))
+                    .ok()
+                    .map(|m| m.len())
+            })
+            .sum();
+        println!(
+            "embedded store size: {:.0} MB for {total} chunks",
+            size as f64 / 1e6
+        );
+    }
+    if runs("opensearch") {
+        let url =
+            std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into());
+        let index = format!("docbrain-bench-{}", std::process::id());
+        match runtime.block_on(OpenSearchStore::connect(OpenSearchConfig::new(
+            url.clone(),
+            index.clone(),
+        ))) {
+            Ok(store) => {
+                runtime.block_on(bench_store(
+                    Arc::new(store),
+                    "opensearch store",
+                    4,
+                    &mut rng,
+                    &vocab,
+                    total,
+                ));
+                runtime.block_on(async {
+                    let target = format!("{url}/{index},{index}-pages");
+                    let _ = reqwest::Client::new().delete(target).send().await;
+                });
+            }
+            Err(e) => {
+                println!(
+                    "opensearch: skipped ({e}); start a node with scripts/opensearch.sh start"
+                );
+            }
+        }
+    }
+}

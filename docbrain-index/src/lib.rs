@@ -1,0 +1,37 @@
+//! Index stores and embedders for DocBrain Sync.
+//!
+//! The defaults need nothing installed: [`EmbeddedStore`] keeps chunks, a BM25 index (SQLite
+//! FTS5) and vectors in one local file, and [`LocalEmbedder`] runs all-MiniLM-L6-v2 in-process
+//! with candle, offline once its weights are on disk.
+//!
+//! [`Backends`] builds the store and embedder that [`docbrain_core::Settings`] name.
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `embedded` | yes | [`EmbeddedStore`], the SQLite store |
+//! | `local-model` | yes | [`LocalEmbedder`], the in-process model |
+//! | `openai` | yes | [`RemoteEmbedder`] for OpenAI-compatible `/v1/embeddings` services |
+//! | `ollama` | yes | [`RemoteEmbedder`] for Ollama's `/api/embed` |
+//! | `opensearch` | yes | [`OpenSearchStore`], for clusters with the k-NN plugin |
+
+mod build;
+#[cfg(feature = "embedded")]
+mod embedded;
+mod error;
+#[cfg(feature = "local-model")]
+mod local;
+#[cfg(feature = "opensearch")]
+mod opensearch;
+#[cfg(feature = "remote")]
+mod remote;
+
+pub use build::Backends;
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedStore;
+pub use error::IndexError;
+#[cfg(feature = "local-model")]
+pub use local::LocalEmbedder;
+#[cfg(feature = "opensearch")]
+pub use opensearch::{OpenSearchConfig, OpenSearchStore};
+#[cfg(feature = "remote")]
+pub use remote::{RemoteApi, RemoteConfig, RemoteEmbedder, RetryPolicy};

@@ -1,0 +1,400 @@
+//! Accepted webhook events and the workers that reconcile them.
+//!
+//! Events are journaled, then collapsed per page: at most one reconcile of a page is in flight
+//! and at most one more is pending, however many events arrive. A page is picked up a short
+//! debounce after its first event, so a burst of edits costs one fetch. The fetched state
+//! decides what happens (the event name is only logged): a current page is re-indexed, a
+//! trashed or missing one is deleted. When the event named a newer version than Confluence
+//! returns (replication lag), the page is fetched again with backoff until it appears or a
+//! bound passes. Failures retry with backoff; after `max_attempts` the entries are parked in the
+//! journal and counted, never retried forever. A journal entry is settled only after success.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use docbrain_confluence::webhook::{PageEvent, PageRef};
+use docbrain_core::settings::WebhookSettings;
+use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::journal::{Entry, Journal};
+use crate::metrics::Metrics;
+use crate::ServerError;
+
+/// One page waiting for or in reconciliation.
+#[derive(Debug)]
+struct Slot {
+    /// Journal entries this slot settles.
+    seqs: Vec<u64>,
+    /// The latest event name (for logs).
+    event: String,
+    /// The title the events carried, if any.
+    title: Option<String>,
+    /// The newest version an event named.
+    want_version: Option<u64>,
+    /// When it may be picked up.
+    due: Instant,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// When Confluence was first seen lagging behind `want_version`.
+    lagging_since: Option<Instant>,
+    in_flight: bool,
+}
+
+/// A page taken by a worker.
+#[derive(Debug)]
+struct Job {
+    page: PageId,
+    seqs: Vec<u64>,
+    event: String,
+    title: Option<String>,
+    want_version: Option<u64>,
+    attempts: u32,
+    lagging_since: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    slots: Mutex<HashMap<PageId, Slot>>,
+    notify: Notify,
+}
+
+/// The webhook service: journal, queue and workers.
+#[derive(Debug)]
+pub struct Webhook {
+    config: WebhookSettings,
+    journal: Journal,
+    queue: Arc<Queue>,
+    metrics: Arc<Metrics>,
+    next_seq: AtomicU64,
+    stopping: Arc<AtomicBool>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Webhook {
+    /// Opens the journal, queues what it still holds, and starts the workers.
+    ///
+    /// # Errors
+    /// When the journal cannot be opened.
+    pub fn start(
+        config: WebhookSettings,
+        pipeline: &Pipeline,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, ServerError> {
+        let (journal, pending) = Journal::open(&config.journal_dir)?;
+        let next = pending.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+        let webhook = Arc::new(Self {
+            journal,
+            queue: Arc::new(Queue::default()),
+            metrics,
+            // Sequence numbers stay unique across restarts: time-based, above anything replayed.
+            next_seq: AtomicU64::new(next.max(now_ms() * 1000)),
+            stopping: Arc::new(AtomicBool::new(false)),
+            workers: Mutex::new(Vec::new()),
+            config,
+        });
+        if !pending.is_empty() {
+            info!(
+                pending = pending.len(),
+                "Resuming {} journaled webhook events",
+                pending.len()
+            );
+        }
+        for entry in pending {
+            webhook.enqueue(&entry, Instant::now());
+        }
+        let mut workers = lock(&webhook.workers);
+        for _ in 0..webhook.config.workers.max(1) {
+            let w = Arc::clone(&webhook);
+            let p = pipeline.clone();
+            workers.push(tokio::spawn(async move { w.work(p).await }));
+        }
+        drop(workers);
+        Ok(webhook)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &WebhookSettings {
+        &self.config
+    }
+
+    /// The journal (readiness checks it).
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Pages waiting for or in reconciliation.
+    pub fn queue_depth(&self) -> usize {
+        lock(&self.queue.slots).len()
+    }
+
+    /// Journals a page event and queues the page; resolves once the event is on disk.
+    ///
+    /// # Errors
+    /// When the journal cannot be written (the delivery must not be acknowledged then).
+    pub async fn accept(&self, event: PageEvent, page: PageRef) -> Result<(), ServerError> {
+        let entry = Entry {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            page: page.id,
+            event: event.name().to_owned(),
+            version: page.version,
+            title: page.title,
+            at_ms: now_ms(),
+        };
+        self.journal.add(entry.clone()).await?;
+        self.enqueue(&entry, Instant::now() + self.config.debounce);
+        Ok(())
+    }
+
+    fn enqueue(&self, entry: &Entry, due: Instant) {
+        let mut slots = lock(&self.queue.slots);
+        let debounce = self.config.debounce;
+        let slot = slots.entry(entry.page.clone()).or_insert_with(|| Slot {
+            seqs: Vec::new(),
+            event: entry.event.clone(),
+            title: None,
+            want_version: None,
+            due,
+            attempts: 0,
+            lagging_since: None,
+            in_flight: false,
+        });
+        slot.seqs.push(entry.seq);
+        slot.event.clone_from(&entry.event);
+        if entry.title.is_some() {
+            slot.title.clone_from(&entry.title);
+        }
+        slot.want_version = slot.want_version.max(entry.version);
+        if slot.in_flight {
+            // Picked up again once the running reconcile ends.
+            slot.due = Instant::now() + debounce;
+        }
+        self.metrics
+            .queue_depth
+            .store(slots.len() as u64, Ordering::Relaxed);
+        drop(slots);
+        self.queue.notify.notify_one();
+    }
+
+    /// Stops the workers: each finishes the page in hand, for up to `grace`; what is not done
+    /// stays journaled for the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.notify.notify_waiters();
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.workers));
+        let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+        if tokio::time::timeout(grace, futures_join(handles))
+            .await
+            .is_err()
+        {
+            warn!("webhook workers still busy after the grace period; their pages stay journaled");
+            for a in aborts {
+                a.abort();
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>, pipeline: Pipeline) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            let next = self.take();
+            match next {
+                Next::Job(job) => self.process(&pipeline, job).await,
+                Next::Wait(wait) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.queue.notify.notified() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&self) -> Next {
+        let mut slots = lock(&self.queue.slots);
+        let now = Instant::now();
+        let soonest = slots
+            .iter_mut()
+            .filter(|(_, s)| !s.in_flight && !s.seqs.is_empty())
+            .min_by_key(|(_, s)| s.due);
+        match soonest {
+            Some((page, slot)) if slot.due <= now => {
+                slot.in_flight = true;
+                Next::Job(Job {
+                    page: page.clone(),
+                    seqs: std::mem::take(&mut slot.seqs),
+                    event: slot.event.clone(),
+                    title: slot.title.clone(),
+                    want_version: slot.want_version,
+                    attempts: slot.attempts,
+                    lagging_since: slot.lagging_since,
+                })
+            }
+            Some((_, slot)) => Next::Wait(slot.due - now),
+            None => Next::Wait(Duration::from_secs(3600)),
+        }
+    }
+
+    async fn process(&self, pipeline: &Pipeline, job: Job) {
+        let started = Instant::now();
+        let title = match &job.title {
+            Some(t) => t.clone(),
+            None => pipeline
+                .store()
+                .page(&job.page)
+                .await
+                .ok()
+                .flatten()
+                .map_or_else(|| "(not indexed yet)".to_owned(), |p| p.title),
+        };
+        info!(event = %job.event, page_id = %job.page, "Processing {} for page '{title}' (id={})", job.event, job.page);
+        // Wait for the version the event named only up to the lag bound; then take what the
+        // API returns.
+        let since = job.lagging_since.unwrap_or(started);
+        let wanted = job
+            .want_version
+            .filter(|_| since.elapsed() < self.config.lag_bound);
+        if job.want_version.is_some() && wanted.is_none() {
+            warn!(page_id = %job.page, want = job.want_version, "Confluence still lagged behind the event after the bound; indexing what it returns");
+        }
+        match pipeline.reconcile_at_least(&job.page, wanted).await {
+            Ok(PageOutcome::Behind { fetched, wanted }) => {
+                debug!(page_id = %job.page, fetched, wanted, "Confluence has not caught up with the event yet; fetching again shortly");
+                self.lagging(job, since);
+            }
+            Ok(outcome) => {
+                let label = match outcome {
+                    PageOutcome::Updated { .. } => "updated",
+                    PageOutcome::Deleted { .. } => "deleted",
+                    PageOutcome::Unchanged => "unchanged",
+                    PageOutcome::Stale { .. } => "stale",
+                    PageOutcome::Absent | PageOutcome::Behind { .. } => "absent",
+                };
+                if matches!(outcome, PageOutcome::Unchanged | PageOutcome::Absent) {
+                    info!(page_id = %job.page, "Page '{title}' (id={}) is {label}; nothing to re-index", job.page);
+                }
+                self.metrics.reconciled(label, started.elapsed());
+                self.settled(job);
+            }
+            Err(e) => {
+                let counter = match e.kind() {
+                    ErrorKind::Storage | ErrorKind::Embedding => &self.metrics.index_errors,
+                    _ => &self.metrics.confluence_errors,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.failed(job, &e, started);
+            }
+        }
+    }
+
+    /// Success: settle the entries; keep the slot if events arrived meanwhile.
+    fn settled(&self, job: Job) {
+        self.journal.done(job.seqs);
+        self.release(&job.page);
+    }
+
+    /// Ends a page's turn: the slot goes, or starts afresh when events arrived meanwhile.
+    fn release(&self, page: &PageId) {
+        let mut slots = lock(&self.queue.slots);
+        if let Some(slot) = slots.get_mut(page) {
+            if slot.seqs.is_empty() {
+                slots.remove(page);
+            } else {
+                slot.in_flight = false;
+                slot.attempts = 0;
+                slot.lagging_since = None;
+            }
+        }
+        self.metrics
+            .queue_depth
+            .store(slots.len() as u64, Ordering::Relaxed);
+        drop(slots);
+        self.queue.notify.notify_one();
+    }
+
+    fn lagging(&self, job: Job, since: Instant) {
+        // Poll more slowly the longer Confluence lags: a quarter of the time waited so far.
+        let wait = (since.elapsed() / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+        self.requeue(job, wait, Some(since), false);
+    }
+
+    fn failed(&self, job: Job, e: &docbrain_core::Error, started: Instant) {
+        self.metrics.reconciled("failed", started.elapsed());
+        let attempts = job.attempts + 1;
+        if attempts >= self.config.max_attempts {
+            error!(page_id = %job.page, attempts, error = %e, "Giving up on page {} after {attempts} attempts: {e}; its events are parked in the journal", job.page);
+            self.metrics
+                .parked
+                .fetch_add(job.seqs.len() as u64, Ordering::Relaxed);
+            self.journal.park(job.seqs, e.to_string());
+            self.release(&job.page);
+            return;
+        }
+        let wait = e.retry_after().map_or_else(
+            || {
+                backoff(
+                    self.config.retry_initial,
+                    self.config.retry_max,
+                    attempts - 1,
+                )
+            },
+            |asked| asked.min(self.config.retry_max),
+        );
+        let cause = if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::InvalidConfig) {
+            "a setting must be fixed"
+        } else {
+            "will retry"
+        };
+        warn!(page_id = %job.page, attempts, wait_ms = wait.as_millis() as u64, error = %e, "Reconciling page {} failed ({cause}): {e}", job.page);
+        self.requeue(job, wait, None, true);
+    }
+
+    fn requeue(&self, job: Job, wait: Duration, lagging_since: Option<Instant>, failed: bool) {
+        let mut slots = lock(&self.queue.slots);
+        if let Some(slot) = slots.get_mut(&job.page) {
+            let mut seqs = job.seqs;
+            seqs.append(&mut slot.seqs);
+            slot.seqs = seqs;
+            slot.in_flight = false;
+            slot.due = Instant::now() + wait;
+            slot.attempts = if failed {
+                job.attempts + 1
+            } else {
+                job.attempts
+            };
+            slot.lagging_since = lagging_since;
+        }
+        drop(slots);
+        self.queue.notify.notify_one();
+    }
+}
+
+enum Next {
+    Job(Job),
+    Wait(Duration),
+}
+
+fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    initial
+        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+        .min(max)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}

@@ -1,0 +1,533 @@
+//! `POST /confluence/events` over real HTTP on loopback, with the simulator as Confluence.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
+use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
+use docbrain_core::retry::RetryPolicy;
+use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
+use docbrain_core::testsuite::LetterEmbedder;
+use docbrain_core::{
+    IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, SearchFilter, Secret,
+};
+use docbrain_server::{serve, AppState, Metrics, Webhook};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const SECRET: &str = "whsec-test-0123456789";
+
+struct Harness {
+    sim: Simulator,
+    store: Arc<MemoryStore>,
+    pipeline: Pipeline,
+    url: String,
+    base: String,
+    journal: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    http: reqwest::Client,
+}
+
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn webhook_config(journal: &std::path::Path) -> WebhookSettings {
+    let mut c = WebhookSettings::new(Secret::new(SECRET), journal.to_path_buf());
+    c.debounce = Duration::from_millis(100);
+    c.retry_initial = Duration::from_millis(100);
+    c.retry_max = Duration::from_secs(2);
+    c.max_attempts = 60;
+    c
+}
+
+impl Harness {
+    async fn new(version: ApiVersion) -> Self {
+        Self::with(version, |_| {}).await
+    }
+
+    async fn with(version: ApiVersion, tweak: impl FnOnce(&mut WebhookSettings)) -> Self {
+        let sim = Simulator::start().await.unwrap();
+        sim.create_page(
+            "ENG",
+            "Deploys",
+            "<h2>Rollback</h2><p>Run deploy rollback.</p>",
+        );
+        let (base_url, token) = match version {
+            ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
+            ApiVersion::V1 => (sim.base_url_v1(), PAT),
+        };
+        let mut site = ConfluenceSettings::new(base_url, version, Secret::new(token));
+        site.email = Some(EMAIL.into());
+        site.space_keys = vec!["ENG".into()];
+        let mut c = ConfluenceConfig::from(site);
+        c.retry = quick();
+        let store = Arc::new(MemoryStore::new());
+        let pipeline = Pipeline::new(
+            Arc::new(ConfluenceClient::new(c).unwrap()),
+            Arc::new(MarkdownChunker::default()),
+            Arc::new(LetterEmbedder::default()),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        let journal = tempfile::tempdir().unwrap();
+        let mut h = Self {
+            sim,
+            store,
+            pipeline,
+            url: String::new(),
+            base: String::new(),
+            journal,
+            stop: None,
+            server: None,
+            http: reqwest::Client::new(),
+        };
+        let mut config = webhook_config(h.journal.path());
+        tweak(&mut config);
+        h.start(config).await;
+        h
+    }
+
+    async fn start(&mut self, config: WebhookSettings) {
+        let metrics = Arc::new(Metrics::default());
+        let webhook = Webhook::start(config, &self.pipeline, metrics.clone()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        self.url = format!("{}/confluence/events", self.base);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = AppState {
+            pipeline: self.pipeline.clone(),
+            webhook: Some(webhook),
+            metrics,
+        };
+        self.server = Some(tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        })));
+        self.stop = Some(stop);
+    }
+
+    async fn restart(&mut self, config: WebhookSettings) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+        self.start(config).await;
+    }
+
+    async fn send(&self, event: PageEvent, id: &PageId, shape: BodyShape) -> u16 {
+        self.sim
+            .send_webhook(&self.url, Some(SECRET), event, id, shape)
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut r = self.http.post(&self.url).body(body.to_owned());
+        if let Some(s) = signature {
+            r = r.header("x-hub-signature", s);
+        }
+        r.send().await.unwrap()
+    }
+
+    async fn indexed_version(&self, id: &PageId) -> Option<u64> {
+        self.store.page(id).await.unwrap().map(|p| p.version)
+    }
+
+    /// Waits until `check` holds, or panics after `within`.
+    async fn until<F, Fut>(&self, within: Duration, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            assert!(started.elapsed() < within, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_version(&self, id: &PageId, version: Option<u64>) {
+        self.until(
+            Duration::from_secs(20),
+            &format!("page {id} at {version:?}"),
+            || async { self.indexed_version(id).await == version },
+        )
+        .await;
+    }
+
+    async fn searchable(&self, text: &str, id: &PageId) -> bool {
+        self.pipeline
+            .search(text, 5, &SearchFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| &h.page_id == id)
+    }
+
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+const SHAPES: [BodyShape; 4] = [
+    BodyShape::DataCenter,
+    BodyShape::DataCenterFull,
+    BodyShape::Cloud,
+    BodyShape::CloudStringId,
+];
+
+#[tokio::test]
+async fn every_page_event_in_every_body_shape_reaches_the_index() {
+    for (version, shapes) in [
+        (ApiVersion::V1, &SHAPES[..2]),
+        (ApiVersion::V2, &SHAPES[2..]),
+    ] {
+        let h = Harness::new(version).await;
+        for &shape in shapes {
+            let id = h.sim.create_page(
+                "ENG",
+                "Kafka runbook",
+                "<p>Rebalance partitions with kafka-reassign.</p>",
+            );
+            assert_eq!(h.send(PageEvent::Created, &id, shape).await, 200);
+            h.wait_version(&id, Some(1)).await;
+
+            h.sim
+                .edit_page(&id, "<p>Rebalance partitions with cruise control now.</p>");
+            assert_eq!(h.send(PageEvent::Updated, &id, shape).await, 200);
+            h.wait_version(&id, Some(2)).await;
+            assert!(h.searchable("cruise control", &id).await);
+
+            h.sim.set_status(&id, PageStatus::Trashed);
+            assert_eq!(h.send(PageEvent::Trashed, &id, shape).await, 200);
+            h.wait_version(&id, None).await;
+            assert!(
+                !h.searchable("cruise control rebalance", &id).await,
+                "{shape:?}"
+            );
+
+            h.sim.set_status(&id, PageStatus::Current);
+            assert_eq!(h.send(PageEvent::Restored, &id, shape).await, 200);
+            h.wait_version(&id, Some(4)).await;
+            assert!(
+                h.searchable("cruise control", &id).await,
+                "{shape:?}: back after restore"
+            );
+
+            h.sim.delete_page(&id);
+            assert_eq!(h.send(PageEvent::Removed, &id, shape).await, 200);
+            h.wait_version(&id, None).await;
+        }
+        let metrics = h.metrics().await;
+        assert!(
+            metrics.contains("docbrain_reconciles_total{outcome=\"updated\"}"),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn other_events_are_acknowledged_and_ignored() {
+    let h = Harness::new(ApiVersion::V1).await;
+    h.sim.clear_log();
+    for body in [
+        r#"{"timestamp":1,"event":"space_created","userKey":"k","space":{"key":"NEW"}}"#,
+        r#"{"timestamp":1,"event":"comment_created","comment":{"id":5}}"#,
+        r#"{"timestamp":1,"event":"page_moved","page":{"id":5}}"#,
+        r#"{"comment":{"id":"7","parent":{"id":"5"}},"userAccountId":"a"}"#,
+        r#"{"test":true}"#,
+    ] {
+        let r = h
+            .post(
+                body,
+                Some(&webhook::sign(SECRET.as_bytes(), body.as_bytes())),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{body}");
+        let answer: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(answer["status"], "ignored", "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.sim.requests().is_empty(), "ignored events fetch nothing");
+    assert!(h
+        .metrics()
+        .await
+        .contains("docbrain_webhook_events_total{event=\"space_created\",outcome=\"ignored\"} 1"));
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_touch_nothing() {
+    let h = Harness::with(ApiVersion::V1, |c| c.max_body_bytes = 4096).await;
+    let id = h
+        .sim
+        .create_page("ENG", "Secret plan", "<p>Nothing to see.</p>");
+    let body = h
+        .sim
+        .webhook_body(PageEvent::Created, &id, BodyShape::DataCenter);
+    h.sim.clear_log();
+    let wrong = webhook::sign(b"another-secret", body.as_bytes());
+    for signature in [
+        None,
+        Some("sha256=zz"),
+        Some("md5=abc"),
+        Some(wrong.as_str()),
+    ] {
+        let r = h.post(&body, signature).await;
+        assert_eq!(r.status(), 401, "{signature:?}");
+    }
+    // A URL token is refused unless opted in.
+    let r = h
+        .http
+        .post(format!("{}?token={SECRET}", h.url))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = h.http.get(&h.url).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(8000));
+    let r = h
+        .post(
+            &big,
+            Some(&webhook::sign(SECRET.as_bytes(), big.as_bytes())),
+        )
+        .await;
+    assert_eq!(r.status(), 413);
+    let junk = "{not json";
+    let r = h
+        .post(
+            junk,
+            Some(&webhook::sign(SECRET.as_bytes(), junk.as_bytes())),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let no_id = r#"{"event":"page_updated","page":{}}"#;
+    let r = h
+        .post(
+            no_id,
+            Some(&webhook::sign(SECRET.as_bytes(), no_id.as_bytes())),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(h.sim.requests().is_empty(), "nothing was fetched");
+    assert_eq!(h.indexed_version(&id).await, None);
+    let journal = std::fs::read_to_string(h.journal.path().join("webhook-journal.jsonl")).unwrap();
+    assert!(journal.is_empty(), "nothing was journaled: {journal}");
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("docbrain_webhook_signature_failures_total 5"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_opted_in_url_token_accepts_unsigned_cloud_deliveries() {
+    let h = Harness::with(ApiVersion::V2, |c| c.allow_url_token = true).await;
+    let id = h
+        .sim
+        .create_page("ENG", "Cloud page", "<p>Unsigned delivery.</p>");
+    let body = h
+        .sim
+        .webhook_body(PageEvent::Created, &id, BodyShape::CloudStringId);
+    let r = h
+        .http
+        .post(format!("{}?event=page_created&token={SECRET}", h.url))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["event"], "page_created");
+    h.wait_version(&id, Some(1)).await;
+    let r = h
+        .http
+        .post(format!("{}?token=guess", h.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn a_hundred_edits_in_a_second_are_fetched_at_most_three_times() {
+    // The production debounce (1 s).
+    let h = Harness::with(ApiVersion::V2, |c| c.debounce = Duration::from_secs(1)).await;
+    let id = h.sim.create_page("ENG", "Busy page", "<p>Edit 0</p>");
+    h.sim.clear_log();
+    // Paced on a fixed schedule (one every 8 ms), so slow answers do not stretch the burst.
+    let started = tokio::time::Instant::now();
+    for i in 1..=100u32 {
+        h.sim
+            .edit_page(&id, &format!("<p>Edit {i} of the busy page</p>"));
+        assert_eq!(h.send(PageEvent::Updated, &id, BodyShape::Cloud).await, 200);
+        tokio::time::sleep_until(started + Duration::from_millis(8) * i).await;
+    }
+    let burst = started.elapsed();
+    assert!(
+        burst < Duration::from_secs(3),
+        "the machine is too slow for this test: 100 events took {burst:?}"
+    );
+    h.wait_version(&id, Some(101)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let fetches = h.sim.count_for(Route::PageBody, &id);
+    assert!(
+        (1..=3).contains(&fetches),
+        "{fetches} fetches for 100 events"
+    );
+    assert_eq!(h.indexed_version(&id).await, Some(101));
+}
+
+#[tokio::test]
+async fn confluence_down_for_a_minute_loses_nothing() {
+    let h = Harness::new(ApiVersion::V1).await;
+    let ids: Vec<PageId> = (0..5)
+        .map(|i| {
+            h.sim.create_page(
+                "ENG",
+                &format!("Outage page {i}"),
+                &format!("<p>Body {i}</p>"),
+            )
+        })
+        .collect();
+    h.sim.inject(Fault::new(503, u32::MAX).retry_after("1"));
+    let down = Instant::now();
+    for id in &ids {
+        assert_eq!(
+            h.send(PageEvent::Created, id, BodyShape::DataCenter).await,
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(down.elapsed())).await;
+    for id in &ids {
+        assert_eq!(
+            h.indexed_version(id).await,
+            None,
+            "Confluence is still down"
+        );
+    }
+    assert!(h.metrics().await.contains("docbrain_webhook_queue_depth 5"));
+    h.sim.clear_faults();
+    for id in &ids {
+        h.wait_version(id, Some(1)).await;
+    }
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("docbrain_webhook_parked_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("docbrain_confluence_errors_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
+    let mut h = Harness::with(ApiVersion::V1, |c| c.max_attempts = 3).await;
+    let kept = h
+        .sim
+        .create_page("ENG", "Kept", "<p>Survives the restart.</p>");
+    let poison = h
+        .sim
+        .create_page("ENG", "Poison", "<p>Never fetchable.</p>");
+    // Confluence refuses everything: the events stay journaled.
+    h.sim.inject(Fault::new(500, u32::MAX));
+    assert_eq!(
+        h.send(PageEvent::Created, &kept, BodyShape::DataCenter)
+            .await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let config = webhook_config(h.journal.path());
+    h.restart(config.clone()).await;
+    h.sim.clear_faults();
+    h.wait_version(&kept, Some(1)).await;
+
+    // One page whose body always fails: parked after 3 attempts, not retried forever.
+    let mut parked_config = config.clone();
+    parked_config.max_attempts = 3;
+    h.restart(parked_config).await;
+    h.sim.inject(Fault::new(500, u32::MAX).on(Route::PageBody));
+    assert_eq!(
+        h.send(PageEvent::Created, &poison, BodyShape::DataCenter)
+            .await,
+        200
+    );
+    h.until(
+        Duration::from_secs(20),
+        "the poison event is parked",
+        || async {
+            h.metrics()
+                .await
+                .contains("docbrain_webhook_parked_total 1")
+        },
+    )
+    .await;
+    h.sim.clear_faults();
+    h.sim.clear_log();
+    h.restart(config).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.sim.count(Route::PageBody),
+        0,
+        "a parked event is not replayed"
+    );
+    assert_eq!(h.indexed_version(&poison).await, None);
+}
+
+#[tokio::test]
+async fn an_event_newer_than_the_api_waits_for_replication() {
+    let h = Harness::new(ApiVersion::V2).await;
+    let id = h.sim.create_page("ENG", "Lagging", "<p>v1</p>");
+    // The event names version 3 while the API still serves version 1.
+    let body = webhook::body(
+        PageEvent::Changed,
+        &PageRef {
+            id: id.clone(),
+            title: Some("Lagging".into()),
+            space_key: Some("ENG".into()),
+            version: Some(3),
+        },
+        BodyShape::Cloud,
+        1,
+    );
+    let r = h
+        .post(
+            &body,
+            Some(&webhook::sign(SECRET.as_bytes(), body.as_bytes())),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    h.sim.edit_page(&id, "<p>v2</p>");
+    h.sim.edit_page(&id, "<p>v3 arrives late</p>");
+    h.wait_version(&id, Some(3)).await;
+    assert!(
+        h.sim.count_for(Route::PageBody, &id) >= 2,
+        "fetched again until the version appeared"
+    );
+}
