@@ -311,8 +311,9 @@ fn wrong_settings_are_one_line_naming_the_variable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr_of(&out)
-            .starts_with("error: EMBED_PROVIDER=bedrock is not a provider: use local, openai or ollama"),
+        stderr_of(&out).starts_with(
+            "error: EMBED_PROVIDER=bedrock is not a provider: use local, openai or ollama"
+        ),
         "{}",
         stderr_of(&out)
     );

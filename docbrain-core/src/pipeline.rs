@@ -790,6 +790,7 @@ mod tests {
             .search("Body of page 2", 10, &SearchFilter::default())
             .await
             .unwrap();
+        assert!(!hits.is_empty(), "the other pages still answer");
         assert!(hits.iter().all(|h| h.page_id.as_str() != "2"));
     }
 

@@ -247,6 +247,7 @@ pub async fn shrinking_page_leaves_no_orphans(store: &dyn IndexStore) {
         .search(&request("charlie handover", 2, 10, None))
         .await
         .unwrap();
+    assert!(!hits.is_empty(), "the remaining chunk still answers");
     assert!(
         hits.iter().all(|h| !h.text.contains("charlie")),
         "orphan chunk found: {hits:?}"
@@ -294,6 +295,7 @@ pub async fn deletes_every_chunk(store: &dyn IndexStore) {
         .search(&request("first second", 0, 10, None))
         .await
         .unwrap();
+    assert!(!hits.is_empty(), "page 2 still answers");
     assert!(hits.iter().all(|h| h.page_id.as_str() == "2"), "{hits:?}");
 }
 

@@ -12,7 +12,7 @@
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
 
-use std::net::TcpListener as StdListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,21 +76,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data = tempfile::tempdir()?;
     let mut server = Command::new(&server_bin)
         .env("DOCBRAIN_DATA_DIR", data.path())
         .env("SERVER_BIND", "127.0.0.1")
-        .env("SERVER_PORT", port.to_string())
+        .env("SERVER_PORT", "0")
         .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
         .env("CONFLUENCE_BASE_URL", sim.base_url_v1())
         .env("CONFLUENCE_API_VERSION", "v1")
         .env("CONFLUENCE_API_TOKEN", PAT)
         .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
+    // The server prints `listening on http://…` once bound to the port it picked.
+    let mut line = String::new();
+    let stdout = server.stdout.take().ok_or("no stdout")?;
+    BufReader::new(stdout).read_line(&mut line)?;
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("the server did not start: {line:?}"))?
+        .to_owned();
     let url = format!("{base}/confluence/events");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)

@@ -35,7 +35,15 @@ fn run(matches: &clap::ArgMatches) -> anyhow::Result<()> {
     front_door::init_logging(settings.log_level.as_deref(), "info")?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(docbrain_server::run(&settings, |_| {}, shutdown_signal()))?;
+    // The bound address on stdout (SERVER_PORT=0 picks a free port): how a supervisor or a
+    // test learns it.
+    let announce = |addr| {
+        #[allow(clippy::print_stdout)] // the one line a front door owes its caller
+        {
+            println!("listening on http://{addr}");
+        }
+    };
+    runtime.block_on(docbrain_server::run(&settings, announce, shutdown_signal()))?;
     Ok(())
 }
 

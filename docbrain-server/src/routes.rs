@@ -6,7 +6,7 @@ use bytes::Bytes;
 use docbrain_confluence::webhook::{self, Delivery, PayloadError, SignatureError};
 use docbrain_core::SearchFilter;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::Body;
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -66,8 +66,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| decode(v))
 }
 
-/// Routes one request.
-pub async fn router(state: &AppState, req: Request<Incoming>) -> Response {
+/// Routes one request: the whole HTTP surface, callable in-process with any body type (tests
+/// pass a `Full<Bytes>`; [`crate::serve`] passes hyper's `Incoming`).
+pub async fn router<B>(state: &AppState, req: Request<B>) -> Response
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         (&Method::GET, "/readyz") => readyz(state).await,
@@ -130,7 +135,11 @@ async fn readyz(state: &AppState) -> Response {
 }
 
 /// `POST /confluence/events`: cap, verify, read, journal, acknowledge.
-async fn events(state: &AppState, w: &Webhook, req: Request<Incoming>) -> Response {
+async fn events<B>(state: &AppState, w: &Webhook, req: Request<B>) -> Response
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let config = w.config();
     let limit = config.max_body_bytes;
     let declared = req

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
-use std::net::TcpListener as StdListener;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,21 +15,15 @@ use docbrain_index::EmbeddedStore;
 
 const SECRET: &str = "kill-test-secret";
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn_server(sim: &Simulator, data: &Path, port: u16) -> Child {
+/// Starts the server on a port of its choosing; returns it with its base URL (from the
+/// `listening on http://…` line it prints).
+fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docbrain-server"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DOCBRAIN_DATA_DIR", data)
         .env("SERVER_BIND", "127.0.0.1")
-        .env("SERVER_PORT", port.to_string())
+        .env("SERVER_PORT", "0")
         .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
         .env("CONFLUENCE_BASE_URL", sim.base_url_v1())
         .env("CONFLUENCE_API_VERSION", "v1")
@@ -37,14 +31,23 @@ fn spawn_server(sim: &Simulator, data: &Path, port: u16) -> Child {
         .env("CONFLUENCE_SPACE_KEYS", "ENG")
         .env("WEBHOOK_DEBOUNCE_MS", "50")
         .env("LOG_LEVEL", "info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);
         }
     }
-    cmd.spawn().unwrap()
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
+        .to_owned();
+    (child, base)
 }
 
 async fn wait_healthy(base: &str) {
@@ -86,11 +89,8 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = spawn_server(&sim, &data);
     let url = format!("{base}/confluence/events");
-
-    let mut server = spawn_server(&sim, &data, port);
     wait_healthy(&base).await;
     for (i, id) in ids.iter().enumerate() {
         sim.edit_page(
@@ -126,7 +126,7 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
         "the kill came after every page was done"
     );
 
-    let mut server = spawn_server(&sim, &data, port);
+    let (mut server, base) = spawn_server(&sim, &data);
     wait_healthy(&base).await;
     let started = Instant::now();
     loop {

@@ -1,4 +1,4 @@
-//! The server through a real listener on loopback and a real HTTP client.
+//! The routes called in-process, and once through a real listener on loopback.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MemoryStore, Page, PageStatus, Pipeline};
-use docbrain_server::{serve, AppState};
+use docbrain_server::{router, serve, AppState};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -26,8 +29,8 @@ fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
     }
 }
 
-#[tokio::test]
-async fn health_readiness_and_search_over_a_real_listener() {
+/// A search-only state over two pages in two spaces.
+async fn two_pages() -> AppState {
     let pipeline = Pipeline::searcher(
         Arc::new(LetterEmbedder::default()),
         Arc::new(MemoryStore::new()),
@@ -53,34 +56,41 @@ async fn health_readiness_and_search_over_a_real_listener() {
         .await
         .unwrap();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        listener,
-        AppState {
-            pipeline,
-            webhook: None,
-            metrics: Default::default(),
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = reqwest::Client::new();
-    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    let state = AppState {
+        pipeline,
+        webhook: None,
+        metrics: Default::default(),
+    };
+    state
+}
 
-    let r = get("/healthz").await.unwrap();
-    assert_eq!(r.status(), 200);
-    let r: Value = get("/readyz").await.unwrap().json().await.unwrap();
+/// Calls the router in-process: no socket.
+async fn call(state: &AppState, method: Method, path: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let response = router(state, request).await;
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn health_readiness_and_search_in_process() {
+    let state = two_pages().await;
+    let get = |path: &'static str| call(&state, Method::GET, path);
+
+    assert_eq!(get("/healthz").await.0, 200);
+    let (_, r) = get("/readyz").await;
     assert_eq!(
         (r["status"].as_str(), r["pages"].as_u64()),
         (Some("ready"), Some(2))
     );
 
-    let r = get("/search?q=how+do+I+roll+back%3F&k=1").await.unwrap();
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = get("/search?q=how+do+I+roll+back%3F&k=1").await;
+    assert_eq!(status, 200);
     let hits = body["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0]["page_id"], "1");
@@ -89,43 +99,43 @@ async fn health_readiness_and_search_over_a_real_listener() {
         serde_json::json!(["Deploys", "Rollback"])
     );
 
-    let body: Value = get("/search?q=paged&space=OPS")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|h| h["space_key"] == "OPS"));
+    let (_, body) = get("/search?q=paged&space=OPS").await;
+    let hits = body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{body}");
+    assert!(hits.iter().all(|h| h["space_key"] == "OPS"), "{body}");
 
-    let r = get("/search").await.unwrap();
-    assert_eq!(r.status(), 400);
+    let (status, body) = get("/search").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "missing query parameter q");
+    assert_eq!(get("/search?q=x&k=0").await.0, 400);
+    assert_eq!(get("/search?q=x&k=abc").await.0, 400);
+    assert_eq!(call(&state, Method::PUT, "/healthz").await.0, 405);
+    assert_eq!(get("/nope").await.0, 404);
     assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "missing query parameter q"
+        call(&state, Method::POST, "/confluence/events").await.0,
+        404,
+        "the webhook is off without its secret"
     );
-    assert_eq!(get("/search?q=x&k=0").await.unwrap().status(), 400);
-    assert_eq!(get("/search?q=x&k=abc").await.unwrap().status(), 400);
-    assert_eq!(
-        client
-            .put(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        405
-    );
-    assert_eq!(get("/nope").await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_real_listener_serves_and_shuts_down() {
+    let state = two_pages().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
     let r = client
-        .post(format!("{base}/confluence/events"))
-        .body("{}")
+        .get(format!("{base}/search?q=rollback"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(!body["hits"].as_array().unwrap().is_empty(), "{body}");
 
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(15), server)
@@ -133,7 +143,7 @@ async fn health_readiness_and_search_over_a_real_listener() {
         .unwrap()
         .unwrap();
     assert!(
-        get("/healthz").await.is_err(),
+        client.get(format!("{base}/healthz")).send().await.is_err(),
         "the listener is closed after shutdown"
     );
 }

@@ -176,6 +176,41 @@ impl Harness {
             .any(|h| &h.page_id == id)
     }
 
+    /// A value from `/metrics`: the line that starts with `series` (name and labels).
+    async fn metric(&self, series: &str) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// Sends an event for a fresh page and waits until it is indexed and the queue is empty:
+    /// by then every event accepted before it has been handled.
+    async fn barrier(&self) -> PageId {
+        let id = self
+            .sim
+            .create_page("ENG", "Barrier", "<p>Barrier page.</p>");
+        assert_eq!(
+            self.send(PageEvent::Created, &id, BodyShape::DataCenter)
+                .await,
+            200
+        );
+        self.wait_version(&id, Some(1)).await;
+        self.drained().await;
+        id
+    }
+
+    /// Waits until no page is waiting for or in reconciliation.
+    async fn drained(&self) {
+        self.until(Duration::from_secs(20), "an empty queue", || async {
+            self.metrics()
+                .await
+                .contains("docbrain_webhook_queue_depth 0")
+        })
+        .await;
+    }
+
     async fn metrics(&self) -> String {
         self.http
             .get(format!("{}/metrics", self.base))
@@ -266,8 +301,13 @@ async fn other_events_are_acknowledged_and_ignored() {
         let answer: serde_json::Value = r.json().await.unwrap();
         assert_eq!(answer["status"], "ignored", "{body}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(h.sim.requests().is_empty(), "ignored events fetch nothing");
+    let barrier = h.barrier().await;
+    assert_eq!(
+        h.sim.requests().len(),
+        h.sim.count_for(Route::PageBody, &barrier),
+        "ignored events fetch nothing: {:?}",
+        h.sim.requests()
+    );
     assert!(h
         .metrics()
         .await
@@ -330,11 +370,19 @@ async fn bad_requests_are_refused_and_touch_nothing() {
         .await;
     assert_eq!(r.status(), 400);
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(h.sim.requests().is_empty(), "nothing was fetched");
+    h.barrier().await;
+    assert_eq!(
+        h.sim.count_for(Route::PageBody, &id),
+        0,
+        "nothing was fetched"
+    );
     assert_eq!(h.indexed_version(&id).await, None);
     let journal = std::fs::read_to_string(h.journal.path().join("webhook-journal.jsonl")).unwrap();
-    assert!(journal.is_empty(), "nothing was journaled: {journal}");
+    let journaled = journal.lines().any(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        entry["page"].to_string().trim_matches('"') == id.as_str()
+    });
+    assert!(!journaled, "nothing was journaled for the page: {journal}");
     let metrics = h.metrics().await;
     assert!(
         metrics.contains("docbrain_webhook_signature_failures_total 5"),
@@ -392,7 +440,7 @@ async fn a_hundred_edits_in_a_second_are_fetched_at_most_three_times() {
         "the machine is too slow for this test: 100 events took {burst:?}"
     );
     h.wait_version(&id, Some(101)).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    h.drained().await;
     let fetches = h.sim.count_for(Route::PageBody, &id);
     assert!(
         (1..=3).contains(&fetches),
@@ -401,8 +449,17 @@ async fn a_hundred_edits_in_a_second_are_fetched_at_most_three_times() {
     assert_eq!(h.indexed_version(&id).await, Some(101));
 }
 
+/// How long the outage lasts: `OUTAGE_SECS` (default 5; the issue's probe used 60).
+fn outage() -> Duration {
+    let secs = std::env::var("OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(secs)
+}
+
 #[tokio::test]
-async fn confluence_down_for_a_minute_loses_nothing() {
+async fn a_confluence_outage_loses_nothing() {
     let h = Harness::new(ApiVersion::V1).await;
     let ids: Vec<PageId> = (0..5)
         .map(|i| {
@@ -421,7 +478,19 @@ async fn confluence_down_for_a_minute_loses_nothing() {
             200
         );
     }
-    tokio::time::sleep(Duration::from_secs(60).saturating_sub(down.elapsed())).await;
+    // Every page has been tried and has failed at least once...
+    h.until(
+        Duration::from_secs(20),
+        "a failed fetch of every page",
+        || async {
+            ids.iter()
+                .all(|id| h.sim.count_for(Route::PageBody, id) >= 1)
+                && h.metric("docbrain_confluence_errors_total").await >= 5
+        },
+    )
+    .await;
+    // ...and Confluence stays down for the rest of the outage.
+    tokio::time::sleep(outage().saturating_sub(down.elapsed())).await;
     for id in &ids {
         assert_eq!(
             h.indexed_version(id).await,
@@ -461,7 +530,10 @@ async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
             .await,
         200
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.until(Duration::from_secs(20), "a failed attempt", || async {
+        h.metric("docbrain_confluence_errors_total").await >= 1
+    })
+    .await;
     let config = webhook_config(h.journal.path());
     h.restart(config.clone()).await;
     h.sim.clear_faults();
@@ -490,9 +562,9 @@ async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
     h.sim.clear_faults();
     h.sim.clear_log();
     h.restart(config).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.barrier().await;
     assert_eq!(
-        h.sim.count(Route::PageBody),
+        h.sim.count_for(Route::PageBody, &poison),
         0,
         "a parked event is not replayed"
     );
@@ -522,7 +594,12 @@ async fn an_event_newer_than_the_api_waits_for_replication() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    h.until(
+        Duration::from_secs(20),
+        "a fetch of the lagging page",
+        || async { h.sim.count_for(Route::PageBody, &id) >= 1 },
+    )
+    .await;
     h.sim.edit_page(&id, "<p>v2</p>");
     h.sim.edit_page(&id, "<p>v3 arrives late</p>");
     h.wait_version(&id, Some(3)).await;
