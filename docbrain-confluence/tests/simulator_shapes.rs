@@ -2,6 +2,7 @@
 //! captured beside the checkout; opt-in, as scripts/test.sh runs them): required fields present, and no field the schema does not define.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // a test client reading the simulator on loopback
 
 use std::path::PathBuf;
 

@@ -79,6 +79,7 @@ pub mod settings;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+pub mod text;
 
 pub use build::{IndexBuilder, SourceBuilder};
 pub use chunk::{Chunk, EmbeddedChunk};

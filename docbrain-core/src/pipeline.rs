@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -534,10 +534,7 @@ impl Pipeline {
         }
         self.store.flush().await?;
         if report.is_clean() {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            self.store.record_sync(now).await?;
+            self.store.record_sync(crate::text::now_ms()).await?;
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)

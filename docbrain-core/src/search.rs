@@ -49,11 +49,7 @@ pub struct SearchHit {
 impl SearchHit {
     /// Returns the first `max_chars` characters of the text on one line, for display.
     pub fn snippet(&self, max_chars: usize) -> String {
-        let flat: String = self.text.split_whitespace().collect::<Vec<_>>().join(" ");
-        match flat.char_indices().nth(max_chars) {
-            Some((cut, _)) => format!("{}…", &flat[..cut]),
-            None => flat,
-        }
+        crate::text::one_line(&self.text, max_chars)
     }
 }
 

@@ -18,6 +18,8 @@ mod build;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
+#[cfg(any(feature = "remote", feature = "opensearch"))]
+mod http;
 #[cfg(feature = "local-model")]
 mod local;
 #[cfg(feature = "opensearch")]

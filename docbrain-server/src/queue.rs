@@ -12,10 +12,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use docbrain_confluence::webhook::{PageEvent, PageRef};
 use docbrain_core::settings::WebhookSettings;
+use docbrain_core::text::now_ms;
 use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -73,12 +74,6 @@ pub struct Webhook {
     next_seq: AtomicU64,
     stopping: Arc<AtomicBool>,
     workers: Mutex<Vec<JoinHandle<()>>>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Webhook {

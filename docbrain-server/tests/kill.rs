@@ -2,6 +2,7 @@
 //! acknowledged event still reaches the index. Uses the real local model (`scripts/fetch-model.sh`).
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! The routes called in-process, and once through a real listener on loopback.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
 
 use std::process::Command;
 use std::sync::Arc;
@@ -56,12 +57,11 @@ async fn two_pages() -> AppState {
         .await
         .unwrap();
 
-    let state = AppState {
+    AppState {
         pipeline,
         webhook: None,
         metrics: Default::default(),
-    };
-    state
+    }
 }
 
 /// Calls the router in-process: no socket.

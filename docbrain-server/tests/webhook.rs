@@ -1,6 +1,7 @@
 //! `POST /confluence/events` over real HTTP on loopback, with the simulator as Confluence.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -79,10 +79,12 @@ impl Http {
             })?;
             let status = response.status();
             let headers = response.headers().clone();
-            let text = response.text().await.map_err(|e| Attempt::Retry {
-                problem: transport_problem(&e),
-                retry_after: None,
-            })?;
+            let text = read_text(response)
+                .await
+                .map_err(|problem| Attempt::Retry {
+                    problem,
+                    retry_after: None,
+                })?;
             self.judge(status, &headers, &text, &path)
         };
         let answer = retry(&self.retry, "confluence", attempt)
@@ -184,6 +186,28 @@ fn transport_problem(e: &reqwest::Error) -> String {
     }
 }
 
+/// The largest answer read: a listing page of 250 pages with bodies is a few MB.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads an answer's body as text, refusing more than [`MAX_BODY_BYTES`].
+async fn read_text(mut response: reqwest::Response) -> Result<String, String> {
+    let too_big = || format!("the answer is larger than {MAX_BODY_BYTES} bytes");
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_problem(&e))? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// The `rel="next"` target of one `Link` header value.
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
@@ -266,11 +290,7 @@ fn strip_tags(html: &str) -> String {
 }
 
 fn shorten(text: &str) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(240) {
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-        None => flat,
-    }
+    docbrain_core::text::one_line(text, 240)
 }
 
 #[cfg(test)]

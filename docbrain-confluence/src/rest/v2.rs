@@ -199,15 +199,7 @@ async fn ancestors(inner: &Inner, id: &PageId) -> Result<Vec<String>, SourceErro
     Ok(titles)
 }
 
-/// Percent-encodes an id for a path segment (ids are digits, but nothing is assumed).
+/// Percent-encodes an id or key for a path segment (ids are digits, but nothing is assumed).
 pub(super) fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -19,7 +19,9 @@ mod routes;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use docbrain_core::text::now_ms;
 
 use docbrain_core::{PageId, PageStatus};
 use tokio::net::TcpListener;
@@ -173,12 +175,6 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Simulator {

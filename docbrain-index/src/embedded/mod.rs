@@ -12,7 +12,7 @@ mod vectors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use docbrain_core::{
@@ -55,9 +55,7 @@ struct State {
 type Result<T, E = IndexError> = std::result::Result<T, E>;
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    docbrain_core::text::now_ms() as i64
 }
 
 fn encode_vector(v: &[f32]) -> Vec<u8> {

@@ -1,14 +1,13 @@
 //! One OpenSearch request with bounded retries, and readable errors.
 
-use std::time::SystemTime;
-
-use docbrain_core::retry::{parse_retry_after, retry, Attempt, Retried, RetryPolicy};
+use docbrain_core::retry::{retry, Attempt, Retried, RetryPolicy};
+use docbrain_core::text::one_line;
 use docbrain_core::Secret;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::IndexError;
+use crate::{http, IndexError};
 
 /// A request body.
 #[derive(Debug, Clone, Copy)]
@@ -37,13 +36,7 @@ impl Client {
         tls_verify: bool,
         retry: RetryPolicy,
     ) -> Result<Self, IndexError> {
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(!tls_verify)
-            .user_agent(concat!("docbrain/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                IndexError::InvalidSetting(format!("cannot build the HTTP client: {e}"))
-            })?;
+        let http = crate::http::client(tls_verify)?;
         Ok(Self {
             http,
             url: url.trim_end_matches('/').to_owned(),
@@ -82,22 +75,18 @@ impl Client {
                     .body(text.to_owned()),
             };
             let response = request.send().await.map_err(|e| Attempt::Retry {
-                problem: if e.is_timeout() {
-                    "timed out".into()
-                } else if e.is_connect() {
-                    "connection refused or unreachable".into()
-                } else {
-                    format!("transport error: {e}")
-                },
+                problem: http::transport_problem(&e),
                 retry_after: None,
             })?;
             let status = response.status().as_u16();
-            let asked = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let text = response.text().await.unwrap_or_default();
+            let asked = http::retry_after(response.headers());
+            // A body that cannot be read whole is a failed attempt, never an empty success.
+            let text = http::read_text(response, http::MAX_BODY_BYTES)
+                .await
+                .map_err(|problem| Attempt::Retry {
+                    problem: format!("HTTP {status}, unreadable answer: {problem}"),
+                    retry_after: None,
+                })?;
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             match status {
                 200..=299 | 404 => Ok((status, json)),
@@ -143,23 +132,5 @@ pub(crate) fn reason(json: &Value, text: &str) -> String {
         .or_else(|| json["error"]["reason"].as_str())
         .or_else(|| json["error"].as_str())
         .or_else(|| json["message"].as_str());
-    let raw = from_json.unwrap_or(text);
-    let flat: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-        None => flat,
-    }
-}
-
-/// Percent-encodes one path segment (document ids may hold `/`).
-pub(crate) fn segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    one_line(from_json.unwrap_or(text), 300)
 }

@@ -23,11 +23,11 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::OpenSearchSettings;
+use docbrain_core::text::now_ms;
 use docbrain_core::{
     reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage, ModelInfo, PageId,
     ReplaceOutcome, SearchHit, SearchRequest,
@@ -36,8 +36,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
+use crate::http::segment;
 use crate::IndexError;
-use client::{reason, segment, Body, Client};
+use client::{reason, Body, Client};
 
 /// How many candidates each ranking contributes to the fusion.
 const CANDIDATES: usize = 50;
@@ -688,12 +689,6 @@ fn generation_of(page: &IndexedPage, chunks: &[EmbeddedChunk]) -> String {
         eat(c.chunk.content_hash.as_bytes());
     }
     format!("{}-{h:016x}", page.version)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 //! here rather than in `tests/` because one test interleaves the steps of a replace.
 
 #![allow(clippy::unwrap_used)] // a panic is the failure report
+#![allow(clippy::disallowed_methods)] // a test client reading the local node
 
 use std::sync::Arc;
 
@@ -10,11 +11,11 @@ use docbrain_core::{
     SearchRequest,
 };
 
-use super::client::segment;
 use super::{
     chunk_doc_id, generation_of, now_ms, Held, OpenSearchConfig, OpenSearchStore,
     ABANDONED_AFTER_MS,
 };
+use crate::http::segment;
 
 const PAGE: &str = "runbooks/race.md";
 

@@ -22,7 +22,8 @@ pub use api::RemoteApi;
 pub use http::RetryPolicy;
 
 use crate::error::IndexError;
-use http::{normalise, post_json, truncate_chars, Failure};
+use docbrain_core::text::truncate_chars;
+use http::{normalise, post_json, Failure};
 
 /// Settings of a remote embedder; [`RemoteConfig::connect`] builds it.
 #[derive(Debug, Clone)]
@@ -102,9 +103,7 @@ impl RemoteConfig {
                 self.base_url
             ))
         })?;
-        let client = http::client(self.tls_verify).map_err(|e| {
-            IndexError::InvalidSetting(format!("cannot build the HTTP client: {e}"))
-        })?;
+        let client = crate::http::client(self.tls_verify)?;
         let mut embedder = RemoteEmbedder {
             inner: Arc::new(Inner {
                 config: self,

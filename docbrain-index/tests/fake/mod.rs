@@ -1,6 +1,8 @@
 //! A loopback server that speaks OpenAI's `/v1/embeddings` and Ollama's `/api/embed` with
 //! their real request, answer and error shapes, plus injectable failures and a restart.
 
+#![allow(clippy::disallowed_methods)] // collects request bodies the test itself sent
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
