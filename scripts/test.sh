@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test suite: fetches the model weights if absent, starts a local OpenSearch node unless one
-# answers already (scripts/opensearch.sh; stopped again at the end), runs every test of the
-# workspace (unit, integration, doctests; the end-to-end tests use the real model and the real
-# node), then builds and runs the examples.
+# The test suite. Fetches the model weights if absent and starts a local OpenSearch node unless
+# one answers already (scripts/opensearch.sh; stopped again at the end), then runs:
+#   1. `cargo test --workspace`: every test a fresh clone runs, with no node and no ../shared;
+#   2. the tests marked #[ignore] because they need the real node, plus (when ../shared is beside
+#      the checkout) the checks against the captured Confluence fixtures;
+#   3. the examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,22 @@ fi
 stop_opensearch() { if [ -n "$started_opensearch" ]; then scripts/opensearch.sh stop; fi; }
 trap stop_opensearch EXIT
 
+echo "== tests (what cargo test runs on a fresh clone)"
 cargo test --workspace
+
+captured="$(cd .. && pwd)/shared/fixtures/confluence"
+skip=()
+if [ -d "$captured" ]; then
+  export DOCBRAIN_CAPTURED_FIXTURES="$captured"
+  echo "== tests that need the OpenSearch node at $OPENSEARCH_URL, and the captured-fixture checks ($captured)"
+else
+  skip=(--skip captured_)
+  echo "== tests that need the OpenSearch node at $OPENSEARCH_URL (no $captured: captured-fixture checks skipped)"
+fi
+cargo test --workspace -- --ignored "${skip[@]}"
+
+echo "== examples"
 cargo run --quiet -p example-sync-folder -- examples/sample-space "how do I roll back a deploy?"
 cargo run --quiet -p example-custom-fetcher
-echo "examples: 2 passed, 0 failed"
+cargo run --quiet -p example-from-settings -- "how do I roll back a deploy?"
+echo "examples: 3 passed, 0 failed"
