@@ -101,3 +101,122 @@ impl Pipeline {
             .with_options(settings.pipeline_options()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::page::{Fetched, Page, PageId, PageStatus, PageSummary};
+    use crate::settings::{ConfluenceSettings, LocalSettings};
+    use crate::testsuite::LetterEmbedder;
+    use crate::{ErrorKind, PageStream, Secret};
+
+    /// One long page in space DOCS.
+    #[derive(Debug)]
+    struct OneLongPage;
+
+    #[async_trait]
+    impl Fetcher for OneLongPage {
+        fn list<'a>(&'a self, _: &'a Scope) -> PageStream<'a> {
+            Box::pin(futures::stream::iter([Ok(PageSummary {
+                id: "1".into(),
+                space_key: "DOCS".into(),
+                title: "Long".into(),
+                version: Some(1),
+            })]))
+        }
+        async fn fetch(&self, id: &PageId) -> Result<Fetched> {
+            let body = (0..40)
+                .map(|i| {
+                    format!("Paragraph {i} explains one more step of the rollout in detail.\n\n")
+                })
+                .collect();
+            Ok(Fetched::Page(Page {
+                id: id.clone(),
+                space_key: "DOCS".into(),
+                title: "Long".into(),
+                version: 1,
+                status: PageStatus::Current,
+                url: None,
+                ancestors: vec![],
+                labels: vec![],
+                body,
+            }))
+        }
+    }
+
+    struct Parts;
+
+    impl SourceBuilder for Parts {
+        fn fetcher(&self, settings: &SourceSettings) -> Result<Option<Arc<dyn Fetcher>>> {
+            Ok(match settings {
+                SourceSettings::None => None,
+                _ => Some(Arc::new(OneLongPage)),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl IndexBuilder for Parts {
+        async fn store(&self, _: &Settings) -> Result<Arc<dyn IndexStore>> {
+            Ok(Arc::new(MemoryStore::new()))
+        }
+        async fn embedder(&self, _: &EmbedderSettings) -> Result<Arc<dyn Embedder>> {
+            Ok(Arc::new(LetterEmbedder::default()))
+        }
+    }
+
+    fn local() -> Settings {
+        Settings {
+            source: SourceSettings::Local(LocalSettings {
+                path: "docs".into(),
+                space_key: "DOCS".into(),
+            }),
+            ..Settings::default()
+        }
+    }
+
+    async fn chunks_with(max_tokens: usize) -> u64 {
+        let mut settings = local();
+        settings.chunking.max_tokens = max_tokens;
+        let pipeline = Pipeline::from_settings(&settings, &Parts, &Parts)
+            .await
+            .unwrap();
+        pipeline.sync(&settings.scope()).await.unwrap().chunks_total
+    }
+
+    #[tokio::test]
+    async fn the_chunk_budget_reaches_the_chunker() {
+        let (small, large) = (chunks_with(80).await, chunks_with(254).await);
+        assert!(
+            small > large && large >= 1,
+            "80 tokens: {small} chunks, 254: {large}"
+        );
+    }
+
+    #[test]
+    fn the_guards_and_crawl_settings_reach_the_pipeline() {
+        let mut settings = local();
+        settings.guards.max_delete_fraction = 0.1;
+        settings.guards.allow_mass_delete = true;
+        let options = settings.pipeline_options();
+        assert!((options.max_delete_fraction - 0.1).abs() < f64::EPSILON);
+        assert!(options.allow_mass_delete);
+        let mut site = ConfluenceSettings::new("https://x", Default::default(), Secret::new("t"));
+        site.fetch_concurrency = 7;
+        site.page_limit = Some(30);
+        settings.source = SourceSettings::Confluence(site);
+        assert_eq!(settings.pipeline_options().fetch_concurrency, 7);
+        assert_eq!(settings.scope().page_limit, Some(30));
+    }
+
+    #[tokio::test]
+    async fn without_a_source_the_pipeline_only_searches() {
+        let pipeline = Pipeline::from_settings(&Settings::default(), &Parts, &Parts)
+            .await
+            .unwrap();
+        let err = pipeline.sync(&Scope::all()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("configure a source"), "{err}");
+    }
+}

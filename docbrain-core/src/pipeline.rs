@@ -943,4 +943,40 @@ mod tests {
             .unwrap()
             .is_empty());
     }
+
+    #[tokio::test]
+    async fn reconcile_at_least_writes_nothing_until_the_source_has_the_version() {
+        let f = fixture(Source::default()).await;
+        let id = PageId::from("1");
+        // The event named version 3; the source still serves version 1.
+        let outcome = f.pipeline.reconcile_at_least(&id, Some(3)).await.unwrap();
+        assert_eq!(
+            outcome,
+            PageOutcome::Behind {
+                fetched: 1,
+                wanted: 3
+            }
+        );
+        assert!(
+            f.store.page(&id).await.unwrap().is_none(),
+            "nothing written"
+        );
+        f.source
+            .edit("1", |p| p.body = "Body of page 1, edited.".into());
+        f.source
+            .edit("1", |p| p.body = "Body of page 1, edited twice.".into());
+        let outcome = f.pipeline.reconcile_at_least(&id, Some(3)).await.unwrap();
+        assert!(
+            matches!(outcome, PageOutcome::Updated { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(f.store.page(&id).await.unwrap().unwrap().version, 3);
+        // A trashed page is removed whatever version was wanted.
+        f.source.edit("1", |p| p.status = PageStatus::Trashed);
+        let outcome = f.pipeline.reconcile_at_least(&id, Some(9)).await.unwrap();
+        assert!(
+            matches!(outcome, PageOutcome::Deleted { .. }),
+            "{outcome:?}"
+        );
+    }
 }

@@ -392,9 +392,9 @@ impl Settings {
                 self.guards.max_delete_fraction
             )));
         }
-        if self.chunking.max_tokens < 32 {
+        if self.chunking.max_tokens < 65 {
             return Err(invalid(format!(
-                "CHUNK_MAX_TOKENS={} is too small: use at least 32",
+                "CHUNK_MAX_TOKENS={} is too small: use at least 65 (chunks overlap by 32 tokens)",
                 self.chunking.max_tokens
             )));
         }

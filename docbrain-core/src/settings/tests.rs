@@ -179,7 +179,7 @@ fn each_mistake_names_the_variable_to_fix() {
         ),
         (
             &[("CHUNK_MAX_TOKENS", "4")],
-            "CHUNK_MAX_TOKENS=4 is too small: use at least 32",
+            "CHUNK_MAX_TOKENS=4 is too small: use at least 65",
         ),
         (
             &[("INGEST_SCHEDULE", "0 */6 * * *")],

@@ -11,10 +11,8 @@ use docbrain_core::{
     SearchRequest,
 };
 
-use super::{
-    chunk_doc_id, generation_of, now_ms, Held, OpenSearchConfig, OpenSearchStore,
-    ABANDONED_AFTER_MS,
-};
+use super::generations::{Held, ABANDONED_AFTER_MS};
+use super::{chunk_doc_id, generation_of, now_ms, OpenSearchConfig, OpenSearchStore};
 use crate::http::segment;
 
 const PAGE: &str = "runbooks/race.md";
