@@ -7,6 +7,12 @@
 //! pending again. A torn last line (the process was killed mid-write) was never acknowledged
 //! and is skipped. When the file grows past a bound and few entries are pending, it is rewritten
 //! with the pending entries only (write to a temporary file, fsync, rename).
+//!
+//! A write that fails (a full disk) is cut off again, so the file ends on a whole record and the
+//! next record never lands on a torn line; nothing in a failed batch is acknowledged. The journal
+//! opens even when its disk is full (it then skips the start-up rewrite), so the server starts
+//! degraded: events get 503 and readiness fails until a write works again. One process at a time
+//! holds the journal: an exclusive lock on `webhook-journal.lock` names the holder.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -24,6 +30,8 @@ use crate::ServerError;
 
 /// The journal file's name inside the journal folder.
 pub(crate) const FILE_NAME: &str = "webhook-journal.jsonl";
+/// The lock file's name: held exclusively while a process has the journal open.
+const LOCK_NAME: &str = "webhook-journal.lock";
 /// Rewrite the file when it is larger than this and mostly settled.
 const COMPACT_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -56,6 +64,9 @@ enum Record {
 
 enum Command {
     Write(Record, Option<oneshot::Sender<Result<(), String>>>),
+    /// Can the journal take a record now? Appends and syncs a record-sized blank line, then
+    /// cuts it off again.
+    Probe(oneshot::Sender<Result<(), String>>),
 }
 
 /// A handle to the journal; cheap to clone.
@@ -63,6 +74,8 @@ enum Command {
 pub(crate) struct Journal {
     tx: mpsc::Sender<CommandBox>,
     path: PathBuf,
+    /// Held (locked) for as long as any handle lives.
+    _lock: std::sync::Arc<File>,
 }
 
 /// `Command` boxed so the handle stays `Debug`.
@@ -85,11 +98,19 @@ impl Journal {
             source: e,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = lock(dir)?;
         let path = dir.join(FILE_NAME);
         let (pending, lines) = replay(&path).map_err(io)?;
-        // Start from a compact file: the pending entries only.
-        rewrite(&path, pending.values()).map_err(io)?;
-        let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
+        // Start from a compact file: the pending entries only. On a full disk keep the file as
+        // it is and start anyway: events are refused until space returns.
+        if let Err(e) = rewrite(&path, pending.values()) {
+            warn!(path = %path.display(), error = %e, "cannot rewrite the webhook journal at start (disk full?); starting degraded: events get 503 until a write works");
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
         debug!(path = %path.display(), replayed_lines = lines, pending = pending.len(), "journal open");
         let (tx, rx) = mpsc::channel::<CommandBox>();
         let writer_path = path.clone();
@@ -98,7 +119,14 @@ impl Journal {
             .name("webhook-journal".into())
             .spawn(move || writer(file, &writer_path, &rx, settled))
             .map_err(io)?;
-        Ok((Self { tx, path }, pending.into_values().collect()))
+        Ok((
+            Self {
+                tx,
+                path,
+                _lock: std::sync::Arc::new(lock),
+            },
+            pending.into_values().collect(),
+        ))
     }
 
     /// Appends an accepted event; resolves once it is on disk.
@@ -130,17 +158,16 @@ impl Journal {
         }
     }
 
-    /// Whether the writer is alive (for readiness).
-    pub(crate) async fn is_writable(&self) -> bool {
+    /// Whether the journal can take a record now (for readiness): appends and syncs a
+    /// record-sized blank line, then cuts it off.
+    ///
+    /// # Errors
+    /// What the write met (a full disk, a read-only folder, a stopped writer).
+    pub(crate) async fn probe(&self) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
-        // An empty `done` record is a harmless no-op that goes through the whole write path.
-        if self
-            .send(Command::Write(Record::Done { seqs: vec![] }, Some(ack)))
-            .is_err()
-        {
-            return false;
-        }
-        matches!(done.await, Ok(Ok(())))
+        self.send(Command::Probe(ack)).map_err(|e| e.to_string())?;
+        done.await
+            .map_err(|_| "the journal writer stopped".to_owned())?
     }
 
     /// The journal file.
@@ -158,6 +185,41 @@ impl Journal {
             detail: "the journal writer stopped".into(),
         }
     }
+}
+
+/// Takes the journal folder's lock, or says who holds it.
+fn lock(dir: &Path) -> Result<File, ServerError> {
+    let path = dir.join(LOCK_NAME);
+    let io = |e: std::io::Error| ServerError::Journal {
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(ServerError::JournalLocked {
+                path: dir.to_path_buf(),
+                holder: holder.trim().to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let me = format!("pid {} on {}", std::process::id(), host.trim());
+    // Best effort: the lock holds even if the note cannot be written (a full disk).
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.write_all(me.as_bytes()))
+        .and_then(|()| file.sync_data());
+    Ok(file)
 }
 
 /// Reads the file: the pending entries by sequence number, and the number of lines read.
@@ -193,13 +255,17 @@ fn replay(path: &Path) -> std::io::Result<(BTreeMap<u64, Entry>, usize)> {
 /// Replaces the file with one holding `entries` only.
 fn rewrite<'a>(path: &Path, entries: impl Iterator<Item = &'a Entry>) -> std::io::Result<()> {
     let tmp = path.with_extension("jsonl.tmp");
-    {
+    let written = (|| {
         let mut f = File::create(&tmp)?;
         for e in entries {
             serde_json::to_writer(&mut f, &Record::Add(e.clone()))?;
             f.write_all(b"\n")?;
         }
-        f.sync_all()?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -221,6 +287,8 @@ fn writer(
     let mut buf = Vec::with_capacity(64 * 1024);
     while let Ok(first) = rx.recv() {
         let mut acks = Vec::new();
+        let mut probes = Vec::new();
+        let mut added = Vec::new();
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
@@ -229,18 +297,20 @@ fn writer(
             }
         }
         buf.clear();
-        for CommandBox(Command::Write(record, ack)) in batch {
+        for CommandBox(command) in batch {
+            let (record, ack) = match command {
+                Command::Write(record, ack) => (record, ack),
+                Command::Probe(ack) => {
+                    probes.push(ack);
+                    continue;
+                }
+            };
             match &record {
                 Record::Add(e) => {
                     pending.insert(e.seq, e.clone());
+                    added.push(e.seq);
                 }
                 Record::Done { seqs } | Record::Park { seqs, .. } => {
-                    if seqs.is_empty() {
-                        if let Some(ack) = ack {
-                            acks.push(ack);
-                        }
-                        continue;
-                    }
                     for s in seqs {
                         pending.remove(s);
                     }
@@ -253,16 +323,24 @@ fn writer(
                 acks.push(ack);
             }
         }
-        let result = file
-            .write_all(&buf)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| e.to_string());
+        let result = append(&mut file, &mut size, &buf);
         if let Err(e) = &result {
             warn!(path = %path.display(), error = %e, "journal write failed; events are refused until it works");
+            // Never acknowledged, so not pending either (Confluence delivers them again).
+            for seq in added {
+                pending.remove(&seq);
+            }
         }
-        size += buf.len() as u64;
         for ack in acks {
             let _ = ack.send(result.clone());
+        }
+        if !probes.is_empty() {
+            let mut probe_size = size;
+            let probed = append(&mut file, &mut probe_size, &PROBE)
+                .and_then(|()| cut(&mut file, size).map_err(|e| e.to_string()));
+            for ack in probes {
+                let _ = ack.send(probed.clone());
+            }
         }
         if result.is_ok() && size > COMPACT_BYTES && pending.len() < 10_000 {
             match rewrite(path, pending.values())
@@ -275,6 +353,40 @@ fn writer(
                 }
                 Err(e) => warn!(error = %e, "journal compaction failed; appending to the old file"),
             }
+        }
+    }
+}
+
+/// What a readiness probe writes: a blank line the size of a large record.
+const PROBE: [u8; 4096] = {
+    let mut line = [b' '; 4096];
+    line[4095] = b'\n';
+    line
+};
+
+/// Cuts the file back to `size` bytes, durably.
+fn cut(file: &mut File, size: u64) -> std::io::Result<()> {
+    file.set_len(size).and_then(|()| file.sync_data())
+}
+
+/// Appends `buf` and syncs it; on failure cuts the file back to `size`, so it still ends on a
+/// whole record.
+fn append(file: &mut File, size: &mut u64, buf: &[u8]) -> Result<(), String> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    match file.write_all(buf).and_then(|()| file.sync_data()) {
+        Ok(()) => {
+            *size += buf.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(failed) = cut(file, *size) {
+                warn!(error = %failed, "cannot cut a failed journal write back; the next start skips the torn line");
+                // Whatever is there now is where the next record starts after its newline.
+                *size = file.metadata().map_or(*size, |m| m.len());
+            }
+            Err(e.to_string())
         }
     }
 }
@@ -304,7 +416,7 @@ mod tests {
         }
         journal.done(vec![1, 2]);
         journal.park(vec![3], "gave up".into());
-        assert!(journal.is_writable().await);
+        assert_eq!(journal.probe().await, Ok(()));
         drop(journal);
         // A torn line at the end, as a kill -9 mid-write leaves it.
         let path = dir.path().join(FILE_NAME);
@@ -312,9 +424,208 @@ mod tests {
         f.write_all(br#"{"op":"add","seq":9,"page":"p9","ev"#)
             .unwrap();
         drop(f);
-        let (_journal, pending) = Journal::open(dir.path()).unwrap();
+        let (_journal, pending) = reopen(dir.path()).await;
         let seqs: Vec<u64> = pending.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [4, 5]);
         assert_eq!(pending[0].page, PageId::new("p4"));
+    }
+
+    #[tokio::test]
+    async fn a_second_process_is_refused_and_told_who_holds_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        let err = Journal::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another server"), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(journal);
+        reopen(dir.path()).await;
+    }
+
+    /// Opens the journal again once the previous handle is gone: a child process another test
+    /// is spawning may hold the lock's descriptor between its fork and its exec.
+    async fn reopen(dir: &Path) -> (Journal, Vec<Entry>) {
+        let started = std::time::Instant::now();
+        loop {
+            match Journal::open(dir) {
+                Ok(opened) => return opened,
+                Err(e @ ServerError::JournalLocked { .. }) => {
+                    assert!(
+                        started.elapsed() < std::time::Duration::from_secs(5),
+                        "still locked after the holder is gone: {e}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// A small tmpfs: a disk that really fills up.
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        fn mount(bytes: usize) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "mounting a tmpfs needs root");
+            Self { dir }
+        }
+
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Writes a filler file until the disk is full.
+        fn fill(&self) {
+            let mut f = File::create(self.path().join("filler")).unwrap();
+            let block = vec![0u8; 4096];
+            while f.write_all(&block).is_ok() {}
+            let _ = f.write_all(&[0]);
+        }
+
+        fn free(&self) {
+            std::fs::remove_file(self.path().join("filler")).unwrap();
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            // Lazily: the journal's writer thread may still be closing its file.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    fn big_entry(seq: u64) -> Entry {
+        Entry {
+            title: Some("t".repeat(3000)),
+            ..entry(seq, &format!("p{seq}"))
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "mounts a small tmpfs to fill a disk for real (needs root): scripts/test.sh runs it"]
+    async fn a_full_disk_refuses_events_loses_none_acknowledged_and_recovers() {
+        let disk = SmallDisk::mount(256 * 1024);
+        let dir = disk.path().join("journal");
+        let (journal, _) = Journal::open(&dir).unwrap();
+        let mut acked = Vec::new();
+        for seq in 1..=10 {
+            journal.add(big_entry(seq)).await.unwrap();
+            acked.push(seq);
+        }
+        disk.fill();
+        for seq in 11..=20 {
+            assert!(
+                journal.add(big_entry(seq)).await.is_err(),
+                "the disk is full"
+            );
+        }
+        assert!(
+            journal.probe().await.is_err(),
+            "not ready while the disk is full"
+        );
+        drop(journal);
+
+        // A start on the full disk: degraded, with what was pending.
+        let (journal, pending) = reopen(&dir).await;
+        assert_eq!(pending.iter().map(|e| e.seq).collect::<Vec<_>>(), acked);
+        assert!(journal.probe().await.is_err());
+
+        // Space returns: writes work again without a restart.
+        disk.free();
+        assert_eq!(journal.probe().await, Ok(()));
+        for seq in 21..=25 {
+            journal.add(big_entry(seq)).await.unwrap();
+            acked.push(seq);
+        }
+        drop(journal);
+        let text = std::fs::read_to_string(dir.join(FILE_NAME)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                serde_json::from_str::<Record>(line).is_ok(),
+                "a torn line was left: {}",
+                &line[..line.len().min(80)]
+            );
+        }
+        let (_journal, pending) = reopen(&dir).await;
+        assert_eq!(
+            pending.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            acked,
+            "every acknowledged event, and only those"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "mounts a small tmpfs to fill a disk for real (needs root): scripts/test.sh runs it"]
+    async fn a_server_on_a_full_disk_starts_degraded_and_recovers_by_itself() {
+        use std::sync::Arc;
+
+        use docbrain_core::settings::WebhookSettings;
+        use docbrain_core::{MemoryStore, Pipeline, Secret};
+        use http_body_util::{BodyExt, Full};
+        use hyper::body::Bytes;
+        use hyper::{Method, Request};
+
+        use crate::{router, AppState, Metrics, Webhook};
+
+        let disk = SmallDisk::mount(256 * 1024);
+        disk.fill();
+        let pipeline = Pipeline::searcher(
+            Arc::new(docbrain_core::testsuite::LetterEmbedder::default()),
+            Arc::new(MemoryStore::new()),
+        )
+        .await
+        .unwrap();
+        let settings = WebhookSettings::new(Secret::new("s3cret"), disk.path().join("journal"));
+        let metrics = Arc::new(Metrics::default());
+        let webhook = Webhook::start(settings, &pipeline, metrics.clone()).unwrap();
+        let state = AppState {
+            pipeline,
+            webhook: Some(webhook),
+            metrics,
+        };
+        let body = r#"{"timestamp":1,"event":"page_updated","page":{"id":42}}"#;
+        let signature = docbrain_confluence::webhook::sign(b"s3cret", body.as_bytes());
+        let call = |method: Method, path: &str, body: &'static str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("x-hub-signature", signature.clone())
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            let state = &state;
+            async move {
+                let response = router(state, request).await;
+                let status = response.status().as_u16();
+                let text = response.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&text).into_owned())
+            }
+        };
+        assert_eq!(call(Method::GET, "/healthz", "").await.0, 200, "alive");
+        let (status, text) = call(Method::GET, "/readyz", "").await;
+        assert_eq!(status, 503, "{text}");
+        assert!(text.contains("cannot take a write"), "{text}");
+        assert_eq!(call(Method::POST, "/confluence/events", body).await.0, 503);
+        assert_eq!(
+            call(Method::GET, "/search?q=anything", "").await.0,
+            200,
+            "search still served"
+        );
+
+        disk.free();
+        assert_eq!(call(Method::GET, "/readyz", "").await.0, 200);
+        assert_eq!(call(Method::POST, "/confluence/events", body).await.0, 200);
     }
 }

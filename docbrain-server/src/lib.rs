@@ -58,6 +58,14 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process holds the journal.
+    #[error("the webhook journal in {path} is in use by another server ({holder}): give each replica its own WEBHOOK_JOURNAL_DIR, or stop the other one")]
+    JournalLocked {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Who holds it, as it wrote itself down (`pid N on HOST`).
+        holder: String,
+    },
     /// An event could not be made durable.
     #[error("cannot write the webhook journal {path}: {detail}")]
     JournalWrite {

@@ -83,11 +83,11 @@ where
 
 async fn readyz(state: &AppState) -> Response {
     if let Some(w) = &state.webhook {
-        if !w.journal().is_writable().await {
+        if let Err(e) = w.journal().probe().await {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!(
-                    "the webhook journal at {} is not writable",
+                    "the webhook journal at {} cannot take a write: {e}",
                     w.journal().path().display()
                 ),
             );
