@@ -16,17 +16,21 @@ mod routes;
 mod schedule;
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use docbrain_confluence::Sources;
+use docbrain_core::settings::ServerSettings;
 use docbrain_core::{Pipeline, Settings};
 use docbrain_index::Backends;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 pub use metrics::Metrics;
@@ -135,7 +139,7 @@ pub async fn run(
         webhook,
         metrics,
     };
-    serve(listener, state, shutdown).await;
+    serve(listener, state, settings.server.clone(), shutdown).await;
     info!("stopped");
     Ok(())
 }
@@ -145,31 +149,65 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, closes idle
 /// connections and lets in-flight requests finish for up to [`SHUTDOWN_GRACE`].
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+///
+/// A connection must send each request's headers within `limits.header_timeout` of its start
+/// or of its previous answer (so idle keep-alive connections close too); beyond
+/// `limits.max_connections` open at once, a new connection is answered 503 and closed. Accept
+/// errors (out of file descriptors) back off instead of spinning, and are logged at most once
+/// every few seconds.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    limits: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
     let state = Arc::new(state);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
-                    Ok(conn) => conn,
+                    Ok(conn) => {
+                        accept_errors.succeeded();
+                        conn
+                    }
                     Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        continue;
+                        state.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                        let pause = accept_errors.failed(&e);
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(pause) => continue,
+                        }
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    state.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
+                let metrics = state.metrics.clone();
                 let state = state.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, std::convert::Infallible>(router(&state, req).await) }
                 });
-                let connection = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                let connection = graceful.watch(
+                    http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(limits.header_timeout)
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+                metrics.open_connections.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+                    drop(slot);
                 });
             }
         }
@@ -184,5 +222,72 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     }
     if let Some(webhook) = &state.webhook {
         webhook.shutdown(SHUTDOWN_GRACE).await;
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let body = r#"{"error":"too many connections: try again shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Backoff and a rate-limited warning for failed accepts (such as running out of file
+/// descriptors), so the loop neither spins nor floods the log.
+#[derive(Debug, Default)]
+struct AcceptErrors {
+    pause: Duration,
+    last_warned: Option<Instant>,
+    unreported: u64,
+}
+
+impl AcceptErrors {
+    const FIRST_PAUSE: Duration = Duration::from_millis(5);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(5);
+
+    /// Records a failure; returns how long to wait before accepting again.
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        self.pause = (self.pause * 2).clamp(Self::FIRST_PAUSE, Self::LONGEST_PAUSE);
+        self.unreported += 1;
+        if self
+            .last_warned
+            .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
+        {
+            warn!(error = %error, failures = self.unreported, pause_ms = self.pause.as_millis() as u64, "accept failed (out of file descriptors?); backing off");
+            self.last_warned = Some(Instant::now());
+            self.unreported = 0;
+        }
+        self.pause
+    }
+
+    fn succeeded(&mut self) {
+        self.pause = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod accept_tests {
+    use super::*;
+
+    #[test]
+    fn failed_accepts_back_off_and_warn_once_per_interval() {
+        let mut errors = AcceptErrors::default();
+        let e = std::io::Error::from_raw_os_error(24);
+        let pauses: Vec<Duration> = (0..12).map(|_| errors.failed(&e)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(5));
+        assert_eq!(pauses[1], Duration::from_millis(10));
+        assert_eq!(pauses[11], Duration::from_secs(1), "{pauses:?}");
+        // One warning went out; the other eleven wait for the next interval.
+        assert_eq!(errors.unreported, 11);
+        errors.succeeded();
+        assert_eq!(errors.failed(&e), Duration::from_millis(5));
     }
 }

@@ -26,6 +26,12 @@ pub struct Metrics {
     pub index_errors: AtomicU64,
     /// Journal entries given up on after too many attempts.
     pub parked: AtomicU64,
+    /// Connections open now.
+    pub open_connections: AtomicU64,
+    /// Connections answered 503 because `SERVER_MAX_CONNECTIONS` were open.
+    pub connections_refused: AtomicU64,
+    /// Failed accepts (such as running out of file descriptors).
+    pub accept_errors: AtomicU64,
     /// Full crawls run by the schedule, by outcome.
     crawls: Mutex<BTreeMap<&'static str, u64>>,
     histogram: Mutex<Histogram>,
@@ -155,6 +161,19 @@ impl Metrics {
             "docbrain_webhook_parked_total",
             "Journal entries given up on after too many attempts.",
             self.parked.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(out, "# HELP docbrain_http_open_connections Connections open now.\n# TYPE docbrain_http_open_connections gauge\ndocbrain_http_open_connections {}", self.open_connections.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "docbrain_http_connections_refused_total",
+            "Connections answered 503 because SERVER_MAX_CONNECTIONS were open.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "docbrain_http_accept_errors_total",
+            "Failed accepts (such as running out of file descriptors).",
+            self.accept_errors.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP docbrain_scheduled_crawls_total Full crawls run by INGEST_SCHEDULE, by outcome.\n# TYPE docbrain_scheduled_crawls_total counter");
         for (outcome, n) in self

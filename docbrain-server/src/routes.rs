@@ -140,16 +140,30 @@ where
         .map(str::to_owned);
     let query = req.uri().query().map(str::to_owned);
     #[allow(clippy::disallowed_methods)] // the body is Limited to WEBHOOK_MAX_BODY_BYTES
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let read = tokio::time::timeout(
+        config.body_timeout,
+        Limited::new(req.into_body(), limit).collect(),
+    );
+    let body = match read.await {
+        Err(_) => {
+            state.metrics.event("unknown", "rejected");
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s",
+                    config.body_timeout.as_secs_f64()
+                ),
+            );
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             state.metrics.event("unknown", "rejected");
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("body larger than {limit} bytes"),
             );
         }
-        Err(_) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
+        Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
     };
     let secret = config.secret.expose().as_bytes();
     let verified = match webhook::verify(secret, &body, signature.as_deref()) {

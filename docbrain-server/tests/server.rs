@@ -4,16 +4,20 @@
 #![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
 
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
+use docbrain_core::settings::ServerSettings;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MemoryStore, Page, PageStatus, Pipeline};
-use docbrain_server::{router, serve, AppState};
+use docbrain_server::{router, serve, AppState, Metrics};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
@@ -124,7 +128,7 @@ async fn a_real_listener_serves_and_shuts_down() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state, async {
+    let server = tokio::spawn(serve(listener, state, ServerSettings::default(), async {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
@@ -138,7 +142,7 @@ async fn a_real_listener_serves_and_shuts_down() {
     assert!(!body["hits"].as_array().unwrap().is_empty(), "{body}");
 
     stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(15), server)
+    tokio::time::timeout(Duration::from_secs(15), server)
         .await
         .unwrap()
         .unwrap();
@@ -146,6 +150,105 @@ async fn a_real_listener_serves_and_shuts_down() {
         client.get(format!("{base}/healthz")).send().await.is_err(),
         "the listener is closed after shutdown"
     );
+}
+
+/// Serves a search-only state with `limits` on a port of its own; returns the address and the
+/// metrics (the server stops when the test's runtime ends).
+async fn listening(limits: ServerSettings) -> (std::net::SocketAddr, Arc<Metrics>) {
+    let state = two_pages().await;
+    let metrics = state.metrics.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, state, limits, std::future::pending()));
+    (addr, metrics)
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn until_closed(stream: &mut TcpStream, within: Duration) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut got))
+        .await
+        .expect("the server kept the connection open")
+        .ok();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+async fn wait_for(what: &str, check: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
+    let limits = ServerSettings {
+        header_timeout: Duration::from_millis(500),
+        ..ServerSettings::default()
+    };
+    let (addr, metrics) = listening(limits).await;
+    // Headers that never end (no secret needed to hold a connection this way).
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST /confluence/events HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .await
+        .unwrap();
+    // A connection that says nothing at all.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    // A keep-alive connection left idle after one answer.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    for stream in [&mut slow, &mut silent] {
+        until_closed(stream, Duration::from_secs(5)).await;
+    }
+    let answered = until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "closed only after the timeout"
+    );
+    wait_for("no open connection", || {
+        metrics.open_connections.load(Ordering::Relaxed) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_until_one_closes() {
+    let limits = ServerSettings {
+        max_connections: 2,
+        ..ServerSettings::default()
+    };
+    let (addr, metrics) = listening(limits).await;
+    let first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    wait_for("two open connections", || {
+        metrics.open_connections.load(Ordering::Relaxed) == 2
+    })
+    .await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let answer = until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many connections"), "{answer}");
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 1);
+    drop(first);
+    wait_for("a free slot", || {
+        metrics.open_connections.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut fourth, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, 
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
+use docbrain_core::settings::ServerSettings;
 use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
@@ -111,9 +112,14 @@ impl Harness {
             webhook: Some(webhook),
             metrics,
         };
-        self.server = Some(tokio::spawn(serve(listener, state, async {
-            let _ = stopped.await;
-        })));
+        self.server = Some(tokio::spawn(serve(
+            listener,
+            state,
+            ServerSettings::default(),
+            async {
+                let _ = stopped.await;
+            },
+        )));
         self.stop = Some(stop);
     }
 
@@ -389,6 +395,30 @@ async fn bad_requests_are_refused_and_touch_nothing() {
         metrics.contains("docbrain_webhook_signature_failures_total 5"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_whole_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::with(ApiVersion::V1, |c| {
+        c.body_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let addr = h.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // 1,000 bytes declared, 10 sent: held open before any signature check.
+    stream
+        .write_all(b"POST /confluence/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"page\":1")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server held the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 0.3 s"), "{answer}");
 }
 
 #[tokio::test]

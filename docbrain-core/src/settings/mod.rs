@@ -306,6 +306,8 @@ pub struct WebhookSettings {
     pub allow_url_token: bool,
     /// `WEBHOOK_MAX_BODY_BYTES`: larger bodies get 413 unread.
     pub max_body_bytes: usize,
+    /// `WEBHOOK_BODY_TIMEOUT`: a body that has not arrived whole by then gets 408.
+    pub body_timeout: Duration,
     /// `WEBHOOK_JOURNAL_DIR`: where accepted events are journaled.
     pub journal_dir: PathBuf,
     /// `WEBHOOK_WORKERS`: pages reconciled at once.
@@ -329,6 +331,7 @@ impl WebhookSettings {
             secret,
             allow_url_token: false,
             max_body_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
             journal_dir,
             workers: 2,
             debounce: Duration::from_millis(1000),
@@ -349,6 +352,12 @@ pub struct ServerSettings {
     pub port: u16,
     /// `INGEST_SCHEDULE`: run the full crawl inside the server at this interval.
     pub ingest_schedule: Option<Duration>,
+    /// `SERVER_HEADER_TIMEOUT`: how long a connection may take to send a request's headers,
+    /// counted from the connection's start or the end of its previous answer (so it is also
+    /// the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// `SERVER_MAX_CONNECTIONS`: connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -357,6 +366,8 @@ impl Default for ServerSettings {
             bind: "0.0.0.0".into(),
             port: 3000,
             ingest_schedule: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 256,
         }
     }
 }
@@ -419,6 +430,11 @@ impl Settings {
             }
         } else if let SourceSettings::Confluence(c) = &self.source {
             c.validate()?;
+        }
+        if self.server.max_connections == 0 || self.server.header_timeout.is_zero() {
+            return Err(invalid(
+                "SERVER_MAX_CONNECTIONS and SERVER_HEADER_TIMEOUT must be above 0",
+            ));
         }
         if let Some(every) = self.server.ingest_schedule {
             if every < Duration::from_secs(60) {

@@ -57,262 +57,55 @@ const fn env_only(name: &'static str, group: Group, help: &'static str) -> Var {
 use Group::{Common, Server, Sync};
 
 /// Every setting [`Settings::from_lookup`] reads.
+#[rustfmt::skip]
 pub const VARS: &[Var] = &[
-    var(
-        "DOCBRAIN_DATA_DIR",
-        "data-dir",
-        Common,
-        "Folder of the embedded index [default: ./docbrain-data]",
-    ),
-    var(
-        "INDEX_STORE",
-        "index-store",
-        Common,
-        "Where the index lives: embedded or opensearch [default: embedded]",
-    ),
-    var(
-        "OPENSEARCH_URL",
-        "opensearch-url",
-        Common,
-        "OpenSearch cluster URL [default: http://localhost:9200]",
-    ),
-    var(
-        "OPENSEARCH_INDEX",
-        "opensearch-index",
-        Common,
-        "OpenSearch chunk index; page records go to <index>-pages [default: docbrain-chunks]",
-    ),
-    var(
-        "OPENSEARCH_USERNAME",
-        "opensearch-username",
-        Common,
-        "OpenSearch user (basic auth)",
-    ),
+    var("DOCBRAIN_DATA_DIR", "data-dir", Common, "Folder of the embedded index [default: ./docbrain-data]"),
+    var("INDEX_STORE", "index-store", Common, "Where the index lives: embedded or opensearch [default: embedded]"),
+    var("OPENSEARCH_URL", "opensearch-url", Common, "OpenSearch cluster URL [default: http://localhost:9200]"),
+    var("OPENSEARCH_INDEX", "opensearch-index", Common, "OpenSearch chunk index; page records go to <index>-pages [default: docbrain-chunks]"),
+    var("OPENSEARCH_USERNAME", "opensearch-username", Common, "OpenSearch user (basic auth)"),
     env_only("OPENSEARCH_PASSWORD", Common, "OpenSearch password"),
-    var(
-        "OPENSEARCH_TLS_VERIFY",
-        "opensearch-tls-verify",
-        Common,
-        "Verify the OpenSearch certificate [default: true]",
-    ),
-    var(
-        "EMBED_PROVIDER",
-        "embed-provider",
-        Common,
-        "Embedding provider: local, openai or ollama [default: local]",
-    ),
-    var(
-        "EMBED_MODEL_ID",
-        "embed-model-id",
-        Common,
-        "Embedding model [default: all-MiniLM-L6-v2, text-embedding-3-small, nomic-embed-text]",
-    ),
-    var(
-        "MODEL_DIR",
-        "model-dir",
-        Common,
-        "Folder of the local model's weights [default: ~/.cache/docbrain/models/all-MiniLM-L6-v2]",
-    ),
-    env_only(
-        "OPENAI_API_KEY",
-        Common,
-        "API key of the OpenAI-compatible service",
-    ),
-    var(
-        "OPENAI_BASE_URL",
-        "openai-base-url",
-        Common,
-        "Base URL of the OpenAI-compatible service [default: https://api.openai.com/v1]",
-    ),
-    var(
-        "EMBED_DIMENSIONS",
-        "embed-dimensions",
-        Common,
-        "Vector size to ask a text-embedding-3 model for",
-    ),
-    var(
-        "OLLAMA_BASE_URL",
-        "ollama-base-url",
-        Common,
-        "Base URL of the Ollama server [default: http://localhost:11434]",
-    ),
-    var(
-        "OLLAMA_TLS_VERIFY",
-        "ollama-tls-verify",
-        Common,
-        "Verify the Ollama certificate [default: true]",
-    ),
-    var(
-        "EMBED_BATCH_SIZE",
-        "embed-batch-size",
-        Common,
-        "Texts per remote embedding request [default: 64 openai, 16 ollama]",
-    ),
-    var(
-        "EMBED_CONCURRENCY",
-        "embed-concurrency",
-        Common,
-        "Remote embedding requests in flight [default: 4 openai, 2 ollama]",
-    ),
-    var(
-        "EMBED_TIMEOUT_SECS",
-        "embed-timeout-secs",
-        Common,
-        "Timeout of one remote embedding request, in seconds [default: 60]",
-    ),
-    var(
-        "LOG_LEVEL",
-        "log-level",
-        Common,
-        "Log filter, e.g. info or docbrain_core=debug [default: info]",
-    ),
-    var(
-        "SOURCE_TYPE",
-        "source",
-        Sync,
-        "Where pages come from: local or confluence (INGEST_SOURCES is read too)",
-    ),
-    env_only(
-        "INGEST_SOURCES",
-        Sync,
-        "DocBrain's comma-separated sources; one source per run is supported",
-    ),
-    var(
-        "LOCAL_DOCS_PATH",
-        "docs-path",
-        Sync,
-        "Folder of pages for the local source",
-    ),
-    var(
-        "LOCAL_SPACE_KEY",
-        "space-key",
-        Sync,
-        "Space key of the local source's pages [default: LOCAL]",
-    ),
-    var(
-        "CONFLUENCE_BASE_URL",
-        "confluence-base-url",
-        Sync,
-        "Cloud: https://<site>.atlassian.net/wiki; Data Center: the site address",
-    ),
-    var(
-        "CONFLUENCE_API_VERSION",
-        "confluence-api-version",
-        Sync,
-        "v2 (Cloud) or v1 (Data Center) [default: v2]",
-    ),
-    var(
-        "CONFLUENCE_USER_EMAIL",
-        "confluence-user-email",
-        Sync,
-        "The Cloud account's email (v2)",
-    ),
-    env_only(
-        "CONFLUENCE_API_TOKEN",
-        Sync,
-        "A Cloud API token (v2) or a Data Center personal access token (v1)",
-    ),
-    var(
-        "CONFLUENCE_SPACE_KEYS",
-        "confluence-space-keys",
-        Sync,
-        "Comma-separated space keys to crawl [default: every visible space]",
-    ),
-    var(
-        "CONFLUENCE_PAGE_LIMIT",
-        "confluence-page-limit",
-        Sync,
-        "Index at most this many pages per crawl [default: 0, unlimited]",
-    ),
-    var(
-        "CONFLUENCE_TLS_VERIFY",
-        "confluence-tls-verify",
-        Sync,
-        "Verify Confluence's certificate [default: true]",
-    ),
-    var(
-        "CONFLUENCE_FETCH_CONCURRENCY",
-        "confluence-fetch-concurrency",
-        Sync,
-        "Pages fetched and indexed at once during a crawl [default: 4]",
-    ),
-    var(
-        "CHUNK_MAX_TOKENS",
-        "chunk-tokens",
-        Sync,
-        "Chunk budget in model tokens, breadcrumb included [default: 254]",
-    ),
-    var(
-        "MAX_DELETE_FRACTION",
-        "max-delete-fraction",
-        Sync,
-        "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]",
-    ),
-    var(
-        "SERVER_BIND",
-        "bind",
-        Server,
-        "Address to listen on [default: 0.0.0.0]",
-    ),
-    var(
-        "SERVER_PORT",
-        "port",
-        Server,
-        "Port to listen on; 0 picks a free one [default: 3000]",
-    ),
-    env_only(
-        "CONFLUENCE_WEBHOOK_SECRET",
-        Server,
-        "Shared secret of the Confluence webhook; the webhook is off without it",
-    ),
-    var(
-        "CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN",
-        "webhook-allow-url-token",
-        Server,
-        "Also accept ?token=<secret> on unsigned deliveries (weaker) [default: false]",
-    ),
-    var(
-        "WEBHOOK_MAX_BODY_BYTES",
-        "webhook-max-body-bytes",
-        Server,
-        "Largest webhook body accepted [default: 1048576]",
-    ),
-    var(
-        "WEBHOOK_JOURNAL_DIR",
-        "webhook-journal-dir",
-        Server,
-        "Folder of the webhook journal [default: DOCBRAIN_DATA_DIR/journal]",
-    ),
-    var(
-        "WEBHOOK_WORKERS",
-        "webhook-workers",
-        Server,
-        "Pages reconciled at once [default: 2]",
-    ),
-    var(
-        "WEBHOOK_DEBOUNCE_MS",
-        "webhook-debounce-ms",
-        Server,
-        "Delay between a page's first event and its reconcile, in ms [default: 1000]",
-    ),
-    var(
-        "WEBHOOK_MAX_ATTEMPTS",
-        "webhook-max-attempts",
-        Server,
-        "Failed reconciles of a page before its events are parked [default: 10]",
-    ),
-    var(
-        "WEBHOOK_RETRY_MS",
-        "webhook-retry-ms",
-        Server,
-        "First wait after a failed reconcile, in ms; it doubles [default: 2000]",
-    ),
-    var(
-        "INGEST_SCHEDULE",
-        "ingest-schedule",
-        Server,
-        "Run the full crawl inside the server at this interval, e.g. 6h",
-    ),
+    var("OPENSEARCH_TLS_VERIFY", "opensearch-tls-verify", Common, "Verify the OpenSearch certificate [default: true]"),
+    var("EMBED_PROVIDER", "embed-provider", Common, "Embedding provider: local, openai or ollama [default: local]"),
+    var("EMBED_MODEL_ID", "embed-model-id", Common, "Embedding model [default: all-MiniLM-L6-v2, text-embedding-3-small, nomic-embed-text]"),
+    var("MODEL_DIR", "model-dir", Common, "Folder of the local model's weights [default: ~/.cache/docbrain/models/all-MiniLM-L6-v2]"),
+    env_only("OPENAI_API_KEY", Common, "API key of the OpenAI-compatible service"),
+    var("OPENAI_BASE_URL", "openai-base-url", Common, "Base URL of the OpenAI-compatible service [default: https://api.openai.com/v1]"),
+    var("EMBED_DIMENSIONS", "embed-dimensions", Common, "Vector size to ask a text-embedding-3 model for"),
+    var("OLLAMA_BASE_URL", "ollama-base-url", Common, "Base URL of the Ollama server [default: http://localhost:11434]"),
+    var("OLLAMA_TLS_VERIFY", "ollama-tls-verify", Common, "Verify the Ollama certificate [default: true]"),
+    var("EMBED_BATCH_SIZE", "embed-batch-size", Common, "Texts per remote embedding request [default: 64 openai, 16 ollama]"),
+    var("EMBED_CONCURRENCY", "embed-concurrency", Common, "Remote embedding requests in flight [default: 4 openai, 2 ollama]"),
+    var("EMBED_TIMEOUT_SECS", "embed-timeout-secs", Common, "Timeout of one remote embedding request, in seconds [default: 60]"),
+    var("LOG_LEVEL", "log-level", Common, "Log filter, e.g. info or docbrain_core=debug [default: info]"),
+    var("SOURCE_TYPE", "source", Sync, "Where pages come from: local or confluence (INGEST_SOURCES is read too)"),
+    env_only("INGEST_SOURCES", Sync, "DocBrain's comma-separated sources; one source per run is supported"),
+    var("LOCAL_DOCS_PATH", "docs-path", Sync, "Folder of pages for the local source"),
+    var("LOCAL_SPACE_KEY", "space-key", Sync, "Space key of the local source's pages [default: LOCAL]"),
+    var("CONFLUENCE_BASE_URL", "confluence-base-url", Sync, "Cloud: https://<site>.atlassian.net/wiki; Data Center: the site address"),
+    var("CONFLUENCE_API_VERSION", "confluence-api-version", Sync, "v2 (Cloud) or v1 (Data Center) [default: v2]"),
+    var("CONFLUENCE_USER_EMAIL", "confluence-user-email", Sync, "The Cloud account's email (v2)"),
+    env_only("CONFLUENCE_API_TOKEN", Sync, "A Cloud API token (v2) or a Data Center personal access token (v1)"),
+    var("CONFLUENCE_SPACE_KEYS", "confluence-space-keys", Sync, "Comma-separated space keys to crawl [default: every visible space]"),
+    var("CONFLUENCE_PAGE_LIMIT", "confluence-page-limit", Sync, "Index at most this many pages per crawl [default: 0, unlimited]"),
+    var("CONFLUENCE_TLS_VERIFY", "confluence-tls-verify", Sync, "Verify Confluence's certificate [default: true]"),
+    var("CONFLUENCE_FETCH_CONCURRENCY", "confluence-fetch-concurrency", Sync, "Pages fetched and indexed at once during a crawl [default: 4]"),
+    var("CHUNK_MAX_TOKENS", "chunk-tokens", Sync, "Chunk budget in model tokens, breadcrumb included [default: 254]"),
+    var("MAX_DELETE_FRACTION", "max-delete-fraction", Sync, "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]"),
+    var("SERVER_BIND", "bind", Server, "Address to listen on [default: 0.0.0.0]"),
+    var("SERVER_PORT", "port", Server, "Port to listen on; 0 picks a free one [default: 3000]"),
+    var("SERVER_HEADER_TIMEOUT", "header-timeout", Server, "Time a connection has to send a request's headers, idle keep-alive included [default: 10s]"),
+    var("SERVER_MAX_CONNECTIONS", "max-connections", Server, "Connections served at once; more get 503 [default: 256]"),
+    env_only("CONFLUENCE_WEBHOOK_SECRET", Server, "Shared secret of the Confluence webhook; the webhook is off without it"),
+    var("CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN", "webhook-allow-url-token", Server, "Also accept ?token=<secret> on unsigned deliveries (weaker) [default: false]"),
+    var("WEBHOOK_MAX_BODY_BYTES", "webhook-max-body-bytes", Server, "Largest webhook body accepted [default: 1048576]"),
+    var("WEBHOOK_BODY_TIMEOUT", "webhook-body-timeout", Server, "Time a webhook body has to arrive whole; later gets 408 [default: 30s]"),
+    var("WEBHOOK_JOURNAL_DIR", "webhook-journal-dir", Server, "Folder of the webhook journal [default: DOCBRAIN_DATA_DIR/journal]"),
+    var("WEBHOOK_WORKERS", "webhook-workers", Server, "Pages reconciled at once [default: 2]"),
+    var("WEBHOOK_DEBOUNCE_MS", "webhook-debounce-ms", Server, "Delay between a page's first event and its reconcile, in ms [default: 1000]"),
+    var("WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts", Server, "Failed reconciles of a page before its events are parked [default: 10]"),
+    var("WEBHOOK_RETRY_MS", "webhook-retry-ms", Server, "First wait after a failed reconcile, in ms; it doubles [default: 2000]"),
+    var("INGEST_SCHEDULE", "ingest-schedule", Server, "Run the full crawl inside the server at this interval, e.g. 6h"),
 ];
 
 /// Values by name: trimmed, with empty values counted as unset.
@@ -359,6 +152,11 @@ impl<'a> Reader<'a> {
             .map_or(default, Duration::from_millis))
     }
 
+    fn duration(&self, name: &str, default: Duration) -> Result<Duration> {
+        self.get(name)
+            .map_or(Ok(default), |text| parse_duration(name, &text))
+    }
+
     fn secret(&self, name: &str) -> Option<Secret> {
         self.get(name).map(Secret::new)
     }
@@ -370,6 +168,8 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
     let mut server = d.server;
     server.bind = r.get("SERVER_BIND").unwrap_or(server.bind);
     server.port = r.number("SERVER_PORT", server.port)?;
+    server.header_timeout = r.duration("SERVER_HEADER_TIMEOUT", server.header_timeout)?;
+    server.max_connections = r.number("SERVER_MAX_CONNECTIONS", server.max_connections)?;
     server.ingest_schedule = r
         .get("INGEST_SCHEDULE")
         .map(|t| {
@@ -537,6 +337,7 @@ fn webhook(r: &Reader<'_>, secret: Secret, journal: PathBuf) -> Result<WebhookSe
     );
     w.allow_url_token = r.flag("CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN", false)?;
     w.max_body_bytes = r.number("WEBHOOK_MAX_BODY_BYTES", w.max_body_bytes)?;
+    w.body_timeout = r.duration("WEBHOOK_BODY_TIMEOUT", w.body_timeout)?;
     w.workers = r.number("WEBHOOK_WORKERS", w.workers)?;
     w.debounce = r.millis("WEBHOOK_DEBOUNCE_MS", w.debounce)?;
     w.max_attempts = r.number("WEBHOOK_MAX_ATTEMPTS", w.max_attempts)?;
