@@ -63,7 +63,7 @@ fn encode_vector(v: &[f32]) -> Vec<u8> {
 }
 
 fn decode_vector(bytes: &[u8]) -> Result<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(IndexError::Corrupt { what: "vector" });
     }
     Ok(bytes
