@@ -401,7 +401,7 @@ async fn bad_requests_are_refused_and_touch_nothing() {
 async fn a_body_that_never_arrives_whole_gets_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = Harness::with(ApiVersion::V1, |c| {
-        c.body_timeout = Duration::from_millis(300)
+        c.body_timeout = Duration::from_millis(300);
     })
     .await;
     let addr = h.base.trim_start_matches("http://").to_owned();
