@@ -87,6 +87,8 @@ pub enum SourceError {
         last: String,
         /// Whether the last answer was a rate limit.
         rate_limited: bool,
+        /// The wait Confluence last asked for (`Retry-After`).
+        retry_after: Option<std::time::Duration>,
     },
     /// An answer did not have the shape of the Confluence API.
     #[error("unexpected answer from Confluence to GET {path}: {detail}")]
@@ -115,6 +117,14 @@ impl From<SourceError> for docbrain_core::Error {
             | SourceError::Http { .. }
             | SourceError::Unavailable { .. } => ErrorKind::Transport,
         };
-        docbrain_core::Error::wrap(kind, e)
+        let retry_after = match &e {
+            SourceError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let error = docbrain_core::Error::wrap(kind, e);
+        match retry_after {
+            Some(wait) => error.with_retry_after(wait),
+            None => error,
+        }
     }
 }

@@ -263,6 +263,26 @@ async fn a_rate_limit_storm_and_server_errors_are_waited_out() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_that_outlasts_the_retries_hands_its_retry_after_to_the_caller() {
+    let sim = Simulator::start().await.unwrap();
+    let id = sim.create_page("ENG", "Busy", &body(1));
+    for version in VERSIONS {
+        sim.inject(Fault::new(429, u32::MAX).retry_after("7"));
+        let err = client(&sim, version, &["ENG"])
+            .fetch(&id)
+            .await
+            .unwrap_err();
+        sim.clear_faults();
+        assert_eq!(err.kind(), ErrorKind::RateLimited, "{version}: {err}");
+        assert_eq!(
+            err.retry_after(),
+            Some(Duration::from_secs(7)),
+            "{version}: the webhook's own backoff waits what Confluence asked"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_interrupted_crawl_resumes_where_it_stopped() {
     let sim = Simulator::start().await.unwrap();
     for i in 0..60 {

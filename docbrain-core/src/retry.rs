@@ -58,6 +58,8 @@ pub enum Retried<E> {
         attempts: u32,
         /// The last problem seen.
         last: String,
+        /// The wait the server last asked for (`Retry-After`), for the caller's own retry.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -94,6 +96,7 @@ where
             return Err(Retried::Exhausted {
                 attempts: attempt,
                 last: problem,
+                retry_after: asked,
             });
         }
         let wait = asked
@@ -195,7 +198,7 @@ mod tests {
         })
         .await;
         match exhausted {
-            Err(Retried::Exhausted { attempts, last }) => {
+            Err(Retried::Exhausted { attempts, last, .. }) => {
                 assert_eq!((attempts, last.as_str()), (4, "reset"));
             }
             other => panic!("expected exhaustion, got {other:?}"),

@@ -91,12 +91,17 @@ impl Http {
             .await
             .map_err(|e| match e {
                 Retried::Fatal(e) => e,
-                Retried::Exhausted { attempts, last } => SourceError::Unavailable {
+                Retried::Exhausted {
+                    attempts,
+                    last,
+                    retry_after,
+                } => SourceError::Unavailable {
                     base: self.base.clone(),
                     path: path.clone(),
                     attempts,
                     rate_limited: last.starts_with("HTTP 429"),
                     last,
+                    retry_after,
                 },
             })?;
         debug!(path = %path, found = answer.is_some(), "GET");

@@ -61,18 +61,16 @@ impl OpenSearchStore {
             .client
             .call(Method::POST, "/_bulk", Body::NdJson(&body), what)
             .await?;
-        if answer["errors"] != true {
-            return Ok(Vec::new());
-        }
-        let items = answer["items"].as_array().cloned().unwrap_or_default();
+        let outcomes =
+            item_outcomes(&answer, actions.len()).map_err(|detail| IndexError::OpenSearch {
+                url: self.client.url().to_owned(),
+                what: what.to_owned(),
+                status: 200,
+                detail,
+            })?;
         let mut rejected = Vec::new();
-        for (item, action) in items.iter().zip(actions) {
-            let result = item
-                .as_object()
-                .and_then(|o| o.values().next())
-                .cloned()
-                .unwrap_or(Value::Null);
-            match result["status"].as_u64().unwrap_or(0) {
+        for ((status, result), action) in outcomes.into_iter().zip(actions) {
+            match status {
                 200..=299 => {}
                 404 if action.doc.is_none() => {} // deleting what is already gone
                 429 | 503 => rejected.push(*action),
@@ -96,5 +94,66 @@ impl OpenSearchStore {
                 doc: None,
             })
             .collect()
+    }
+}
+
+/// Each item's status and result in a `_bulk` answer, in order. An answer that does not account
+/// for every item (a proxy's page, a cut-off body) is an error, never a success.
+fn item_outcomes(answer: &Value, expected: usize) -> Result<Vec<(u64, Value)>, String> {
+    let items = answer["items"].as_array();
+    let (Some(errors), Some(items)) = (answer["errors"].as_bool(), items) else {
+        return Err(format!(
+            "the _bulk answer is not OpenSearch's (no errors flag and items): {}",
+            docbrain_core::text::one_line(&answer.to_string(), 200)
+        ));
+    };
+    if items.len() != expected {
+        return Err(format!(
+            "the _bulk answer lists {} items for {expected} sent",
+            items.len()
+        ));
+    }
+    Ok(items
+        .iter()
+        .map(|item| {
+            let result = item
+                .as_object()
+                .and_then(|o| o.values().next())
+                .cloned()
+                .unwrap_or(Value::Null);
+            let status = if errors {
+                result["status"].as_u64().unwrap_or(0)
+            } else {
+                200
+            };
+            (status, result)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_does_not_account_for_every_item_is_an_error() {
+        // What an unreadable or foreign body parses to.
+        assert!(item_outcomes(&Value::Null, 2).is_err());
+        assert!(item_outcomes(&json!({"status": "ok"}), 2).is_err());
+        let one = json!({"errors": false, "items": [{"index": {"status": 201}}]});
+        let err = item_outcomes(&one, 2).unwrap_err();
+        assert!(err.contains("1 items for 2 sent"), "{err}");
+        let ok = item_outcomes(&one, 1).unwrap();
+        assert_eq!(ok[0].0, 200);
+        let mixed = json!({"errors": true, "items": [
+            {"index": {"status": 201}},
+            {"delete": {"status": 429, "error": {"reason": "busy"}}}
+        ]});
+        let statuses: Vec<u64> = item_outcomes(&mixed, 2)
+            .unwrap()
+            .iter()
+            .map(|o| o.0)
+            .collect();
+        assert_eq!(statuses, [201, 429]);
     }
 }

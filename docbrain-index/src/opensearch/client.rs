@@ -111,7 +111,7 @@ impl Client {
             .await
             .map_err(|e| match e {
                 Retried::Fatal(e) => e,
-                Retried::Exhausted { attempts, last } => IndexError::OpenSearchUnavailable {
+                Retried::Exhausted { attempts, last, .. } => IndexError::OpenSearchUnavailable {
                     url: self.url.clone(),
                     attempts,
                     last,

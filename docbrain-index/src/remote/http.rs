@@ -66,7 +66,7 @@ pub(crate) async fn post_json(
     };
     retry(policy, what, attempt).await.map_err(|e| match e {
         Retried::Fatal(f) => f,
-        Retried::Exhausted { attempts, last } => Failure::Exhausted { attempts, last },
+        Retried::Exhausted { attempts, last, .. } => Failure::Exhausted { attempts, last },
     })
 }
 
