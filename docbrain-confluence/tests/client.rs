@@ -283,6 +283,54 @@ async fn a_rate_limit_that_outlasts_the_retries_hands_its_retry_after_to_the_cal
 }
 
 #[tokio::test]
+async fn next_links_to_another_host_or_back_to_a_visited_page_are_refused() {
+    let sim = Simulator::start().await.unwrap();
+    for i in 0..3 {
+        sim.create_page("ENG", &format!("Page {i}"), &body(i));
+    }
+    // Another host (another port on loopback is another origin) that must never see a request.
+    let elsewhere = Simulator::start().await.unwrap();
+    for version in VERSIONS {
+        let c = client(&sim, version, &["ENG"]);
+        sim.set_next_link(Some(&format!(
+            "{}/rest/api/content?start=3",
+            elsewhere.base_url_v1()
+        )));
+        let err = c
+            .list(&Scope::all())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not following it with the credentials"),
+            "{version}: {err}"
+        );
+        assert!(
+            elsewhere.requests().is_empty(),
+            "{version}: the token went elsewhere"
+        );
+
+        let space_id = sim.add_space("ENG", "Engineering"); // already there: its id
+        let again = match version {
+            ApiVersion::V2 => format!("/wiki/api/v2/spaces/{space_id}/pages?limit=250"),
+            ApiVersion::V1 => "/rest/api/content?spaceKey=ENG&type=page&status=current".into(),
+        };
+        sim.set_next_link(Some(&again));
+        let err = c
+            .list(&Scope::all())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("would never end"),
+            "{version}: {err}"
+        );
+        sim.set_next_link(None);
+    }
+}
+
+#[tokio::test]
 async fn an_interrupted_crawl_resumes_where_it_stopped() {
     let sim = Simulator::start().await.unwrap();
     for i in 0..60 {

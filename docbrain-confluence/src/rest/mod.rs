@@ -12,7 +12,7 @@ mod http;
 mod v1;
 mod v2;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -168,6 +168,11 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether `url` is on the configured site (same scheme, host and port as the base URL).
+    fn on_site(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
     /// `base` joined with a path relative to it (`api/v2/pages/1`).
     fn url(&self, relative: &str) -> Result<Url, SourceError> {
         self.base.join(relative).map_err(|e| {
@@ -244,9 +249,27 @@ async fn walk_listing(
     next_url: fn(&Inner, &http::Answer) -> Result<Option<Url>, SourceError>,
 ) -> Result<Vec<PageSummary>, SourceError> {
     let mut pages = Vec::new();
+    let mut seen = HashSet::new();
     let mut next = Some(first);
     while let Some(url) = next.take() {
         let path = http::path_of(&url);
+        if !inner.on_site(&url) {
+            return Err(SourceError::Decode {
+                path,
+                detail: format!(
+                    "the listing's next link leads to {}, not to CONFLUENCE_BASE_URL ({}): not following it with the credentials",
+                    url.origin().ascii_serialization(),
+                    inner.base.origin().ascii_serialization()
+                ),
+            });
+        }
+        if !seen.insert(url.clone()) {
+            return Err(SourceError::Decode {
+                path,
+                detail: "the listing leads back to a page it already returned: it would never end"
+                    .into(),
+            });
+        }
         let answer = inner
             .get_found(&url, || SourceError::SpaceNotFound {
                 key: space.key.clone(),

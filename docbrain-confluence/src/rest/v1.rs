@@ -12,25 +12,12 @@ use crate::{storage_to_markdown, SourceError};
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
 /// context path, so it is appended rather than joined).
 fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
-    let Some(next) = answer.json["_links"]["next"].as_str() else {
-        return Ok(None);
-    };
-    if next.starts_with("http://") || next.starts_with("https://") {
-        return Url::parse(next).map(Some).map_err(|e| SourceError::Decode {
-            path: next.to_owned(),
-            detail: format!("the next link is not a URL: {e}"),
-        });
-    }
-    let base = answer.json["_links"]["base"]
+    // Relative links are relative to the site (`_links.base`), which is the configured base:
+    // resolve them against CONFLUENCE_BASE_URL, never against an address the answer names.
+    answer.json["_links"]["next"]
         .as_str()
-        .unwrap_or(inner.base.as_str())
-        .trim_end_matches('/');
-    Url::parse(&format!("{base}{next}"))
-        .map(Some)
-        .map_err(|e| SourceError::Decode {
-            path: next.to_owned(),
-            detail: format!("the next link is not a URL: {e}"),
-        })
+        .map(|next| inner.url(next.trim_start_matches('/')))
+        .transpose()
 }
 
 /// Checks that each key names a visible space (all global spaces when `keys` is empty).

@@ -14,6 +14,7 @@ fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> 
         .as_str()
         .map(str::to_owned)
         .or_else(|| answer.link_next.clone());
+    // v2 links start at the site root (`/wiki/api/v2/...`); `url` keeps them on the base's host.
     next.map(|n| inner.url(&n)).transpose()
 }
 

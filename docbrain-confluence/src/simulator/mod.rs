@@ -157,6 +157,8 @@ pub(crate) struct State {
     latency: Duration,
     /// The most results one listing response holds, whatever `limit` asked for.
     max_results: usize,
+    /// When set, every page listing names this as its `next` link.
+    pub(crate) next_link: Option<String>,
     log: Vec<Request>,
     in_flight: usize,
     peak_in_flight: usize,
@@ -200,6 +202,7 @@ impl Simulator {
             faults: Vec::new(),
             latency: Duration::ZERO,
             max_results: 250,
+            next_link: None,
             log: Vec::new(),
             in_flight: 0,
             peak_in_flight: 0,
@@ -365,6 +368,12 @@ impl Simulator {
     /// Delays every answer by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
+    }
+
+    /// Makes every page listing name `link` as its `next` link (a hostile or broken server:
+    /// another host, or a listing that never ends); `None` restores the real links.
+    pub fn set_next_link(&self, link: Option<&str>) {
+        self.state().next_link = link.map(str::to_owned);
     }
 
     /// Caps the results of one listing response (fewer than `limit` asks for, as real servers do).

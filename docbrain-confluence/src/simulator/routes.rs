@@ -382,6 +382,7 @@ fn v2_pages(s: &State, space_id: &str, query: &dyn Fn(&str) -> Option<String>) -
         }
         path
     });
+    let next = s.next_link.clone().or(next);
     let mut links = json!({"base": "/wiki"});
     if let Some(n) = &next {
         links["next"] = json!(n);
@@ -539,6 +540,7 @@ fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) ->
     let next = next.map(|n| {
         format!("/rest/api/content?spaceKey={key}&type=page&status={status}&limit={limit}&start={n}&expand={expand}")
     });
+    let next = s.next_link.clone().or(next);
     respond(
         200,
         &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
