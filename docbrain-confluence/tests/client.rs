@@ -11,8 +11,8 @@ use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::ConfluenceSettings;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
-    ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus,
-    Pipeline, PipelineOptions, Scope, Secret,
+    ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageOutcome,
+    PageStatus, Pipeline, PipelineOptions, Scope, Secret,
 };
 use futures::TryStreamExt;
 
@@ -188,6 +188,36 @@ async fn deleted_hidden_and_trashed_pages_leave_the_index_and_restored_ones_retu
         let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
         assert_eq!(again.pages_updated, 2, "{version}: {again:?}");
         assert_index_matches(&sim, &crawl.store).await;
+    }
+}
+
+#[tokio::test]
+async fn pages_outside_the_configured_spaces_are_never_indexed_and_leave_when_moved_out() {
+    for version in VERSIONS {
+        let sim = Simulator::start().await.unwrap();
+        let ours = sim.create_page("ENG", "Ours", &body(1));
+        let theirs = sim.create_page("HR", "Salaries", &body(2));
+        let crawl = crawl_setup(client(&sim, version, &["ENG"])).await;
+        // A site-wide webhook names a page of another space.
+        let outcome = crawl.pipeline.reconcile(&theirs).await.unwrap();
+        assert_eq!(outcome, PageOutcome::Absent, "{version}");
+        crawl.pipeline.reconcile(&ours).await.unwrap();
+        assert_eq!(
+            crawl.store.list_pages().await.unwrap().len(),
+            1,
+            "{version}"
+        );
+        // An indexed page moves out of scope.
+        sim.move_page(&ours, "HR");
+        let outcome = crawl.pipeline.reconcile(&ours).await.unwrap();
+        assert!(
+            matches!(outcome, PageOutcome::Deleted { .. }),
+            "{version}: {outcome:?}"
+        );
+        assert!(
+            crawl.store.list_pages().await.unwrap().is_empty(),
+            "{version}"
+        );
     }
 }
 

@@ -47,6 +47,7 @@ impl Settings {
     pub fn pipeline_options(&self) -> PipelineOptions {
         let mut options = PipelineOptions {
             max_delete_fraction: self.guards.max_delete_fraction,
+            delete_floor: self.guards.delete_floor,
             allow_mass_delete: self.guards.allow_mass_delete,
             ..PipelineOptions::default()
         };

@@ -24,6 +24,9 @@ pub struct PipelineOptions {
     /// A sync refuses to delete more than this share (0.0–1.0) of a space's indexed pages at
     /// once, since a truncated listing looks exactly like a mass deletion.
     pub max_delete_fraction: f64,
+    /// Deleting up to this many pages of a space always passes the guard, whatever the share
+    /// (a space of one or two pages can lose one).
+    pub delete_floor: usize,
     /// Lifts the mass-deletion guard for one run.
     pub allow_mass_delete: bool,
     /// How many chunks are sent to the embedder at once.
@@ -36,6 +39,7 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
             max_delete_fraction: 0.5,
+            delete_floor: 2,
             allow_mass_delete: false,
             embed_batch_size: 16,
             fetch_concurrency: 4,
@@ -513,7 +517,9 @@ impl Pipeline {
                 continue;
             }
             let share = doomed.len() as f64 / in_space.len() as f64;
-            if share > self.options.max_delete_fraction && !self.options.allow_mass_delete {
+            let guarded = doomed.len() > self.options.delete_floor
+                && share > self.options.max_delete_fraction;
+            if guarded && !self.options.allow_mass_delete {
                 let msg = format!(
                     "refused to delete {} of the {} indexed pages of space {space} ({:.0}% > the {:.0}% limit): \
                      the listing may be incomplete; if those pages really are gone, run again with --allow-mass-delete",
@@ -816,6 +822,36 @@ mod tests {
             ..PipelineOptions::default()
         });
         assert_eq!(forced.sync(&Scope::all()).await.unwrap().pages_deleted, 3);
+    }
+
+    #[tokio::test]
+    async fn a_tiny_space_can_lose_a_page_within_the_floor() {
+        let source = Source::default();
+        source.put(page(
+            "solo",
+            "TINY",
+            "Only page",
+            "The only page of a tiny space.",
+        ));
+        let f = fixture(source).await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        f.source.pages.lock().unwrap().remove(&PageId::from("solo"));
+        // One page of one is 100%, above the 50% share, but within the floor of 2.
+        let report = f.pipeline.sync(&Scope::spaces(["TINY"])).await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.pages_deleted, 1);
+        // With no floor the share alone decides, and refuses.
+        f.source
+            .put(page("solo", "TINY", "Only page", "Back again."));
+        let strict = f.pipeline.clone().with_options(PipelineOptions {
+            delete_floor: 0,
+            ..PipelineOptions::default()
+        });
+        strict.sync(&Scope::spaces(["TINY"])).await.unwrap();
+        f.source.pages.lock().unwrap().remove(&PageId::from("solo"));
+        let report = strict.sync(&Scope::spaces(["TINY"])).await.unwrap();
+        assert_eq!(report.pages_deleted, 0);
+        assert_eq!(report.refused_deletions.len(), 1, "{report:?}");
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use docbrain_core::{Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummar
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
 use serde_json::Value;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::SourceError;
 use http::{Auth, Http};
@@ -138,6 +138,11 @@ impl ConfluenceClient {
         })
     }
 
+    /// Whether pages of `space_key` are in scope: every space when no keys are configured.
+    pub fn in_scope(&self, space_key: &str) -> bool {
+        self.inner.space_keys.is_empty() || self.inner.space_keys.iter().any(|k| k == space_key)
+    }
+
     /// Returns the API version this client speaks.
     pub fn api_version(&self) -> ApiVersion {
         self.inner.version
@@ -226,7 +231,15 @@ impl Fetcher for ConfluenceClient {
             ApiVersion::V2 => v2::fetch(&self.inner, id).await?,
             ApiVersion::V1 => v1::fetch(&self.inner, id).await?,
         };
-        Ok(fetched)
+        // A page outside CONFLUENCE_SPACE_KEYS (a site-wide webhook, a page moved out) is not
+        // ours to index: to the index it is gone.
+        Ok(match fetched {
+            Fetched::Page(page) if !self.in_scope(&page.space_key) => {
+                debug!(page_id = %id, space = %page.space_key, "page is outside CONFLUENCE_SPACE_KEYS; treated as gone");
+                Fetched::Gone
+            }
+            other => other,
+        })
     }
 }
 

@@ -306,6 +306,16 @@ impl Simulator {
         })
     }
 
+    /// Moves a page to another space (created if missing), bumping its version.
+    pub fn move_page(&self, id: &PageId, space: &str) -> Option<u64> {
+        self.add_space(space, space);
+        self.with_page(id, |p| {
+            p.space_key = space.to_owned();
+            p.version += 1;
+            p.version
+        })
+    }
+
     /// Sets a page's labels, bumping its version.
     pub fn set_labels(&self, id: &PageId, labels: &[&str]) -> Option<u64> {
         self.with_page(id, |p| {

@@ -283,6 +283,8 @@ impl Default for ChunkSettings {
 pub struct GuardSettings {
     /// `MAX_DELETE_FRACTION`: refuse to delete more than this share (0–1) of a space at once.
     pub max_delete_fraction: f64,
+    /// `DELETE_GUARD_FLOOR`: deleting up to this many pages of a space always passes.
+    pub delete_floor: usize,
     /// Lifts the guard for one run (`docbrain ingest --allow-mass-delete`).
     pub allow_mass_delete: bool,
 }
@@ -291,6 +293,7 @@ impl Default for GuardSettings {
     fn default() -> Self {
         Self {
             max_delete_fraction: 0.5,
+            delete_floor: 2,
             allow_mass_delete: false,
         }
     }

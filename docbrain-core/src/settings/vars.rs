@@ -92,6 +92,7 @@ pub const VARS: &[Var] = &[
     var("CONFLUENCE_FETCH_CONCURRENCY", "confluence-fetch-concurrency", Sync, "Pages fetched and indexed at once during a crawl [default: 4]"),
     var("CHUNK_MAX_TOKENS", "chunk-tokens", Sync, "Chunk budget in model tokens, breadcrumb included [default: 254]"),
     var("MAX_DELETE_FRACTION", "max-delete-fraction", Sync, "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]"),
+    var("DELETE_GUARD_FLOOR", "delete-guard-floor", Sync, "Deleting up to this many pages of a space always passes the guard [default: 2]"),
     var("SERVER_BIND", "bind", Server, "Address to listen on [default: 0.0.0.0]"),
     var("SERVER_PORT", "port", Server, "Port to listen on; 0 picks a free one [default: 3000]"),
     var("SERVER_HEADER_TIMEOUT", "header-timeout", Server, "Time a connection has to send a request's headers, idle keep-alive included [default: 10s]"),
@@ -188,6 +189,7 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
     guards.max_delete_fraction = r
         .parse("MAX_DELETE_FRACTION", "a number between 0 and 1")?
         .unwrap_or(guards.max_delete_fraction);
+    guards.delete_floor = r.number("DELETE_GUARD_FLOOR", guards.delete_floor)?;
     let mut chunking = d.chunking;
     chunking.max_tokens = r.number("CHUNK_MAX_TOKENS", chunking.max_tokens)?;
     Ok(Settings {
