@@ -17,6 +17,7 @@ use crate::fetcher::{Fetcher, Scope};
 use crate::page::{Fetched, Page, PageId, PageSummary};
 use crate::search::{SearchFilter, SearchHit, SearchRequest};
 use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+use crate::text::printable;
 
 /// Settings of a [`Pipeline`].
 #[derive(Debug, Clone, PartialEq)]
@@ -344,7 +345,7 @@ impl Pipeline {
                 info!(
                     page_id = %page.id, space = %page.space_key, version = page.version,
                     chunks = total, embedded,
-                    "Updated page '{}' — {total} chunks re-indexed", page.title
+                    "Updated page '{}' — {total} chunks re-indexed", printable(&page.title)
                 );
                 Ok(PageOutcome::Updated {
                     chunks: total,
@@ -365,7 +366,7 @@ impl Pipeline {
             return Ok(PageOutcome::Absent);
         };
         let chunks = self.store.delete_page(id).await?;
-        info!(page_id = %id, chunks, "Deleted page '{}' ({why}) — {chunks} chunks removed", held.title);
+        info!(page_id = %id, chunks, "Deleted page '{}' ({why}) — {chunks} chunks removed", printable(&held.title));
         Ok(PageOutcome::Deleted { chunks })
     }
 
@@ -486,7 +487,7 @@ impl Pipeline {
                     return Err(e);
                 }
                 Err(e) => {
-                    warn!(page_id = %summary.id, title = %summary.title, error = %e, "page failed; its indexed state is kept");
+                    warn!(page_id = %summary.id, title = %printable(&summary.title), error = %e, "page failed; its indexed state is kept");
                     report.pages_failed += 1;
                     report.failures.push((summary.id.clone(), e.to_string()));
                 }
@@ -534,7 +535,7 @@ impl Pipeline {
             }
             for page in doomed {
                 let chunks = self.store.delete_page(&page.id).await?;
-                info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", page.title);
+                info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", printable(&page.title));
                 report.pages_deleted += 1;
             }
         }

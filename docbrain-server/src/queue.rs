@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::webhook::{PageEvent, PageRef};
 use docbrain_core::settings::WebhookSettings;
-use docbrain_core::text::now_ms;
+use docbrain_core::text::{now_ms, printable};
 use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -251,7 +251,10 @@ impl Webhook {
                 .flatten()
                 .map_or_else(|| "(not indexed yet)".to_owned(), |p| p.title),
         };
-        info!(event = %job.event, page_id = %job.page, "Processing {} for page '{title}' (id={})", job.event, job.page);
+        // The event name and title come from the webhook body: escaped, they cannot forge lines.
+        let title = printable(&title).into_owned();
+        let event = printable(&job.event);
+        info!(event = %event, page_id = %job.page, "Processing {event} for page '{title}' (id={})", job.page);
         // Wait for the version the event named only up to the lag bound; then take what the
         // API returns.
         let since = job.lagging_since.unwrap_or(started);

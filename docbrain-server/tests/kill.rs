@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Simulator, PAT};
-use docbrain_confluence::webhook::{BodyShape, PageEvent};
+use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_core::{IndexStore, PageId};
 use docbrain_index::EmbeddedStore;
 
@@ -19,6 +19,10 @@ const SECRET: &str = "kill-test-secret";
 /// Starts the server on a port of its choosing; returns it with its base URL (from the
 /// `listening on http://…` line it prints).
 fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
+    spawn_server_logging(sim, data, Stdio::null())
+}
+
+fn spawn_server_logging(sim: &Simulator, data: &Path, stderr: Stdio) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docbrain-server"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -33,7 +37,7 @@ fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
         .env("WEBHOOK_DEBOUNCE_MS", "50")
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);
@@ -166,5 +170,72 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
     assert_eq!(
         indexed, live,
         "the index equals Confluence: nothing lost, nothing stale"
+    );
+}
+
+#[tokio::test]
+async fn a_title_with_a_newline_cannot_forge_a_log_line() {
+    let sim = Simulator::start().await.unwrap();
+    let id = sim.create_page("ENG", "Innocent", "<p>Body.</p>");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = spawn_server_logging(&sim, &dir.path().join("data"), Stdio::piped());
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let stderr = server.stderr.take().unwrap();
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let forged = "x\n2026-12-02T00:00:00.000000Z  INFO FORGED: admin password reset";
+    let body = webhook::body(
+        PageEvent::Updated,
+        &PageRef {
+            id: id.clone(),
+            title: Some(forged.into()),
+            space_key: Some("ENG".into()),
+            version: Some(1),
+        },
+        BodyShape::DataCenterFull,
+        1,
+    );
+    let status = reqwest::Client::new()
+        .post(format!("{base}/confluence/events"))
+        .header(
+            "x-hub-signature",
+            webhook::sign(SECRET.as_bytes(), body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    while !lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("Processing"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no Processing line"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    reader.join().unwrap();
+    let lines = lines.lock().unwrap();
+    let processing = lines.iter().find(|l| l.contains("Processing")).unwrap();
+    assert!(processing.contains("x\\n2026-12-02"), "{processing}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("2026-12-02T00:00:00.000000Z")),
+        "a forged line: {lines:?}"
     );
 }
