@@ -86,7 +86,7 @@ pub use chunk::{Chunk, EmbeddedChunk};
 pub use chunker::{Chunker, MarkdownChunker, MarkdownChunkerBuilder};
 pub use embedder::{Embedder, EstimatedTokens, ModelInfo, TokenCounter};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use fetcher::{Fetcher, PageStream, Scope};
+pub use fetcher::{Fetcher, PageStream, Scope, SourceHealth};
 pub use memory::MemoryStore;
 pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use docbrain_core::SourceHealth;
+
 /// Upper bounds (seconds) of the reconcile latency histogram.
 const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -89,9 +91,15 @@ impl Metrics {
         bump(&self.crawls, outcome);
     }
 
-    /// Renders the Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// Renders the Prometheus text exposition format, with the source's call counters.
+    pub fn render(&self, source: Option<SourceHealth>) -> String {
         let mut out = String::new();
+        if let Some(health) = source {
+            let _ = writeln!(out, "# HELP docbrain_confluence_calls_total Calls to Confluence, each attempt.\n# TYPE docbrain_confluence_calls_total counter\ndocbrain_confluence_calls_total {}", health.calls);
+            let _ = writeln!(out, "# HELP docbrain_confluence_call_failures_total Failed calls to Confluence (transport errors, timeouts, 429, 5xx), retried or not.\n# TYPE docbrain_confluence_call_failures_total counter\ndocbrain_confluence_call_failures_total {}", health.failed_calls);
+            let age = health.seconds_since_success(docbrain_core::text::now_ms());
+            let _ = writeln!(out, "# HELP docbrain_confluence_seconds_since_success Seconds since a call to Confluence last succeeded, or since start if none has (alert when it grows).\n# TYPE docbrain_confluence_seconds_since_success gauge\ndocbrain_confluence_seconds_since_success {age:.3}");
+        }
         let _ = writeln!(out, "# HELP docbrain_webhook_events_total Webhook deliveries by event and outcome.\n# TYPE docbrain_webhook_events_total counter");
         for ((event, outcome), n) in self
             .events

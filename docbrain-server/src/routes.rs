@@ -61,7 +61,9 @@ where
             hyper::Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(state.metrics.render())))
+                .body(Full::new(Bytes::from(
+                    state.metrics.render(state.pipeline.fetcher().health()),
+                )))
                 .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
         }
         (_, "/confluence/events") => match &state.webhook {
@@ -94,10 +96,19 @@ async fn readyz(state: &AppState) -> Response {
         }
     }
     match state.pipeline.store().stats().await {
-        Ok(stats) => json_response(
-            StatusCode::OK,
-            &json!({ "status": "ready", "pages": stats.pages, "chunks": stats.chunks }),
-        ),
+        Ok(stats) => {
+            let mut body =
+                json!({ "status": "ready", "pages": stats.pages, "chunks": stats.chunks });
+            // A Confluence outage does not make this server unready (search still works, events
+            // are journaled); it is reported for alerts, as in /metrics.
+            if let Some(h) = state.pipeline.fetcher().health() {
+                body["confluence"] = json!({
+                    "failed_calls": h.failed_calls,
+                    "seconds_since_success": h.seconds_since_success(docbrain_core::text::now_ms()),
+                });
+            }
+            json_response(StatusCode::OK, &body)
+        }
         Err(e) => {
             warn!(error = %e, "index not reachable");
             error(

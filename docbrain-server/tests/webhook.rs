@@ -509,7 +509,19 @@ async fn a_confluence_outage_loses_nothing() {
             200
         );
     }
-    // Every page has been tried and has failed at least once...
+    // The outage shows at once: failed calls count before any retry runs out...
+    h.until(Duration::from_secs(20), "a failed call counted", || async {
+        h.metric("docbrain_confluence_call_failures_total").await >= 1
+    })
+    .await;
+    let since = |text: String| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("docbrain_confluence_seconds_since_success "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no seconds_since_success in {text}"))
+    };
+    let age_early = since(h.metrics().await);
+    // ...every page has been tried and has failed at least once...
     h.until(
         Duration::from_secs(20),
         "a failed fetch of every page",
@@ -530,6 +542,11 @@ async fn a_confluence_outage_loses_nothing() {
         );
     }
     assert!(h.metrics().await.contains("docbrain_webhook_queue_depth 5"));
+    let age_late = since(h.metrics().await);
+    assert!(
+        age_late > age_early,
+        "the time since the last good call grows during the outage: {age_early} then {age_late}"
+    );
     h.sim.clear_faults();
     for id in &ids {
         h.wait_version(id, Some(1)).await;

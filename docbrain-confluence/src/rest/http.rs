@@ -4,10 +4,11 @@
 //! fail at once naming the credential to check; 404 is an answer of its own ("gone or not
 //! visible"). Error bodies are read as text: Data Center answers a bad token with an HTML page.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use docbrain_core::retry::{parse_retry_after, retry, Attempt, Retried, RetryPolicy};
-use docbrain_core::Secret;
+use docbrain_core::{Secret, SourceHealth};
 use reqwest::header::{HeaderMap, LINK, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
@@ -40,6 +41,11 @@ pub(crate) struct Http {
     retry: RetryPolicy,
     version: ApiVersion,
     base: String,
+    calls: AtomicU64,
+    failed_calls: AtomicU64,
+    /// Milliseconds since the epoch of the last successful call; 0 before the first.
+    last_success_ms: AtomicU64,
+    created_ms: u64,
 }
 
 impl Http {
@@ -61,7 +67,35 @@ impl Http {
             retry,
             version,
             base: base.as_str().trim_end_matches('/').to_owned(),
+            calls: AtomicU64::new(0),
+            failed_calls: AtomicU64::new(0),
+            last_success_ms: AtomicU64::new(0),
+            created_ms: docbrain_core::text::now_ms(),
         })
+    }
+
+    /// How calls have gone so far.
+    pub(crate) fn health(&self) -> SourceHealth {
+        let last = self.last_success_ms.load(Ordering::Relaxed);
+        SourceHealth {
+            calls: self.calls.load(Ordering::Relaxed),
+            failed_calls: self.failed_calls.load(Ordering::Relaxed),
+            last_success_ms: (last > 0).then_some(last),
+            since_ms: self.created_ms,
+        }
+    }
+
+    /// Counts one attempt's outcome: a retryable failure, or an answer from a working site.
+    fn count<T, E>(&self, outcome: &Result<T, Attempt<E>>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Err(Attempt::Retry { .. }) => {
+                self.failed_calls.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self
+                .last_success_ms
+                .store(docbrain_core::text::now_ms(), Ordering::Relaxed),
+        }
     }
 
     /// GETs `url` as JSON; `Ok(None)` is a 404.
@@ -87,7 +121,15 @@ impl Http {
                 })?;
             self.judge(status, &headers, &text, &path)
         };
-        let answer = retry(&self.retry, "confluence", attempt)
+        let counted = |n| {
+            let outcome = attempt(n);
+            async move {
+                let outcome = outcome.await;
+                self.count(&outcome);
+                outcome
+            }
+        };
+        let answer = retry(&self.retry, "confluence", counted)
             .await
             .map_err(|e| match e {
                 Retried::Fatal(e) => e,

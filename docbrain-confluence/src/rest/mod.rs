@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
-use docbrain_core::{Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, Scope};
+use docbrain_core::{
+    Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, Scope, SourceHealth,
+};
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
 use serde_json::Value;
@@ -224,6 +226,10 @@ impl Fetcher for ConfluenceClient {
                 .try_flatten()
                 .map_err(docbrain_core::Error::from),
         )
+    }
+
+    fn health(&self) -> Option<SourceHealth> {
+        Some(self.inner.http.health())
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
