@@ -1,8 +1,10 @@
 //! Accepted webhook events and the workers that reconcile them.
 //!
 //! Events are journaled, then collapsed per page: at most one reconcile of a page is in flight
-//! and at most one more is pending, however many events arrive. A page is picked up a short
-//! debounce after its first event, so a burst of edits costs one fetch. The fetched state
+//! and at most one more is pending, however many events arrive. A page's first event is picked
+//! up at once (most edits come alone); events that arrive while it is in flight, or within the
+//! debounce after it, collapse into one more reconcile a debounce later, so a burst of edits
+//! costs two or three fetches. The fetched state
 //! decides what happens (the event name is only logged): a current page is re-indexed, a
 //! trashed or missing one is deleted. When the event named a newer version than Confluence
 //! returns (replication lag), the page is fetched again with backoff until it appears or a
@@ -60,8 +62,16 @@ struct Job {
 
 #[derive(Debug, Default)]
 struct Queue {
-    slots: Mutex<HashMap<PageId, Slot>>,
+    slots: Mutex<Slots>,
     notify: Notify,
+}
+
+/// The pages in the queue, and when recently finished pages were last done (a page's next
+/// event within the debounce of that waits out the rest of it: the trailing edge).
+#[derive(Debug, Default)]
+struct Slots {
+    pages: HashMap<PageId, Slot>,
+    finished: HashMap<PageId, Instant>,
 }
 
 /// The webhook service: journal, queue and workers.
@@ -106,7 +116,7 @@ impl Webhook {
             );
         }
         for entry in pending {
-            webhook.enqueue(&entry, Instant::now());
+            webhook.enqueue(&entry);
         }
         let mut workers = lock(&webhook.workers);
         for _ in 0..webhook.config.workers.max(1) {
@@ -130,7 +140,7 @@ impl Webhook {
 
     /// Pages waiting for or in reconciliation.
     pub fn queue_depth(&self) -> usize {
-        lock(&self.queue.slots).len()
+        lock(&self.queue.slots).pages.len()
     }
 
     /// Journals a page event and queues the page; resolves once the event is on disk.
@@ -147,14 +157,21 @@ impl Webhook {
             at_ms: now_ms(),
         };
         self.journal.add(entry.clone()).await?;
-        self.enqueue(&entry, Instant::now() + self.config.debounce);
+        self.enqueue(&entry);
         Ok(())
     }
 
-    fn enqueue(&self, entry: &Entry, due: Instant) {
-        let mut slots = lock(&self.queue.slots);
+    /// Queues a page. A page that is not queued and was not finished within the debounce is
+    /// due at once (the leading edge: most edits come alone); events for a page in flight, or
+    /// just finished, collapse into one more reconcile a debounce after the last one.
+    fn enqueue(&self, entry: &Entry) {
+        let mut guard = lock(&self.queue.slots);
+        let Slots { pages, finished } = &mut *guard;
         let debounce = self.config.debounce;
-        let slot = slots.entry(entry.page.clone()).or_insert_with(|| Slot {
+        let now = Instant::now();
+        finished.retain(|_, at| now.duration_since(*at) < debounce);
+        let due = finished.get(&entry.page).map_or(now, |at| *at + debounce);
+        let slot = pages.entry(entry.page.clone()).or_insert_with(|| Slot {
             seqs: Vec::new(),
             event: entry.event.clone(),
             title: None,
@@ -170,14 +187,10 @@ impl Webhook {
             slot.title.clone_from(&entry.title);
         }
         slot.want_version = slot.want_version.max(entry.version);
-        if slot.in_flight {
-            // Picked up again once the running reconcile ends.
-            slot.due = Instant::now() + debounce;
-        }
         self.metrics
             .queue_depth
-            .store(slots.len() as u64, Ordering::Relaxed);
-        drop(slots);
+            .store(pages.len() as u64, Ordering::Relaxed);
+        drop(guard);
         self.queue.notify.notify_one();
     }
 
@@ -218,6 +231,7 @@ impl Webhook {
         let mut slots = lock(&self.queue.slots);
         let now = Instant::now();
         let soonest = slots
+            .pages
             .iter_mut()
             .filter(|(_, s)| !s.in_flight && !s.seqs.is_empty())
             .min_by_key(|(_, s)| s.due);
@@ -302,20 +316,25 @@ impl Webhook {
 
     /// Ends a page's turn: the slot goes, or starts afresh when events arrived meanwhile.
     fn release(&self, page: &PageId) {
-        let mut slots = lock(&self.queue.slots);
-        if let Some(slot) = slots.get_mut(page) {
+        let mut guard = lock(&self.queue.slots);
+        let Slots { pages, finished } = &mut *guard;
+        let now = Instant::now();
+        if let Some(slot) = pages.get_mut(page) {
             if slot.seqs.is_empty() {
-                slots.remove(page);
+                pages.remove(page);
+                finished.insert(page.clone(), now);
             } else {
+                // Events arrived meanwhile: one more reconcile, a debounce from now.
                 slot.in_flight = false;
                 slot.attempts = 0;
                 slot.lagging_since = None;
+                slot.due = now + self.config.debounce;
             }
         }
         self.metrics
             .queue_depth
-            .store(slots.len() as u64, Ordering::Relaxed);
-        drop(slots);
+            .store(pages.len() as u64, Ordering::Relaxed);
+        drop(guard);
         self.queue.notify.notify_one();
     }
 
@@ -358,7 +377,7 @@ impl Webhook {
 
     fn requeue(&self, job: Job, wait: Duration, lagging_since: Option<Instant>, failed: bool) {
         let mut slots = lock(&self.queue.slots);
-        if let Some(slot) = slots.get_mut(&job.page) {
+        if let Some(slot) = slots.pages.get_mut(&job.page) {
             let mut seqs = job.seqs;
             seqs.append(&mut slot.seqs);
             slot.seqs = seqs;

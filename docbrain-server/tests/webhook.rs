@@ -452,6 +452,18 @@ async fn an_opted_in_url_token_accepts_unsigned_cloud_deliveries() {
 }
 
 #[tokio::test]
+async fn a_lone_edit_is_handled_at_once_whatever_the_debounce() {
+    // A debounce longer than the wait below: only the leading edge can make it in time.
+    let h = Harness::with(ApiVersion::V2, |c| c.debounce = Duration::from_secs(60)).await;
+    let id = h.sim.create_page("ENG", "Lone edit", "<p>v1</p>");
+    let started = Instant::now();
+    assert_eq!(h.send(PageEvent::Created, &id, BodyShape::Cloud).await, 200);
+    h.wait_version(&id, Some(1)).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(h.sim.count_for(Route::PageBody, &id), 1);
+}
+
+#[tokio::test]
 async fn a_hundred_edits_in_a_second_are_fetched_at_most_three_times() {
     // The production debounce (1 s).
     let h = Harness::with(ApiVersion::V2, |c| c.debounce = Duration::from_secs(1)).await;

@@ -315,7 +315,8 @@ pub struct WebhookSettings {
     pub journal_dir: PathBuf,
     /// `WEBHOOK_WORKERS`: pages reconciled at once.
     pub workers: usize,
-    /// `WEBHOOK_DEBOUNCE_MS`: how long after a page's first event it is picked up.
+    /// `WEBHOOK_DEBOUNCE_MS`: a page's first event is handled at once; events during its
+    /// reconcile or within this long after collapse into one more reconcile this long later.
     pub debounce: Duration,
     /// `WEBHOOK_MAX_ATTEMPTS`: failed reconciles of a page before its events are parked.
     pub max_attempts: u32,

@@ -103,7 +103,7 @@ pub const VARS: &[Var] = &[
     var("WEBHOOK_BODY_TIMEOUT", "webhook-body-timeout", Server, "Time a webhook body has to arrive whole; later gets 408 [default: 30s]"),
     var("WEBHOOK_JOURNAL_DIR", "webhook-journal-dir", Server, "Folder of the webhook journal [default: DOCBRAIN_DATA_DIR/journal]"),
     var("WEBHOOK_WORKERS", "webhook-workers", Server, "Pages reconciled at once [default: 2]"),
-    var("WEBHOOK_DEBOUNCE_MS", "webhook-debounce-ms", Server, "Delay between a page's first event and its reconcile, in ms [default: 1000]"),
+    var("WEBHOOK_DEBOUNCE_MS", "webhook-debounce-ms", Server, "Window after a page's reconcile in which its further events collapse into one more, in ms [default: 1000]"),
     var("WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts", Server, "Failed reconciles of a page before its events are parked [default: 10]"),
     var("WEBHOOK_RETRY_MS", "webhook-retry-ms", Server, "First wait after a failed reconcile, in ms; it doubles [default: 2000]"),
     var("INGEST_SCHEDULE", "ingest-schedule", Server, "Run the full crawl inside the server at this interval, e.g. 6h"),
