@@ -1,9 +1,11 @@
-//! Load benchmark of `POST /confluence/events`: acknowledgement latency at a fixed rate and the
-//! peak rate, against a `docbrain-server` process on loopback (this process is the load).
+//! Benchmark of `POST /confluence/events` against a `docbrain-server` process on loopback (this
+//! process is the load): freshness (event to searchable, for lone edits of a small page; fetches
+//! for 100 updates of one page within a second), then acknowledgement latency at a fixed rate
+//! and the peak rate.
 //!
 //! ```sh
 //! cargo build --release -p docbrain-server --bins --examples
-//! target/release/examples/webhook-load            # LOAD_RATE=1000 LOAD_SECS=10 PEAK_SECS=5 PEAK_CONNS=32
+//! target/release/examples/webhook-load            # FRESH_EDITS=20 LOAD_RATE=1000 LOAD_SECS=10 PEAK_SECS=5 PEAK_CONNS=32
 //! ```
 //!
 //! The server runs with the embedded store and the local model (`MODEL_DIR`), against a
@@ -11,6 +13,7 @@
 //! so the workers reconcile in the background while the load runs, as in production.
 
 #![allow(clippy::print_stdout)] // a benchmark prints its figures
+#![allow(clippy::disallowed_methods)] // reads the answers of its own server on loopback
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -131,6 +134,89 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     };
+
+    // Freshness, on a quiet server: lone edits, then a burst.
+    let fresh_edits = env_num("FRESH_EDITS", 20);
+    let fresh = sim.create_page("ENG", "Fresh page", "<p>Fresh page, first words.</p>");
+    let post = |event: PageEvent, id: &PageId| {
+        let body = sim.webhook_body(event, id, BodyShape::DataCenter);
+        let signature = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+        client
+            .post(&url)
+            .header("x-hub-signature", signature)
+            .body(body)
+            .send()
+    };
+    let searchable = |token: String| {
+        let client = client.clone();
+        let search = format!("{base}/search?q={token}&k=1");
+        async move {
+            let started = Instant::now();
+            loop {
+                if let Ok(r) = client.get(&search).send().await {
+                    if r.text().await.is_ok_and(|t| t.contains(&token)) {
+                        return Ok(started.elapsed());
+                    }
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    return Err(format!("{token} never became searchable"));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    post(PageEvent::Created, &fresh).await?;
+    searchable("first".into()).await?;
+    let mut fresh_lat = Vec::new();
+    for n in 0..fresh_edits {
+        // Apart by more than the debounce (WEBHOOK_DEBOUNCE_MS, 1 s): each edit comes alone.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let token = format!("zqx{n}fresh");
+        sim.edit_page(&fresh, &format!("<p>Fresh page, edit {token}.</p>"));
+        let sent = Instant::now();
+        post(PageEvent::Updated, &fresh).await?;
+        searchable(token).await?;
+        fresh_lat.push(sent.elapsed());
+    }
+    fresh_lat.sort();
+    println!(
+        "freshness: event to searchable p50 {:.0} ms, p99 {:.0} ms ({fresh_edits} lone edits of a one-chunk page, local model)",
+        percentile(&fresh_lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&fresh_lat, 0.99).as_secs_f64() * 1e3,
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sim.clear_log();
+    let burst_start = Instant::now();
+    let mut last = 0;
+    for i in 1..=100u32 {
+        last = sim
+            .edit_page(&fresh, &format!("<p>Fresh page, burst edit {i} zqxburst{i}.</p>"))
+            .unwrap_or(0);
+        post(PageEvent::Updated, &fresh).await?;
+        tokio::time::sleep_until((burst_start + Duration::from_millis(9) * i).into()).await;
+    }
+    let burst = burst_start.elapsed();
+    searchable("zqxburst100".into()).await?;
+    // The queue is empty once the trailing reconcile is done.
+    let drained = Instant::now();
+    while !client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?
+        .contains("docbrain_webhook_queue_depth 0")
+    {
+        if drained.elapsed() > Duration::from_secs(30) {
+            return Err("the queue did not drain".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "burst: 100 updates of one page in {:.2} s (to version {last}) cost {} page fetches",
+        burst.as_secs_f64(),
+        sim.count_for(docbrain_confluence::simulator::Route::PageBody, &fresh)
+    );
 
     // Warm-up: connections, page cache.
     for n in 0..200 {
