@@ -442,7 +442,8 @@ async fn settings_and_spaces_that_cannot_work_are_named() {
     let sim = Simulator::start().await.unwrap();
     sim.create_page("ENG", "Page", &body(1));
     for version in VERSIONS {
-        let c = client(&sim, version, &["ENG", "NOPE"]);
+        // No configured space resolves: the setting is wrong.
+        let c = client(&sim, version, &["NOPE"]);
         let err = c
             .list(&Scope::all())
             .try_collect::<Vec<_>>()
@@ -451,6 +452,10 @@ async fn settings_and_spaces_that_cannot_work_are_named() {
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         assert!(err.to_string().contains("NOPE"), "{err}");
         assert!(err.to_string().contains("CONFLUENCE_SPACE_KEYS"), "{err}");
+        // One of several vanished: the others are still listed (and the crawl purges it).
+        let c = client(&sim, version, &["ENG", "NOPE"]);
+        let listed: Vec<_> = c.list(&Scope::all()).try_collect().await.unwrap();
+        assert_eq!(listed.len(), 1, "{version}");
     }
     let mut no_email = config(&sim, ApiVersion::V2, &[]);
     no_email.site.email = None;

@@ -110,6 +110,15 @@ impl IndexStore for MemoryStore {
         Ok(inner.chunks.remove(id).map_or(0, |c| c.len() as u64))
     }
 
+    async fn delete_page_if(&self, id: &PageId, at_most: u64) -> Result<Option<u64>> {
+        let mut inner = self.lock()?;
+        if inner.pages.get(id).is_some_and(|p| p.version > at_most) {
+            return Ok(None);
+        }
+        inner.pages.remove(id);
+        Ok(Some(inner.chunks.remove(id).map_or(0, |c| c.len() as u64)))
+    }
+
     async fn list_pages(&self) -> Result<Vec<IndexedPage>> {
         Ok(self.lock()?.pages.values().cloned().collect())
     }

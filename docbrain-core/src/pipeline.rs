@@ -506,6 +506,12 @@ impl Pipeline {
             );
         }
 
+        // With no spaces named, a complete listing speaks for every space: one the index holds
+        // that the listing no longer names has vanished (deleted, or no longer readable).
+        let mut spaces = spaces;
+        if scope.spaces.is_empty() && !truncated {
+            spaces.extend(indexed.values().map(|p| p.space_key.clone()));
+        }
         for space in spaces.iter().filter(|_| !truncated) {
             let in_space: Vec<&IndexedPage> =
                 indexed.values().filter(|p| &p.space_key == space).collect();
@@ -534,9 +540,7 @@ impl Pipeline {
                 continue;
             }
             for page in doomed {
-                let chunks = self.store.delete_page(&page.id).await?;
-                info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", printable(&page.title));
-                report.pages_deleted += 1;
+                self.delete_unlisted(page, &mut report).await?;
             }
         }
         self.store.flush().await?;
@@ -545,6 +549,46 @@ impl Pipeline {
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Deletes a page the listing no longer names, once a direct fetch confirms it is gone (a
+    /// listing over a space that changes under it can skip live pages), and only while the
+    /// index holds the version the crawl read (a webhook may have restored it since).
+    async fn delete_unlisted(&self, page: &IndexedPage, report: &mut SyncReport) -> Result<()> {
+        match self.fetcher.fetch(&page.id).await {
+            Ok(Fetched::Page(live)) if live.status.is_indexed() => {
+                debug!(page_id = %page.id, "unlisted but live: the listing skipped it; kept");
+                match self.upsert(live).await {
+                    Ok(PageOutcome::Updated { .. }) => report.pages_updated += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        report.pages_failed += 1;
+                        report.failures.push((page.id.clone(), e.to_string()));
+                    }
+                }
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::InvalidConfig) => {
+                return Err(e);
+            }
+            Err(e) => {
+                warn!(page_id = %page.id, error = %e, "cannot confirm that an unlisted page is gone; it is kept");
+                report.pages_failed += 1;
+                report.failures.push((page.id.clone(), e.to_string()));
+                return Ok(());
+            }
+        }
+        match self.store.delete_page_if(&page.id, page.version).await? {
+            Some(chunks) => {
+                info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", printable(&page.title));
+                report.pages_deleted += 1;
+            }
+            None => {
+                debug!(page_id = %page.id, "re-indexed since the crawl read the index; kept");
+            }
+        }
+        Ok(())
     }
 
     /// Answers a question with the `k` best chunks (hybrid BM25 + vector search).
@@ -607,6 +651,8 @@ mod tests {
         fail_listing_after: Option<usize>,
         failing_page: Option<PageId>,
         versions_in_listing: bool,
+        /// A live page the listing skips (paging over a space that changes under it).
+        skipped_in_listing: Option<PageId>,
     }
 
     impl Source {
@@ -630,6 +676,7 @@ mod tests {
                 .unwrap()
                 .values()
                 .filter(|p| p.status == PageStatus::Current)
+                .filter(|p| self.skipped_in_listing.as_ref() != Some(&p.id))
                 .map(|p| {
                     Ok(PageSummary {
                         id: p.id.clone(),
@@ -853,6 +900,101 @@ mod tests {
         let report = strict.sync(&Scope::spaces(["TINY"])).await.unwrap();
         assert_eq!(report.pages_deleted, 0);
         assert_eq!(report.refused_deletions.len(), 1, "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_live_page_the_listing_skipped_is_kept() {
+        let f = fixture(Source {
+            skipped_in_listing: Some("3".into()),
+            ..Source::default()
+        })
+        .await;
+        // Indexed once by a webhook, then a crawl whose listing skips it.
+        f.pipeline.reconcile(&"3".into()).await.unwrap();
+        let report = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_deleted, 0, "{report:?}");
+        assert!(report.is_clean(), "{report:?}");
+        assert!(f.store.page(&"3".into()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_space_that_vanished_is_purged_under_the_guard() {
+        let source = Source::default();
+        source.put(page(
+            "g1",
+            "GONE",
+            "Old one",
+            "A page of a space about to vanish.",
+        ));
+        source.put(page("g2", "GONE", "Old two", "Another page of it."));
+        let f = fixture(source).await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(f.store.stats().await.unwrap().pages, 7);
+        // The space is deleted: its pages vanish from the listing and answer "gone".
+        {
+            let mut pages = f.source.pages.lock().unwrap();
+            pages.remove(&PageId::from("g1"));
+            pages.remove(&PageId::from("g2"));
+        }
+        let report = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_deleted, 2, "{report:?}");
+        assert_eq!(f.store.stats().await.unwrap().pages, 5);
+    }
+
+    /// A source whose every fetch of page 2 first lets a "webhook" index a newer version of
+    /// it, then answers with the crawl's stale view: gone.
+    #[derive(Debug)]
+    struct RacingRestore {
+        inner: Arc<Source>,
+        store: Arc<MemoryStore>,
+        embedder: Arc<Letters>,
+    }
+
+    #[async_trait]
+    impl Fetcher for RacingRestore {
+        fn list<'a>(&'a self, scope: &'a Scope) -> PageStream<'a> {
+            self.inner.list(scope)
+        }
+        async fn fetch(&self, id: &PageId) -> Result<Fetched> {
+            if id.as_str() == "2" {
+                let webhook = Pipeline::new(
+                    self.inner.clone(),
+                    Arc::new(MarkdownChunker::default()),
+                    self.embedder.clone(),
+                    self.store.clone(),
+                )
+                .await?;
+                let mut restored = page("2", "ENG", "Page 2", "Restored body of page 2.");
+                restored.version = 5;
+                webhook.upsert(restored).await?;
+                return Ok(Fetched::Gone);
+            }
+            self.inner.fetch(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crawl_never_deletes_what_a_webhook_restored_meanwhile() {
+        let f = fixture(Source::default()).await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        // Trashed when the crawl lists...
+        f.source.pages.lock().unwrap().remove(&PageId::from("2"));
+        let crawl = Pipeline::new(
+            Arc::new(RacingRestore {
+                inner: f.source.clone(),
+                store: f.store.clone(),
+                embedder: f.embedder.clone(),
+            }),
+            Arc::new(MarkdownChunker::default()),
+            f.embedder.clone(),
+            f.store.clone(),
+        )
+        .await
+        .unwrap();
+        // ...restored and re-indexed by a webhook before the crawl deletes it.
+        let report = crawl.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_deleted, 0, "{report:?}");
+        assert_eq!(f.store.page(&"2".into()).await.unwrap().unwrap().version, 5);
     }
 
     #[tokio::test]

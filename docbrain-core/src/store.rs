@@ -109,6 +109,17 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
     /// Deletes a page and all its chunks; returns how many chunks were removed.
     async fn delete_page(&self, id: &PageId) -> Result<u64>;
 
+    /// Deletes a page only while the index holds version `at_most` or older; `None` when it
+    /// holds a newer one (a webhook wrote it since a crawl read the index), which is kept.
+    /// Stores should override this to make the check and the delete one step; the default
+    /// reads, then deletes.
+    async fn delete_page_if(&self, id: &PageId, at_most: u64) -> Result<Option<u64>> {
+        match self.page(id).await? {
+            Some(held) if held.version > at_most => Ok(None),
+            _ => self.delete_page(id).await.map(Some),
+        }
+    }
+
     /// Lists every indexed page.
     async fn list_pages(&self) -> Result<Vec<IndexedPage>>;
 

@@ -148,6 +148,8 @@ where
     shrinking_page_leaves_no_orphans(new_store().await.as_ref()).await;
     never_rolls_back_a_version(new_store().await.as_ref()).await;
     deletes_every_chunk(new_store().await.as_ref()).await;
+    deletes_only_the_version_read(new_store().await.as_ref()).await;
+    deletes_only_the_version_read(new_store().await.as_ref()).await;
     hybrid_search_finds_by_keyword_and_vector(new_store().await.as_ref()).await;
     filters_by_space_and_respects_k(new_store().await.as_ref()).await;
     records_sync_time(new_store().await.as_ref()).await;
@@ -297,6 +299,26 @@ pub async fn deletes_every_chunk(store: &dyn IndexStore) {
         .unwrap();
     assert!(!hits.is_empty(), "page 2 still answers");
     assert!(hits.iter().all(|h| h.page_id.as_str() == "2"), "{hits:?}");
+}
+
+/// A conditional delete keeps a page the index holds at a newer version than the one read
+/// (a crawl's stale listing must not delete what a webhook just restored).
+pub async fn deletes_only_the_version_read(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    put(
+        store,
+        "7",
+        "ENG",
+        "Restored",
+        3,
+        &[("restored text", 0), ("more", 1)],
+    )
+    .await;
+    assert_eq!(store.delete_page_if(&"7".into(), 2).await.unwrap(), None);
+    assert_eq!(store.page(&"7".into()).await.unwrap().unwrap().version, 3);
+    assert_eq!(store.delete_page_if(&"7".into(), 3).await.unwrap(), Some(2));
+    assert!(store.page(&"7".into()).await.unwrap().is_none());
+    assert_eq!(store.delete_page_if(&"7".into(), 9).await.unwrap(), Some(0));
 }
 
 /// Keyword matches and vector neighbours both surface, carrying page details.

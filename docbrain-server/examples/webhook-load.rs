@@ -190,7 +190,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut last = 0;
     for i in 1..=100u32 {
         last = sim
-            .edit_page(&fresh, &format!("<p>Fresh page, burst edit {i} zqxburst{i}.</p>"))
+            .edit_page(
+                &fresh,
+                &format!("<p>Fresh page, burst edit {i} zqxburst{i}.</p>"),
+            )
             .unwrap_or(0);
         post(PageEvent::Updated, &fresh).await?;
         tokio::time::sleep_until((burst_start + Duration::from_millis(9) * i).into()).await;

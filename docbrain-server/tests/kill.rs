@@ -113,7 +113,6 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
             .await
             .unwrap();
         assert_eq!(status, 200);
-        tokio::time::sleep(Duration::from_millis(30)).await;
     }
     // Every event is acknowledged; the last ones are still waiting or being embedded. SIGKILL.
     server.kill().unwrap();

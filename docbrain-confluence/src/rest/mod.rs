@@ -24,7 +24,7 @@ use docbrain_core::{
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
 use serde_json::Value;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::SourceError;
 use http::{Auth, Http};
@@ -247,6 +247,25 @@ impl Fetcher for ConfluenceClient {
             other => other,
         })
     }
+}
+
+/// Configured spaces that do not resolve: an error when none does (CONFLUENCE_SPACE_KEYS is
+/// wrong), else a warning per missing space. A space that vanished (deleted, or no longer
+/// readable) lists no pages, so the crawl removes its indexed ones, under the deletion guard.
+fn check_missing(keys: &[String], found: &[SpaceRef]) -> Result<(), SourceError> {
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !found.iter().any(|s| &s.key == *k))
+        .collect();
+    if let (Some(first), true) = (missing.first(), found.is_empty()) {
+        return Err(SourceError::SpaceNotFound {
+            key: (*first).clone(),
+        });
+    }
+    for key in missing {
+        warn!(space = %key, "space {key} does not exist or this account cannot see it: its indexed pages go (under the deletion guard); check CONFLUENCE_SPACE_KEYS and the account's space permissions");
+    }
+    Ok(())
 }
 
 /// Reads a page id that may be a number or a string.

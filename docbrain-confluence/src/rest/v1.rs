@@ -55,14 +55,14 @@ pub(super) async fn resolve_spaces(
     let mut found = Vec::with_capacity(keys.len());
     for key in keys {
         let url = inner.url(&format!("rest/api/space/{}", encode(key)))?;
-        inner
-            .get_found(&url, || SourceError::SpaceNotFound { key: key.clone() })
-            .await?;
-        found.push(SpaceRef {
-            key: key.clone(),
-            id: None,
-        });
+        if inner.get(&url).await?.is_some() {
+            found.push(SpaceRef {
+                key: key.clone(),
+                id: None,
+            });
+        }
     }
+    super::check_missing(keys, &found)?;
     Ok(found)
 }
 

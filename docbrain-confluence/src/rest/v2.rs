@@ -57,11 +57,7 @@ pub(super) async fn resolve_spaces(
             next = next_url(inner, &answer)?;
         }
     }
-    if let Some(missing) = keys.iter().find(|k| !found.iter().any(|s| &s.key == *k)) {
-        return Err(SourceError::SpaceNotFound {
-            key: missing.clone(),
-        });
-    }
+    super::check_missing(keys, &found)?;
     let mut cache = inner.lock_cache();
     for s in &found {
         if let Some(id) = &s.id {

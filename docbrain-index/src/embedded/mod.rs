@@ -54,6 +54,47 @@ struct State {
 
 type Result<T, E = IndexError> = std::result::Result<T, E>;
 
+impl EmbeddedStore {
+    /// Deletes a page in one transaction, unless it holds a version above `at_most`.
+    async fn delete(
+        &self,
+        id: &PageId,
+        at_most: Option<u64>,
+    ) -> docbrain_core::Result<Option<u64>> {
+        let id = id.clone();
+        self.run(move |state| {
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(at_most) = at_most {
+                let held: Option<i64> = tx
+                    .query_row(
+                        "SELECT version FROM pages WHERE page_id = ?1",
+                        [id.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if held.is_some_and(|v| v as u64 > at_most) {
+                    return Ok(None);
+                }
+            }
+            let removed: Vec<i64> = {
+                let mut stmt = tx.prepare_cached("SELECT id FROM chunks WHERE page_id = ?1")?;
+                let ids = stmt
+                    .query_map([id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids
+            };
+            tx.execute("DELETE FROM chunks WHERE page_id = ?1", [id.as_str()])?;
+            tx.execute("DELETE FROM pages WHERE page_id = ?1", [id.as_str()])?;
+            tx.commit()?;
+            state.mirror(&removed, &[]);
+            Ok(Some(removed.len() as u64))
+        })
+        .await
+    }
+}
+
 fn now_ms() -> i64 {
     docbrain_core::text::now_ms() as i64
 }
@@ -465,25 +506,15 @@ impl IndexStore for EmbeddedStore {
     }
 
     async fn delete_page(&self, id: &PageId) -> docbrain_core::Result<u64> {
-        let id = id.clone();
-        self.run(move |state| {
-            let tx = state
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let removed: Vec<i64> = {
-                let mut stmt = tx.prepare_cached("SELECT id FROM chunks WHERE page_id = ?1")?;
-                let ids = stmt
-                    .query_map([id.as_str()], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                ids
-            };
-            tx.execute("DELETE FROM chunks WHERE page_id = ?1", [id.as_str()])?;
-            tx.execute("DELETE FROM pages WHERE page_id = ?1", [id.as_str()])?;
-            tx.commit()?;
-            state.mirror(&removed, &[]);
-            Ok(removed.len() as u64)
-        })
-        .await
+        Ok(self.delete(id, None).await?.unwrap_or(0))
+    }
+
+    async fn delete_page_if(
+        &self,
+        id: &PageId,
+        at_most: u64,
+    ) -> docbrain_core::Result<Option<u64>> {
+        self.delete(id, Some(at_most)).await
     }
 
     async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {

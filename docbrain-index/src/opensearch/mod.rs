@@ -80,6 +80,49 @@ impl From<OpenSearchSettings> for OpenSearchConfig {
     }
 }
 
+impl OpenSearchStore {
+    /// Deletes a page unless its record holds a version above `at_most` or changes under us
+    /// (the record is deleted with `if_seq_no`, so a racing write wins).
+    async fn delete(&self, id: &PageId, at_most: Option<u64>) -> Result<Option<u64>, IndexError> {
+        let Some(held) = self.held(id).await? else {
+            return Ok(Some(0));
+        };
+        if at_most.is_some_and(|v| held.record.version > v) {
+            return Ok(None);
+        }
+        // The record goes first: from then on searches drop the page's chunks.
+        let removed = self
+            .client
+            .call(
+                Method::DELETE,
+                &format!(
+                    "/{}/_doc/{}?if_seq_no={}&if_primary_term={}",
+                    self.pages,
+                    segment(id.as_str()),
+                    held.seq_no,
+                    held.primary_term
+                ),
+                Body::Empty,
+                "delete the page record",
+            )
+            .await;
+        match removed {
+            Err(IndexError::OpenSearch { status: 409, .. }) if at_most.is_some() => {
+                return Ok(None);
+            }
+            other => {
+                other?;
+            }
+        }
+        self.dirty.store(true, Ordering::Relaxed);
+        let ids = (0..held.record.chunk_count).map(|p| chunk_doc_id(id, &held.generation, p));
+        self.bulk(&self.delete_actions(ids), "delete chunks")
+            .await?;
+        self.sweep(id, None, held.record.version).await?;
+        Ok(Some(u64::from(held.record.chunk_count)))
+    }
+}
+
 /// An [`IndexStore`] on an OpenSearch cluster with the k-NN plugin.
 #[derive(Debug)]
 pub struct OpenSearchStore {
@@ -283,30 +326,15 @@ impl IndexStore for OpenSearchStore {
     }
 
     async fn delete_page(&self, id: &PageId) -> docbrain_core::Result<u64> {
-        let Some(held) = self.held(id).await? else {
-            return Ok(0);
-        };
-        // The record goes first: from then on searches drop the page's chunks.
-        self.client
-            .call(
-                Method::DELETE,
-                &format!(
-                    "/{}/_doc/{}?if_seq_no={}&if_primary_term={}",
-                    self.pages,
-                    segment(id.as_str()),
-                    held.seq_no,
-                    held.primary_term
-                ),
-                Body::Empty,
-                "delete the page record",
-            )
-            .await?;
-        self.dirty.store(true, Ordering::Relaxed);
-        let ids = (0..held.record.chunk_count).map(|p| chunk_doc_id(id, &held.generation, p));
-        self.bulk(&self.delete_actions(ids), "delete chunks")
-            .await?;
-        self.sweep(id, None, held.record.version).await?;
-        Ok(u64::from(held.record.chunk_count))
+        Ok(self.delete(id, None).await?.unwrap_or(0))
+    }
+
+    async fn delete_page_if(
+        &self,
+        id: &PageId,
+        at_most: u64,
+    ) -> docbrain_core::Result<Option<u64>> {
+        Ok(self.delete(id, Some(at_most)).await?)
     }
 
     async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {
