@@ -1,5 +1,6 @@
-//! The `docbrain-server` binary killed with SIGKILL mid-stream and restarted: every
-//! acknowledged event still reaches the index. Uses the real local model (`scripts/fetch-model.sh`).
+//! The `docbrain-server` binary as a process: killed with SIGKILL mid-stream and restarted
+//! (every acknowledged event still reaches the index), short of file descriptors, and logging
+//! hostile titles. Uses the real local model (`scripts/fetch-model.sh`).
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
@@ -23,7 +24,25 @@ fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
 }
 
 fn spawn_server_logging(sim: &Simulator, data: &Path, stderr: Stdio) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docbrain-server"));
+    spawn_with_fd_limit(sim, data, stderr, None)
+}
+
+/// Starts the server, optionally with at most `fds` open file descriptors (`ulimit -n`).
+fn spawn_with_fd_limit(
+    sim: &Simulator,
+    data: &Path,
+    stderr: Stdio,
+    fds: Option<u32>,
+) -> (Child, String) {
+    let exe = env!("CARGO_BIN_EXE_docbrain-server");
+    let mut cmd = match fds {
+        None => Command::new(exe),
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\""), exe]);
+            sh
+        }
+    };
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DOCBRAIN_DATA_DIR", data)
@@ -237,4 +256,83 @@ async fn a_title_with_a_newline_cannot_forge_a_log_line() {
             .any(|l| l.starts_with("2026-12-02T00:00:00.000000Z")),
         "a forged line: {lines:?}"
     );
+}
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_backs_off_and_recovers() {
+    let sim = Simulator::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) =
+        spawn_with_fd_limit(&sim, &dir.path().join("data"), Stdio::piped(), Some(64));
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let stderr = server.stderr.take().unwrap();
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    wait_healthy(&base).await;
+    // Far more connections than descriptors: accepts fail with EMFILE while they are open.
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        {
+            held.push(c);
+        }
+    }
+    let started = Instant::now();
+    while !lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("accept failed"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no accept failure seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Two more seconds of pressure: the warning stays rate-limited (it spun millions of times).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let warnings = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(
+        warnings <= 2,
+        "{warnings} accept warnings in about two seconds"
+    );
+    drop(held);
+    // Descriptors return: the server answers again.
+    let started = Instant::now();
+    loop {
+        let ok = reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    reader.join().unwrap();
 }
