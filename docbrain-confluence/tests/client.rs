@@ -361,6 +361,25 @@ async fn next_links_to_another_host_or_back_to_a_visited_page_are_refused() {
 }
 
 #[tokio::test]
+async fn an_answer_over_the_size_cap_is_refused_not_buffered() {
+    let sim = Simulator::start().await.unwrap();
+    let id = sim.create_page("ENG", "Huge", &format!("<p>{}</p>", "x".repeat(64 * 1024)));
+    for version in VERSIONS {
+        let mut c = config(&sim, version, &["ENG"]);
+        c.max_body_bytes = 16 * 1024;
+        let err = ConfluenceClient::new(c)
+            .unwrap()
+            .fetch(&id)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("larger than 16384 bytes"),
+            "{version}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_interrupted_crawl_resumes_where_it_stopped() {
     let sim = Simulator::start().await.unwrap();
     for i in 0..60 {

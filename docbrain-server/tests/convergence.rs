@@ -230,7 +230,7 @@ impl World {
 
 async fn schedule(seed: u64, steps: u64) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let version = if seed % 2 == 0 {
+    let version = if seed.is_multiple_of(2) {
         ApiVersion::V2
     } else {
         ApiVersion::V1

@@ -41,6 +41,7 @@ pub(crate) struct Http {
     retry: RetryPolicy,
     version: ApiVersion,
     base: String,
+    max_body_bytes: usize,
     calls: AtomicU64,
     failed_calls: AtomicU64,
     /// Milliseconds since the epoch of the last successful call; 0 before the first.
@@ -55,6 +56,7 @@ impl Http {
         version: ApiVersion,
         base: &Url,
         tls_verify: bool,
+        max_body_bytes: usize,
     ) -> Result<Self, SourceError> {
         let client = reqwest::Client::builder()
             .danger_accept_invalid_certs(!tls_verify)
@@ -67,6 +69,7 @@ impl Http {
             retry,
             version,
             base: base.as_str().trim_end_matches('/').to_owned(),
+            max_body_bytes,
             calls: AtomicU64::new(0),
             failed_calls: AtomicU64::new(0),
             last_success_ms: AtomicU64::new(0),
@@ -113,11 +116,18 @@ impl Http {
             })?;
             let status = response.status();
             let headers = response.headers().clone();
-            let text = read_text(response)
+            let text = read_text(response, self.max_body_bytes)
                 .await
-                .map_err(|problem| Attempt::Retry {
-                    problem,
-                    retry_after: None,
+                .map_err(|e| match e {
+                    // Asking again brings the same answer.
+                    Unread::TooLarge(detail) => Attempt::Fatal(SourceError::Decode {
+                        path: path.clone(),
+                        detail,
+                    }),
+                    Unread::CutOff(problem) => Attempt::Retry {
+                        problem,
+                        retry_after: None,
+                    },
                 })?;
             self.judge(status, &headers, &text, &path)
         };
@@ -233,21 +243,27 @@ fn transport_problem(e: &reqwest::Error) -> String {
     }
 }
 
-/// The largest answer read: a listing page of 250 pages with bodies is a few MB.
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Why a body was not read.
+enum Unread {
+    /// Longer than the cap.
+    TooLarge(String),
+    /// The connection failed mid-body.
+    CutOff(String),
+}
 
-/// Reads an answer's body as text, refusing more than [`MAX_BODY_BYTES`].
-async fn read_text(mut response: reqwest::Response) -> Result<String, String> {
-    let too_big = || format!("the answer is larger than {MAX_BODY_BYTES} bytes");
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
+/// Reads an answer's body as text, refusing more than `cap` bytes.
+async fn read_text(mut response: reqwest::Response, cap: usize) -> Result<String, Unread> {
+    let too_big = || Unread::TooLarge(format!("the answer is larger than {cap} bytes"));
+    if response.content_length().is_some_and(|n| n > cap as u64) {
         return Err(too_big());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_problem(&e))? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Unread::CutOff(transport_problem(&e)))?
+    {
+        if body.len() + chunk.len() > cap {
             return Err(too_big());
         }
         body.extend_from_slice(&chunk);

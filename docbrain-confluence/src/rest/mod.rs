@@ -39,6 +39,8 @@ pub struct ConfluenceConfig {
     pub page_size: u32,
     /// Retries of each request.
     pub retry: RetryPolicy,
+    /// The largest answer read; a longer one is an error, never buffered whole.
+    pub max_body_bytes: usize,
 }
 
 impl From<ConfluenceSettings> for ConfluenceConfig {
@@ -49,6 +51,8 @@ impl From<ConfluenceSettings> for ConfluenceConfig {
                 ApiVersion::V1 => 100,
             },
             retry: RetryPolicy::default(),
+            // A listing page of 250 pages with bodies is a few MB.
+            max_body_bytes: 32 * 1024 * 1024,
             site,
         }
     }
@@ -96,6 +100,7 @@ impl ConfluenceClient {
             site: config,
             page_size,
             retry,
+            max_body_bytes,
         } = config.into();
         config
             .validate()
@@ -121,7 +126,14 @@ impl ConfluenceClient {
             }
             ApiVersion::V1 => Auth::Bearer(config.api_token),
         };
-        let http = Http::new(auth, retry, config.api_version, &base, config.tls_verify)?;
+        let http = Http::new(
+            auth,
+            retry,
+            config.api_version,
+            &base,
+            config.tls_verify,
+            max_body_bytes,
+        )?;
         let space_keys = config
             .space_keys
             .iter()
