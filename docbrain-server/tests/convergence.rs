@@ -1,32 +1,39 @@
 //! A randomized convergence test. Each seeded schedule runs random steps against the simulator:
 //! creates, edits, moves between spaces (one of them out of scope), trashes, restores and
-//! purges; webhook deliveries dropped, duplicated, delayed and reordered; the webhook service
-//! killed (its workers aborted mid-page) and restarted on its journal; Confluence outages and
-//! 429 storms; crawls running in parallel. At the end (faults cleared, delayed deliveries sent,
-//! one crawl as the schedule would run it, the queue empty) the index must equal the
-//! simulator's truth for the configured spaces: the same pages at the same versions, and no
-//! orphan chunks.
+//! purges; webhook deliveries dropped, duplicated, delayed and reordered; the server killed and
+//! restarted on its journal; Confluence outages and 429 storms; crawls running in parallel. At
+//! the end (faults cleared, delayed deliveries sent, one crawl as the schedule would run it,
+//! the queue empty) the index must equal the simulator's truth for the configured spaces: the
+//! same pages at the same versions, and no orphan chunks.
 //!
-//! `CONVERGENCE_SCHEDULES` (default 6) schedules of `CONVERGENCE_STEPS` (default 60) steps run
-//! in CI; `CONVERGENCE_SEED=<n>` replays one schedule, as a failure says.
+//! Two harnesses: in-process (the webhook service's workers aborted mid-page as the kill; the
+//! memory store; many schedules), and the `docbrain-server` binary with SIGKILL as the kill
+//! (the embedded store and the local model, `scripts/fetch-model.sh`; crawls run from this
+//! process on the same index file). `CONVERGENCE_SCHEDULES` (default 6 in-process, a third of
+//! that as processes) schedules of `CONVERGENCE_STEPS` (default 60) steps run in CI;
+//! `CONVERGENCE_SEED=<n>` replays one schedule, as a failure says.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // reads answers the test asked for
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Fault, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
-use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
+use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig, Sources};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
+use docbrain_core::settings::{ConfluenceSettings, SourceSettings, WebhookSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
-    IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, PipelineOptions, Scope,
-    Secret,
+    MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, PipelineOptions, Scope, Secret,
+    Settings,
 };
+use docbrain_index::Backends;
 use docbrain_server::{router, AppState, Metrics, Webhook};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -61,14 +68,27 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Where webhook deliveries go.
+enum Front {
+    /// The webhook service in this process; `webhook` is `None` only while it restarts.
+    InProcess {
+        webhook: Option<Arc<Webhook>>,
+        state: AppState,
+    },
+    /// A `docbrain-server` process on loopback.
+    Process {
+        child: Child,
+        base: String,
+        http: reqwest::Client,
+    },
+}
+
 struct World {
     sim: Simulator,
-    store: Arc<MemoryStore>,
     pipeline: Pipeline,
-    journal: tempfile::TempDir,
-    /// `None` only while it restarts.
-    webhook: Option<Arc<Webhook>>,
-    state: AppState,
+    /// The journal (in-process) or the data folder (process).
+    dir: tempfile::TempDir,
+    front: Front,
     version: ApiVersion,
     delayed: Vec<String>,
 }
@@ -103,32 +123,80 @@ async fn start_webhook(pipeline: &Pipeline, journal: &std::path::Path) -> (Arc<W
     (webhook, state)
 }
 
-impl World {
-    async fn new(version: ApiVersion) -> Self {
-        let sim = Simulator::start().await.unwrap();
-        let (base, token) = match version {
-            ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
-            ApiVersion::V1 => (sim.base_url_v1(), PAT),
-        };
-        let mut site = ConfluenceSettings::new(base, version, Secret::new(token));
-        site.email = Some(EMAIL.into());
-        site.space_keys = IN_SCOPE.iter().map(|s| (*s).to_owned()).collect();
-        for space in SPACES {
-            sim.add_space(space, space);
+fn site(sim: &Simulator, version: ApiVersion) -> ConfluenceSettings {
+    let (base, token) = match version {
+        ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
+        ApiVersion::V1 => (sim.base_url_v1(), PAT),
+    };
+    let mut site = ConfluenceSettings::new(base, version, Secret::new(token));
+    site.email = Some(EMAIL.into());
+    site.space_keys = IN_SCOPE.iter().map(|s| (*s).to_owned()).collect();
+    site
+}
+
+async fn simulator() -> Simulator {
+    let sim = Simulator::start().await.unwrap();
+    for space in SPACES {
+        sim.add_space(space, space);
+    }
+    sim
+}
+
+/// Starts the server binary on the data folder; returns it with its base URL.
+fn spawn_server(sim: &Simulator, version: ApiVersion, data: &Path) -> (Child, String) {
+    let site = site(sim, version);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docbrain-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DOCBRAIN_DATA_DIR", data)
+        .env("SERVER_BIND", "127.0.0.1")
+        .env("SERVER_PORT", "0")
+        .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
+        .env("CONFLUENCE_BASE_URL", &site.base_url)
+        .env("CONFLUENCE_API_VERSION", version.to_string())
+        .env("CONFLUENCE_USER_EMAIL", EMAIL)
+        .env("CONFLUENCE_API_TOKEN", site.api_token.expose())
+        .env("CONFLUENCE_SPACE_KEYS", IN_SCOPE.join(","))
+        .env("WEBHOOK_DEBOUNCE_MS", "20")
+        .env("WEBHOOK_RETRY_MS", "20")
+        .env("WEBHOOK_MAX_ATTEMPTS", "1000")
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
         }
-        let mut config = ConfluenceConfig::from(site);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
+impl World {
+    /// The webhook service in this process, over the memory store.
+    async fn in_process(version: ApiVersion) -> Self {
+        let sim = simulator().await;
+        let mut config = ConfluenceConfig::from(site(&sim, version));
         config.retry = RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(2),
             max_backoff: Duration::from_millis(20),
             timeout: Duration::from_secs(5),
         };
-        let store = Arc::new(MemoryStore::new());
         let pipeline = Pipeline::new(
             Arc::new(ConfluenceClient::new(config).unwrap()),
             Arc::new(MarkdownChunker::default()),
             Arc::new(LetterEmbedder::default()),
-            store.clone(),
+            Arc::new(MemoryStore::new()),
         )
         .await
         .unwrap()
@@ -137,17 +205,62 @@ impl World {
             max_delete_fraction: 1.0,
             ..PipelineOptions::default()
         });
-        let journal = tempfile::tempdir().unwrap();
-        let (webhook, state) = start_webhook(&pipeline, journal.path()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (webhook, state) = start_webhook(&pipeline, dir.path()).await;
         Self {
             sim,
-            store,
             pipeline,
-            journal,
-            webhook: Some(webhook),
-            state,
+            dir,
+            front: Front::InProcess {
+                webhook: Some(webhook),
+                state,
+            },
             version,
             delayed: Vec::new(),
+        }
+    }
+
+    /// The server binary over the embedded store; crawls run here, on the same index file.
+    async fn process(version: ApiVersion) -> Self {
+        let sim = simulator().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (child, base) = spawn_server(&sim, version, dir.path());
+        let mut settings = Settings {
+            source: SourceSettings::Confluence(site(&sim, version)),
+            data_dir: dir.path().to_owned(),
+            ..Settings::default()
+        };
+        settings.embedder.model_dir = std::env::var_os("MODEL_DIR").map(Into::into);
+        settings.guards.max_delete_fraction = 1.0;
+        let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends)
+            .await
+            .unwrap();
+        let world = Self {
+            sim,
+            pipeline,
+            dir,
+            front: Front::Process {
+                child,
+                base,
+                http: reqwest::Client::new(),
+            },
+            version,
+            delayed: Vec::new(),
+        };
+        world.healthy().await;
+        world
+    }
+
+    async fn healthy(&self) {
+        if let Front::Process { base, http, .. } = &self.front {
+            let started = Instant::now();
+            while http.get(format!("{base}/healthz")).send().await.is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the server did not start"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 
@@ -161,14 +274,25 @@ impl World {
     }
 
     async fn post(&self, body: &str) {
-        let request = Request::post("/confluence/events")
-            .header(
-                "x-hub-signature",
-                webhook::sign(SECRET.as_bytes(), body.as_bytes()),
-            )
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
-        let status = router(&self.state, request).await.status();
+        let signature = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+        let status = match &self.front {
+            Front::InProcess { state, .. } => {
+                let request = Request::post("/confluence/events")
+                    .header("x-hub-signature", signature)
+                    .body(Full::new(Bytes::from(body.to_owned())))
+                    .unwrap();
+                router(state, request).await.status().as_u16()
+            }
+            Front::Process { base, http, .. } => http
+                .post(format!("{base}/confluence/events"))
+                .header("x-hub-signature", signature)
+                .body(body.to_owned())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        };
         assert_eq!(status, 200, "a delivery was refused");
     }
 
@@ -194,19 +318,48 @@ impl World {
         }
     }
 
-    /// Kills the webhook service (workers aborted mid-page) and starts a new one on the journal.
+    /// Kills the server (in-process: its workers aborted mid-page; a process: SIGKILL) and
+    /// starts a new one on the same journal.
     async fn restart(&mut self) {
-        if let Some(old) = self.webhook.take() {
-            old.shutdown(Duration::ZERO).await;
+        match &mut self.front {
+            Front::InProcess { webhook, state } => {
+                if let Some(old) = webhook.take() {
+                    old.shutdown(Duration::ZERO).await;
+                }
+                state.webhook = None;
+                let (new, new_state) = start_webhook(&self.pipeline, self.dir.path()).await;
+                *webhook = Some(new);
+                *state = new_state;
+            }
+            Front::Process { child, base, .. } => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                let (new, new_base) = spawn_server(&self.sim, self.version, self.dir.path());
+                *child = new;
+                *base = new_base;
+            }
         }
-        self.state.webhook = None;
-        let (webhook, state) = start_webhook(&self.pipeline, self.journal.path()).await;
-        self.webhook = Some(webhook);
-        self.state = state;
+        self.healthy().await;
     }
 
-    fn queue_depth(&self) -> usize {
-        self.webhook.as_ref().map_or(0, |w| w.queue_depth())
+    async fn queue_depth(&self) -> usize {
+        match &self.front {
+            Front::InProcess { webhook, .. } => webhook.as_ref().map_or(0, |w| w.queue_depth()),
+            Front::Process { base, http, .. } => {
+                let text = http
+                    .get(format!("{base}/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("docbrain_webhook_queue_depth "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(usize::MAX)
+            }
+        }
     }
 
     /// A current page of any space, if there is one.
@@ -217,25 +370,34 @@ impl World {
 
     async fn drained(&self, what: &str) {
         let started = Instant::now();
-        while self.queue_depth() > 0 {
+        loop {
+            let depth = self.queue_depth().await;
+            if depth == 0 {
+                break;
+            }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the queue did not drain ({what}): {} pages left",
-                self.queue_depth()
+                started.elapsed() < Duration::from_secs(120),
+                "the queue did not drain ({what}): {depth} pages left"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
-async fn schedule(seed: u64, steps: u64) {
+async fn schedule(seed: u64, steps: u64, as_process: bool) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let version = if seed.is_multiple_of(2) {
         ApiVersion::V2
     } else {
         ApiVersion::V1
     };
-    let mut w = World::new(version).await;
+    let mut w = if as_process {
+        World::process(version).await
+    } else {
+        World::in_process(version).await
+    };
+    // The server's own client retries with the default backoff: keep storms short there.
+    let storm = if as_process { 4 } else { 8 };
     let mut trashed: Vec<PageId> = Vec::new();
     let mut crawls = Vec::new();
     for step in 0..steps {
@@ -283,10 +445,10 @@ async fn schedule(seed: u64, steps: u64) {
                     w.deliver(&mut rng, PageEvent::Removed, &id).await;
                 }
             }
-            73..=77 => w.sim.inject(Fault::new(503, 1 + rng.below(8) as u32)),
+            73..=77 => w.sim.inject(Fault::new(503, 1 + rng.below(storm) as u32)),
             78..=81 => w
                 .sim
-                .inject(Fault::new(429, 1 + rng.below(8) as u32).retry_after("0")),
+                .inject(Fault::new(429, 1 + rng.below(storm) as u32).retry_after("0")),
             82..=84 => w.restart().await,
             85..=88 => {
                 let pipeline = w.pipeline.clone();
@@ -320,7 +482,8 @@ async fn schedule(seed: u64, steps: u64) {
         .filter(|p| IN_SCOPE.contains(&p.space_key.as_str()))
         .map(|p| (p.id.to_string(), p.version))
         .collect();
-    let indexed = w.store.list_pages().await.unwrap();
+    let store = w.pipeline.store().clone();
+    let indexed = store.list_pages().await.unwrap();
     let held: BTreeSet<(String, u64)> = indexed
         .iter()
         .map(|p| (p.id.to_string(), p.version))
@@ -331,7 +494,7 @@ async fn schedule(seed: u64, steps: u64) {
     );
     let chunks: u64 = indexed.iter().map(|p| u64::from(p.chunk_count)).sum();
     assert_eq!(
-        w.store.stats().await.unwrap().chunks,
+        store.stats().await.unwrap().chunks,
         chunks,
         "seed {seed}: orphan chunks; replay with CONVERGENCE_SEED={seed}"
     );
@@ -341,14 +504,25 @@ async fn schedule(seed: u64, steps: u64) {
     );
 }
 
+fn seeds(default_count: u64, first: u64) -> Vec<u64> {
+    match std::env::var("CONVERGENCE_SEED") {
+        Ok(seed) => vec![seed.parse().unwrap()],
+        Err(_) => (first..first + default_count).collect(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_schedules_converge_to_confluence() {
     let steps = env_num("CONVERGENCE_STEPS", 60);
-    let seeds: Vec<u64> = match std::env::var("CONVERGENCE_SEED") {
-        Ok(seed) => vec![seed.parse().unwrap()],
-        Err(_) => (1..=env_num("CONVERGENCE_SCHEDULES", 6)).collect(),
-    };
-    for seed in seeds {
-        schedule(seed, steps).await;
+    for seed in seeds(env_num("CONVERGENCE_SCHEDULES", 6), 1) {
+        schedule(seed, steps, false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_schedules_with_sigkill_converge_to_confluence() {
+    let steps = env_num("CONVERGENCE_STEPS", 60);
+    for seed in seeds(env_num("CONVERGENCE_SCHEDULES", 6).div_ceil(3), 1001) {
+        schedule(seed, steps, true).await;
     }
 }
