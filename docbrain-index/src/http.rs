@@ -63,3 +63,52 @@ pub(crate) async fn read_text(
 pub(crate) fn segment(id: &str) -> String {
     utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Answers every connection on port 0 with `answer`, raw.
+    async fn serve(answer: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let _ = stream.write_all(&answer).await;
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_cap_are_refused_declared_or_not() {
+        let client = client(true).unwrap();
+        // A declared length over the cap: refused before reading.
+        let declared = serve(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n{}".to_vec()).await;
+        let answer = client.get(&declared).send().await.unwrap();
+        let err = read_text(answer, 1024).await.unwrap_err();
+        assert!(err.contains("larger than 1024 bytes"), "{err}");
+        // A chunked body with no length that keeps coming.
+        let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..8 {
+            chunked.extend_from_slice(b"200\r\n");
+            chunked.extend_from_slice(&[b'x'; 0x200]);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let streamed = serve(chunked).await;
+        let answer = client.get(&streamed).send().await.unwrap();
+        let err = read_text(answer, 1024).await.unwrap_err();
+        assert!(err.contains("larger than 1024 bytes"), "{err}");
+        // Within the cap, the whole body.
+        let answer = client.get(&streamed).send().await.unwrap();
+        assert_eq!(read_text(answer, 8192).await.unwrap().len(), 8 * 0x200);
+    }
+}
