@@ -17,9 +17,8 @@
 #![allow(clippy::disallowed_methods)] // reads answers the test asked for
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,8 @@ use docbrain_server::{router, AppState, Metrics, Webhook};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::Request;
+
+mod support;
 
 const SECRET: &str = "convergence-secret";
 const IN_SCOPE: [&str; 2] = ["ENG", "OPS"];
@@ -145,12 +146,8 @@ async fn simulator() -> Simulator {
 /// Starts the server binary on the data folder; returns it with its base URL.
 fn spawn_server(sim: &Simulator, version: ApiVersion, data: &Path) -> (Child, String) {
     let site = site(sim, version);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docbrain-server"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DOCBRAIN_DATA_DIR", data)
-        .env("SERVER_BIND", "127.0.0.1")
-        .env("SERVER_PORT", "0")
+    let mut cmd = support::command(None);
+    cmd.env("DOCBRAIN_DATA_DIR", data)
         .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
         .env("CONFLUENCE_BASE_URL", &site.base_url)
         .env("CONFLUENCE_API_VERSION", version.to_string())
@@ -160,25 +157,8 @@ fn spawn_server(sim: &Simulator, version: ApiVersion, data: &Path) -> (Child, St
         .env("WEBHOOK_DEBOUNCE_MS", "20")
         .env("WEBHOOK_RETRY_MS", "20")
         .env("WEBHOOK_MAX_ATTEMPTS", "1000")
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
-        if let Some(v) = std::env::var_os(var) {
-            cmd.env(var, v);
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
-        .to_owned();
-    (child, base)
+        .env("LOG_LEVEL", "warn");
+    support::spawn(cmd)
 }
 
 impl World {

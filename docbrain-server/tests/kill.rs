@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,37 +16,20 @@ use docbrain_index::EmbeddedStore;
 
 const SECRET: &str = "kill-test-secret";
 
-/// Starts the server on a port of its choosing; returns it with its base URL (from the
-/// `listening on http://…` line it prints).
-fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
-    spawn_server_logging(sim, data, Stdio::null())
-}
+mod support;
 
-fn spawn_server_logging(sim: &Simulator, data: &Path, stderr: Stdio) -> (Child, String) {
-    spawn_with_fd_limit(sim, data, stderr, None)
-}
+use support::Log;
 
-/// Starts the server, optionally with at most `fds` open file descriptors (`ulimit -n`).
-fn spawn_with_fd_limit(
+/// Starts the server against the simulator (Data Center, space ENG), optionally with at most
+/// `fds` open file descriptors; returns it with its base URL.
+fn spawn_server_with(
     sim: &Simulator,
     data: &Path,
     stderr: Stdio,
     fds: Option<u32>,
 ) -> (Child, String) {
-    let exe = env!("CARGO_BIN_EXE_docbrain-server");
-    let mut cmd = match fds {
-        None => Command::new(exe),
-        Some(n) => {
-            let mut sh = Command::new("sh");
-            sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\""), exe]);
-            sh
-        }
-    };
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DOCBRAIN_DATA_DIR", data)
-        .env("SERVER_BIND", "127.0.0.1")
-        .env("SERVER_PORT", "0")
+    let mut cmd = support::command(fds);
+    cmd.env("DOCBRAIN_DATA_DIR", data)
         .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
         .env("CONFLUENCE_BASE_URL", sim.base_url_v1())
         .env("CONFLUENCE_API_VERSION", "v1")
@@ -55,23 +37,12 @@ fn spawn_with_fd_limit(
         .env("CONFLUENCE_SPACE_KEYS", "ENG")
         .env("WEBHOOK_DEBOUNCE_MS", "50")
         .env("LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
         .stderr(stderr);
-    for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
-        if let Some(v) = std::env::var_os(var) {
-            cmd.env(var, v);
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
-        .to_owned();
-    (child, base)
+    support::spawn(cmd)
+}
+
+fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
+    spawn_server_with(sim, data, Stdio::null(), None)
 }
 
 async fn wait_healthy(base: &str) {
@@ -196,17 +167,9 @@ async fn a_title_with_a_newline_cannot_forge_a_log_line() {
     let sim = Simulator::start().await.unwrap();
     let id = sim.create_page("ENG", "Innocent", "<p>Body.</p>");
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, base) = spawn_server_logging(&sim, &dir.path().join("data"), Stdio::piped());
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let stderr = server.stderr.take().unwrap();
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        })
-    };
+    let (mut server, base) =
+        spawn_server_with(&sim, &dir.path().join("data"), Stdio::piped(), None);
+    let log = Log::capture(&mut server);
     let forged = "x\n2026-12-02T00:00:00.000000Z  INFO FORGED: admin password reset";
     let body = webhook::body(
         PageEvent::Updated,
@@ -231,23 +194,10 @@ async fn a_title_with_a_newline_cannot_forge_a_log_line() {
         .unwrap()
         .status();
     assert_eq!(status, 200);
-    let started = Instant::now();
-    while !lines
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("Processing"))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no Processing line"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    log.wait_for("Processing", Duration::from_secs(30)).await;
     server.kill().unwrap();
     server.wait().unwrap();
-    reader.join().unwrap();
-    let lines = lines.lock().unwrap();
+    let lines = log.finish();
     let processing = lines.iter().find(|l| l.contains("Processing")).unwrap();
     assert!(processing.contains("x\\n2026-12-02"), "{processing}");
     assert!(
@@ -263,17 +213,8 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     let sim = Simulator::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (mut server, base) =
-        spawn_with_fd_limit(&sim, &dir.path().join("data"), Stdio::piped(), Some(64));
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let stderr = server.stderr.take().unwrap();
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        })
-    };
+        spawn_server_with(&sim, &dir.path().join("data"), Stdio::piped(), Some(64));
+    let log = Log::capture(&mut server);
     wait_healthy(&base).await;
     // Far more connections than descriptors: accepts fail with EMFILE while they are open.
     let addr = base.trim_start_matches("http://").to_owned();
@@ -288,24 +229,11 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
             held.push(c);
         }
     }
-    let started = Instant::now();
-    while !lines
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("accept failed"))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no accept failure seen"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    log.wait_for("accept failed", Duration::from_secs(20)).await;
     // Two more seconds of pressure: the warning stays rate-limited (it spun millions of times).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let warnings = lines
-        .lock()
-        .unwrap()
+    let warnings = log
+        .lines()
         .iter()
         .filter(|l| l.contains("accept failed"))
         .count();
@@ -334,5 +262,5 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     }
     server.kill().unwrap();
     server.wait().unwrap();
-    reader.join().unwrap();
+    log.finish();
 }
