@@ -107,6 +107,9 @@ fn the_source_follows_source_type_then_what_is_set() {
     ])
     .unwrap();
     assert!(matches!(&dc.source, SourceSettings::Confluence(c) if c.api_version == ApiVersion::V1));
+    // A base URL alone (a search-only server's settings) names no source.
+    let search_only = from(&[("CONFLUENCE_BASE_URL", "https://wiki.corp")]).unwrap();
+    assert_eq!(search_only.source, SourceSettings::None);
 }
 
 #[test]
@@ -129,7 +132,10 @@ fn each_mistake_names_the_variable_to_fix() {
             "CONFLUENCE_BASE_URL is not set",
         ),
         (
-            &[("CONFLUENCE_BASE_URL", "https://x")],
+            &[
+                ("SOURCE_TYPE", "confluence"),
+                ("CONFLUENCE_BASE_URL", "https://x"),
+            ],
             "CONFLUENCE_API_TOKEN is not set",
         ),
         (

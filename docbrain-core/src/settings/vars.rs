@@ -228,11 +228,16 @@ fn source(r: &Reader<'_>) -> Result<SourceSettings> {
             }
         },
     };
+    // Unnamed, the source is the one whose settings are there: a folder, or a site and its
+    // token (a base URL alone, as a search-only deployment may carry, names no source).
     let kind = named.map(|n| n.to_ascii_lowercase()).or_else(|| {
         if r.get("LOCAL_DOCS_PATH").is_some() {
             Some("local".into())
+        } else if r.get("CONFLUENCE_BASE_URL").is_some() && r.get("CONFLUENCE_API_TOKEN").is_some()
+        {
+            Some("confluence".into())
         } else {
-            r.get("CONFLUENCE_BASE_URL").map(|_| "confluence".into())
+            None
         }
     });
     match kind.as_deref() {
