@@ -9,7 +9,7 @@ use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, 
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::ConfluenceSettings;
-use docbrain_core::testsuite::LetterEmbedder;
+use docbrain_core::testsuite::{self, LetterEmbedder};
 use docbrain_core::{
     ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageOutcome,
     PageStatus, Pipeline, PipelineOptions, Scope, Secret,
@@ -74,21 +74,7 @@ fn body(i: usize) -> String {
 
 /// Asserts the index holds exactly the simulator's current pages at their versions.
 async fn assert_index_matches(sim: &Simulator, store: &MemoryStore) {
-    let mut indexed: Vec<(String, u64)> = store
-        .list_pages()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.id.to_string(), p.version))
-        .collect();
-    indexed.sort();
-    let mut live: Vec<(String, u64)> = sim
-        .current_pages()
-        .into_iter()
-        .map(|p| (p.id.to_string(), p.version))
-        .collect();
-    live.sort();
-    assert_eq!(indexed, live);
+    assert_eq!(testsuite::indexed_versions(store).await, sim.versions(None));
 }
 
 #[tokio::test]

@@ -301,6 +301,17 @@ pub async fn deletes_every_chunk(store: &dyn IndexStore) {
     assert!(hits.iter().all(|h| h.page_id.as_str() == "2"), "{hits:?}");
 }
 
+/// Every indexed page's `(id, version)`, to compare with a source's truth.
+pub async fn indexed_versions(store: &dyn IndexStore) -> std::collections::BTreeSet<(String, u64)> {
+    store
+        .list_pages()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id.to_string(), p.version))
+        .collect()
+}
+
 /// A conditional delete keeps a page the index holds at a newer version than the one read
 /// (a crawl's stale listing must not delete what a webhook just restored).
 pub async fn deletes_only_the_version_read(store: &dyn IndexStore) {

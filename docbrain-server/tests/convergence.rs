@@ -16,7 +16,6 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // reads answers the test asked for
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig, Sources};
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ConfluenceSettings, SourceSettings, WebhookSettings};
-use docbrain_core::testsuite::LetterEmbedder;
+use docbrain_core::testsuite::{self, LetterEmbedder};
 use docbrain_core::{
     MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, PipelineOptions, Scope, Secret,
     Settings,
@@ -455,19 +454,10 @@ async fn schedule(seed: u64, steps: u64, as_process: bool) {
     );
     w.drained("after the final crawl").await;
 
-    let truth: BTreeSet<(String, u64)> = w
-        .sim
-        .current_pages()
-        .iter()
-        .filter(|p| IN_SCOPE.contains(&p.space_key.as_str()))
-        .map(|p| (p.id.to_string(), p.version))
-        .collect();
+    let truth = w.sim.versions(Some(&IN_SCOPE));
     let store = w.pipeline.store().clone();
     let indexed = store.list_pages().await.unwrap();
-    let held: BTreeSet<(String, u64)> = indexed
-        .iter()
-        .map(|p| (p.id.to_string(), p.version))
-        .collect();
+    let held = testsuite::indexed_versions(store.as_ref()).await;
     assert_eq!(
         held, truth,
         "seed {seed}: the index differs from Confluence; replay with CONVERGENCE_SEED={seed} cargo test -p docbrain-server --test convergence"

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Simulator, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
+use docbrain_core::testsuite;
 use docbrain_core::{IndexStore, PageId};
 use docbrain_index::EmbeddedStore;
 
@@ -142,22 +143,9 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 
     let store = EmbeddedStore::open(&data).unwrap();
-    let mut indexed: Vec<(String, u64)> = store
-        .list_pages()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.id.to_string(), p.version))
-        .collect();
-    indexed.sort();
-    let mut live: Vec<(String, u64)> = sim
-        .current_pages()
-        .into_iter()
-        .map(|p| (p.id.to_string(), p.version))
-        .collect();
-    live.sort();
     assert_eq!(
-        indexed, live,
+        testsuite::indexed_versions(&store).await,
+        sim.versions(None),
         "the index equals Confluence: nothing lost, nothing stale"
     );
 }

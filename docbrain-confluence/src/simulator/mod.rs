@@ -365,6 +365,16 @@ impl Simulator {
             .collect()
     }
 
+    /// The current pages' `(id, version)`, of `spaces` only when given: what an index in step
+    /// with this Confluence holds.
+    pub fn versions(&self, spaces: Option<&[&str]>) -> std::collections::BTreeSet<(String, u64)> {
+        self.current_pages()
+            .into_iter()
+            .filter(|p| spaces.is_none_or(|s| s.contains(&p.space_key.as_str())))
+            .map(|p| (p.id.to_string(), p.version))
+            .collect()
+    }
+
     /// Answers the next matching requests with `fault`.
     pub fn inject(&self, fault: Fault) {
         self.state().faults.push(fault);

@@ -453,11 +453,6 @@ impl Settings {
         }
         Ok(())
     }
-
-    /// The webhook journal's folder when `WEBHOOK_JOURNAL_DIR` is unset.
-    pub fn default_journal_dir(&self) -> PathBuf {
-        self.data_dir.join("journal")
-    }
 }
 
 pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {

@@ -35,10 +35,6 @@ fn nothing_set_gives_the_zero_set_up_defaults() {
     assert_eq!(s.source, SourceSettings::None);
     assert_eq!(s.store, StoreSettings::Embedded);
     assert_eq!(s.embedder.provider, Provider::Local);
-    assert_eq!(
-        s.default_journal_dir(),
-        PathBuf::from("./docbrain-data/journal")
-    );
     // Empty values count as unset.
     assert_eq!(
         from(&[("SOURCE_TYPE", " "), ("SERVER_PORT", "")]).unwrap(),
