@@ -107,7 +107,7 @@ impl Pipeline {
 mod tests {
     use super::*;
     use crate::memory::MemoryStore;
-    use crate::page::{Fetched, Page, PageId, PageStatus, PageSummary};
+    use crate::page::{Fetched, Page, PageId, PageSummary};
     use crate::settings::{ConfluenceSettings, LocalSettings};
     use crate::testsuite::LetterEmbedder;
     use crate::{ErrorKind, PageStream, Secret};
@@ -127,22 +127,12 @@ mod tests {
             })]))
         }
         async fn fetch(&self, id: &PageId) -> Result<Fetched> {
-            let body = (0..40)
+            let body: String = (0..40)
                 .map(|i| {
                     format!("Paragraph {i} explains one more step of the rollout in detail.\n\n")
                 })
                 .collect();
-            Ok(Fetched::Page(Page {
-                id: id.clone(),
-                space_key: "DOCS".into(),
-                title: "Long".into(),
-                version: 1,
-                status: PageStatus::Current,
-                url: None,
-                ancestors: vec![],
-                labels: vec![],
-                body,
-            }))
+            Ok(Fetched::Page(Page::new(id.clone(), "DOCS", "Long", body)))
         }
     }
 

@@ -471,20 +471,9 @@ impl Packer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::PageStatus;
 
     fn page(body: &str) -> Page {
-        Page {
-            id: "42".into(),
-            space_key: "ENG".into(),
-            title: "Deploy Guide".into(),
-            version: 1,
-            status: PageStatus::Current,
-            url: None,
-            ancestors: vec![],
-            labels: vec![],
-            body: body.into(),
-        }
+        Page::new("42", "ENG", "Deploy Guide", body)
     }
 
     fn small() -> MarkdownChunker {

@@ -124,6 +124,27 @@ pub struct Page {
 }
 
 impl Page {
+    /// Returns a current page at version 1 with no link, ancestors or labels (set those fields
+    /// afterwards, or with struct update syntax).
+    pub fn new(
+        id: impl Into<PageId>,
+        space_key: impl Into<String>,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            space_key: space_key.into(),
+            title: title.into(),
+            version: 1,
+            status: PageStatus::Current,
+            url: None,
+            ancestors: Vec::new(),
+            labels: Vec::new(),
+            body: body.into(),
+        }
+    }
+
     /// Returns a stable hash of everything the index keeps of this page (body and metadata).
     pub fn content_hash(&self) -> String {
         let mut h = StableHasher::new();

@@ -712,15 +712,8 @@ mod tests {
 
     fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
         Page {
-            id: id.into(),
-            space_key: space.into(),
-            title: title.into(),
-            version: 1,
-            status: PageStatus::Current,
             url: Some(format!("https://wiki.example.com/{id}")),
-            ancestors: vec![],
-            labels: vec![],
-            body: body.into(),
+            ..Page::new(id, space, title, body)
         }
     }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use docbrain_core::{
     Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage,
-    MarkdownChunker, ModelInfo, Page, PageStatus, SearchFilter, SearchRequest, TokenCounter,
+    MarkdownChunker, ModelInfo, Page, SearchFilter, SearchRequest, TokenCounter,
 };
 use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
 use futures::StreamExt;
@@ -119,17 +119,7 @@ fn bench_chunker(
     label: &str,
 ) {
     let body = markdown(rng, vocab, 4 << 20);
-    let page = Page {
-        id: "bench".into(),
-        space_key: "B".into(),
-        title: "Bench".into(),
-        version: 1,
-        status: PageStatus::Current,
-        url: None,
-        ancestors: vec![],
-        labels: vec![],
-        body,
-    };
+    let page = Page::new("bench", "B", "Bench", body);
     let mut builder = MarkdownChunker::builder();
     if let Some(c) = counter {
         builder.token_counter(c);

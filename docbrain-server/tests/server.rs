@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use docbrain_core::settings::ServerSettings;
 use docbrain_core::testsuite::LetterEmbedder;
-use docbrain_core::{MemoryStore, Page, PageStatus, Pipeline};
+use docbrain_core::{MemoryStore, Page, Pipeline};
 use docbrain_server::{router, serve, AppState, Metrics};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -22,15 +22,8 @@ use tokio::sync::oneshot;
 
 fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
     Page {
-        id: id.into(),
-        space_key: space.into(),
-        title: title.into(),
-        version: 1,
-        status: PageStatus::Current,
         url: Some(format!("https://wiki.example.com/pages/{id}")),
-        ancestors: vec![],
-        labels: vec![],
-        body: body.into(),
+        ..Page::new(id, space, title, body)
     }
 }
 
