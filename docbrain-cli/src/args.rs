@@ -56,6 +56,10 @@ pub struct SearchArgs {
     /// Only search this space.
     #[arg(long)]
     pub space: Option<String>,
+    /// Show what this user may read (a Cloud account id or a Data Center username; their
+    /// groups are looked up in Confluence); without it, only pages open to anonymous users.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
     /// Print `{"hits": [...]}`.
     #[arg(long)]
     pub json: bool,

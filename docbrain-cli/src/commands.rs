@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use docbrain_confluence::Sources;
 use docbrain_core::settings::{SourceSettings, StoreSettings};
-use docbrain_core::{IndexBuilder, Pipeline, SearchFilter, Settings, SyncProgress};
+use docbrain_core::{Caller, IndexBuilder, Pipeline, SearchFilter, Settings, SyncProgress};
 use docbrain_index::{Backends, EmbeddedStore};
 use serde_json::json;
 
@@ -86,10 +86,15 @@ fn require_index(settings: &Settings) -> anyhow::Result<()> {
 /// `docbrain search`: the best chunks for a question.
 pub(crate) async fn search(mut settings: Settings, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     require_index(&settings)?;
-    settings.source = SourceSettings::None;
+    let caller = settings.caller(args.as_user.as_deref());
+    if !matches!(caller, Caller::User(_)) {
+        // Only a user's groups need the source.
+        settings.source = SourceSettings::None;
+    }
     let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
     let filter = SearchFilter {
         space_key: args.space.clone(),
+        caller,
     };
     let hits = pipeline.search(&args.query, args.k, &filter).await?;
     if args.json {

@@ -90,6 +90,14 @@ pub enum SourceError {
         /// The wait Confluence last asked for (`Retry-After`).
         retry_after: Option<std::time::Duration>,
     },
+    /// A search named a user Confluence does not know.
+    #[error("Confluence knows no user {who:?}: {hint}")]
+    UnknownUser {
+        /// The name as given.
+        who: String,
+        /// What to give instead.
+        hint: String,
+    },
     /// An answer did not have the shape of the Confluence API.
     #[error("unexpected answer from Confluence to GET {path}: {detail}")]
     Decode {
@@ -109,6 +117,7 @@ impl From<SourceError> for docbrain_core::Error {
             | SourceError::SpaceNotFound { .. } => ErrorKind::InvalidConfig,
             SourceError::NotText { .. } | SourceError::Decode { .. } => ErrorKind::Decode,
             SourceError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            SourceError::UnknownUser { .. } => ErrorKind::NotFound,
             SourceError::Unavailable {
                 rate_limited: true, ..
             } => ErrorKind::RateLimited,

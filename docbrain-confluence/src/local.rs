@@ -11,7 +11,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
-use docbrain_core::{Fetched, Fetcher, Page, PageId, PageStatus, PageStream, PageSummary, Scope};
+use docbrain_core::{Fetched, Fetcher, Page, PageId, PageStream, PageSummary, Scope};
 use futures::StreamExt;
 
 use crate::error::SourceError;
@@ -149,15 +149,11 @@ impl LocalFetcher {
             .ok()
             .map(|p| format!("file://{}", p.display()));
         Ok(Some(Page {
-            id: id.clone(),
-            space_key: self.space_key.clone(),
-            title,
             version: 0,
-            status: PageStatus::Current,
             url,
             ancestors,
             labels,
-            body: body.trim().to_string(),
+            ..Page::new(id.clone(), self.space_key.clone(), title, body.trim())
         }))
     }
 }

@@ -114,6 +114,13 @@ pub enum PageEvent {
     Trashed,
     /// A Cloud body with no event name: the page changed in some way.
     Changed,
+    /// `content_permissions_updated` (Data Center): the page's restrictions changed, which
+    /// reaches its descendants too.
+    PermissionsUpdated,
+    /// `page_moved`: the page has new ancestors, and so have its descendants.
+    Moved,
+    /// `space_permissions_updated`: every page of the space.
+    SpacePermissionsUpdated,
 }
 
 impl PageEvent {
@@ -126,7 +133,16 @@ impl PageEvent {
             Self::Removed => "page_removed",
             Self::Trashed => "page_trashed",
             Self::Changed => "page_changed",
+            Self::PermissionsUpdated => "content_permissions_updated",
+            Self::Moved => "page_moved",
+            Self::SpacePermissionsUpdated => "space_permissions_updated",
         }
+    }
+
+    /// Whether the event reaches the page's descendants too (their ancestors' restrictions
+    /// or breadcrumb changed).
+    pub fn reaches_descendants(self) -> bool {
+        matches!(self, Self::PermissionsUpdated | Self::Moved)
     }
 
     /// Returns the event named `name`, if it is one of the page events acted on.
@@ -137,6 +153,9 @@ impl PageEvent {
             "page_restored" => Self::Restored,
             "page_removed" => Self::Removed,
             "page_trashed" => Self::Trashed,
+            "content_permissions_updated" => Self::PermissionsUpdated,
+            "page_moved" => Self::Moved,
+            "space_permissions_updated" => Self::SpacePermissionsUpdated,
             _ => return None,
         })
     }
@@ -165,6 +184,13 @@ pub enum Delivery {
         /// The page.
         page: PageRef,
     },
+    /// A space's permissions changed: reconcile every indexed page of the space.
+    Space {
+        /// The event.
+        event: PageEvent,
+        /// The space key.
+        space_key: String,
+    },
     /// Any other event (spaces, blogs, comments, attachments, pings, unknown JSON): acknowledge
     /// and ignore.
     Ignored {
@@ -182,6 +208,12 @@ pub enum PayloadError {
     /// A page event whose `page` has no usable id.
     #[error("the {event} webhook body has no usable page id")]
     NoPageId {
+        /// The event name.
+        event: String,
+    },
+    /// A space event whose `space` has no key.
+    #[error("the {event} webhook body has no space key")]
+    NoSpaceKey {
         /// The event name.
         event: String,
     },
@@ -208,7 +240,25 @@ pub fn parse(
         .or(query_event)
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    let page = value.get("page").filter(|p| p.is_object());
+    // Data Center names the page of a permission event under `content` (or `page`).
+    let page = value
+        .get("page")
+        .filter(|p| p.is_object())
+        .or_else(|| named.and(value.get("content")).filter(|p| p.is_object()));
+    if named.and_then(PageEvent::from_name) == Some(PageEvent::SpacePermissionsUpdated) {
+        let event = PageEvent::SpacePermissionsUpdated;
+        let key = value["space"]["key"]
+            .as_str()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| PayloadError::NoSpaceKey {
+                event: event.name().into(),
+            })?;
+        return Ok(Delivery::Space {
+            event,
+            space_key: key.to_owned(),
+        });
+    }
     let event = match (named, page) {
         (Some(name), _) => match PageEvent::from_name(name) {
             Some(event) => event,

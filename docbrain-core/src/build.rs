@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::access::Caller;
 use crate::chunker::MarkdownChunker;
 use crate::embedder::Embedder;
 use crate::error::Result;
@@ -49,12 +50,19 @@ impl Settings {
             max_delete_fraction: self.guards.max_delete_fraction,
             delete_floor: self.guards.delete_floor,
             allow_mass_delete: self.guards.allow_mass_delete,
+            reader_ttl: self.search.cache_ttl,
             ..PipelineOptions::default()
         };
         if let SourceSettings::Confluence(c) = &self.source {
             options.fetch_concurrency = c.fetch_concurrency;
         }
         options
+    }
+
+    /// Whose permissions a search obeys: the user named (`as`, `--as`), else anonymous; no
+    /// one's with `SEARCH_PERMISSIONS=off`.
+    pub fn caller(&self, as_user: Option<&str>) -> Caller {
+        Caller::named(as_user, self.search.permissions)
     }
 
     /// The scope a full crawl covers (`CONFLUENCE_PAGE_LIMIT`).

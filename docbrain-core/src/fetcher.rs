@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::access::{ReadAccess, Reader};
 use crate::error::Result;
 use crate::page::{Fetched, PageId, PageSummary};
 
@@ -62,6 +63,25 @@ pub trait Fetcher: Debug + Send + Sync + 'static {
     /// # Errors
     /// Transport, authorisation and decoding failures; "not found" is `Ok(Fetched::Gone)`.
     async fn fetch(&self, id: &PageId) -> Result<Fetched>;
+
+    /// Who may read page `id` now, without fetching its body: a crawl calls this for pages whose
+    /// version it already holds, to catch permission-only changes. Sources without permissions
+    /// answer [`ReadAccess::anyone`] (the default).
+    ///
+    /// # Errors
+    /// Transport failures; permissions that cannot be read are [`ReadAccess::nobody`].
+    async fn read_access(&self, _id: &PageId) -> Result<ReadAccess> {
+        Ok(ReadAccess::anyone())
+    }
+
+    /// The principals of user `who` (an account id, or a username on Data Center): the user
+    /// and their groups. The default knows no groups.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::NotFound`] when the source knows no such user; transport failures.
+    async fn reader(&self, who: &str) -> Result<Reader> {
+        Ok(Reader::user(who, Vec::<String>::new()))
+    }
 
     /// How calls to a remote source have gone, for metrics and alerts; `None` (the default)
     /// for sources that make no remote calls.

@@ -30,9 +30,8 @@
 //! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1) })]))
 //! #     }
 //! #     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
-//! #         Ok(Fetched::Page(Page { id: id.clone(), space_key: "ENG".into(), title: "Deploys".into(), version: 1,
-//! #             status: PageStatus::Current, url: None, ancestors: vec![], labels: vec![],
-//! #             body: "## Rollback\n\nRun `deploy rollback` to return to the previous release.".into() }))
+//! #         Ok(Fetched::Page(Page::new(id.clone(), "ENG", "Deploys",
+//! #             "## Rollback\n\nRun `deploy rollback` to return to the previous release.")))
 //! #     }
 //! # }
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -60,6 +59,7 @@
 //! | `testsuite` | [`testsuite`]: the conformance checks every [`IndexStore`] runs |
 //! | `front-door` | `front_door`: the settings as command-line flags, and logging (for binaries) |
 
+mod access;
 mod build;
 mod chunk;
 mod chunker;
@@ -72,6 +72,7 @@ mod hash;
 mod memory;
 mod page;
 mod pipeline;
+mod readers;
 pub mod retry;
 mod search;
 mod secret;
@@ -81,6 +82,7 @@ mod store;
 pub mod testsuite;
 pub mod text;
 
+pub use access::{Caller, Layer, Principal, ReadAccess, Reader};
 pub use build::{IndexBuilder, SourceBuilder};
 pub use chunk::{Chunk, EmbeddedChunk};
 pub use chunker::{Chunker, MarkdownChunker, MarkdownChunkerBuilder};

@@ -131,6 +131,7 @@ impl IndexStore for MemoryStore {
             .iter()
             .filter_map(|(id, cs)| inner.pages.get(id).map(|p| (p, cs)))
             .filter(|(p, _)| space.is_none_or(|s| p.space_key == s))
+            .filter(|(p, _)| request.reader.as_ref().is_none_or(|r| p.access.admits(r)))
             .flat_map(|(p, cs)| cs.iter().map(move |c| (p, c)))
             .collect();
         let terms = query_terms(&request.text);

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::access::ReadAccess;
 use crate::hash::StableHasher;
 
 /// A page id. Confluence sends ids as numbers in some payloads and strings in others; this type
@@ -121,11 +122,19 @@ pub struct Page {
     pub labels: Vec<String>,
     /// The body as Markdown.
     pub body: String,
+    /// Ids of the ancestor pages, root first (a permission change on one of them reaches this
+    /// page).
+    #[serde(default)]
+    pub ancestor_ids: Vec<PageId>,
+    /// Who may read the page (not part of [`Page::content_hash`]: a permission change
+    /// re-embeds nothing).
+    #[serde(default = "ReadAccess::anyone")]
+    pub access: ReadAccess,
 }
 
 impl Page {
-    /// Returns a current page at version 1 with no link, ancestors or labels (set those fields
-    /// afterwards, or with struct update syntax).
+    /// Returns a current page at version 1 with no link, ancestors or labels, readable by
+    /// anyone (set those fields afterwards, or with struct update syntax).
     pub fn new(
         id: impl Into<PageId>,
         space_key: impl Into<String>,
@@ -142,6 +151,8 @@ impl Page {
             ancestors: Vec::new(),
             labels: Vec::new(),
             body: body.into(),
+            ancestor_ids: Vec::new(),
+            access: ReadAccess::anyone(),
         }
     }
 
@@ -180,6 +191,10 @@ pub struct PageSummary {
 
 /// The state of a page as its source sees it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per fetch, moved straight into the pipeline: a box would only add an allocation"
+)]
 pub enum Fetched {
     /// The page exists (its status says whether it is live).
     Page(Page),
@@ -209,17 +224,7 @@ mod tests {
 
     #[test]
     fn content_hash_changes_with_body_and_title() {
-        let page = Page {
-            id: "1".into(),
-            space_key: "ENG".into(),
-            title: "Runbook".into(),
-            version: 1,
-            status: PageStatus::Current,
-            url: None,
-            ancestors: vec![],
-            labels: vec![],
-            body: "hello".into(),
-        };
+        let page = Page::new("1", "ENG", "Runbook", "hello");
         let mut edited = page.clone();
         edited.body.push('!');
         let mut renamed = page.clone();

@@ -3,18 +3,20 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
+use crate::access::{Caller, Reader};
 use crate::chunk::EmbeddedChunk;
 use crate::chunker::Chunker;
 use crate::embedder::Embedder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fetcher::{Fetcher, Scope};
 use crate::page::{Fetched, Page, PageId, PageSummary};
+use crate::readers::ReaderCache;
 use crate::search::{SearchFilter, SearchHit, SearchRequest};
 use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
 use crate::text::printable;
@@ -34,6 +36,9 @@ pub struct PipelineOptions {
     pub embed_batch_size: usize,
     /// How many changed pages a sync fetches and indexes at once.
     pub fetch_concurrency: usize,
+    /// How long a user's groups, once looked up for a search, are trusted
+    /// (`PERMISSION_CACHE_TTL`): the bound on how stale a membership change can be.
+    pub reader_ttl: Duration,
 }
 
 impl Default for PipelineOptions {
@@ -44,6 +49,7 @@ impl Default for PipelineOptions {
             allow_mass_delete: false,
             embed_batch_size: 16,
             fetch_concurrency: 4,
+            reader_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -137,10 +143,12 @@ struct Walk {
     truncated: bool,
 }
 
-/// One listed entry: decided already, or to be fetched.
+/// One listed entry: decided already, to be fetched, or held at its version (its permissions
+/// are read again).
 enum Step {
     Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
     Fetch(PageSummary),
+    Access(PageSummary, IndexedPage),
 }
 
 /// The source of a search-only pipeline.
@@ -174,6 +182,7 @@ pub struct Pipeline {
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn IndexStore>,
     options: PipelineOptions,
+    readers: Arc<ReaderCache>,
 }
 
 impl Pipeline {
@@ -194,6 +203,7 @@ impl Pipeline {
             embedder,
             store,
             options: PipelineOptions::default(),
+            readers: Arc::default(),
         })
     }
 
@@ -293,7 +303,10 @@ impl Pipeline {
                 });
             }
             if held.version == page.version && held.content_hash == page.content_hash() {
-                return Ok(PageOutcome::Unchanged);
+                if held.access == page.access && held.ancestor_ids == page.ancestor_ids {
+                    return Ok(PageOutcome::Unchanged);
+                }
+                info!(page_id = %page.id, "permissions of '{}' changed; re-indexing without embedding", printable(&page.title));
             }
         }
         let chunks = self.chunker.chunk(&page);
@@ -438,9 +451,7 @@ impl Pipeline {
                     }
                     let held = indexed.get(&summary.id);
                     match (summary.version, held) {
-                        (Some(v), Some(h)) if h.version >= v => {
-                            Step::Ready(Ok(Some((summary, Ok(PageOutcome::Unchanged)))))
-                        }
+                        (Some(v), Some(h)) if h.version >= v => Step::Access(summary, h.clone()),
                         _ => Step::Fetch(summary),
                     }
                 })
@@ -449,6 +460,10 @@ impl Pipeline {
                         Step::Ready(r) => r,
                         Step::Fetch(summary) => {
                             let outcome = self.reconcile(&summary.id).await;
+                            Ok(Some((summary, outcome)))
+                        }
+                        Step::Access(summary, held) => {
+                            let outcome = self.recheck_access(&held).await;
                             Ok(Some((summary, outcome)))
                         }
                     }
@@ -551,6 +566,15 @@ impl Pipeline {
         Ok(report)
     }
 
+    /// Reads again who may read a page whose version the index holds, and re-indexes it (with
+    /// no embedding) only when that changed.
+    async fn recheck_access(&self, held: &IndexedPage) -> Result<PageOutcome> {
+        if self.fetcher.read_access(&held.id).await? == held.access {
+            return Ok(PageOutcome::Unchanged);
+        }
+        self.reconcile(&held.id).await
+    }
+
     /// Deletes a page the listing no longer names, once a direct fetch confirms it is gone (a
     /// listing over a space that changes under it can skip live pages), and only while the
     /// index holds the version the crawl read (a webhook may have restored it since).
@@ -611,6 +635,15 @@ impl Pipeline {
         if k == 0 {
             return Ok(Vec::new());
         }
+        let reader = match &filter.caller {
+            Caller::Unfiltered => None,
+            Caller::Anonymous => Some(Reader::anonymous()),
+            Caller::User(who) => Some(
+                self.readers
+                    .get(who, self.options.reader_ttl, self.fetcher.as_ref())
+                    .await?,
+            ),
+        };
         let mut vectors = self.embedder.embed(&[text.to_string()]).await?;
         let vector = vectors.pop().ok_or_else(|| {
             Error::new(
@@ -624,6 +657,7 @@ impl Pipeline {
                 vector,
                 k,
                 filter: filter.clone(),
+                reader,
             })
             .await
     }

@@ -2,13 +2,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Caller, Reader};
 use crate::page::PageId;
 
-/// Optional filters on a search.
+/// Optional filters on a search, and whose permissions it obeys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchFilter {
     /// Only return chunks of this space.
     pub space_key: Option<String>,
+    /// Only return chunks of pages this caller may read (anonymous by default).
+    #[serde(default)]
+    pub caller: Caller,
+}
+
+impl SearchFilter {
+    /// Returns a filter for `caller` over every space.
+    pub fn for_caller(caller: Caller) -> Self {
+        Self {
+            space_key: None,
+            caller,
+        }
+    }
 }
 
 /// A hybrid search request as an [`crate::IndexStore`] receives it: text for BM25 and the
@@ -23,6 +37,8 @@ pub struct SearchRequest {
     pub k: usize,
     /// Filters.
     pub filter: SearchFilter,
+    /// Only chunks of pages this reader may read; `None`: no permission filter.
+    pub reader: Option<Reader>,
 }
 
 /// One search result: a chunk and where it lives.

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::access::ReadAccess;
 use crate::chunk::EmbeddedChunk;
 use crate::embedder::ModelInfo;
 use crate::error::Result;
@@ -32,6 +33,13 @@ pub struct IndexedPage {
     pub content_hash: String,
     /// Number of chunks indexed for the page.
     pub chunk_count: u32,
+    /// Ids of the ancestor pages, root first.
+    #[serde(default)]
+    pub ancestor_ids: Vec<PageId>,
+    /// Who may read the page; a record without one (written before permissions were kept)
+    /// reads as nobody until a crawl reads them.
+    #[serde(default)]
+    pub access: ReadAccess,
 }
 
 impl IndexedPage {
@@ -47,6 +55,8 @@ impl IndexedPage {
             labels: page.labels.clone(),
             content_hash: page.content_hash(),
             chunk_count,
+            ancestor_ids: page.ancestor_ids.clone(),
+            access: page.access.clone(),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::access::{Layer, Principal, ReadAccess, Reader};
 use crate::chunk::{Chunk, EmbeddedChunk};
 use crate::embedder::{Embedder, ModelInfo};
 use crate::error::ErrorKind;
@@ -88,6 +89,8 @@ fn record(id: &str, space: &str, title: &str, version: u64, chunks: u32) -> Inde
         labels: vec!["ops".into()],
         content_hash: format!("hash-{id}-{version}"),
         chunk_count: chunks,
+        ancestor_ids: vec!["1".into()],
+        access: ReadAccess::anyone(),
     }
 }
 
@@ -133,8 +136,148 @@ fn request(text: &str, dir: usize, k: usize, space: Option<&str>) -> SearchReque
         k,
         filter: SearchFilter {
             space_key: space.map(Into::into),
+            ..SearchFilter::default()
         },
+        reader: None,
     }
+}
+
+fn layer(tokens: &[&str]) -> Layer {
+    tokens
+        .iter()
+        .filter_map(|t| Principal::from_token(t))
+        .collect()
+}
+
+async fn put_with(
+    store: &dyn IndexStore,
+    id: &str,
+    space: &str,
+    access: ReadAccess,
+    text: &str,
+    dir: usize,
+) {
+    let page = IndexedPage {
+        access,
+        ..record(id, space, &format!("Page {id}"), 1, 1)
+    };
+    let outcome = store
+        .replace_page(&page, &chunks(id, &page.title, &[(text, dir)]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ReplaceOutcome::Replaced);
+}
+
+async fn seen_by(
+    store: &dyn IndexStore,
+    reader: Option<Reader>,
+    space: Option<&str>,
+    k: usize,
+) -> Vec<String> {
+    let mut request = request("payroll", 0, k, space);
+    request.reader = reader;
+    let mut ids: Vec<String> = store
+        .search(&request)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.page_id.to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Search returns only pages the reader may read, filtering inside the query: a readable page
+/// ranked below many unreadable ones is still found.
+pub async fn filters_by_permission(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    // More unreadable pages than either ranking's candidate depth, all ranked first.
+    for i in 0..70 {
+        let access = ReadAccess::of([layer(&["group:hr"])]);
+        put_with(
+            store,
+            &format!("s{i:02}"),
+            "HR",
+            access,
+            "payroll payroll payroll salary",
+            0,
+        )
+        .await;
+    }
+    put_with(
+        store,
+        "open",
+        "ENG",
+        ReadAccess::anyone(),
+        "notes on payroll tooling",
+        1,
+    )
+    .await;
+    let two_layers = ReadAccess::of([layer(&["group:staff"]), layer(&["user:ann", "group:leads"])]);
+    put_with(store, "ann", "ENG", two_layers, "payroll review for ann", 2).await;
+    put_with(
+        store,
+        "none",
+        "ENG",
+        ReadAccess::nobody(),
+        "payroll figures nobody reads",
+        3,
+    )
+    .await;
+
+    let anonymous = seen_by(store, Some(Reader::anonymous()), None, 5).await;
+    assert_eq!(anonymous, ["open"], "anonymous readers see open pages only");
+    let stranger = seen_by(store, Some(Reader::user("zed", ["staff"])), None, 5).await;
+    assert_eq!(stranger, ["open"], "one layer of two is not enough");
+    let ann = seen_by(store, Some(Reader::user("ann", ["staff"])), None, 10).await;
+    assert_eq!(ann, ["ann", "open"]);
+    let lead = seen_by(
+        store,
+        Some(Reader::user("lee", ["staff", "leads"])),
+        None,
+        10,
+    )
+    .await;
+    assert_eq!(lead, ["ann", "open"]);
+    let hr = seen_by(store, Some(Reader::user("hana", ["hr"])), None, 3).await;
+    assert_eq!(hr.len(), 3, "k caps the hits: {hr:?}");
+    assert!(
+        hr.iter().all(|id| id.starts_with('s') || id == "open"),
+        "{hr:?}"
+    );
+    let hr_eng = seen_by(store, Some(Reader::user("hana", ["hr"])), Some("ENG"), 10).await;
+    assert_eq!(
+        hr_eng,
+        ["open"],
+        "the space filter and the permission filter both apply"
+    );
+    let everything = seen_by(store, None, Some("ENG"), 10).await;
+    assert_eq!(
+        everything,
+        ["ann", "none", "open"],
+        "no reader: no permission filter"
+    );
+
+    // The rule is read back as written, and a new rule applies at once.
+    let held = store.page(&"ann".into()).await.unwrap().unwrap();
+    assert_eq!(held.access.layers().len(), 2);
+    assert_eq!(held.ancestor_ids, [PageId::from("1")]);
+    put_with(
+        store,
+        "ann",
+        "ENG",
+        ReadAccess::anyone(),
+        "payroll review for ann",
+        2,
+    )
+    .await;
+    let anonymous = seen_by(store, Some(Reader::anonymous()), None, 5).await;
+    assert_eq!(
+        anonymous,
+        ["ann", "open"],
+        "a lifted restriction shows the page"
+    );
 }
 
 /// Runs every check, each on a fresh store from `new_store`.
@@ -152,6 +295,7 @@ where
     deletes_only_the_version_read(new_store().await.as_ref()).await;
     hybrid_search_finds_by_keyword_and_vector(new_store().await.as_ref()).await;
     filters_by_space_and_respects_k(new_store().await.as_ref()).await;
+    filters_by_permission(new_store().await.as_ref()).await;
     records_sync_time(new_store().await.as_ref()).await;
 }
 

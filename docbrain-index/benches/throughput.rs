@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use docbrain_core::{
-    Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage,
-    MarkdownChunker, ModelInfo, Page, SearchFilter, SearchRequest, TokenCounter,
+    Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage, Layer,
+    MarkdownChunker, ModelInfo, Page, Principal, ReadAccess, Reader, SearchFilter, SearchRequest,
+    TokenCounter,
 };
 use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
 use futures::StreamExt;
@@ -215,6 +216,8 @@ async fn bench_store(
             labels: vec![],
             content_hash: String::new(),
             chunk_count: per_page as u32,
+            ancestor_ids: vec![],
+            access: access_of(p),
         };
         let store = Arc::clone(&store);
         writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });
@@ -230,7 +233,7 @@ async fn bench_store(
         total as f64 / secs
     );
 
-    let query = |rng: &mut Rng, space: Option<&str>| SearchRequest {
+    let query = |rng: &mut Rng, space: Option<&str>, reader: Option<Reader>| SearchRequest {
         text: format!(
             "how do I {} the {}",
             vocab[rng.below(vocab.len())],
@@ -244,18 +247,27 @@ async fn bench_store(
         k: 10,
         filter: SearchFilter {
             space_key: space.map(Into::into),
+            ..SearchFilter::default()
         },
+        reader,
     };
     let warm = Instant::now();
-    store.search(&query(rng, None)).await.unwrap();
+    store.search(&query(rng, None, None)).await.unwrap();
     println!(
         "{name} first search: {:.0} ms",
         warm.elapsed().as_secs_f64() * 1e3
     );
-    for (label, space) in [("all spaces", None), ("space filter", Some("OPS"))] {
+    // A user in 3 of the 20 groups: staff, and two team groups.
+    let user = Reader::user("u-bench", ["staff", "team-3", "team-11"]);
+    let mut p50s = Vec::new();
+    for (label, space, reader) in [
+        ("all spaces", None, None),
+        ("space filter", Some("OPS"), None),
+        ("permission filter, user in 3 groups", None, Some(user)),
+    ] {
         let mut times = Vec::new();
         for _ in 0..200 {
-            let q = query(rng, space);
+            let q = query(rng, space, reader.clone());
             let t = Instant::now();
             let hits = store.search(&q).await.unwrap();
             times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -267,7 +279,38 @@ async fn bench_store(
             percentile(&times, 0.5),
             percentile(&times, 0.99)
         );
+        p50s.push(percentile(&times, 0.5));
     }
+    println!(
+        "{name} permission filter / unfiltered at p50: {:.2}x",
+        p50s[2] / p50s[0]
+    );
+}
+
+/// Page `p`'s read rule, a mix like a company wiki's: most pages readable by staff, one in
+/// five open to anyone, one in four restricted to one of 20 teams, one in twenty under a team
+/// and a named user as well.
+fn access_of(p: usize) -> ReadAccess {
+    let layer = |tokens: &[String]| -> Layer {
+        tokens
+            .iter()
+            .filter_map(|t| Principal::from_token(t))
+            .collect()
+    };
+    if p.is_multiple_of(5) {
+        return ReadAccess::anyone();
+    }
+    let mut layers = vec![layer(&["group:staff".into()])];
+    if p % 4 == 1 {
+        layers.push(layer(&[format!("group:team-{}", p % 20)]));
+    }
+    if p % 20 == 3 {
+        layers.push(layer(&[
+            format!("group:team-{}", p % 7),
+            format!("user:u-{p}"),
+        ]));
+    }
+    ReadAccess::of(layers)
 }
 
 fn main() {

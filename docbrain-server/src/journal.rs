@@ -596,6 +596,7 @@ mod tests {
             pipeline,
             webhook: Some(webhook),
             metrics,
+            search: Default::default(),
         };
         let body = r#"{"timestamp":1,"event":"page_updated","page":{"id":42}}"#;
         let signature = docbrain_confluence::webhook::sign(b"s3cret", body.as_bytes());

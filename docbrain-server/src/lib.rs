@@ -9,6 +9,7 @@
 //! [`router`] is the whole HTTP surface as a function of the shared state, and [`serve`] runs
 //! it on an already-bound listener until a shutdown future resolves, so tests bind port 0.
 
+mod gate;
 mod journal;
 mod metrics;
 mod queue;
@@ -33,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+pub use gate::SearchGate;
 pub use metrics::Metrics;
 pub use queue::Webhook;
 pub use routes::{router, Response};
@@ -47,6 +49,8 @@ pub struct AppState {
     pub webhook: Option<Arc<Webhook>>,
     /// The metrics `GET /metrics` renders.
     pub metrics: Arc<Metrics>,
+    /// Who may search, and whose permissions results obey.
+    pub search: SearchGate,
 }
 
 /// Errors of the server library.
@@ -62,6 +66,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Search would be open to anyone who can reach the port.
+    #[error("SERVER_BIND={bind} exposes /search to the network without keys: set SEARCH_API_KEYS (callers send Authorization: Bearer <key>), bind to 127.0.0.1, or set SEARCH_ALLOW_ANONYMOUS=true if this index is meant to be open")]
+    SearchExposed {
+        /// The address.
+        bind: String,
+    },
     /// Another process holds the journal.
     #[error("the webhook journal in {path} is in use by another server ({holder}): give each replica its own WEBHOOK_JOURNAL_DIR, or stop the other one")]
     JournalLocked {
@@ -70,6 +80,9 @@ pub enum ServerError {
         /// Who holds it, as it wrote itself down (`pid N on HOST`).
         holder: String,
     },
+    /// The index could not be read to find the pages an event reaches.
+    #[error("cannot read the index to find the pages an event reaches: {0}")]
+    Index(String),
     /// An event could not be made durable.
     #[error("cannot write the webhook journal {path}: {detail}")]
     JournalWrite {
@@ -93,6 +106,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), docbrain_core::Error> {
     use docbrain_core::ErrorKind;
+    let search = SearchGate::new(&settings.search, &settings.server.bind)
+        .map_err(|e| docbrain_core::Error::wrap(ErrorKind::InvalidConfig, e))?;
+    log_search_gate(&search, settings);
     let pipeline = Pipeline::from_settings(settings, &Sources, &Backends).await?;
     let metrics = Arc::new(Metrics::default());
     let webhook = match &settings.webhook {
@@ -138,10 +154,36 @@ pub async fn run(
         pipeline,
         webhook,
         metrics,
+        search,
     };
     serve(listener, state, settings.server.clone(), shutdown).await;
     info!("stopped");
     Ok(())
+}
+
+/// Says at start-up who may search and what they see.
+fn log_search_gate(gate: &SearchGate, settings: &Settings) {
+    match (gate.requires_key(), settings.search.allow_anonymous) {
+        (true, _) => info!(keys = settings.search.api_keys.len(), "search requires an API key (Authorization: Bearer)"),
+        (false, true) => warn!("SEARCH_ALLOW_ANONYMOUS=true: /search answers anyone who can reach the port, without a key"),
+        (false, false) => info!(bind = %settings.server.bind, "search is open without a key on this loopback address"),
+    }
+    if gate.filters() {
+        info!(
+            cache_ttl_secs = settings.search.cache_ttl.as_secs(),
+            "search results obey Confluence permissions: callers see what the user named by `as` may read, else only pages open to anonymous users"
+        );
+    } else {
+        warn!("SEARCH_PERMISSIONS=off: every caller sees every indexed page, whatever Confluence restricts");
+    }
+    if gate.filters()
+        && matches!(
+            settings.source,
+            docbrain_core::settings::SourceSettings::None
+        )
+    {
+        warn!("no Confluence source is configured: `as` users are known without their groups, so group-restricted pages stay hidden from them");
+    }
 }
 
 /// How long in-flight requests may take to finish after shutdown begins.

@@ -161,6 +161,21 @@ impl Webhook {
         Ok(())
     }
 
+    /// Journals one event for each of `pages` and queues them; resolves once all are on disk
+    /// (the journal writes them together).
+    ///
+    /// # Errors
+    /// When the journal cannot be written (the delivery must not be acknowledged then).
+    pub async fn accept_all(
+        &self,
+        event: PageEvent,
+        pages: Vec<PageRef>,
+    ) -> Result<(), ServerError> {
+        futures::future::try_join_all(pages.into_iter().map(|page| self.accept(event, page)))
+            .await
+            .map(|_| ())
+    }
+
     /// Queues a page. A page that is not queued and was not finished within the debounce is
     /// due at once (the leading edge: most edits come alone); events for a page in flight, or
     /// just finished, collapse into one more reconcile a debounce after the last one.

@@ -3,8 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use docbrain_confluence::webhook::{self, Delivery, PayloadError, SignatureError};
-use docbrain_core::SearchFilter;
+use docbrain_confluence::webhook::{
+    self, Delivery, PageEvent, PageRef, PayloadError, SignatureError,
+};
+use docbrain_core::{ErrorKind, IndexedPage, SearchFilter};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::header::CONTENT_LENGTH;
@@ -13,7 +15,7 @@ use serde_json::{json, Value};
 use tracing::{debug, error as log_error, warn};
 
 use crate::queue::Webhook;
-use crate::AppState;
+use crate::{AppState, ServerError};
 
 /// The response type of every route.
 pub type Response = hyper::Response<Full<Bytes>>;
@@ -50,7 +52,16 @@ where
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         (&Method::GET, "/readyz") => readyz(state).await,
-        (&Method::GET, "/search") => search(state, req.uri().query()).await,
+        (&Method::GET, "/search") => {
+            let authorization = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if !state.search.admits(authorization) {
+                return unauthorized();
+            }
+            search(state, req.uri().query()).await
+        }
         (&Method::GET, "/metrics") => {
             if let Some(w) = &state.webhook {
                 state
@@ -214,6 +225,7 @@ where
             let message = match &e {
                 PayloadError::NotJson(_) => "the body is not JSON",
                 PayloadError::NoPageId { .. } => "the page event has no usable page id",
+                PayloadError::NoSpaceKey { .. } => "the space event has no space key",
             };
             warn!(error = %e, "Rejected a webhook delivery: {message}");
             return error(StatusCode::BAD_REQUEST, message);
@@ -228,28 +240,101 @@ where
                 &json!({ "status": "ignored", "event": event }),
             )
         }
-        Delivery::Page { event, page } => {
-            let id = page.id.clone();
-            match w.accept(event, page).await {
-                Ok(()) => {
-                    debug!(event = event.name(), page_id = %id, "journaled webhook event");
-                    state.metrics.event(event.name(), "accepted");
-                    json_response(
-                        StatusCode::OK,
-                        &json!({ "status": "accepted", "event": event.name(), "page_id": id }),
-                    )
-                }
-                Err(e) => {
-                    log_error!(error = %e, "cannot journal a webhook event; answering 503 so Confluence retries");
-                    state.metrics.event(event.name(), "rejected");
-                    error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the event could not be journaled",
-                    )
-                }
-            }
+        Delivery::Page { event, page } => accept(state, w, event, Target::Page(page)).await,
+        Delivery::Space { event, space_key } => {
+            accept(state, w, event, Target::Space(space_key)).await
         }
     }
+}
+
+/// What an accepted event is about.
+enum Target {
+    Page(PageRef),
+    Space(String),
+}
+
+/// Journals the pages an event reaches (answering only once they are on disk) and queues them.
+async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target) -> Response {
+    let page_id = match &target {
+        Target::Page(page) => Some(page.id.clone()),
+        Target::Space(_) => None,
+    };
+    let journaled = match affected(state, event, target).await {
+        Ok(pages) => {
+            let count = pages.len();
+            w.accept_all(event, pages).await.map(|()| count)
+        }
+        Err(e) => Err(e),
+    };
+    match journaled {
+        Ok(count) => {
+            debug!(event = event.name(), page_id = ?page_id, pages = count, "journaled webhook event");
+            state.metrics.event(event.name(), "accepted");
+            json_response(
+                StatusCode::OK,
+                &json!({ "status": "accepted", "event": event.name(), "page_id": page_id, "pages": count }),
+            )
+        }
+        Err(e) => {
+            log_error!(error = %e, "cannot journal a webhook event; answering 503 so Confluence retries");
+            state.metrics.event(event.name(), "rejected");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the event could not be journaled",
+            )
+        }
+    }
+}
+
+/// The pages an event reaches: the page; with its indexed descendants when its restrictions
+/// or place changed; every indexed page of a space whose permissions changed.
+async fn affected(
+    state: &AppState,
+    event: PageEvent,
+    target: Target,
+) -> Result<Vec<PageRef>, ServerError> {
+    let reference = |p: IndexedPage| PageRef {
+        id: p.id,
+        title: Some(p.title),
+        space_key: Some(p.space_key),
+        version: None,
+    };
+    let indexed = |e: docbrain_core::Error| ServerError::Index(e.to_string());
+    Ok(match target {
+        Target::Page(page) if !event.reaches_descendants() => vec![page],
+        Target::Page(page) => {
+            let mut pages = vec![page.clone()];
+            let listed = state.pipeline.store().list_pages().await.map_err(indexed)?;
+            pages.extend(
+                listed
+                    .into_iter()
+                    .filter(|p| p.ancestor_ids.contains(&page.id))
+                    .map(reference),
+            );
+            pages
+        }
+        Target::Space(key) => {
+            let listed = state.pipeline.store().list_pages().await.map_err(indexed)?;
+            listed
+                .into_iter()
+                .filter(|p| p.space_key == key)
+                .map(reference)
+                .collect()
+        }
+    })
+}
+
+/// 401 with the challenge; the key given is never echoed or logged.
+fn unauthorized() -> Response {
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "missing or invalid API key: send Authorization: Bearer <key>, with a key from SEARCH_API_KEYS",
+    );
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Bearer"),
+    );
+    response
 }
 
 async fn search(state: &AppState, query: Option<&str>) -> Response {
@@ -270,9 +355,11 @@ async fn search(state: &AppState, query: Option<&str>) -> Response {
     };
     let filter = SearchFilter {
         space_key: query_param(query, "space").filter(|s| !s.is_empty()),
+        caller: state.search.caller(query_param(query, "as").as_deref()),
     };
     match state.pipeline.search(&q, k, &filter).await {
         Ok(hits) => json_response(StatusCode::OK, &json!({ "hits": hits })),
+        Err(e) if e.kind() == ErrorKind::NotFound => error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e) => {
             warn!(error = %e, "search failed");
             error(

@@ -119,6 +119,7 @@ async fn start_webhook(pipeline: &Pipeline, journal: &std::path::Path) -> (Arc<W
         pipeline: pipeline.clone(),
         webhook: Some(webhook.clone()),
         metrics,
+        search: Default::default(),
     };
     (webhook, state)
 }

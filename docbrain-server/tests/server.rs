@@ -58,6 +58,7 @@ async fn two_pages() -> AppState {
         pipeline,
         webhook: None,
         metrics: Default::default(),
+        search: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! historical pages are removed from the index.
 
 mod http;
+mod permissions;
 mod v1;
 mod v2;
 
@@ -19,7 +20,8 @@ use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
 use docbrain_core::{
-    Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, Scope, SourceHealth,
+    Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, ReadAccess, Reader, Scope,
+    SourceHealth,
 };
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
@@ -41,6 +43,16 @@ pub struct ConfluenceConfig {
     pub retry: RetryPolicy,
     /// The largest answer read; a longer one is an error, never buffered whole.
     pub max_body_bytes: usize,
+}
+
+/// Where a page sits: what its read rule depends on.
+#[derive(Debug)]
+struct Located {
+    space_key: String,
+    /// v2's numeric space id.
+    space_id: Option<String>,
+    /// Ancestor ids, root first.
+    ancestors: Vec<PageId>,
 }
 
 impl From<ConfluenceSettings> for ConfluenceConfig {
@@ -71,6 +83,8 @@ struct Inner {
     version: ApiVersion,
     space_keys: Vec<String>,
     page_size: u32,
+    /// Whether page permissions are read (`SEARCH_PERMISSIONS`).
+    read_permissions: bool,
     /// Titles of pages seen in listings (ancestor breadcrumbs) and space keys by space id (v2).
     cache: Mutex<Cache>,
 }
@@ -79,6 +93,8 @@ struct Inner {
 struct Cache {
     titles: HashMap<PageId, String>,
     space_keys: HashMap<String, String>,
+    /// Fail-closed reasons already warned about.
+    warned: HashSet<String>,
 }
 
 /// A space a crawl walks.
@@ -147,6 +163,7 @@ impl ConfluenceClient {
                 version: config.api_version,
                 space_keys,
                 page_size: page_size.clamp(1, 250),
+                read_permissions: config.read_permissions,
                 cache: Mutex::new(Cache::default()),
             }),
         })
@@ -160,6 +177,31 @@ impl ConfluenceClient {
     /// Returns the API version this client speaks.
     pub fn api_version(&self) -> ApiVersion {
         self.inner.version
+    }
+
+    /// The read rule of page `id` where it sits (anyone, when permissions are not read).
+    async fn access_at(&self, id: &PageId, at: &Located) -> Result<ReadAccess, SourceError> {
+        if !self.inner.read_permissions {
+            return Ok(ReadAccess::anyone());
+        }
+        permissions::read_access(
+            &self.inner,
+            id,
+            &at.space_key,
+            at.space_id.as_deref(),
+            &at.ancestors,
+        )
+        .await
+    }
+
+    /// v2's id of space `key`, from the spaces seen so far.
+    fn space_id_of(&self, key: &str) -> Option<String> {
+        self.inner
+            .lock_cache()
+            .space_keys
+            .iter()
+            .find(|(_, k)| *k == key)
+            .map(|(id, _)| id.clone())
     }
 
     /// Lists one space's current pages, following `next` links to the end.
@@ -256,8 +298,36 @@ impl Fetcher for ConfluenceClient {
                 debug!(page_id = %id, space = %page.space_key, "page is outside CONFLUENCE_SPACE_KEYS; treated as gone");
                 Fetched::Gone
             }
+            Fetched::Page(mut page) if page.status == PageStatus::Current => {
+                let located = Located {
+                    space_id: self.space_id_of(&page.space_key),
+                    space_key: page.space_key.clone(),
+                    ancestors: page.ancestor_ids.clone(),
+                };
+                page.access = self.access_at(id, &located).await?;
+                Fetched::Page(page)
+            }
             other => other,
         })
+    }
+
+    async fn read_access(&self, id: &PageId) -> docbrain_core::Result<ReadAccess> {
+        if !self.inner.read_permissions {
+            return Ok(ReadAccess::anyone());
+        }
+        let located = match self.inner.version {
+            ApiVersion::V2 => v2::locate(&self.inner, id).await?,
+            ApiVersion::V1 => v1::locate(&self.inner, id).await?,
+        };
+        Ok(match located {
+            // Gone: the reconcile this difference triggers removes it.
+            None => ReadAccess::nobody(),
+            Some(located) => self.access_at(id, &located).await?,
+        })
+    }
+
+    async fn reader(&self, who: &str) -> docbrain_core::Result<Reader> {
+        Ok(permissions::reader(&self.inner, who).await?)
     }
 }
 

@@ -1,12 +1,12 @@
 //! Confluence REST v1 (Data Center): `start`/`limit` listings by space key, one page expanded
 //! with its storage body, version, space, ancestors and labels.
 
-use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary};
+use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary, ReadAccess};
 use reqwest::Url;
 
 use super::http::{path_of, Answer};
 use super::v2::encode;
-use super::{labels_of, status_of, walk_listing, Inner, SpaceRef};
+use super::{id_of, labels_of, status_of, walk_listing, Inner, Located, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
@@ -124,6 +124,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
                 .collect()
         })
         .unwrap_or_default();
+    let ancestor_ids = ancestor_ids(json);
     let base = json["_links"]["base"].as_str().map_or_else(
         || inner.base.as_str().trim_end_matches('/').to_owned(),
         str::to_owned,
@@ -141,5 +142,39 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
         ancestors,
         labels: labels_of(&json["metadata"]["labels"]),
         body: storage.map(storage_to_markdown).unwrap_or_default(),
+        ancestor_ids,
+        access: ReadAccess::anyone(),
+    }))
+}
+
+fn ancestor_ids(json: &serde_json::Value) -> Vec<PageId> {
+    json["ancestors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| id_of(&a["id"]))
+        .collect()
+}
+
+/// Where a page sits, without its body; `None` when it is gone.
+pub(super) async fn locate(inner: &Inner, id: &PageId) -> Result<Option<Located>, SourceError> {
+    let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
+    url.query_pairs_mut()
+        .append_pair("expand", "space,ancestors");
+    let path = path_of(&url);
+    let Some(answer) = inner.get(&url).await? else {
+        return Ok(None);
+    };
+    let space_key = answer.json["space"]["key"]
+        .as_str()
+        .ok_or_else(|| SourceError::Decode {
+            path,
+            detail: "the page has no space.key (expand=space)".into(),
+        })?
+        .to_owned();
+    Ok(Some(Located {
+        space_key,
+        space_id: None,
+        ancestors: ancestor_ids(&answer.json),
     }))
 }

@@ -1,15 +1,15 @@
 //! Confluence Cloud REST v2: spaces by key, cursor-paginated page listings, one page with its
 //! storage body, labels and ancestors.
 
-use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary};
+use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary, ReadAccess};
 use reqwest::Url;
 
 use super::http::{path_of, Answer};
-use super::{id_of, labels_of, status_of, walk_listing, Inner, SpaceRef};
+use super::{id_of, labels_of, status_of, walk_listing, Inner, Located, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next` or the `Link` header, relative to the site.
-fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
+pub(super) fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
     let next = answer.json["_links"]["next"]
         .as_str()
         .map(str::to_owned)
@@ -111,8 +111,8 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
     }
     let space_id = id_of(&json["spaceId"]).ok_or_else(|| decode("the page has no spaceId"))?;
     let space_key = space_key(inner, space_id.as_str()).await?;
-    let ancestors = if json["parentId"].is_null() || status != PageStatus::Current {
-        Vec::new()
+    let (ancestor_ids, ancestors) = if json["parentId"].is_null() || status != PageStatus::Current {
+        (Vec::new(), Vec::new())
     } else {
         ancestors(inner, id).await?
     };
@@ -133,6 +133,33 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
         ancestors,
         labels: labels_of(&json["labels"]),
         body: storage.map(storage_to_markdown).unwrap_or_default(),
+        ancestor_ids,
+        access: ReadAccess::anyone(),
+    }))
+}
+
+/// Where a page sits, without its body: its space key and id, and its ancestors' ids (root
+/// first); `None` when it is gone.
+pub(super) async fn locate(inner: &Inner, id: &PageId) -> Result<Option<Located>, SourceError> {
+    let url = inner.url(&format!("api/v2/pages/{}", encode(id.as_str())))?;
+    let path = path_of(&url);
+    let Some(answer) = inner.get(&url).await? else {
+        return Ok(None);
+    };
+    let space_id = id_of(&answer.json["spaceId"]).ok_or_else(|| SourceError::Decode {
+        path,
+        detail: "the page has no spaceId".into(),
+    })?;
+    let space_key = space_key(inner, space_id.as_str()).await?;
+    let ancestors = if answer.json["parentId"].is_null() {
+        Vec::new()
+    } else {
+        ancestors(inner, id).await?.0
+    };
+    Ok(Some(Located {
+        space_key,
+        space_id: Some(space_id.as_str().to_owned()),
+        ancestors,
     }))
 }
 
@@ -163,11 +190,11 @@ async fn space_key(inner: &Inner, space_id: &str) -> Result<String, SourceError>
     Ok(key)
 }
 
-/// Titles of a page's ancestors, root first.
-async fn ancestors(inner: &Inner, id: &PageId) -> Result<Vec<String>, SourceError> {
+/// Ids and titles of a page's ancestors, root first.
+async fn ancestors(inner: &Inner, id: &PageId) -> Result<(Vec<PageId>, Vec<String>), SourceError> {
     let url = inner.url(&format!("api/v2/pages/{}/ancestors", encode(id.as_str())))?;
     let Some(answer) = inner.get(&url).await? else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let ids: Vec<PageId> = answer.json["results"]
         .as_array()
@@ -177,7 +204,7 @@ async fn ancestors(inner: &Inner, id: &PageId) -> Result<Vec<String>, SourceErro
         .filter_map(|a| id_of(&a["id"]))
         .collect();
     let mut titles = Vec::with_capacity(ids.len());
-    for aid in ids {
+    for aid in ids.clone() {
         let cached = inner.lock_cache().titles.get(&aid).cloned();
         let title = match cached {
             Some(t) => t,
@@ -193,7 +220,7 @@ async fn ancestors(inner: &Inner, id: &PageId) -> Result<Vec<String>, SourceErro
         };
         titles.push(title);
     }
-    Ok(titles)
+    Ok((ids, titles))
 }
 
 /// Percent-encodes an id or key for a path segment (ids are digits, but nothing is assumed).

@@ -14,7 +14,10 @@
 //! # Ok(()) }
 //! ```
 
+mod permissions;
 mod routes;
+
+pub use permissions::{Grants, SimUser};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,6 +60,8 @@ pub struct SimPage {
     pub labels: Vec<String>,
     /// Restricted: this account cannot see it (404, not listed).
     pub hidden: bool,
+    /// The page's own read restriction, if it has one.
+    pub restriction: Option<Grants>,
 }
 
 /// Which API call a request was.
@@ -70,6 +75,8 @@ pub enum Route {
     PageBody,
     /// One page without a body (v2 ancestor titles), or its ancestors.
     PageMeta,
+    /// Space permissions, page restrictions, users and their groups.
+    Permissions,
     /// Anything else.
     Other,
 }
@@ -146,12 +153,15 @@ impl Fault {
 struct Space {
     id: u64,
     name: String,
+    /// Who holds the space's view permission (anyone, by default).
+    readers: Grants,
 }
 
 #[derive(Debug)]
 pub(crate) struct State {
     spaces: BTreeMap<String, Space>,
     pages: BTreeMap<u64, SimPage>,
+    users: BTreeMap<String, SimUser>,
     next_id: u64,
     faults: Vec<Fault>,
     latency: Duration,
@@ -198,6 +208,7 @@ impl Simulator {
         let state = Arc::new(Mutex::new(State {
             spaces: BTreeMap::new(),
             pages: BTreeMap::new(),
+            users: BTreeMap::new(),
             next_id: 100_001,
             faults: Vec::new(),
             latency: Duration::ZERO,
@@ -244,6 +255,7 @@ impl Simulator {
             .or_insert(Space {
                 id: next,
                 name: name.to_owned(),
+                readers: Grants::anyone(),
             })
             .id
     }
@@ -278,6 +290,7 @@ impl Simulator {
                 parent,
                 labels: Vec::new(),
                 hidden: false,
+                restriction: None,
             },
         );
         PageId::from(id)

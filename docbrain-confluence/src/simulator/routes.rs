@@ -17,9 +17,9 @@ use reqwest::Url;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use super::{Request, Route, SimPage, State, API_TOKEN, EMAIL, PAT};
+use super::{permissions, Request, Route, SimPage, State, API_TOKEN, EMAIL, PAT};
 
-type Answer = Response<Full<Bytes>>;
+pub(super) type Answer = Response<Full<Bytes>>;
 
 pub(super) async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, addr: SocketAddr) {
     loop {
@@ -55,13 +55,23 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     };
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = match seg.as_slice() {
+        ["wiki", "api", "v2", "spaces", _, "permissions"]
+        | ["rest", "api", "space", _, "permissions"]
+        | [.., "restriction", "byOperation", "read"]
+        | [.., "user", "memberof"]
+        | ["rest", "api", "user"] => Route::Permissions,
         ["wiki", "api", "v2", "spaces", ..] if seg.len() <= 5 => Route::Spaces,
         ["wiki", "api", "v2", "spaces", _, "pages"] => Route::PageList,
         ["wiki", "api", "v2", "pages", _] if query("body-format").is_some() => Route::PageBody,
         ["wiki", "api", "v2", "pages", _, ..] => Route::PageMeta,
         ["rest", "api", "space", ..] => Route::Spaces,
         ["rest", "api", "content"] => Route::PageList,
-        ["rest", "api", "content", _] => Route::PageBody,
+        ["rest", "api", "content", _]
+            if query("expand").is_some_and(|e| e.contains("body.storage")) =>
+        {
+            Route::PageBody
+        }
+        ["rest", "api", "content", _] => Route::PageMeta,
         _ => Route::Other,
     };
     let v2 = seg.first() == Some(&"wiki");
@@ -95,10 +105,29 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 ["wiki", "api", "v2", "spaces", id, "pages"] => v2_pages(&s, id, &query),
                 ["wiki", "api", "v2", "pages", id] => v2_page(&s, id, &query, &base),
                 ["wiki", "api", "v2", "pages", id, "ancestors"] => v2_ancestors(&s, id),
+                ["wiki", "api", "v2", "spaces", id, "permissions"] => {
+                    permissions::v2_space_permissions(&s, id, &query)
+                }
+                ["rest", "api", "space", key, "permissions"] => {
+                    permissions::v1_space_permissions(&s, key)
+                }
+                ["wiki", "rest", "api", "content", id, "restriction", "byOperation", "read"] => {
+                    permissions::restrictions(&s, id, true)
+                }
+                ["rest", "api", "content", id, "restriction", "byOperation", "read"] => {
+                    permissions::restrictions(&s, id, false)
+                }
+                ["wiki", "rest", "api", "user", "memberof"] => {
+                    permissions::member_of(&s, &query, true)
+                }
+                ["rest", "api", "user", "memberof"] => permissions::member_of(&s, &query, false),
+                ["rest", "api", "user"] => permissions::v1_user(&s, &query),
                 ["rest", "api", "space"] => v1_spaces(&s, &query, &base),
                 ["rest", "api", "space", key] => v1_space(&s, key),
                 ["rest", "api", "content"] => v1_contents(&s, &query, &base),
-                ["rest", "api", "content", id] => v1_content(&s, id, &base),
+                ["rest", "api", "content", id] => {
+                    v1_content(&s, id, &base, &query("expand").unwrap_or_default())
+                }
                 _ => error(404, v2, "Not Found"),
             }
         }
@@ -183,7 +212,7 @@ fn unauthorized(v2: bool) -> Answer {
     }
 }
 
-fn respond(status: u16, body: &Value) -> Answer {
+pub(super) fn respond(status: u16, body: &Value) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
@@ -206,7 +235,7 @@ fn html(status: u16, title: &str) -> Answer {
     r
 }
 
-fn error(status: u16, v2: bool, title: &str) -> Answer {
+pub(super) fn error(status: u16, v2: bool, title: &str) -> Answer {
     if v2 {
         respond(
             status,
@@ -241,7 +270,11 @@ fn webui(p: &SimPage) -> String {
 }
 
 /// A page of a listing: the slice at `offset` and the offset of the next slice, if any.
-fn window<T: Clone>(items: &[T], offset: usize, limit: usize) -> (Vec<T>, Option<usize>) {
+pub(super) fn window<T: Clone>(
+    items: &[T],
+    offset: usize,
+    limit: usize,
+) -> (Vec<T>, Option<usize>) {
     let end = (offset + limit).min(items.len());
     let slice = items.get(offset..end).unwrap_or_default().to_vec();
     (slice, (end < items.len()).then_some(end))
@@ -547,18 +580,10 @@ fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) ->
     )
 }
 
-fn v1_content(s: &State, id: &str, base: &str) -> Answer {
+fn v1_content(s: &State, id: &str, base: &str, expand: &str) -> Answer {
     // Without a `status` parameter v1 returns only current content.
     match visible(s, id).filter(|p| p.status == PageStatus::Current) {
-        Some(p) => respond(
-            200,
-            &v1_content_json(
-                s,
-                p,
-                base,
-                "body.storage,version,space,ancestors,metadata.labels",
-            ),
-        ),
+        Some(p) => respond(200, &v1_content_json(s, p, base, expand)),
         None => error(
             404,
             false,

@@ -24,6 +24,33 @@ fn ours(file: &str) -> Vec<u8> {
 }
 
 #[test]
+fn permission_events_name_their_page_or_space() {
+    let body = br#"{"timestamp":1,"event":"content_permissions_updated","userKey":"k","content":{"id":42}}"#;
+    let (event, page) = page_of(parse(body, None, None).unwrap());
+    assert_eq!(event, PageEvent::PermissionsUpdated);
+    assert_eq!(page.id.as_str(), "42");
+    let body = br#"{"timestamp":1,"event":"space_permissions_updated","userKey":"k","space":{"key":"HR"}}"#;
+    assert_eq!(
+        parse(body, None, None).unwrap(),
+        Delivery::Space {
+            event: PageEvent::SpacePermissionsUpdated,
+            space_key: "HR".into()
+        }
+    );
+    let body = br#"{"timestamp":1,"event":"space_permissions_updated","space":{}}"#;
+    assert!(matches!(
+        parse(body, None, None),
+        Err(PayloadError::NoSpaceKey { .. })
+    ));
+    // Without an event name, `content` is not a page (only `page` is).
+    let body = br#"{"content":{"id":42}}"#;
+    assert!(matches!(
+        parse(body, None, None).unwrap(),
+        Delivery::Ignored { .. }
+    ));
+}
+
+#[test]
 fn a_published_hmac_sha256_vector_verifies() {
     // The widely published HMAC-SHA256 example: key "key", the pangram as the body.
     let body = b"The quick brown fox jumps over the lazy dog";
@@ -179,7 +206,7 @@ fn url_tokens_compare_exactly() {
 fn page_of(delivery: Delivery) -> (PageEvent, PageRef) {
     match delivery {
         Delivery::Page { event, page } => (event, page),
-        other @ Delivery::Ignored { .. } => panic!("expected a page event, got {other:?}"),
+        other => panic!("expected a page event, got {other:?}"),
     }
 }
 
@@ -221,12 +248,10 @@ fn captured_data_center_bodies_name_their_event_and_an_id() {
         .unwrap(),
     );
     assert!(full.title.is_some() && full.space_key.is_some() && full.version.is_some());
-    assert_eq!(
-        parse(&read("dc/page_moved.zulip.json"), None, None).unwrap(),
-        Delivery::Ignored {
-            event: "page_moved".into()
-        }
-    );
+    let (moved, page) = page_of(parse(&read("dc/page_moved.zulip.json"), None, None).unwrap());
+    assert_eq!(moved, PageEvent::Moved);
+    assert!(moved.reaches_descendants());
+    assert_eq!(page.id.as_str(), "123456");
     assert!(matches!(
         parse(
             &read("dc/not_a_confluence_event.zulip-anomalous.json"),

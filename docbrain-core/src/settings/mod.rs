@@ -38,6 +38,8 @@ pub struct Settings {
     pub webhook: Option<WebhookSettings>,
     /// The server's address and schedule.
     pub server: ServerSettings,
+    /// Who may search, and whose permissions results obey.
+    pub search: SearchSettings,
     /// `LOG_LEVEL`: a tracing filter; `None` lets each front door pick its default.
     pub log_level: Option<String>,
 }
@@ -55,6 +57,7 @@ impl Default for Settings {
             guards: GuardSettings::default(),
             webhook: None,
             server: ServerSettings::default(),
+            search: SearchSettings::default(),
             log_level: None,
         }
     }
@@ -132,6 +135,8 @@ pub struct ConfluenceSettings {
     pub tls_verify: bool,
     /// `CONFLUENCE_FETCH_CONCURRENCY`: pages fetched and indexed at once during a crawl.
     pub fetch_concurrency: usize,
+    /// Read each page's permissions (`SEARCH_PERMISSIONS`, on by default).
+    pub read_permissions: bool,
 }
 
 impl ConfluenceSettings {
@@ -146,6 +151,7 @@ impl ConfluenceSettings {
             page_limit: None,
             tls_verify: true,
             fetch_concurrency: 4,
+            read_permissions: true,
         }
     }
 
@@ -343,6 +349,31 @@ impl WebhookSettings {
             retry_initial: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
             lag_bound: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Who may search, and whose permissions results obey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchSettings {
+    /// `SEARCH_API_KEYS`: bearer keys that may call `/search` (comma-separated).
+    pub api_keys: Vec<Secret>,
+    /// `SEARCH_ALLOW_ANONYMOUS`: serve search without keys on a non-loopback address.
+    pub allow_anonymous: bool,
+    /// `SEARCH_PERMISSIONS`: filter results by Confluence permissions (on by default); off
+    /// serves every indexed page to every caller.
+    pub permissions: bool,
+    /// `PERMISSION_CACHE_TTL`: how long a user's groups are trusted once looked up.
+    pub cache_ttl: Duration,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            allow_anonymous: false,
+            permissions: true,
+            cache_ttl: Duration::from_secs(300),
         }
     }
 }

@@ -77,6 +77,8 @@ pub const VARS: &[Var] = &[
     var("EMBED_BATCH_SIZE", "embed-batch-size", Common, "Texts per remote embedding request [default: 64 openai, 16 ollama]"),
     var("EMBED_CONCURRENCY", "embed-concurrency", Common, "Remote embedding requests in flight [default: 4 openai, 2 ollama]"),
     var("EMBED_TIMEOUT_SECS", "embed-timeout-secs", Common, "Timeout of one remote embedding request, in seconds [default: 60]"),
+    var("SEARCH_PERMISSIONS", "search-permissions", Common, "Filter search results by Confluence permissions: on or off [default: on]"),
+    var("PERMISSION_CACHE_TTL", "permission-cache-ttl", Common, "How long a user's groups are trusted once looked up, e.g. 30s or 5m [default: 5m]"),
     var("LOG_LEVEL", "log-level", Common, "Log filter, e.g. info or docbrain_core=debug [default: info]"),
     var("SOURCE_TYPE", "source", Sync, "Where pages come from: local or confluence (INGEST_SOURCES is read too)"),
     env_only("INGEST_SOURCES", Sync, "DocBrain's comma-separated sources; one source per run is supported"),
@@ -106,6 +108,8 @@ pub const VARS: &[Var] = &[
     var("WEBHOOK_DEBOUNCE_MS", "webhook-debounce-ms", Server, "Window after a page's reconcile in which its further events collapse into one more, in ms [default: 1000]"),
     var("WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts", Server, "Failed reconciles of a page before its events are parked [default: 10]"),
     var("WEBHOOK_RETRY_MS", "webhook-retry-ms", Server, "First wait after a failed reconcile, in ms; it doubles [default: 2000]"),
+    env_only("SEARCH_API_KEYS", Server, "Comma-separated bearer keys that may call /search; required on a non-loopback address"),
+    var("SEARCH_ALLOW_ANONYMOUS", "search-allow-anonymous", Server, "Serve /search without keys on any address (an open index) [default: false]"),
     var("INGEST_SCHEDULE", "ingest-schedule", Server, "Run the full crawl inside the server at this interval, e.g. 6h"),
 ];
 
@@ -192,8 +196,24 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
     guards.delete_floor = r.number("DELETE_GUARD_FLOOR", guards.delete_floor)?;
     let mut chunking = d.chunking;
     chunking.max_tokens = r.number("CHUNK_MAX_TOKENS", chunking.max_tokens)?;
+    let mut search = d.search;
+    search.api_keys = r
+        .get("SEARCH_API_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(Secret::new)
+        .collect();
+    search.allow_anonymous = r.flag("SEARCH_ALLOW_ANONYMOUS", false)?;
+    search.permissions = r.flag("SEARCH_PERMISSIONS", true)?;
+    search.cache_ttl = r.duration("PERMISSION_CACHE_TTL", search.cache_ttl)?;
+    let mut source = source(r)?;
+    if let SourceSettings::Confluence(c) = &mut source {
+        c.read_permissions = search.permissions;
+    }
     Ok(Settings {
-        source: source(r)?,
+        source,
         store: store(r)?,
         data_dir,
         embedder: embedder(r)?,
@@ -201,6 +221,7 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
         guards,
         webhook,
         server,
+        search,
         log_level: r.get("LOG_LEVEL"),
     })
 }

@@ -17,14 +17,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use docbrain_core::{
     query_terms, reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage,
-    ModelInfo, PageId, ReplaceOutcome, SearchHit, SearchRequest,
+    ModelInfo, PageId, ReadAccess, ReplaceOutcome, SearchHit, SearchRequest,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::error::IndexError;
-use schema::{CREATE, SCHEMA_VERSION};
-use vectors::VectorCache;
+use schema::{CREATE, MIGRATE_1_TO_2, SCHEMA_VERSION};
+use vectors::{Keep, VectorCache};
 
 /// How many candidates each ranking contributes to the fusion.
 const CANDIDATES: usize = 50;
@@ -88,7 +88,7 @@ impl EmbeddedStore {
             tx.execute("DELETE FROM chunks WHERE page_id = ?1", [id.as_str()])?;
             tx.execute("DELETE FROM pages WHERE page_id = ?1", [id.as_str()])?;
             tx.commit()?;
-            state.mirror(&removed, &[]);
+            state.mirror(&removed, &[], "", "", &[]);
             Ok(Some(removed.len() as u64))
         })
         .await
@@ -156,6 +156,11 @@ impl EmbeddedStore {
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
             SCHEMA_VERSION => {}
+            1 => {
+                tx.execute_batch(MIGRATE_1_TO_2)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                info!(path = %path.display(), "upgraded the index to schema {SCHEMA_VERSION}: pages stay hidden from permission-filtered searches until the next crawl reads their permissions");
+            }
             found => {
                 return Err(IndexError::SchemaVersion {
                     path,
@@ -217,7 +222,10 @@ fn bound_dimension(conn: &Connection) -> Result<Option<usize>> {
     Ok(meta(conn, "dimension")?.and_then(|d| d.parse().ok()))
 }
 
-fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<(IndexedPage, String, String)> {
+/// A page row with its JSON columns still as text.
+type RawPage = (IndexedPage, [String; 4]);
+
+fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
     Ok((
         IndexedPage {
             id: PageId::new(row.get::<_, String>(0)?),
@@ -229,20 +237,30 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<(IndexedPage, String, 
             labels: Vec::new(),
             content_hash: row.get(7)?,
             chunk_count: row.get::<_, i64>(8)? as u32,
+            ancestor_ids: Vec::new(),
+            access: ReadAccess::nobody(),
         },
-        row.get(5)?,
-        row.get(6)?,
+        [row.get(5)?, row.get(6)?, row.get(9)?, row.get(10)?],
     ))
 }
 
-const PAGE_COLUMNS: &str =
-    "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count";
+const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access";
 
-fn decode_page(raw: (IndexedPage, String, String)) -> Result<IndexedPage> {
-    let (mut page, ancestors, labels) = raw;
+fn decode_page(raw: RawPage) -> Result<IndexedPage> {
+    let (mut page, [ancestors, labels, ancestor_ids, access]) = raw;
     page.ancestors = from_json(&ancestors)?;
     page.labels = from_json(&labels)?;
+    page.ancestor_ids = from_json(&ancestor_ids)?
+        .into_iter()
+        .map(PageId::new)
+        .collect();
+    page.access =
+        serde_json::from_str(&access).map_err(|_| IndexError::Corrupt { what: "read rule" })?;
     Ok(page)
+}
+
+fn access_json(access: &ReadAccess) -> String {
+    serde_json::to_string(access).unwrap_or_else(|_| "[[]]".into())
 }
 
 impl State {
@@ -257,12 +275,13 @@ impl State {
             let mut cache = VectorCache::new(dimension);
             let mut stmt = self
                 .conn
-                .prepare("SELECT id, space_key, vector FROM chunks")?;
+                .prepare("SELECT c.id, c.space_key, c.vector, p.access FROM chunks c JOIN pages p ON p.page_id = c.page_id")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let vector = decode_vector(&row.get::<_, Vec<u8>>(2)?)?;
                 if vector.len() == dimension {
-                    cache.insert(row.get(0)?, &row.get::<_, String>(1)?, &vector);
+                    let access: String = row.get(3)?;
+                    cache.insert(row.get(0)?, &row.get::<_, String>(1)?, &access, &vector);
                 }
             }
             debug!(rows = cache.len(), "loaded vectors into memory");
@@ -278,20 +297,28 @@ impl State {
 
     /// Applies this connection's own committed change to the mirror (own commits do not move
     /// `data_version`).
-    fn mirror(&mut self, removed: &[i64], added: &[(i64, String, Vec<f32>)]) {
+    fn mirror(
+        &mut self,
+        removed: &[i64],
+        added: &[i64],
+        space: &str,
+        access: &str,
+        vectors: &[Vec<f32>],
+    ) {
         if let Some((_, cache)) = &mut self.vectors {
             for id in removed {
                 cache.remove(*id);
             }
-            for (id, space, v) in added {
-                cache.insert(*id, space, v);
+            for (id, v) in added.iter().zip(vectors) {
+                cache.insert(*id, space, access, v);
             }
         }
     }
 
-    /// Returns the best chunk row ids by BM25. The full-text index alone ranks (no join); a
-    /// space filter is applied afterwards through the vector mirror, over a deeper ranking.
-    fn bm25(&mut self, text: &str, space: Option<&str>, limit: usize) -> Result<Vec<i64>> {
+    /// Returns the best chunk row ids by BM25 that `keep` lets through. The full-text index
+    /// alone ranks (no join); with a filter, its ranking is read in order and filtered through
+    /// the mirror until `limit` rows pass, so no hit is lost to the filter.
+    fn bm25(&mut self, text: &str, keep: Option<&Keep>, limit: usize) -> Result<Vec<i64>> {
         let terms = query_terms(text);
         if terms.is_empty() {
             return Ok(Vec::new());
@@ -301,28 +328,33 @@ impl State {
             .map(|t| format!("\"{t}\""))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let depth = if space.is_some() { limit * 8 } else { limit };
         let sql = format!(
             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 \
              ORDER BY bm25(chunks_fts, {BREADCRUMB_WEIGHT}, 1.0) LIMIT ?2"
         );
-        let ids = {
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let ids = stmt
-                .query_map(params![expr, depth as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
-            ids
-        };
-        Ok(match space {
-            None => ids,
-            Some(space) => {
-                let mirror = self.vectors()?;
-                ids.into_iter()
-                    .filter(|id| mirror.space_of(*id) == Some(space))
-                    .take(limit)
-                    .collect()
+        // Rows come ranked; SQLite's LIMIT only bounds them when nothing is filtered out.
+        let depth = if keep.is_some() { -1 } else { limit as i64 };
+        if keep.is_some() {
+            self.vectors()?;
+        }
+        let Self { conn, vectors, .. } = self;
+        let mirror = vectors.as_ref().map(|(_, cache)| cache);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![expr, depth])?;
+        let mut ids = Vec::with_capacity(limit);
+        while ids.len() < limit {
+            let Some(row) = rows.next()? else { break };
+            let id: i64 = row.get(0)?;
+            let kept = match (keep, mirror) {
+                (None, _) => true,
+                (Some(keep), Some(mirror)) => mirror.keeps(keep, id),
+                (Some(_), None) => false,
+            };
+            if kept {
+                ids.push(id);
             }
-        })
+        }
+        Ok(ids)
     }
 
     fn hit(&self, id: i64, score: f64) -> Result<SearchHit> {
@@ -461,8 +493,9 @@ impl IndexStore for EmbeddedStore {
                 ids
             };
             tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
+            let access = access_json(&page.access);
             tx.execute(
-                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![
                     page.id.as_str(),
                     page.space_key,
@@ -473,6 +506,8 @@ impl IndexStore for EmbeddedStore {
                     to_json(&page.labels),
                     page.content_hash,
                     chunks.len() as i64,
+                    to_json(&page.ancestor_ids.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>()),
+                    access,
                     now_ms(),
                 ],
             )?;
@@ -495,11 +530,12 @@ impl IndexStore for EmbeddedStore {
                         c.chunk.token_count,
                         encode_vector(&c.vector),
                     ])?;
-                    added.push((tx.last_insert_rowid(), page.space_key.clone(), c.vector.clone()));
+                    added.push(tx.last_insert_rowid());
                 }
             }
             tx.commit()?;
-            state.mirror(&removed, &added);
+            let vectors: Vec<Vec<f32>> = chunks.into_iter().map(|c| c.vector).collect();
+            state.mirror(&removed, &added, &page.space_key, &access, &vectors);
             Ok(ReplaceOutcome::Replaced)
         })
         .await
@@ -535,10 +571,14 @@ impl IndexStore for EmbeddedStore {
         self.run(move |state| {
             let space = request.filter.space_key.as_deref();
             let depth = request.k.max(CANDIDATES);
-            let lexical = state.bm25(&request.text, space, depth)?;
+            let Some(keep) = state.vectors()?.keep(space, request.reader.as_ref()) else {
+                return Ok(Vec::new());
+            };
+            let filtered = space.is_some() || request.reader.is_some();
+            let lexical = state.bm25(&request.text, filtered.then_some(&keep), depth)?;
             let semantic: Vec<i64> = state
                 .vectors()?
-                .top_k(&request.vector, depth, space)
+                .top_k(&request.vector, depth, &keep)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();

@@ -2,7 +2,14 @@
 
 /// Bumped whenever the tables change; an index of another version is refused, not migrated
 /// silently.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a version 1 file to version 2: pages gain their ancestor ids and read rule. Records
+/// written before read `[[]]`, nobody, until a crawl reads their permissions.
+pub(crate) const MIGRATE_1_TO_2: &str = "
+ALTER TABLE pages ADD COLUMN ancestor_ids TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE pages ADD COLUMN access TEXT NOT NULL DEFAULT '[[]]';
+";
 
 pub(crate) const CREATE: &str = "
 CREATE TABLE meta (
@@ -19,7 +26,9 @@ CREATE TABLE pages (
     labels       TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     chunk_count  INTEGER NOT NULL,
-    updated_ms   INTEGER NOT NULL
+    updated_ms   INTEGER NOT NULL,
+    ancestor_ids TEXT NOT NULL DEFAULT '[]',
+    access       TEXT NOT NULL DEFAULT '[[]]'
 );
 CREATE TABLE chunks (
     id           INTEGER PRIMARY KEY,

@@ -22,6 +22,8 @@ fn record(id: &str, version: u64, chunks: u32) -> IndexedPage {
         labels: vec![],
         content_hash: format!("h{version}"),
         chunk_count: chunks,
+        ancestor_ids: vec![],
+        access: ReadAccess::anyone(),
     }
 }
 
@@ -44,6 +46,7 @@ fn search(text: &str, vector: Vec<f32>) -> SearchRequest {
         vector,
         k: 5,
         filter: SearchFilter::default(),
+        reader: None,
     }
 }
 

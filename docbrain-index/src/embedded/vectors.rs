@@ -7,12 +7,18 @@
 
 use std::collections::HashMap;
 
-/// Vectors of all chunks, row-major, with their chunk row ids and spaces.
+use docbrain_core::{ReadAccess, Reader};
+
+/// Vectors of all chunks, row-major, with their chunk row ids, spaces and read rules.
 #[derive(Debug, Default)]
 pub(crate) struct VectorCache {
     dimension: usize,
     ids: Vec<i64>,
     spaces: Vec<u32>,
+    /// Each row's read rule, as an index into `rule_list`.
+    rules: Vec<u32>,
+    rule_ids: HashMap<String, u32>,
+    rule_list: Vec<ReadAccess>,
     data: Vec<f32>,
     /// Each row quantised to i8 with its own scale: `v ≈ quantised * scale`.
     quantised: Vec<i8>,
@@ -38,23 +44,44 @@ impl VectorCache {
         *self.space_ids.entry(space.to_string()).or_insert(next)
     }
 
-    /// Returns the space of a row, if the mirror holds it.
-    pub(crate) fn space_of(&self, id: i64) -> Option<&str> {
-        let space = self.spaces[*self.rows.get(&id)?];
-        self.space_ids
-            .iter()
-            .find(|(_, v)| **v == space)
-            .map(|(k, _)| k.as_str())
+    /// Interns a read rule (the page record's JSON); one that does not parse admits nobody.
+    fn rule_id(&mut self, access: &str) -> u32 {
+        if let Some(id) = self.rule_ids.get(access) {
+            return *id;
+        }
+        let id = self.rule_list.len() as u32;
+        self.rule_list
+            .push(serde_json::from_str(access).unwrap_or_else(|_| ReadAccess::nobody()));
+        self.rule_ids.insert(access.to_owned(), id);
+        id
     }
 
-    /// Adds (or replaces) one row.
-    pub(crate) fn insert(&mut self, id: i64, space: &str, vector: &[f32]) {
+    /// Returns which rows a search of `space` by `reader` may return (no reader: no
+    /// permission filter), or `None` when none can be (an unknown space).
+    pub(crate) fn keep(&self, space: Option<&str>, reader: Option<&Reader>) -> Option<Keep> {
+        let space = match space {
+            Some(s) => Some(*self.space_ids.get(s)?),
+            None => None,
+        };
+        let readable = reader.map(|r| self.rule_list.iter().map(|rule| rule.admits(r)).collect());
+        Some(Keep { space, readable })
+    }
+
+    /// Whether the mirror holds row `id` and `keep` lets it through.
+    pub(crate) fn keeps(&self, keep: &Keep, id: i64) -> bool {
+        self.rows.get(&id).is_some_and(|&row| keep.row(self, row))
+    }
+
+    /// Adds (or replaces) one row; `access` is its page's read rule as stored.
+    pub(crate) fn insert(&mut self, id: i64, space: &str, access: &str, vector: &[f32]) {
         debug_assert_eq!(vector.len(), self.dimension);
         self.remove(id);
         let space = self.space_id(space);
+        let rule = self.rule_id(access);
         self.rows.insert(id, self.ids.len());
         self.ids.push(id);
         self.spaces.push(space);
+        self.rules.push(rule);
         self.data.extend_from_slice(vector);
         let (q, scale) = quantise(vector);
         self.quantised.extend_from_slice(&q);
@@ -71,6 +98,7 @@ impl VectorCache {
             let moved = self.ids[last];
             self.ids[row] = moved;
             self.spaces[row] = self.spaces[last];
+            self.rules[row] = self.rules[last];
             self.scales[row] = self.scales[last];
             let d = self.dimension;
             self.data.copy_within(last * d..(last + 1) * d, row * d);
@@ -80,24 +108,18 @@ impl VectorCache {
         }
         self.ids.pop();
         self.spaces.pop();
+        self.rules.pop();
         self.scales.pop();
         self.data.truncate(last * self.dimension);
         self.quantised.truncate(last * self.dimension);
     }
 
-    /// Returns the ids of the `k` rows with the highest dot product with `query`, best first,
-    /// optionally only rows of one space.
-    pub(crate) fn top_k(&self, query: &[f32], k: usize, space: Option<&str>) -> Vec<(i64, f32)> {
+    /// Returns the ids of the `k` rows `keep` lets through with the highest dot product with
+    /// `query`, best first. The filter applies during the scan, so no hit is lost to it.
+    pub(crate) fn top_k(&self, query: &[f32], k: usize, keep: &Keep) -> Vec<(i64, f32)> {
         if k == 0 || self.ids.is_empty() || query.len() != self.dimension {
             return Vec::new();
         }
-        let space = match space {
-            Some(s) => match self.space_ids.get(s) {
-                Some(id) => Some(*id),
-                None => return Vec::new(),
-            },
-            None => None,
-        };
         let (query_q, _) = quantise(query);
         let shortlist = (k * 4).max(64);
         let n = self.ids.len();
@@ -106,7 +128,7 @@ impl VectorCache {
             .min(4);
         let per = n.div_ceil(threads).max(8192);
         let candidates: Vec<usize> = if per >= n {
-            self.scan(&query_q, 0..n, shortlist, space)
+            self.scan(&query_q, 0..n, shortlist, keep)
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..n)
@@ -114,7 +136,7 @@ impl VectorCache {
                     .map(|start| {
                         let end = (start + per).min(n);
                         let query_q = &query_q;
-                        scope.spawn(move || self.scan(query_q, start..end, shortlist, space))
+                        scope.spawn(move || self.scan(query_q, start..end, shortlist, keep))
                     })
                     .collect();
                 handles
@@ -143,23 +165,41 @@ impl VectorCache {
         &self,
         query: &[i8],
         rows: std::ops::Range<usize>,
-        keep: usize,
-        space: Option<u32>,
+        best: usize,
+        keep: &Keep,
     ) -> Vec<usize> {
         let d = self.dimension;
         let mut scored: Vec<(usize, f32)> = Vec::with_capacity(rows.len());
         for row in rows {
-            if space.is_some_and(|s| self.spaces[row] != s) {
+            if !keep.row(self, row) {
                 continue;
             }
             let q = &self.quantised[row * d..(row + 1) * d];
             scored.push((row, dot_i8(query, q) as f32 * self.scales[row]));
         }
-        if scored.len() > keep {
-            scored.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
-            scored.truncate(keep);
+        if scored.len() > best {
+            scored.select_nth_unstable_by(best - 1, |a, b| b.1.total_cmp(&a.1));
+            scored.truncate(best);
         }
         scored.into_iter().map(|(row, _)| row).collect()
+    }
+}
+
+/// Which rows a search may return: of one space, and readable by the reader.
+#[derive(Debug)]
+pub(crate) struct Keep {
+    space: Option<u32>,
+    /// Per rule: whether the reader may read pages under it; `None`: no permission filter.
+    readable: Option<Vec<bool>>,
+}
+
+impl Keep {
+    fn row(&self, cache: &VectorCache, row: usize) -> bool {
+        self.space.is_none_or(|s| cache.spaces[row] == s)
+            && self
+                .readable
+                .as_ref()
+                .is_none_or(|r| r.get(cache.rules[row] as usize) == Some(&true))
     }
 }
 
@@ -207,34 +247,43 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    const OPEN: &str = "[]";
+
+    fn all(c: &VectorCache, space: Option<&str>) -> Keep {
+        c.keep(space, None).unwrap_or(Keep {
+            space: Some(u32::MAX),
+            readable: None,
+        })
+    }
+
     #[test]
     fn inserts_removes_and_ranks() {
         let mut c = VectorCache::new(3);
-        c.insert(1, "A", &[1.0, 0.0, 0.0]);
-        c.insert(2, "B", &[0.0, 1.0, 0.0]);
-        c.insert(3, "A", &[0.7, 0.7, 0.0]);
+        c.insert(1, "A", OPEN, &[1.0, 0.0, 0.0]);
+        c.insert(2, "B", OPEN, &[0.0, 1.0, 0.0]);
+        c.insert(3, "A", OPEN, &[0.7, 0.7, 0.0]);
         assert_eq!(
-            c.top_k(&[1.0, 0.0, 0.0], 2, None)
+            c.top_k(&[1.0, 0.0, 0.0], 2, &all(&c, None))
                 .iter()
                 .map(|x| x.0)
                 .collect::<Vec<_>>(),
             [1, 3]
         );
         assert_eq!(
-            c.top_k(&[0.0, 1.0, 0.0], 5, Some("A"))
+            c.top_k(&[0.0, 1.0, 0.0], 5, &all(&c, Some("A")))
                 .iter()
                 .map(|x| x.0)
                 .collect::<Vec<_>>(),
             [3, 1]
         );
-        assert!(c.top_k(&[0.0, 1.0, 0.0], 5, Some("Z")).is_empty());
+        assert!(c.top_k(&[0.0, 1.0, 0.0], 5, &all(&c, Some("Z"))).is_empty());
         c.remove(1);
         c.remove(1);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.top_k(&[1.0, 0.0, 0.0], 1, None)[0].0, 3);
-        c.insert(3, "B", &[0.0, 0.0, 1.0]);
+        assert_eq!(c.top_k(&[1.0, 0.0, 0.0], 1, &all(&c, None))[0].0, 3);
+        c.insert(3, "B", OPEN, &[0.0, 0.0, 1.0]);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.top_k(&[0.0, 0.0, 1.0], 1, Some("B"))[0].0, 3);
+        assert_eq!(c.top_k(&[0.0, 0.0, 1.0], 1, &all(&c, Some("B")))[0].0, 3);
     }
 
     #[test]
@@ -252,7 +301,7 @@ mod tests {
             .map(|_| (0..d).map(|_| rand()).collect())
             .collect();
         for (i, v) in rows.iter().enumerate() {
-            c.insert(i as i64, if i % 2 == 0 { "A" } else { "B" }, v);
+            c.insert(i as i64, if i % 2 == 0 { "A" } else { "B" }, OPEN, v);
         }
         for _ in 0..20 {
             let q: Vec<f32> = (0..d).map(|_| rand()).collect();
@@ -263,9 +312,13 @@ mod tests {
                 .collect();
             exact.sort_by(|a, b| b.1.total_cmp(&a.1));
             let want: Vec<i64> = exact.iter().take(10).map(|x| x.0).collect();
-            let got: Vec<i64> = c.top_k(&q, 10, None).iter().map(|x| x.0).collect();
+            let got: Vec<i64> = c
+                .top_k(&q, 10, &all(&c, None))
+                .iter()
+                .map(|x| x.0)
+                .collect();
             assert_eq!(got, want);
-            let got_a = c.top_k(&q, 5, Some("A"));
+            let got_a = c.top_k(&q, 5, &all(&c, Some("A")));
             let want_a: Vec<i64> = exact
                 .iter()
                 .filter(|x| x.0 % 2 == 0)

@@ -55,11 +55,12 @@ impl OpenSearchStore {
         held: Option<&Held>,
     ) -> Result<(), IndexError> {
         let updated_at = now_ms();
+        let read = read_fields(page);
         let actions: Vec<Action> = chunks
             .iter()
             .map(|c| Action {
                 meta: json!({"index": {"_index": self.chunks, "_id": chunk_doc_id(&page.id, generation, c.chunk.position)}}),
-                doc: Some(json!({
+                doc: Some(with_fields(json!({
                     "chunk_id": c.chunk.id,
                     "page_id": page.id.as_str(),
                     "generation": generation,
@@ -74,7 +75,7 @@ impl OpenSearchStore {
                     "page_version": page.version,
                     "updated_at": updated_at,
                     "vector": c.vector,
-                })),
+                }), &read)),
             })
             .collect();
         if let Err(e) = self.bulk(&actions, "write chunks").await {
@@ -262,6 +263,14 @@ impl OpenSearchStore {
     }
 }
 
+/// `doc` with `fields` added.
+fn with_fields(mut doc: Value, fields: &serde_json::Map<String, Value>) -> Value {
+    if let Some(object) = doc.as_object_mut() {
+        object.extend(fields.clone());
+    }
+    doc
+}
+
 pub(super) fn chunk_doc_id(page: &PageId, generation: &str, position: u32) -> String {
     format!("{page}@{generation}#{position}")
 }
@@ -277,6 +286,9 @@ pub(super) fn generation_of(page: &IndexedPage, chunks: &[EmbeddedChunk]) -> Str
     };
     eat(&page.version.to_le_bytes());
     eat(page.content_hash.as_bytes());
+    eat(serde_json::to_string(&page.access)
+        .unwrap_or_default()
+        .as_bytes());
     for c in chunks {
         eat(&c.chunk.position.to_le_bytes());
         eat(c.chunk.content_hash.as_bytes());

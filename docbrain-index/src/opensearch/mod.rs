@@ -33,8 +33,8 @@ use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::OpenSearchSettings;
 use docbrain_core::text::now_ms;
 use docbrain_core::{
-    reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage, ModelInfo, PageId,
-    ReplaceOutcome, SearchHit, SearchRequest,
+    reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage, Layer, ModelInfo,
+    PageId, Principal, Reader, ReplaceOutcome, SearchHit, SearchRequest,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -45,6 +45,7 @@ use crate::IndexError;
 use bulk::Action;
 use client::{reason, Body, Client};
 use generations::{chunk_doc_id, generation_of};
+use mapping::{read_fields, read_filter};
 
 /// The id of the document holding the last-sync time in the pages index.
 const SYNC_DOC: &str = "__docbrain_sync__";
@@ -232,7 +233,10 @@ impl OpenSearchStore {
 impl IndexStore for OpenSearchStore {
     async fn bind_model(&self, model: &ModelInfo) -> docbrain_core::Result<()> {
         let held = match self.read_model().await? {
-            Some(held) => held,
+            Some(held) => {
+                self.add_read_fields().await?;
+                held
+            }
             None => {
                 self.create_indices(model).await?;
                 self.read_model().await?.unwrap_or_else(|| model.clone())

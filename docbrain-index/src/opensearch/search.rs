@@ -60,18 +60,22 @@ impl OpenSearchStore {
             self.refresh(&self.chunks).await?;
         }
         let depth = request.k.max(CANDIDATES);
-        let space = request
-            .filter
-            .space_key
-            .as_ref()
-            .map(|s| json!({"term": {"space_key": s}}));
+        let mut filters: Vec<Value> = Vec::new();
+        if let Some(space) = &request.filter.space_key {
+            filters.push(json!({"term": {"space_key": space}}));
+        }
+        if let Some(reader) = &request.reader {
+            filters.push(read_filter(reader));
+        }
         let mut lexical = json!({
             "bool": {"must": [{"multi_match": {"query": request.text, "fields": ["text", "title^2", "heading_path"]}}]}
         });
         let mut knn = json!({"vector": request.vector, "k": depth});
-        if let Some(f) = &space {
-            lexical["bool"]["filter"] = json!([f]);
-            knn["filter"] = f.clone();
+        if !filters.is_empty() {
+            // The lucene engine applies a k-NN filter during the graph search, and the BM25
+            // query filters before ranking: no hit is lost to either.
+            lexical["bool"]["filter"] = json!(filters);
+            knn["filter"] = json!({"bool": {"filter": filters}});
         }
         let source = json!({"excludes": ["vector"]});
         let searches = [

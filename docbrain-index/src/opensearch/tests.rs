@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use docbrain_core::{
-    Chunk, EmbeddedChunk, IndexStore, IndexedPage, ModelInfo, PageId, ReplaceOutcome, SearchFilter,
-    SearchRequest,
+    Chunk, EmbeddedChunk, IndexStore, IndexedPage, ModelInfo, PageId, ReadAccess, ReplaceOutcome,
+    SearchFilter, SearchRequest,
 };
 
 use super::generations::{Held, ABANDONED_AFTER_MS};
@@ -51,6 +51,8 @@ fn page(version: u64, chunks: u32) -> IndexedPage {
         labels: vec![],
         content_hash: format!("hash-{version}"),
         chunk_count: chunks,
+        ancestor_ids: vec![],
+        access: ReadAccess::anyone(),
     }
 }
 
@@ -90,6 +92,7 @@ async fn seen(index: &str, store: &OpenSearchStore) -> (u64, Vec<String>, usize,
         vector: vec![1.0, 0.0, 0.0],
         k: 20,
         filter: SearchFilter::default(),
+        reader: None,
     };
     let mut versions: Vec<String> = store
         .search(&request)

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use async_trait::async_trait;
 use docbrain_core::{
-    Fetched, Fetcher, MarkdownChunker, MemoryStore, Page, PageId, PageStatus, PageStream,
-    PageSummary, Pipeline, Result, Scope, SearchFilter,
+    Fetched, Fetcher, MarkdownChunker, MemoryStore, Page, PageId, PageStream, PageSummary,
+    Pipeline, Result, Scope, SearchFilter,
 };
 use docbrain_index::LocalEmbedder;
 
@@ -45,15 +45,16 @@ impl IncidentLog {
 
     fn to_page(i: &Incident) -> Page {
         Page {
-            id: PageId::from(i.number),
-            space_key: "INC".into(),
-            title: format!("INC-{}: {}", i.number, i.title),
             version: i.revision,
-            status: PageStatus::Current,
             url: Some(format!("https://incidents.example.com/{}", i.number)),
             ancestors: vec!["Incidents".into()],
             labels: vec![if i.resolved { "resolved" } else { "open" }.into()],
-            body: format!("## Summary\n\n{}", i.summary),
+            ..Page::new(
+                PageId::from(i.number),
+                "INC",
+                format!("INC-{}: {}", i.number, i.title),
+                format!("## Summary\n\n{}", i.summary),
+            )
         }
     }
 }
