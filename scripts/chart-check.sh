@@ -63,6 +63,13 @@ if "$HELM" template docbrain "$CHART" --kube-version "${K8S_VERSION#v}" --set co
 fi
 grep -q "confluenceWebhook.enabled needs confluenceWebhook.webhookSecret" "$OUT/fail.txt"
 
+echo "== search without keys (and not declared open) must not render"
+if "$HELM" template docbrain "$CHART" --kube-version "${K8S_VERSION#v}" >/dev/null 2>"$OUT/fail.txt"; then
+  echo "chart-check: rendering with search open to the network succeeded" >&2
+  exit 1
+fi
+grep -q "search.apiKeys (or search.existingSecret) is needed" "$OUT/fail.txt"
+
 echo "== docker compose config"
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 \
   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

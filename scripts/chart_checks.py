@@ -98,13 +98,22 @@ def check_rendered(out):
     check("CONFLUENCE_WEBHOOK_SECRET" not in jenv, "docs: the ingest job does not get the webhook secret")
     svc = one(docs, "Service")
     check(svc["spec"]["ports"][0]["targetPort"] == "http", "docs: service targets the http port")
-    no_secret_in_configmaps(docs, ["your-shared-secret", "your-api-token"], "docs")
+    check(secret_value(docs, env, "SEARCH_API_KEYS") == "your-search-key", "docs: search keys from the Secret")
+    check(env.get("SEARCH_ALLOW_ANONYMOUS", {}).get("value") == "false", "docs: search is not open")
+    check(env.get("SEARCH_PERMISSIONS", {}).get("value") == "true", "docs: results obey permissions")
+    check(jenv.get("SEARCH_PERMISSIONS", {}).get("value") == "true", "docs: the crawl reads permissions")
+    check(env.get("PERMISSION_CACHE_TTL", {}).get("value") == "5m", "docs: membership cache TTL")
+    check("SEARCH_API_KEYS" not in jenv, "docs: the ingest job does not get the search keys")
+    no_secret_in_configmaps(docs, ["your-shared-secret", "your-api-token", "your-search-key"], "docs")
 
     # The webhook disabled; Data Center ingest.
     docs = load(f"{out}/webhook-disabled.yaml")
     _, _, c = server(docs)
     env = env_of(c)
     check("CONFLUENCE_WEBHOOK_SECRET" not in env, "disabled: no webhook secret in the server")
+    check("SEARCH_API_KEYS" not in env, "disabled: an open index has no keys")
+    check(env.get("SEARCH_ALLOW_ANONYMOUS", {}).get("value") == "true", "disabled: an open index says so")
+    check(env.get("SEARCH_PERMISSIONS", {}).get("value") == "false", "disabled: permissions off")
     _, _, j = ingest_job(docs)
     jenv = env_of(j)
     check(jenv.get("CONFLUENCE_API_VERSION", {}).get("value") == "v1", "disabled: ingest uses v1")
@@ -122,6 +131,8 @@ def check_rendered(out):
     check(env.get("CONFLUENCE_USER_EMAIL", {}).get("value") == "bot@your-org.com", "fallback: email")
     check(secret_value(docs, env, "CONFLUENCE_API_TOKEN") == "your-api-token", "fallback: token")
     check(env.get("INDEX_STORE", {}).get("value") == "opensearch", "fallback: OpenSearch store")
+    keys = env.get("SEARCH_API_KEYS", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(keys.get("name") == "docbrain-search-keys", "fallback: search keys from an existing Secret")
     check(secret_value(docs, env, "OPENSEARCH_PASSWORD") == "os-password", "fallback: OpenSearch password")
     cron, jpod, _ = ingest_job(docs)
     check(cron["spec"]["schedule"] == "30 2 * * *", "fallback: custom schedule")
@@ -143,12 +154,13 @@ def check_compose(compose_path, env_path):
                 k, v = line.split("=", 1)
                 env[k] = v
     for name in ["CONFLUENCE_WEBHOOK_SECRET", "CONFLUENCE_BASE_URL", "CONFLUENCE_USER_EMAIL",
-                 "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION", "CONFLUENCE_SPACE_KEYS"]:
+                 "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION", "CONFLUENCE_SPACE_KEYS",
+                 "SEARCH_API_KEYS"]:
         check(name in env, f"compose: .env.example sets {name}")
     server = compose["services"].get("docbrain-server", {})
     senv = server.get("environment", {})
     for name in ["CONFLUENCE_WEBHOOK_SECRET", "CONFLUENCE_BASE_URL", "CONFLUENCE_USER_EMAIL",
-                 "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION"]:
+                 "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION", "SEARCH_API_KEYS"]:
         check(name in senv, f"compose: the server gets {name}")
     check(any("3000" in str(p) for p in server.get("ports", [])), "compose: port 3000 published")
     ingest = compose["services"].get("docbrain-ingest", {})

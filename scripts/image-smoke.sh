@@ -65,7 +65,7 @@ target/debug/examples/confluence-simulator --port "$sim_port" --from "$sample" 2
 pids+=($!)
 settings=(CONFLUENCE_WEBHOOK_SECRET="$secret" CONFLUENCE_API_VERSION=v1
   CONFLUENCE_BASE_URL="http://127.0.0.1:$sim_port" CONFLUENCE_API_TOKEN=sim-personal-access-token
-  SERVER_PORT="$port")
+  SERVER_PORT="$port" SEARCH_API_KEYS=smoke-search-key)
 if [ "$tool" = buildah ]; then
   buildah run --isolation chroot "${settings[@]/#/--env=}" "$ctr" -- docbrain-server &
   pids+=($!)
@@ -84,12 +84,15 @@ code="$(curl -s -o /dev/null -w '%{http_code}' -d "$body" "http://127.0.0.1:$por
 [ "$code" = 401 ] || fail "an unsigned delivery got $code"
 found=""
 for _ in $(seq 1 60); do
-  if curl -fs "http://127.0.0.1:$port/search?q=redis+eviction&space=ENG&k=1" | grep -q '"page_id":"100004"'; then
+  if curl -fs -H "Authorization: Bearer smoke-search-key" "http://127.0.0.1:$port/search?q=redis+eviction&space=ENG&k=1" \
+    | grep -q '"page_id":"100004"'; then
     found=1; break
   fi
   sleep 0.5
 done
 [ -n "$found" ] || fail "the page of the webhook never became searchable"
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/search?q=redis")"
+[ "$code" = 401 ] || fail "a search without a key got $code"
 run_in_image -e X=1 -- bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3" \
   || fail "the Compose healthcheck command failed"
-echo "image-smoke: 6 passed, 0 failed"
+echo "image-smoke: 7 passed, 0 failed"

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use docbrain_confluence::simulator::{Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::simulator::{Grants, Route, SimUser, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_core::{PageId, PageStatus};
 use serde_json::Value;
 
@@ -164,6 +164,55 @@ async fn crawl_search_and_recrawl_in_both_api_versions() {
         );
         assert_eq!(again["chunks_embedded"], 0);
         assert_eq!(site.sim.count(Route::PageBody), 0, "{version}");
+
+        // The redis page restricted to a group: the crawl re-reads its rule (one body fetch, no
+        // embedding); anonymous searches lose it, a member finds it with --as.
+        let redis = PageId::new(hits["hits"][0]["page_id"].as_str().unwrap());
+        site.sim.add_user("ann", &["sre"]);
+        site.sim
+            .restrict_page(&redis, Some(Grants::only(&[], &["sre"])));
+        site.sim.clear_log();
+        let restricted = last_json(&site.run(version, token, &["ingest", "--json"]).await);
+        assert_eq!(restricted["pages_updated"], 1, "{version}: {restricted}");
+        assert_eq!(restricted["chunks_embedded"], 0, "{version}: {restricted}");
+        assert_eq!(site.sim.count(Route::PageBody), 1, "{version}");
+        let ann = if version == "v1" {
+            "ann".to_owned()
+        } else {
+            SimUser::account_id("ann")
+        };
+        let question = "evicting keys from the redis cache";
+        let anonymous = last_json(
+            &site
+                .run(version, token, &["search", question, "--json"])
+                .await,
+        );
+        let ids: Vec<&str> = anonymous["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["page_id"].as_str())
+            .collect();
+        assert!(
+            !ids.is_empty() && !ids.contains(&redis.as_str()),
+            "{version}: {anonymous}"
+        );
+        let member = last_json(
+            &site
+                .run(
+                    version,
+                    token,
+                    &["search", question, "--json", "--as", &ann],
+                )
+                .await,
+        );
+        assert_eq!(
+            member["hits"][0]["page_id"],
+            redis.as_str(),
+            "{version}: {member}"
+        );
+        site.sim.restrict_page(&redis, None);
+        site.run(version, token, &["ingest"]).await;
 
         // One trashed, one deleted, one edited.
         let ids: Vec<PageId> = site

@@ -515,3 +515,103 @@ async fn crawl_fetches_pages_concurrently_within_the_bound() {
     let peak = sim.peak_in_flight();
     assert!((2..=8).contains(&peak), "peak of {peak} requests at once");
 }
+
+/// The read rule of a fetched page, with the calls it took.
+async fn fetched_access(c: &ConfluenceClient, id: &PageId) -> docbrain_core::ReadAccess {
+    match c.fetch(id).await.unwrap() {
+        Fetched::Page(page) => page.access,
+        Fetched::Gone => panic!("page {id} is gone"),
+    }
+}
+
+#[tokio::test]
+async fn a_page_reads_its_space_permission_and_every_restriction_above_it() {
+    use docbrain_confluence::simulator::{Grants, SimUser};
+    use docbrain_core::{Principal, Reader};
+    for version in VERSIONS {
+        let sim = Simulator::start().await.unwrap();
+        // Three groups on one space: v2 pages space permissions three to an answer.
+        sim.set_space_readers("ENG", Grants::only(&["ann"], &["staff", "eng", "ops"]));
+        let top = sim.create_page("ENG", "Top", "<p>top</p>");
+        let mid = sim.create_child("ENG", "Mid", "<p>mid</p>", Some(&top));
+        let leaf = sim.create_child("ENG", "Leaf", "<p>leaf</p>", Some(&mid));
+        sim.restrict_page(&top, Some(Grants::only(&["ann"], &["hr"])));
+        sim.restrict_page(&leaf, Some(Grants::only(&["bob"], &["hr"])));
+        let c = client(&sim, version, &["ENG"]);
+        let access = fetched_access(&c, &leaf).await;
+        let (user, group) = match version {
+            ApiVersion::V2 => (
+                SimUser::account_id as fn(&str) -> String,
+                SimUser::group_id as fn(&str) -> String,
+            ),
+            ApiVersion::V1 => (
+                SimUser::user_key as fn(&str) -> String,
+                (|g: &str| g.to_owned()) as fn(&str) -> String,
+            ),
+        };
+        let reader =
+            |name: &str, groups: &[&str]| Reader::user(user(name), groups.iter().map(|g| group(g)));
+        assert_eq!(access.layers().len(), 3, "{version}: {access:?}");
+        assert!(access.admits(&reader("zed", &["staff", "hr"])), "{version}");
+        assert!(
+            !access.admits(&reader("ann", &[])),
+            "{version}: the leaf's own restriction"
+        );
+        assert!(
+            !access.admits(&reader("bob", &["eng"])),
+            "{version}: the top's restriction"
+        );
+        assert!(
+            !access.admits(&reader("zed", &["hr"])),
+            "{version}: the space permission"
+        );
+        assert!(
+            access.layers()[0].contains(&Principal::Group(group("ops"))),
+            "{version}: every page of the space permissions read"
+        );
+        // The same rule without the body, as a crawl reads it for an unchanged page.
+        assert_eq!(c.read_access(&leaf).await.unwrap(), access, "{version}");
+        // A user's groups, across answers of two.
+        sim.add_user("zed", &["staff", "hr", "eng"]);
+        let who = match version {
+            ApiVersion::V2 => SimUser::account_id("zed"),
+            ApiVersion::V1 => "zed".to_owned(),
+        };
+        assert_eq!(
+            c.reader(&who).await.unwrap(),
+            reader("zed", &["staff", "hr", "eng"]),
+            "{version}"
+        );
+        let err = c.reader("no-such-user").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{version}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn permissions_that_cannot_be_read_hide_the_page_rather_than_show_it() {
+    // Data Center without the space-permissions endpoint (before 9.1) answers 404.
+    let sim = Simulator::start().await.unwrap();
+    let id = sim.create_page("ENG", "Runbook", "<p>steps</p>");
+    let c = client(&sim, ApiVersion::V1, &["ENG"]);
+    sim.inject(Fault::new(404, u32::MAX).on(Route::Permissions));
+    assert!(fetched_access(&c, &id).await.is_nobody());
+    sim.clear_faults();
+    assert!(fetched_access(&c, &id).await.is_public());
+
+    // Data Center answers 500 where it means 403 (not a space admin): hidden, not an outage.
+    sim.inject(Fault::new(500, u32::MAX).on(Route::Permissions));
+    assert!(fetched_access(&c, &id).await.is_nobody());
+    sim.clear_faults();
+
+    // Cloud: 403 on a permission call hides the page; a 500 is an outage, and the fetch fails
+    // (the page keeps its indexed state and is tried again).
+    let c = client(&sim, ApiVersion::V2, &["ENG"]);
+    sim.inject(Fault::new(403, u32::MAX).on(Route::Permissions));
+    assert!(fetched_access(&c, &id).await.is_nobody());
+    sim.clear_faults();
+    sim.inject(Fault::new(500, u32::MAX).on(Route::Permissions));
+    let err = c.fetch(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    sim.clear_faults();
+    assert!(fetched_access(&c, &id).await.is_public());
+}

@@ -740,6 +740,15 @@ mod tests {
                 None => Fetched::Gone,
             })
         }
+
+        async fn read_access(&self, id: &PageId) -> Result<crate::ReadAccess> {
+            Ok(self
+                .pages
+                .lock()
+                .unwrap()
+                .get(id)
+                .map_or_else(crate::ReadAccess::nobody, |p| p.access.clone()))
+        }
     }
 
     type Letters = crate::testsuite::LetterEmbedder;
@@ -825,6 +834,64 @@ mod tests {
             "no body fetched"
         );
         assert!(f.store.stats().await.unwrap().last_sync_ms.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_crawl_catches_a_permission_only_change_and_embeds_nothing() {
+        let f = fixture(Source {
+            versions_in_listing: true,
+            ..Source::default()
+        })
+        .await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        let embedded = f.embedder.embedded();
+        let fetched = f.source.fetches.load(Ordering::SeqCst);
+        let restricted = crate::ReadAccess::of([[crate::Principal::Group("hr".into())].into()]);
+        // Confluence keeps the version when restrictions change.
+        f.source
+            .pages
+            .lock()
+            .unwrap()
+            .get_mut(&"big".into())
+            .unwrap()
+            .access = restricted.clone();
+
+        let report = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(
+            (report.pages_updated, report.pages_unchanged),
+            (1, 4),
+            "{report:?}"
+        );
+        assert_eq!(report.chunks_embedded, 0);
+        assert_eq!(f.embedder.embedded(), embedded, "nothing embedded");
+        assert_eq!(
+            f.source.fetches.load(Ordering::SeqCst),
+            fetched + 1,
+            "one body fetched"
+        );
+        let held = f.store.page(&"big".into()).await.unwrap().unwrap();
+        assert_eq!(held.access, restricted);
+        let hits = |caller| {
+            let filter = SearchFilter::for_caller(caller);
+            let pipeline = f.pipeline.clone();
+            async move {
+                pipeline
+                    .search("drains the node", 3, &filter)
+                    .await
+                    .unwrap()
+            }
+        };
+        for caller in [Caller::Anonymous, Caller::User("hana".into())] {
+            // The default source knows no groups: nobody here is in hr.
+            let seen = hits(caller.clone()).await;
+            assert!(!seen.is_empty(), "{caller:?}");
+            assert!(
+                seen.iter().all(|h| h.page_id.as_str() != "big"),
+                "{caller:?}: {seen:?}"
+            );
+        }
+        let everything = hits(Caller::Unfiltered).await;
+        assert_eq!(everything[0].page_id.as_str(), "big");
     }
 
     #[tokio::test]

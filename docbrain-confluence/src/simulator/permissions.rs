@@ -95,8 +95,10 @@ impl Simulator {
         }
     }
 
-    /// Sets or lifts a page's read restriction (Confluence keeps the version).
+    /// Sets or lifts a page's read restriction (Confluence keeps the version). A restriction
+    /// naming no one is no restriction, as in Confluence.
     pub fn restrict_page(&self, id: &PageId, restriction: Option<Grants>) -> bool {
+        let restriction = restriction.filter(|r| !r.users.is_empty() || !r.groups.is_empty());
         self.with_page(id, |p| p.restriction = restriction)
             .is_some()
     }

@@ -206,3 +206,51 @@ fn unwritable_folder_is_a_clear_error() {
     let err = EmbeddedStore::open(&file).unwrap_err();
     assert!(err.to_string().contains("DOCBRAIN_DATA_DIR"), "{err}");
 }
+
+#[tokio::test]
+async fn an_index_from_before_permissions_opens_with_its_pages_hidden_until_recrawled() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.bind_model(&model(2)).await.unwrap();
+        let chunks = [chunk("1", 0, "rollback steps", vec![1.0, 0.0])];
+        store
+            .replace_page(&record("1", 1, 1), &chunks)
+            .await
+            .unwrap();
+    }
+    // Make it the schema 1 file an older build wrote.
+    {
+        let conn = Connection::open(dir.path().join(EmbeddedStore::FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE pages DROP COLUMN access; ALTER TABLE pages DROP COLUMN ancestor_ids; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let held = store.page(&"1".into()).await.unwrap().unwrap();
+    assert!(held.access.is_nobody(), "{held:?}");
+    let mut anonymous = search("rollback", vec![1.0, 0.0]);
+    anonymous.reader = Some(docbrain_core::Reader::anonymous());
+    assert!(store.search(&anonymous).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .search(&search("rollback", vec![1.0, 0.0]))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A crawl writes the rule it reads; the page shows again.
+    let chunks = [chunk("1", 0, "rollback steps", vec![1.0, 0.0])];
+    store
+        .replace_page(&record("1", 1, 1), &chunks)
+        .await
+        .unwrap();
+    assert_eq!(store.search(&anonymous).await.unwrap().len(), 1);
+    let version: i64 = Connection::open(dir.path().join(EmbeddedStore::FILE_NAME))
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}

@@ -89,6 +89,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: OLLAMA_BASE_URL
   value: {{ . | quote }}
 {{- end }}
+- name: SEARCH_PERMISSIONS
+  value: {{ .Values.search.permissions | quote }}
+- name: PERMISSION_CACHE_TTL
+  value: {{ .Values.search.permissionCacheTtl | quote }}
 - name: INDEX_STORE
   value: {{ .Values.index.store | quote }}
 {{- if eq .Values.index.store "opensearch" }}

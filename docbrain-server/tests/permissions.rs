@@ -1,0 +1,513 @@
+//! Permission-aware search, end to end: the simulator's users, groups, space permissions and
+//! restrictions; the crawl and the webhook keeping each page's read rule current; `/search`
+//! answering as a user. Every scenario runs on both API versions and both stores (the
+//! OpenSearch runs need a node: scripts/test.sh starts one).
+//!
+//! A property test builds random restriction trees and users and compares what search returns
+//! for each user with Confluence's rule evaluated directly against the simulator.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // reads answers the test asked for
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use docbrain_confluence::simulator::{Grants, SimUser, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
+use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
+use docbrain_core::retry::RetryPolicy;
+use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
+use docbrain_core::testsuite::LetterEmbedder;
+use docbrain_core::{
+    Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope, Secret,
+};
+use docbrain_index::{EmbeddedStore, OpenSearchConfig, OpenSearchStore};
+use docbrain_server::{router, AppState, Metrics, Webhook};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::Request;
+use serde_json::Value;
+
+const SECRET: &str = "perm-secret";
+const TTL: Duration = Duration::from_millis(400);
+
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    Embedded,
+    OpenSearch,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+struct World {
+    sim: Simulator,
+    version: ApiVersion,
+    pipeline: Pipeline,
+    embedder: Arc<LetterEmbedder>,
+    /// Searches made (each embeds its query once).
+    searches: AtomicUsize,
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn index_store(kind: Store, dir: &std::path::Path) -> Arc<dyn IndexStore> {
+    match kind {
+        Store::Embedded => Arc::new(EmbeddedStore::open(dir).unwrap()),
+        Store::OpenSearch => {
+            let url =
+                std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://localhost:9200".into());
+            let index = format!(
+                "docbrain-test-perm-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            );
+            Arc::new(
+                OpenSearchStore::connect(OpenSearchConfig::new(url, index))
+                    .await
+                    .expect("an OpenSearch node: scripts/opensearch.sh start"),
+            )
+        }
+    }
+}
+
+impl World {
+    async fn new(version: ApiVersion, kind: Store) -> Self {
+        let sim = Simulator::start().await.unwrap();
+        let (base, token) = match version {
+            ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
+            ApiVersion::V1 => (sim.base_url_v1(), PAT),
+        };
+        let mut site = ConfluenceSettings::new(base, version, Secret::new(token));
+        site.email = Some(EMAIL.into());
+        let mut config = ConfluenceConfig::from(site);
+        config.retry = RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let embedder = Arc::new(LetterEmbedder::default());
+        let pipeline = Pipeline::new(
+            Arc::new(ConfluenceClient::new(config).unwrap()),
+            Arc::new(MarkdownChunker::default()),
+            embedder.clone() as Arc<dyn Embedder>,
+            index_store(kind, dir.path()).await,
+        )
+        .await
+        .unwrap()
+        .with_options(PipelineOptions {
+            reader_ttl: TTL,
+            ..PipelineOptions::default()
+        });
+        let mut hooks = WebhookSettings::new(Secret::new(SECRET), dir.path().join("journal"));
+        hooks.debounce = Duration::from_millis(10);
+        let metrics = Arc::new(Metrics::default());
+        let webhook = Webhook::start(hooks, &pipeline, metrics.clone()).unwrap();
+        let state = AppState {
+            pipeline: pipeline.clone(),
+            webhook: Some(webhook),
+            metrics,
+            search: Default::default(),
+        };
+        Self {
+            sim,
+            version,
+            pipeline,
+            embedder,
+            searches: AtomicUsize::new(0),
+            state,
+            _dir: dir,
+        }
+    }
+
+    /// The name `as` takes for a user: the account id on Cloud, the username on Data Center.
+    fn who(&self, name: &str) -> String {
+        match self.version {
+            ApiVersion::V2 => SimUser::account_id(name),
+            ApiVersion::V1 => name.to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let request = Request::get(path).body(Full::new(Bytes::new())).unwrap();
+        let response = router(&self.state, request).await;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// The titles `user` (a name; `None` for anonymous) finds for `q`, `k` at most.
+    async fn seen_k(
+        &self,
+        user: Option<&str>,
+        q: &str,
+        k: usize,
+        space: Option<&str>,
+    ) -> Vec<Value> {
+        let mut path = format!("/search?q={q}&k={k}");
+        if let Some(user) = user {
+            path.push_str(&format!("&as={}", self.who(user)));
+        }
+        if let Some(space) = space {
+            path.push_str(&format!("&space={space}"));
+        }
+        self.searches.fetch_add(1, Ordering::SeqCst);
+        let (status, body) = self.get(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body["hits"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn seen(&self, user: Option<&str>) -> BTreeSet<String> {
+        self.seen_k(user, "zebra", 50, None)
+            .await
+            .iter()
+            .filter_map(|h| h["title"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Delivers a signed webhook body in-process.
+    async fn deliver(&self, body: String) {
+        let request = Request::post("/confluence/events")
+            .header("content-type", "application/json")
+            .header(
+                "x-hub-signature",
+                webhook::sign(SECRET.as_bytes(), body.as_bytes()),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = router(&self.state, request).await;
+        assert_eq!(response.status(), 200);
+    }
+
+    /// Tells the index that page `id`'s restrictions changed, as each deployment learns it:
+    /// Data Center sends `content_permissions_updated`; Cloud sends no event for it, so a page
+    /// event (an edit) or the next crawl carries it.
+    async fn restrictions_changed(&self, id: &PageId) {
+        match self.version {
+            ApiVersion::V1 => self.deliver(self.sim.permissions_webhook_body(id)).await,
+            ApiVersion::V2 => {
+                self.deliver(
+                    self.sim
+                        .webhook_body(PageEvent::Updated, id, BodyShape::Cloud),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Waits up to `bound` for `check` to hold; returns how long it took.
+    async fn within<F, Fut>(&self, bound: Duration, what: &str, mut check: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            assert!(started.elapsed() < bound, "not within {bound:?}: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+}
+
+fn set(titles: &[&str]) -> BTreeSet<String> {
+    titles.iter().map(|t| (*t).to_owned()).collect()
+}
+
+async fn scenario(version: ApiVersion, kind: Store) {
+    let w = World::new(version, kind).await;
+    let sim = &w.sim;
+    sim.add_user("ann", &["staff"]);
+    sim.add_user("bob", &["staff", "hr"]);
+    sim.add_user("carl", &[]);
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    sim.set_space_readers("PUB", Grants::anyone());
+    let deploy = sim.create_page("ENG", "Deploy runbook", "<p>zebra deploy steps</p>");
+    let salary = sim.create_page("ENG", "Salary bands", "<p>zebra salary bands</p>");
+    let bonus = sim.create_child("ENG", "Bonus policy", "<p>zebra bonus</p>", Some(&salary));
+    sim.create_page("PUB", "Welcome", "<p>zebra welcome</p>");
+    sim.restrict_page(&salary, Some(Grants::only(&[], &["hr"])));
+    let report = w.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(report.pages_updated, 4, "{report:?}");
+
+    // A restricted page (and its child, through the ancestor) for members only.
+    assert_eq!(w.seen(None).await, set(&["Welcome"]));
+    assert_eq!(w.seen(Some("carl")).await, set(&["Welcome"]));
+    assert_eq!(
+        w.seen(Some("ann")).await,
+        set(&["Welcome", "Deploy runbook"])
+    );
+    let all = set(&["Welcome", "Deploy runbook", "Salary bands", "Bonus policy"]);
+    assert_eq!(w.seen(Some("bob")).await, all);
+
+    // Lifting the ancestor's restriction shows the descendant too, embedding nothing (but the
+    // questions asked).
+    let embedded = w.embedder.embedded() - w.searches.load(Ordering::SeqCst);
+    sim.restrict_page(&salary, None);
+    match version {
+        ApiVersion::V1 => w.restrictions_changed(&salary).await,
+        ApiVersion::V2 => {
+            let report = w.pipeline.sync(&Scope::all()).await.unwrap();
+            assert_eq!(report.chunks_embedded, 0, "{report:?}");
+        }
+    }
+    w.within(
+        Duration::from_secs(2),
+        "ann sees the lifted pages",
+        || async { w.seen(Some("ann")).await == all },
+    )
+    .await;
+    assert_eq!(
+        w.embedder.embedded() - w.searches.load(Ordering::SeqCst),
+        embedded,
+        "a permission-only change embeds nothing"
+    );
+    assert_eq!(w.seen(None).await, set(&["Welcome"]));
+
+    // A restriction added in Confluence hides the page within 2 seconds of its event.
+    sim.restrict_page(&deploy, Some(Grants::only(&["bob"], &[])));
+    w.restrictions_changed(&deploy).await;
+    w.within(
+        Duration::from_secs(2),
+        "ann loses the restricted page",
+        || async { !w.seen(Some("ann")).await.contains("Deploy runbook") },
+    )
+    .await;
+    assert!(w.seen(Some("bob")).await.contains("Deploy runbook"));
+    assert!(w.seen(Some("ann")).await.contains("Bonus policy"));
+
+    // A restriction on the parent, learnt from its event, hides the child as well.
+    sim.restrict_page(&salary, Some(Grants::only(&["bob"], &[])));
+    match version {
+        ApiVersion::V1 => w.restrictions_changed(&salary).await,
+        ApiVersion::V2 => {
+            w.pipeline.sync(&Scope::all()).await.unwrap();
+        }
+    }
+    w.within(
+        Duration::from_secs(2),
+        "the child follows its parent",
+        || async { w.seen(Some("ann")).await == set(&["Welcome"]) },
+    )
+    .await;
+    let held = w.pipeline.store().page(&bonus).await.unwrap().unwrap();
+    assert_eq!(held.ancestor_ids, [salary.clone()]);
+
+    // A space made private hides all of its pages from those outside.
+    sim.set_space_readers("PUB", Grants::only(&[], &["staff"]));
+    match version {
+        ApiVersion::V1 => w.deliver(sim.space_permissions_webhook_body("PUB")).await,
+        ApiVersion::V2 => {
+            w.pipeline.sync(&Scope::all()).await.unwrap();
+        }
+    }
+    w.within(
+        Duration::from_secs(2),
+        "the private space hides",
+        || async { w.seen(None).await.is_empty() },
+    )
+    .await;
+    assert!(w.seen(Some("ann")).await.contains("Welcome"));
+
+    // A user removed from a group keeps access until the cached membership expires, not after.
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff", "hr"]));
+    sim.restrict_page(&salary, Some(Grants::only(&[], &["hr"])));
+    match version {
+        ApiVersion::V1 => w.restrictions_changed(&salary).await,
+        ApiVersion::V2 => {
+            w.pipeline.sync(&Scope::all()).await.unwrap();
+        }
+    }
+    w.within(
+        Duration::from_secs(2),
+        "bob reads salary through hr",
+        || async { w.seen(Some("bob")).await.contains("Salary bands") },
+    )
+    .await;
+    // Once the cached membership has expired, a search looks bob up afresh (and caches it).
+    tokio::time::sleep(TTL).await;
+    assert!(w.seen(Some("bob")).await.contains("Salary bands"));
+    sim.add_user("bob", &["staff"]);
+    let removed = Instant::now();
+    assert!(
+        w.seen(Some("bob")).await.contains("Salary bands"),
+        "the membership is cached for PERMISSION_CACHE_TTL"
+    );
+    w.within(TTL * 5, "bob loses salary after the TTL", || async {
+        !w.seen(Some("bob")).await.contains("Salary bands")
+    })
+    .await;
+    assert!(
+        removed.elapsed() >= TTL / 2,
+        "the membership was cached: it changed after {:?}",
+        removed.elapsed()
+    );
+
+    // An unknown user is a clear error, not an empty answer.
+    let (status, body) = w
+        .get(&format!("/search?q=zebra&as={}", w.who("nobody")))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("nobody"), "{body}");
+}
+
+#[tokio::test]
+async fn permissions_follow_confluence_on_the_embedded_store_v2() {
+    scenario(ApiVersion::V2, Store::Embedded).await;
+}
+
+#[tokio::test]
+async fn permissions_follow_confluence_on_the_embedded_store_v1() {
+    scenario(ApiVersion::V1, Store::Embedded).await;
+}
+
+#[tokio::test]
+#[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
+async fn permissions_follow_confluence_on_opensearch_v2() {
+    scenario(ApiVersion::V2, Store::OpenSearch).await;
+}
+
+#[tokio::test]
+#[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
+async fn permissions_follow_confluence_on_opensearch_v1() {
+    scenario(ApiVersion::V1, Store::OpenSearch).await;
+}
+
+/// A small deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn some<'a>(&mut self, from: &[&'a str], percent: u64) -> Vec<&'a str> {
+        from.iter()
+            .copied()
+            .filter(|_| self.chance(percent))
+            .collect()
+    }
+}
+
+const USERS: [&str; 5] = ["u0", "u1", "u2", "u3", "u4"];
+const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
+const SPACES: [&str; 2] = ["SA", "SB"];
+
+fn grants(rng: &mut Rng) -> Grants {
+    Grants::only(&rng.some(&USERS, 25), &rng.some(&GROUPS, 30))
+}
+
+/// One random world: users in random groups, spaces open or not, a forest of pages with random
+/// restrictions; then every user's search results against the rule evaluated directly.
+async fn property(seed: u64, kind: Store) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let version = if seed % 2 == 0 {
+        ApiVersion::V2
+    } else {
+        ApiVersion::V1
+    };
+    let w = World::new(version, kind).await;
+    let sim = &w.sim;
+    for user in USERS {
+        sim.add_user(user, &rng.some(&GROUPS, 40));
+    }
+    for space in SPACES {
+        let readers = if rng.chance(30) {
+            Grants::anyone()
+        } else {
+            grants(&mut rng)
+        };
+        sim.set_space_readers(space, readers);
+    }
+    let mut pages: Vec<(PageId, String)> = Vec::new();
+    for i in 0..14 {
+        let space = SPACES[rng.below(SPACES.len())];
+        let parent = (!pages.is_empty() && rng.chance(60))
+            .then(|| pages[rng.below(pages.len())].clone())
+            .filter(|(p, _)| sim.page(p).is_some_and(|p| p.space_key == space));
+        let title = format!("Page {i}");
+        let id = sim.create_child(
+            space,
+            &title,
+            &format!("<p>zebra token{i} notes</p>"),
+            parent.as_ref().map(|(p, _)| p),
+        );
+        if rng.chance(35) {
+            sim.restrict_page(&id, Some(grants(&mut rng)));
+        }
+        pages.push((id, title));
+    }
+    w.pipeline.sync(&Scope::all()).await.unwrap();
+    let context = format!("seed {seed} ({version}, {kind:?})");
+    let readers: Vec<Option<&str>> = std::iter::once(None).chain(USERS.map(Some)).collect();
+    for user in readers {
+        let allowed: BTreeSet<String> = pages
+            .iter()
+            .filter(|(id, _)| sim.may_read(user, id))
+            .map(|(_, t)| t.clone())
+            .collect();
+        let hits = w.seen_k(user, "zebra", 50, None).await;
+        let titles: BTreeSet<String> = hits
+            .iter()
+            .filter_map(|h| h["title"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(titles, allowed, "{context}: {user:?}");
+        // No snippet carries another page's words.
+        for hit in &hits {
+            let title = hit["title"].as_str().unwrap();
+            let own = format!("token{}", title.trim_start_matches("Page "));
+            let text = hit["text"].as_str().unwrap();
+            assert!(text.contains(&own), "{context}: {text}");
+        }
+        // A small k and a space filter never let an unreadable page in, nor drop a readable one.
+        let top = w.seen_k(user, "zebra", 3, None).await;
+        assert_eq!(top.len(), allowed.len().min(3), "{context}: {user:?} k=3");
+        for space in SPACES {
+            let in_space: BTreeSet<String> = pages
+                .iter()
+                .filter(|(id, _)| sim.page(id).is_some_and(|p| p.space_key == space))
+                .map(|(_, t)| t.clone())
+                .filter(|t| allowed.contains(t))
+                .collect();
+            let got: BTreeSet<String> = w
+                .seen_k(user, "zebra", 50, Some(space))
+                .await
+                .iter()
+                .filter_map(|h| h["title"].as_str().map(str::to_owned))
+                .collect();
+            assert_eq!(got, in_space, "{context}: {user:?} in {space}");
+        }
+    }
+}
+
+fn seeds() -> u64 {
+    std::env::var("PERMISSION_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+#[tokio::test]
+async fn search_matches_the_rule_over_random_restriction_trees_embedded() {
+    for seed in 0..seeds() {
+        property(seed, Store::Embedded).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
+async fn search_matches_the_rule_over_random_restriction_trees_opensearch() {
+    for seed in 0..seeds() {
+        property(seed, Store::OpenSearch).await;
+    }
+}

@@ -1,0 +1,116 @@
+//! The search API key, on the binary: refused without a key or with a wrong one, served with a
+//! right one; never in the log or an answer; and no start on a public address without keys.
+//! Uses the real local model (`scripts/fetch-model.sh`).
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // reads answers the test asked for
+
+use std::process::Stdio;
+
+mod support;
+
+use support::Log;
+
+const KEYS: &str = "alpha-key-7f3a9c,beta-key-51e2d0";
+const WRONG: &str = "gamma-key-000000";
+
+#[tokio::test]
+async fn search_needs_a_valid_key_and_the_key_is_never_logged() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = support::command(None);
+    cmd.env("DOCBRAIN_DATA_DIR", data.path())
+        .env("SEARCH_API_KEYS", KEYS)
+        .env("LOG_LEVEL", "debug")
+        .stderr(Stdio::piped());
+    let (mut child, base) = support::spawn(cmd);
+    let log = Log::capture(&mut child);
+    let http = reqwest::Client::new();
+    let url = format!("{base}/search?q=rollback");
+    let send = |key: Option<&str>| {
+        let mut request = http.get(&url);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+
+    let missing = send(None).await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer");
+    let wrong = send(Some(WRONG)).await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let wrong_body = wrong.text().await.unwrap();
+    assert!(wrong_body.contains("SEARCH_API_KEYS"), "{wrong_body}");
+    for key in KEYS.split(',') {
+        let right = send(Some(key)).await.unwrap();
+        assert_eq!(right.status(), 200, "{key}");
+        let body: serde_json::Value = right.json().await.unwrap();
+        assert!(body["hits"].is_array(), "{body}");
+    }
+    // Health and metrics stay open (they carry no indexed content).
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    log.wait_for(
+        "search requires an API key",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lines = log.finish();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for secret in KEYS.split(',').chain([WRONG]) {
+            assert!(!line.contains(secret), "a key in the log: {line}");
+        }
+    }
+    assert!(!wrong_body.contains(WRONG));
+}
+
+#[test]
+fn a_public_address_without_keys_refuses_to_start() {
+    let out = support::command(None)
+        .env("SERVER_BIND", "0.0.0.0")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SERVER_BIND=0.0.0.0 exposes /search")
+            && err.contains("SEARCH_API_KEYS")
+            && err.contains("SEARCH_ALLOW_ANONYMOUS"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_index_starts_on_a_public_address_when_asked_for() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = support::command(None);
+    cmd.env("DOCBRAIN_DATA_DIR", data.path())
+        .env("SERVER_BIND", "0.0.0.0")
+        .env("SEARCH_ALLOW_ANONYMOUS", "true")
+        .stderr(Stdio::piped());
+    let (mut child, base) = support::spawn(cmd);
+    let log = Log::capture(&mut child);
+    let port = base.rsplit(':').next().unwrap();
+    let answer = reqwest::get(format!("http://127.0.0.1:{port}/search?q=x"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    log.wait_for(
+        "SEARCH_ALLOW_ANONYMOUS=true",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
