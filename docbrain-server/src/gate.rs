@@ -121,4 +121,23 @@ mod tests {
         assert!(!gate.admits(None));
         assert!(SearchGate::default().admits(None));
     }
+
+    #[test]
+    fn the_caller_is_the_user_named_unless_permissions_are_off() {
+        let on = SearchGate::default();
+        assert_eq!(on.caller(Some(" ann ")), Caller::User("ann".into()));
+        assert_eq!(on.caller(Some("")), Caller::Anonymous);
+        assert_eq!(on.caller(None), Caller::Anonymous);
+        let off = SearchGate::new(
+            &SearchSettings {
+                permissions: false,
+                ..SearchSettings::default()
+            },
+            "127.0.0.1",
+        )
+        .unwrap();
+        assert!(!off.filters());
+        assert_eq!(off.caller(Some("ann")), Caller::Unfiltered);
+        assert_eq!(off.caller(None), Caller::Unfiltered);
+    }
 }

@@ -293,7 +293,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     )
     .await;
     let held = w.pipeline.store().page(&bonus).await.unwrap().unwrap();
-    assert_eq!(held.ancestor_ids, [salary.clone()]);
+    assert_eq!(held.ancestor_ids, std::slice::from_ref(&salary));
 
     // A space made private hides all of its pages from those outside.
     sim.set_space_readers("PUB", Grants::only(&[], &["staff"]));
@@ -411,7 +411,7 @@ fn grants(rng: &mut Rng) -> Grants {
 /// restrictions; then every user's search results against the rule evaluated directly.
 async fn property(seed: u64, kind: Store) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let version = if seed % 2 == 0 {
+    let version = if seed.is_multiple_of(2) {
         ApiVersion::V2
     } else {
         ApiVersion::V1

@@ -60,6 +60,9 @@ fn a_full_deployment_reads_back() {
         ("CONFLUENCE_TLS_VERIFY", "false"),
         ("INGEST_SCHEDULE", "6h"),
         ("SERVER_PORT", "0"),
+        ("SEARCH_API_KEYS", "key-one, key-two,"),
+        ("SEARCH_PERMISSIONS", "off"),
+        ("PERMISSION_CACHE_TTL", "30s"),
     ]);
     let s = from(&pairs).unwrap();
     let SourceSettings::Confluence(c) = &s.source else {
@@ -85,8 +88,13 @@ fn a_full_deployment_reads_back() {
         Some(Duration::from_secs(6 * 3600))
     );
     assert_eq!(s.server.port, 0);
+    assert_eq!(s.search.api_keys.len(), 2);
+    assert!(!s.search.permissions && !c.read_permissions);
+    assert_eq!(s.search.cache_ttl, Duration::from_secs(30));
+    assert_eq!(s.pipeline_options().reader_ttl, Duration::from_secs(30));
+    assert_eq!(s.caller(Some("ann")), crate::Caller::Unfiltered);
     let printed = format!("{s:?}");
-    for secret in ["tok-123", "whsec", "pw\""] {
+    for secret in ["tok-123", "whsec", "pw\"", "key-one", "key-two"] {
         assert!(!printed.contains(secret), "{secret} printed: {printed}");
     }
 }
@@ -115,6 +123,11 @@ fn each_mistake_names_the_variable_to_fix() {
             &[("SOURCE_TYPE", "local")],
             "LOCAL_DOCS_PATH is not set: point it at a folder of pages",
         ),
+        (
+            &[("SEARCH_PERMISSIONS", "maybe")],
+            "SEARCH_PERMISSIONS=\"maybe\" is not true or false",
+        ),
+        (&[("PERMISSION_CACHE_TTL", "soon")], "PERMISSION_CACHE_TTL"),
         (
             &[("SOURCE_TYPE", "s3")],
             "SOURCE_TYPE=s3 is not a known source: use local or confluence",
