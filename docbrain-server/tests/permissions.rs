@@ -197,6 +197,19 @@ impl World {
         }
     }
 
+    /// Tells the index about a permission change as each deployment learns it: Data Center
+    /// sends `dc_event`; Cloud sends no event for permission changes, so the next crawl finds it
+    /// (embedding nothing).
+    async fn learn(&self, dc_event: String) {
+        match self.version {
+            ApiVersion::V1 => self.deliver(dc_event).await,
+            ApiVersion::V2 => {
+                let report = self.pipeline.sync(&Scope::all()).await.unwrap();
+                assert_eq!(report.chunks_embedded, 0, "{report:?}");
+            }
+        }
+    }
+
     /// Waits up to `bound` for `check` to hold; returns how long it took.
     async fn within<F, Fut>(&self, bound: Duration, what: &str, mut check: F) -> Duration
     where
@@ -246,13 +259,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     // questions asked).
     let embedded = w.embedder.embedded() - w.searches.load(Ordering::SeqCst);
     sim.restrict_page(&salary, None);
-    match version {
-        ApiVersion::V1 => w.restrictions_changed(&salary).await,
-        ApiVersion::V2 => {
-            let report = w.pipeline.sync(&Scope::all()).await.unwrap();
-            assert_eq!(report.chunks_embedded, 0, "{report:?}");
-        }
-    }
+    w.learn(sim.permissions_webhook_body(&salary)).await;
     w.within(
         Duration::from_secs(2),
         "ann sees the lifted pages",
@@ -280,12 +287,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
 
     // A restriction on the parent, learnt from its event, hides the child as well.
     sim.restrict_page(&salary, Some(Grants::only(&["bob"], &[])));
-    match version {
-        ApiVersion::V1 => w.restrictions_changed(&salary).await,
-        ApiVersion::V2 => {
-            w.pipeline.sync(&Scope::all()).await.unwrap();
-        }
-    }
+    w.learn(sim.permissions_webhook_body(&salary)).await;
     w.within(
         Duration::from_secs(2),
         "the child follows its parent",
@@ -297,12 +299,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
 
     // A space made private hides all of its pages from those outside.
     sim.set_space_readers("PUB", Grants::only(&[], &["staff"]));
-    match version {
-        ApiVersion::V1 => w.deliver(sim.space_permissions_webhook_body("PUB")).await,
-        ApiVersion::V2 => {
-            w.pipeline.sync(&Scope::all()).await.unwrap();
-        }
-    }
+    w.learn(sim.space_permissions_webhook_body("PUB")).await;
     w.within(
         Duration::from_secs(2),
         "the private space hides",
@@ -314,12 +311,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     // A user removed from a group keeps access until the cached membership expires, not after.
     sim.set_space_readers("ENG", Grants::only(&[], &["staff", "hr"]));
     sim.restrict_page(&salary, Some(Grants::only(&[], &["hr"])));
-    match version {
-        ApiVersion::V1 => w.restrictions_changed(&salary).await,
-        ApiVersion::V2 => {
-            w.pipeline.sync(&Scope::all()).await.unwrap();
-        }
-    }
+    w.learn(sim.permissions_webhook_body(&salary)).await;
     w.within(
         Duration::from_secs(2),
         "bob reads salary through hr",

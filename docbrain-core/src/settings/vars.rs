@@ -162,6 +162,17 @@ impl<'a> Reader<'a> {
             .map_or(Ok(default), |text| parse_duration(name, &text))
     }
 
+    /// A comma-separated list, items trimmed, empty items dropped.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn secret(&self, name: &str) -> Option<Secret> {
         self.get(name).map(Secret::new)
     }
@@ -198,11 +209,8 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
     chunking.max_tokens = r.number("CHUNK_MAX_TOKENS", chunking.max_tokens)?;
     let mut search = d.search;
     search.api_keys = r
-        .get("SEARCH_API_KEYS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
+        .list("SEARCH_API_KEYS")
+        .into_iter()
         .map(Secret::new)
         .collect();
     search.allow_anonymous = r.flag("SEARCH_ALLOW_ANONYMOUS", false)?;
@@ -290,14 +298,7 @@ fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
             .unwrap_or_else(|| Secret::new("")),
     );
     c.email = r.get("CONFLUENCE_USER_EMAIL");
-    c.space_keys = r
-        .get("CONFLUENCE_SPACE_KEYS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
-        .collect();
+    c.space_keys = r.list("CONFLUENCE_SPACE_KEYS");
     c.page_limit = Some(r.number("CONFLUENCE_PAGE_LIMIT", 0usize)?).filter(|&n| n > 0);
     c.tls_verify = r.flag("CONFLUENCE_TLS_VERIFY", true)?;
     c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
