@@ -25,6 +25,18 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the Markdown of a Confluence storage-format file.
     Convert(ConvertArgs),
+    /// Serve the index to an AI assistant over MCP on stdin/stdout (tools search_docs,
+    /// get_page, list_spaces).
+    Mcp(McpArgs),
+}
+
+/// `docbrain mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Answer with what this user may read (a Cloud account id or a Data Center username);
+    /// without it, what anonymous users may.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
 }
 
 /// `docbrain convert`.

@@ -11,7 +11,7 @@ use docbrain_core::{Caller, IndexBuilder, Pipeline, SearchFilter, Settings, Sync
 use docbrain_index::{Backends, EmbeddedStore};
 use serde_json::json;
 
-use crate::args::{ConvertArgs, IngestArgs, SearchArgs, StatusArgs};
+use crate::args::{ConvertArgs, IngestArgs, McpArgs, SearchArgs, StatusArgs};
 use crate::progress::Progress;
 
 /// Exit code of an ingest that finished but left pages failed or deletions refused.
@@ -83,15 +83,33 @@ fn require_index(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `docbrain search`: the best chunks for a question.
-pub(crate) async fn search(mut settings: Settings, args: &SearchArgs) -> anyhow::Result<ExitCode> {
+/// A pipeline for reading the index as `as_user` (anonymous without one), and that caller.
+/// The source is kept only to look up a user's groups.
+async fn reader_pipeline(
+    mut settings: Settings,
+    as_user: Option<&str>,
+) -> anyhow::Result<(Pipeline, Caller)> {
     require_index(&settings)?;
-    let caller = settings.caller(args.as_user.as_deref());
+    let caller = settings.caller(as_user);
     if !matches!(caller, Caller::User(_)) {
-        // Only a user's groups need the source.
         settings.source = SourceSettings::None;
     }
-    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    Ok((
+        Pipeline::from_settings(&settings, &Sources, &Backends).await?,
+        caller,
+    ))
+}
+
+/// `docbrain mcp`: the MCP tools on stdin/stdout, until the client closes them.
+pub(crate) async fn mcp(settings: Settings, args: &McpArgs) -> anyhow::Result<ExitCode> {
+    let (pipeline, caller) = reader_pipeline(settings, args.as_user.as_deref()).await?;
+    docbrain_core::mcp::serve_stdio(pipeline, caller).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docbrain search`: the best chunks for a question.
+pub(crate) async fn search(settings: Settings, args: &SearchArgs) -> anyhow::Result<ExitCode> {
+    let (pipeline, caller) = reader_pipeline(settings, args.as_user.as_deref()).await?;
     let filter = SearchFilter {
         space_key: args.space.clone(),
         caller,

@@ -1,4 +1,5 @@
-//! The `docbrain` command: `ingest` (the scheduled full crawl), `search`, `status` and `convert`.
+//! The `docbrain` command: `ingest` (the scheduled full crawl), `search`, `status`, `convert` and
+//! `mcp` (the index for an AI assistant, on stdio).
 //!
 //! The binary's `main` only parses arguments and sets up logging; the commands live here so
 //! that they are one call away for tests and other front ends. Settings come from
@@ -14,7 +15,7 @@ mod progress;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub use args::{Cli, Command, ConvertArgs, IngestArgs, SearchArgs, StatusArgs};
+pub use args::{Cli, Command, ConvertArgs, IngestArgs, McpArgs, SearchArgs, StatusArgs};
 use clap::{CommandFactory, FromArgMatches};
 use docbrain_core::front_door;
 use docbrain_core::settings::Group;
@@ -45,6 +46,7 @@ pub async fn run(cli: &Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Search(args) => commands::search(settings, args).await,
         Command::Status(args) => commands::status(&settings, args).await,
         Command::Convert(args) => commands::convert(args),
+        Command::Mcp(args) => commands::mcp(settings, args).await,
     }
 }
 

@@ -50,11 +50,18 @@ pub fn settings(matches: &ArgMatches) -> Result<Settings> {
 /// When the filter is not valid, naming `LOG_LEVEL`.
 pub fn init_logging(level: Option<&str>, default: &str) -> Result<()> {
     let spec = level.unwrap_or(default);
-    let filter = EnvFilter::try_new(spec).map_err(|e| {
+    let mut filter = EnvFilter::try_new(spec).map_err(|e| {
         invalid(format!(
             "LOG_LEVEL={spec} is not a valid log filter ({e}): use error, warn, info, debug or trace"
         ))
     })?;
+    // The MCP SDK logs each request's session at info; its warnings are what an operator needs
+    // (a filter that names targets is taken as written).
+    if !spec.contains('=') {
+        if let Ok(quiet) = "rmcp=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -58,6 +58,7 @@
 //! |---|---|
 //! | `testsuite` | [`testsuite`]: the conformance checks every [`IndexStore`] runs |
 //! | `front-door` | `front_door`: the settings as command-line flags, and logging (for binaries) |
+//! | `mcp` | `mcp`: the MCP tools over a pipeline (`search_docs`, `get_page`, `list_spaces`), on stdio or any rmcp transport |
 
 mod access;
 mod build;
@@ -69,10 +70,13 @@ mod fetcher;
 #[cfg(feature = "front-door")]
 pub mod front_door;
 mod hash;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 mod memory;
 mod page;
 mod pipeline;
 mod readers;
+mod reading;
 pub mod retry;
 mod search;
 mod secret;
@@ -92,7 +96,10 @@ pub use fetcher::{Fetcher, PageStream, Scope, SourceHealth};
 pub use memory::MemoryStore;
 pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
-pub use search::{query_terms, reciprocal_rank_fusion, SearchFilter, SearchHit, SearchRequest};
+pub use reading::{PageText, SpaceSummary};
+pub use search::{
+    query_terms, reciprocal_rank_fusion, SearchFilter, SearchHit, SearchRequest, MAX_K,
+};
 pub use secret::Secret;
 pub use settings::Settings;
-pub use store::{IndexStats, IndexStore, IndexedPage, ReplaceOutcome};
+pub use store::{IndexStats, IndexStore, IndexedChunk, IndexedPage, ReplaceOutcome};

@@ -10,7 +10,7 @@ use crate::embedder::ModelInfo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::PageId;
 use crate::search::{query_terms, reciprocal_rank_fusion, SearchHit, SearchRequest};
-use crate::store::{IndexStats, IndexStore, IndexedPage, ReplaceOutcome};
+use crate::store::{IndexStats, IndexStore, IndexedChunk, IndexedPage, ReplaceOutcome};
 
 /// An [`IndexStore`] that keeps everything in memory, with the same contract as the others.
 /// Keyword ranking is a plain tf-idf over the chunk text.
@@ -86,6 +86,23 @@ impl IndexStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn chunks(&self, id: &PageId) -> Result<Vec<IndexedChunk>> {
+        let mut chunks: Vec<IndexedChunk> = self
+            .lock()?
+            .chunks
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|c| IndexedChunk {
+                position: c.chunk.position,
+                heading_path: c.chunk.heading_path.clone(),
+                text: c.chunk.text.clone(),
+            })
+            .collect();
+        chunks.sort_by_key(|c| c.position);
+        Ok(chunks)
     }
 
     async fn replace_page(

@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fetcher::{Fetcher, Scope};
 use crate::page::{Fetched, Page, PageId, PageSummary};
 use crate::readers::ReaderCache;
-use crate::search::{SearchFilter, SearchHit, SearchRequest};
+use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
 use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
 use crate::text::printable;
 
@@ -615,10 +615,13 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Answers a question with the `k` best chunks (hybrid BM25 + vector search).
+    /// Answers a question with the `k` best chunks (hybrid BM25 + vector search) of the pages
+    /// `filter.caller` may read: the one search path of every front door.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidConfig`] for an empty question; embedding or store failures.
+    /// [`ErrorKind::InvalidConfig`] for an empty question or `k` outside 1..=[`MAX_K`];
+    /// [`ErrorKind::NotFound`] for a space the caller can read nothing in, or a user the source
+    /// does not know; embedding or store failures.
     pub async fn search(
         &self,
         query: &str,
@@ -632,18 +635,13 @@ impl Pipeline {
                 "the search query is empty",
             ));
         }
-        if k == 0 {
-            return Ok(Vec::new());
+        if !(1..=MAX_K).contains(&k) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("k must be from 1 to {MAX_K}"),
+            ));
         }
-        let reader = match &filter.caller {
-            Caller::Unfiltered => None,
-            Caller::Anonymous => Some(Reader::anonymous()),
-            Caller::User(who) => Some(
-                self.readers
-                    .get(who, self.options.reader_ttl, self.fetcher.as_ref())
-                    .await?,
-            ),
-        };
+        let reader = self.reader_for(&filter.caller).await?;
         let mut vectors = self.embedder.embed(&[text.to_string()]).await?;
         let vector = vectors.pop().ok_or_else(|| {
             Error::new(
@@ -651,7 +649,8 @@ impl Pipeline {
                 "embedder returned no vector for the query",
             )
         })?;
-        self.store
+        let hits = self
+            .store
             .search(&SearchRequest {
                 text: text.to_string(),
                 vector,
@@ -659,7 +658,24 @@ impl Pipeline {
                 filter: filter.clone(),
                 reader,
             })
-            .await
+            .await?;
+        if let (true, Some(space)) = (hits.is_empty(), &filter.space_key) {
+            self.known_space(space, &filter.caller).await?;
+        }
+        Ok(hits)
+    }
+
+    /// The principals `caller` searches with; `None` for no permission filter.
+    pub(crate) async fn reader_for(&self, caller: &Caller) -> Result<Option<Reader>> {
+        Ok(match caller {
+            Caller::Unfiltered => None,
+            Caller::Anonymous => Some(Reader::anonymous()),
+            Caller::User(who) => Some(
+                self.readers
+                    .get(who, self.options.reader_ttl, self.fetcher.as_ref())
+                    .await?,
+            ),
+        })
     }
 }
 

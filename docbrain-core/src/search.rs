@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::access::{Caller, Reader};
 use crate::page::PageId;
 
+/// The most hits one search returns.
+pub const MAX_K: usize = 50;
+
 /// Optional filters on a search, and whose permissions it obeys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchFilter {

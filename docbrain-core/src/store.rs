@@ -61,6 +61,17 @@ impl IndexedPage {
     }
 }
 
+/// A chunk as an index returns it for reading a page back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedChunk {
+    /// Position within the page, from 0.
+    pub position: u32,
+    /// The page title followed by the headings above the chunk.
+    pub heading_path: Vec<String>,
+    /// The chunk text (opening with the overlap carried from the previous chunk, if any).
+    pub text: String,
+}
+
 /// The result of [`IndexStore::replace_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplaceOutcome {
@@ -107,6 +118,9 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
 
     /// Returns the vectors of a page's chunks keyed by content hash, for reuse.
     async fn chunk_vectors(&self, id: &PageId) -> Result<Vec<(String, Vec<f32>)>>;
+
+    /// Returns a page's chunks in position order (empty when the page is not indexed).
+    async fn chunks(&self, id: &PageId) -> Result<Vec<IndexedChunk>>;
 
     /// Atomically replaces a page's record and all its chunks, unless the store holds a newer
     /// version of the page.

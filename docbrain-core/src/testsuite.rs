@@ -361,6 +361,22 @@ pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.pages, stats.chunks), (1, 2));
     assert_eq!(store.list_pages().await.unwrap(), vec![page]);
+    let read: Vec<(u32, String)> = store
+        .chunks(&"100".into())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.position, c.text))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (0, "restart the broker".into()),
+            (1, "check disk usage".into())
+        ],
+        "chunks read back in order"
+    );
+    assert!(store.chunks(&"999".into()).await.unwrap().is_empty());
 }
 
 /// Replacing a page with fewer chunks removes the others, from search too.

@@ -11,6 +11,8 @@ use crate::ServerError;
 pub struct SearchGate {
     keys: Vec<Secret>,
     permissions: bool,
+    /// `SEARCH_ALLOW_ANONYMOUS`: meant to be open to the network.
+    open: bool,
 }
 
 impl Default for SearchGate {
@@ -19,6 +21,7 @@ impl Default for SearchGate {
         Self {
             keys: Vec::new(),
             permissions: true,
+            open: false,
         }
     }
 }
@@ -38,12 +41,18 @@ impl SearchGate {
         Ok(Self {
             keys: settings.api_keys.clone(),
             permissions: settings.permissions,
+            open: settings.allow_anonymous,
         })
     }
 
     /// Whether keys are required.
     pub fn requires_key(&self) -> bool {
         !self.keys.is_empty()
+    }
+
+    /// Whether search is meant to be open to the network without keys.
+    pub fn open(&self) -> bool {
+        self.open
     }
 
     /// Whether results obey Confluence permissions.

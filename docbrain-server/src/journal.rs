@@ -592,12 +592,7 @@ mod tests {
         let settings = WebhookSettings::new(Secret::new("s3cret"), disk.path().join("journal"));
         let metrics = Arc::new(Metrics::default());
         let webhook = Webhook::start(settings, &pipeline, metrics.clone()).unwrap();
-        let state = AppState {
-            pipeline,
-            webhook: Some(webhook),
-            metrics,
-            search: Default::default(),
-        };
+        let state = AppState::new(pipeline, Some(webhook), metrics, Default::default());
         let body = r#"{"timestamp":1,"event":"page_updated","page":{"id":42}}"#;
         let signature = docbrain_confluence::webhook::sign(b"s3cret", body.as_bytes());
         let call = |method: Method, path: &str, body: &'static str| {

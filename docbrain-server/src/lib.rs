@@ -11,6 +11,7 @@
 
 mod gate;
 mod journal;
+mod mcp;
 mod metrics;
 mod queue;
 mod routes;
@@ -35,6 +36,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 pub use gate::SearchGate;
+pub use mcp::McpEndpoint;
 pub use metrics::Metrics;
 pub use queue::Webhook;
 pub use routes::{router, Response};
@@ -51,6 +53,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Who may search, and whose permissions results obey.
     pub search: SearchGate,
+    /// `/mcp`.
+    pub mcp: McpEndpoint,
+}
+
+impl AppState {
+    /// The state of a server over `pipeline`: the webhook service if any, its metrics, and
+    /// search (and MCP) behind `search`.
+    pub fn new(
+        pipeline: Pipeline,
+        webhook: Option<Arc<Webhook>>,
+        metrics: Arc<Metrics>,
+        search: SearchGate,
+    ) -> Self {
+        let mcp = McpEndpoint::new(&pipeline, search.requires_key() || search.open());
+        Self {
+            pipeline,
+            webhook,
+            metrics,
+            search,
+            mcp,
+        }
+    }
 }
 
 /// Errors of the server library.
@@ -150,12 +174,7 @@ pub async fn run(
     let local = listener.local_addr().unwrap_or(addr);
     info!(addr = %local, "listening");
     on_listening(local);
-    let state = AppState {
-        pipeline,
-        webhook,
-        metrics,
-        search,
-    };
+    let state = AppState::new(pipeline, webhook, metrics, search);
     serve(listener, state, settings.server.clone(), shutdown).await;
     info!("stopped");
     Ok(())

@@ -1,12 +1,15 @@
 //! The HTTP routes.
 
+use std::convert::Infallible;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use docbrain_confluence::webhook::{
     self, Delivery, PageEvent, PageRef, PayloadError, SignatureError,
 };
-use docbrain_core::{ErrorKind, IndexedPage, SearchFilter};
+use docbrain_core::{ErrorKind, IndexedPage, SearchFilter, MAX_K};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::header::CONTENT_LENGTH;
@@ -17,21 +20,23 @@ use tracing::{debug, error as log_error, warn};
 use crate::queue::Webhook;
 use crate::{AppState, ServerError};
 
-/// The response type of every route.
-pub type Response = hyper::Response<Full<Bytes>>;
+/// The response type of every route (the MCP route streams; the others answer whole).
+pub type Response = hyper::Response<BoxBody<Bytes, Infallible>>;
 
-/// The most hits one search may ask for.
-const MAX_K: usize = 100;
+/// A whole body as a [`Response`] body.
+pub(crate) fn whole(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(bytes.into()).boxed()
+}
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     hyper::Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+        .body(whole(body.to_string()))
+        .unwrap_or_else(|_| hyper::Response::new(whole(Bytes::new())))
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, &json!({ "error": message }))
 }
 
@@ -53,14 +58,16 @@ where
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         (&Method::GET, "/readyz") => readyz(state).await,
         (&Method::GET, "/search") => {
-            let authorization = req
-                .headers()
-                .get(hyper::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            if !state.search.admits(authorization) {
+            if !admitted(state, &req) {
                 return unauthorized();
             }
             search(state, req.uri().query()).await
+        }
+        (_, "/mcp") => {
+            if !admitted(state, &req) {
+                return unauthorized();
+            }
+            crate::mcp::handle(state, req).await
         }
         (&Method::GET, "/metrics") => {
             if let Some(w) = &state.webhook {
@@ -72,10 +79,10 @@ where
             hyper::Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(
+                .body(whole(
                     state.metrics.render(state.pipeline.fetcher().health()),
-                )))
-                .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+                ))
+                .unwrap_or_else(|_| hyper::Response::new(whole(Bytes::new())))
         }
         (_, "/confluence/events") => match &state.webhook {
             None => error(
@@ -161,31 +168,12 @@ where
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let query = req.uri().query().map(str::to_owned);
-    #[allow(clippy::disallowed_methods)] // the body is Limited to WEBHOOK_MAX_BODY_BYTES
-    let read = tokio::time::timeout(
-        config.body_timeout,
-        Limited::new(req.into_body(), limit).collect(),
-    );
-    let body = match read.await {
-        Err(_) => {
+    let body = match read_body(req.into_body(), limit, config.body_timeout).await {
+        Ok(body) => body,
+        Err(answer) => {
             state.metrics.event("unknown", "rejected");
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "the body did not arrive within {} s",
-                    config.body_timeout.as_secs_f64()
-                ),
-            );
+            return answer;
         }
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            state.metrics.event("unknown", "rejected");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("body larger than {limit} bytes"),
-            );
-        }
-        Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
     };
     let secret = config.secret.expose().as_bytes();
     let verified = match webhook::verify(secret, &body, signature.as_deref()) {
@@ -324,6 +312,42 @@ async fn affected(
     })
 }
 
+/// Whether the request carries a search key (or none is needed).
+fn admitted<B>(state: &AppState, req: &Request<B>) -> bool {
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.search.admits(authorization)
+}
+
+/// Reads a request body whole, at most `limit` bytes within `timeout`; otherwise the answer
+/// to give (413, 408, 400).
+pub(crate) async fn read_body<B>(
+    body: B,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    #[allow(clippy::disallowed_methods)] // the body is Limited
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect());
+    match read.await {
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+        )),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {limit} bytes"),
+        )),
+        Ok(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "the body could not be read")),
+    }
+}
+
 /// 401 with the challenge; the key given is never echoed or logged.
 fn unauthorized() -> Response {
     let mut response = error(
@@ -341,17 +365,15 @@ async fn search(state: &AppState, query: Option<&str>) -> Response {
     let Some(q) = query_param(query, "q").filter(|q| !q.trim().is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing query parameter q");
     };
-    let k = match query_param(query, "k") {
+    let k = match query_param(query, "k").map(|k| k.parse::<usize>()) {
         None => 5,
-        Some(k) => match k.parse::<usize>() {
-            Ok(k) if (1..=MAX_K).contains(&k) => k,
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("k must be a number from 1 to {MAX_K}"),
-                )
-            }
-        },
+        Some(Ok(k)) => k,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("k must be a number from 1 to {MAX_K}"),
+            )
+        }
     };
     let filter = SearchFilter {
         space_key: query_param(query, "space").filter(|s| !s.is_empty()),
@@ -359,7 +381,9 @@ async fn search(state: &AppState, query: Option<&str>) -> Response {
     };
     match state.pipeline.search(&q, k, &filter).await {
         Ok(hits) => json_response(StatusCode::OK, &json!({ "hits": hits })),
-        Err(e) if e.kind() == ErrorKind::NotFound => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidConfig) => {
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
         Err(e) => {
             warn!(error = %e, "search failed");
             error(

@@ -115,12 +115,12 @@ async fn start_webhook(pipeline: &Pipeline, journal: &std::path::Path) -> (Arc<W
             }
         }
     };
-    let state = AppState {
-        pipeline: pipeline.clone(),
-        webhook: Some(webhook.clone()),
+    let state = AppState::new(
+        pipeline.clone(),
+        Some(webhook.clone()),
         metrics,
-        search: Default::default(),
-    };
+        Default::default(),
+    );
     (webhook, state)
 }
 

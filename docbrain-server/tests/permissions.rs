@@ -105,12 +105,7 @@ impl World {
         hooks.debounce = Duration::from_millis(10);
         let metrics = Arc::new(Metrics::default());
         let webhook = Webhook::start(hooks, &pipeline, metrics.clone()).unwrap();
-        let state = AppState {
-            pipeline: pipeline.clone(),
-            webhook: Some(webhook),
-            metrics,
-            search: Default::default(),
-        };
+        let state = AppState::new(pipeline.clone(), Some(webhook), metrics, Default::default());
         Self {
             sim,
             version,

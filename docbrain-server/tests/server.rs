@@ -54,12 +54,7 @@ async fn two_pages() -> AppState {
         .await
         .unwrap();
 
-    AppState {
-        pipeline,
-        webhook: None,
-        metrics: Default::default(),
-        search: Default::default(),
-    }
+    AppState::new(pipeline, None, Default::default(), Default::default())
 }
 
 /// Calls the router in-process: no socket.

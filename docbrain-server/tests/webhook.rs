@@ -107,12 +107,12 @@ impl Harness {
         self.base = format!("http://{}", listener.local_addr().unwrap());
         self.url = format!("{}/confluence/events", self.base);
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState {
-            pipeline: self.pipeline.clone(),
-            webhook: Some(webhook),
+        let state = AppState::new(
+            self.pipeline.clone(),
+            Some(webhook),
             metrics,
-            search: Default::default(),
-        };
+            Default::default(),
+        );
         self.server = Some(tokio::spawn(serve(
             listener,
             state,

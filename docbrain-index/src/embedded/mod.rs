@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use docbrain_core::{
-    query_terms, reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage,
-    ModelInfo, PageId, ReadAccess, ReplaceOutcome, SearchHit, SearchRequest,
+    query_terms, reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk,
+    IndexedPage, ModelInfo, PageId, ReadAccess, ReplaceOutcome, SearchHit, SearchRequest,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::{debug, info};
@@ -446,6 +446,26 @@ impl IndexStore for EmbeddedStore {
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push((row.get(0)?, decode_vector(&row.get::<_, Vec<u8>>(1)?)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn chunks(&self, id: &PageId) -> docbrain_core::Result<Vec<IndexedChunk>> {
+        let id = id.clone();
+        self.run(move |state| {
+            let mut stmt = state.conn.prepare_cached(
+                "SELECT position, heading_path, text FROM chunks WHERE page_id = ?1 ORDER BY position",
+            )?;
+            let mut rows = stmt.query([id.as_str()])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(IndexedChunk {
+                    position: row.get(0)?,
+                    heading_path: from_json(&row.get::<_, String>(1)?)?,
+                    text: row.get(2)?,
+                });
             }
             Ok(out)
         })

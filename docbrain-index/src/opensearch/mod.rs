@@ -33,8 +33,8 @@ use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::OpenSearchSettings;
 use docbrain_core::text::now_ms;
 use docbrain_core::{
-    reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedPage, Layer, ModelInfo,
-    PageId, Principal, Reader, ReplaceOutcome, SearchHit, SearchRequest,
+    reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk, IndexedPage,
+    Layer, ModelInfo, PageId, Principal, Reader, ReplaceOutcome, SearchHit, SearchRequest,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -298,6 +298,48 @@ impl IndexStore for OpenSearchStore {
                     .map(|x| x.as_f64().map(|f| f as f32))
                     .collect::<Option<Vec<f32>>>()?;
                 Some((hash, vector))
+            })
+            .collect())
+    }
+
+    async fn chunks(&self, id: &PageId) -> docbrain_core::Result<Vec<IndexedChunk>> {
+        let Some(held) = self.held(id).await? else {
+            return Ok(Vec::new());
+        };
+        if held.record.chunk_count == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = (0..held.record.chunk_count)
+            .map(|p| chunk_doc_id(id, &held.generation, p))
+            .collect();
+        let (_, docs) = self
+            .client
+            .call(
+                Method::POST,
+                &format!(
+                    "/{}/_mget?_source_includes=position,heading_path,text",
+                    self.chunks
+                ),
+                Body::Json(&json!({ "ids": ids })),
+                "read a page's chunks",
+            )
+            .await?;
+        Ok(docs["docs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["found"] == true)
+            .filter_map(|d| {
+                let s = &d["_source"];
+                Some(IndexedChunk {
+                    position: u32::try_from(s["position"].as_u64()?).ok()?,
+                    heading_path: s["heading_path"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|h| h.as_str().map(str::to_owned))
+                        .collect(),
+                    text: s["text"].as_str()?.to_owned(),
+                })
             })
             .collect())
     }

@@ -1,0 +1,218 @@
+//! Reading the index back as a caller may: the spaces it holds, and one page's Markdown.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::Caller;
+use crate::error::{Error, ErrorKind, Result};
+use crate::page::PageId;
+use crate::pipeline::Pipeline;
+use crate::store::IndexedChunk;
+
+/// One space of the index, as far as a caller may read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceSummary {
+    /// The space key.
+    pub key: String,
+    /// Pages the caller may read.
+    pub pages: u64,
+    /// Their chunks.
+    pub chunks: u64,
+    /// When the last full sync completed (every crawled space at once), in milliseconds since
+    /// the Unix epoch.
+    pub last_sync_ms: Option<u64>,
+}
+
+/// A page's indexed text, reassembled from its chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageText {
+    /// The page id.
+    pub page_id: PageId,
+    /// The title.
+    pub title: String,
+    /// The space key.
+    pub space_key: String,
+    /// A link to the page.
+    pub url: Option<String>,
+    /// The version the index holds.
+    pub version: u64,
+    /// The body as Markdown: the chunks in order, each heading once, no overlap repeated.
+    pub markdown: String,
+}
+
+impl Pipeline {
+    /// The spaces holding pages `caller` may read, with counts of those pages, by key.
+    ///
+    /// # Errors
+    /// Store failures; a user the source does not know.
+    pub async fn spaces(&self, caller: &Caller) -> Result<Vec<SpaceSummary>> {
+        let reader = self.reader_for(caller).await?;
+        let last_sync_ms = self.store().stats().await?.last_sync_ms;
+        let mut spaces: BTreeMap<String, SpaceSummary> = BTreeMap::new();
+        for page in self.store().list_pages().await? {
+            if reader.as_ref().is_some_and(|r| !page.access.admits(r)) {
+                continue;
+            }
+            let entry = spaces
+                .entry(page.space_key.clone())
+                .or_insert_with(|| SpaceSummary {
+                    key: page.space_key.clone(),
+                    pages: 0,
+                    chunks: 0,
+                    last_sync_ms,
+                });
+            entry.pages += 1;
+            entry.chunks += u64::from(page.chunk_count);
+        }
+        Ok(spaces.into_values().collect())
+    }
+
+    /// Fails unless `caller` may read some page of `space`: a space they cannot see is as
+    /// unknown to them as one that does not exist.
+    pub(crate) async fn known_space(&self, space: &str, caller: &Caller) -> Result<()> {
+        let spaces = self.spaces(caller).await?;
+        if spaces.iter().any(|s| s.key == space) {
+            return Ok(());
+        }
+        let keys: Vec<&str> = spaces.iter().map(|s| s.key.as_str()).collect();
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no space {space} in the index (spaces: {})",
+                if keys.is_empty() {
+                    "none".to_owned()
+                } else {
+                    keys.join(", ")
+                }
+            ),
+        ))
+    }
+
+    /// Page `id` as indexed, if `caller` may read it: `None` for a page that is not indexed and
+    /// for one the caller may not read alike.
+    ///
+    /// # Errors
+    /// Store failures; a user the source does not know.
+    pub async fn page_text(&self, id: &PageId, caller: &Caller) -> Result<Option<PageText>> {
+        let Some(page) = self.store().page(id).await? else {
+            return Ok(None);
+        };
+        if let Some(reader) = self.reader_for(caller).await? {
+            if !page.access.admits(&reader) {
+                return Ok(None);
+            }
+        }
+        let chunks = self.store().chunks(id).await?;
+        Ok(Some(PageText {
+            page_id: page.id,
+            title: page.title,
+            space_key: page.space_key,
+            url: page.url,
+            version: page.version,
+            markdown: markdown(&chunks),
+        }))
+    }
+}
+
+/// Joins chunks back into Markdown: a heading where the heading path changes (the title is the
+/// path's root, so its children are `##`), and each chunk's text without the overlap it
+/// repeats from the one before.
+fn markdown(chunks: &[IndexedChunk]) -> String {
+    let mut out = String::new();
+    let mut previous: Option<&IndexedChunk> = None;
+    for chunk in chunks {
+        let before = previous.map_or(&[][..], |p| p.heading_path.as_slice());
+        let same_section = previous.is_some() && before == chunk.heading_path.as_slice();
+        let shared = chunk
+            .heading_path
+            .iter()
+            .zip(before)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .max(1);
+        if !same_section {
+            for (depth, heading) in chunk.heading_path.iter().enumerate().skip(shared) {
+                push_block(&mut out, &format!("{} {heading}", "#".repeat(depth + 1)));
+            }
+        }
+        let text = match previous {
+            Some(p) if same_section => without_overlap(&p.text, &chunk.text),
+            _ => chunk.text.as_str(),
+        };
+        push_block(&mut out, text);
+        previous = Some(chunk);
+    }
+    out
+}
+
+fn push_block(out: &mut String, block: &str) {
+    let block = block.trim();
+    if block.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(block);
+}
+
+/// `text` without its opening paragraphs that repeat the end of `previous` (the overlap).
+fn without_overlap<'a>(previous: &str, text: &'a str) -> &'a str {
+    let previous = previous.trim_end();
+    text.match_indices("\n\n")
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0 && previous.ends_with(&text[..i]))
+        .last()
+        .map_or(text, |i| &text[i + 2..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunker::{Chunker, MarkdownChunker};
+    use crate::page::Page;
+
+    #[test]
+    fn chunks_join_back_without_repeating_the_overlap() {
+        let body: String = (0..12)
+            .map(|s| {
+                format!(
+                    "## Step {s}\n\nDrain node {s} first. Then check the pods on it.\n\n\
+                     Wait until replicas of {s} report healthy. Only then move on.\n\n"
+                )
+            })
+            .collect();
+        let page = Page::new("1", "ENG", "Maintenance", format!("Intro line.\n\n{body}"));
+        let chunker = MarkdownChunker::builder()
+            .max_tokens(40)
+            .overlap_tokens(12)
+            .build()
+            .unwrap();
+        let chunks: Vec<IndexedChunk> = chunker
+            .chunk(&page)
+            .into_iter()
+            .map(|c| IndexedChunk {
+                position: c.position,
+                heading_path: c.heading_path,
+                text: c.text,
+            })
+            .collect();
+        assert!(
+            chunks
+                .windows(2)
+                .any(|w| w[0].heading_path == w[1].heading_path),
+            "some section spans chunks"
+        );
+        let text = markdown(&chunks);
+        let want = format!("Intro line.\n\n{}", body.trim());
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn an_overlap_is_only_dropped_when_it_repeats() {
+        assert_eq!(without_overlap("a. b.", "b.\n\nc."), "c.");
+        assert_eq!(without_overlap("a. x.", "b.\n\nc."), "b.\n\nc.");
+        assert_eq!(without_overlap("a.", "c."), "c.");
+    }
+}
