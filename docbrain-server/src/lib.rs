@@ -201,7 +201,7 @@ fn log_search_gate(gate: &SearchGate, settings: &Settings) {
             docbrain_core::settings::SourceSettings::None
         )
     {
-        warn!("no Confluence source is configured: `as` users are known without their groups, so group-restricted pages stay hidden from them");
+        info!("no Confluence source is configured: `as` users are known without their groups, so group-restricted pages stay hidden from them");
     }
 }
 

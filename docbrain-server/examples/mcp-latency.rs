@@ -1,0 +1,175 @@
+//! Benchmark of the MCP layer: `search_docs` over `/mcp` (Streamable HTTP, one JSON-RPC
+//! `tools/call` per POST) beside `GET /search` for the same questions, against one
+//! `docbrain-server` process on the sample space's index (embedded store, local model), in the
+//! same run, requests interleaved so both see the same machine.
+//!
+//! ```sh
+//! cargo build --release -p docbrain-server --bins --examples
+//! target/release/examples/mcp-latency          # MCP_QUERIES=300
+//! ```
+
+#![allow(clippy::print_stdout)] // a benchmark prints its figures
+#![allow(clippy::disallowed_methods)] // reads the answers of its own server on loopback
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use docbrain_confluence::Sources;
+use docbrain_core::{Pipeline, Settings};
+use docbrain_index::Backends;
+use serde_json::json;
+
+const KEY: &str = "bench-key";
+
+const QUESTIONS: [&str; 8] = [
+    "how do I roll back a bad deploy?",
+    "what is a SEV1?",
+    "promote a postgres replica",
+    "evicting keys from the redis cache",
+    "who do I page for an outage?",
+    "how do I get access to production?",
+    "rotate the database credentials",
+    "what does the on-call engineer do first?",
+];
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let queries: usize = std::env::var("MCP_QUERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let exe = std::env::current_exe()?;
+    let server_bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("docbrain-server"))
+        .ok_or("cannot locate the target folder")?;
+    if !server_bin.exists() {
+        return Err(format!(
+            "{} not found: cargo build --release -p docbrain-server --bins --examples",
+            server_bin.display()
+        )
+        .into());
+    }
+
+    // The sample space's index, as `docbrain ingest` builds it.
+    let data = tempfile::tempdir()?;
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-space");
+    let vars = [
+        ("LOCAL_DOCS_PATH", docs.display().to_string()),
+        ("DOCBRAIN_DATA_DIR", data.path().display().to_string()),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok().filter(|_| name == "MODEL_DIR"))
+    })?;
+    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    pipeline.sync(&settings.scope()).await?;
+    drop(pipeline);
+
+    let mut server = Command::new(&server_bin)
+        .env("DOCBRAIN_DATA_DIR", data.path())
+        .env("SERVER_BIND", "127.0.0.1")
+        .env("SERVER_PORT", "0")
+        .env("SEARCH_API_KEYS", KEY)
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("the server did not start: {line:?}"))?
+        .to_owned();
+    let client = reqwest::Client::new();
+
+    let search = |q: &str| {
+        client
+            .get(format!("{base}/search"))
+            .query(&[("q", q), ("k", "5")])
+            .bearer_auth(KEY)
+    };
+    let mcp = |n: usize, q: &str| {
+        client
+            .post(format!("{base}/mcp"))
+            .bearer_auth(KEY)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                          "params": {"name": "search_docs", "arguments": {"query": q, "k": 5}}}))
+    };
+    // Warm up both paths (first queries load caches), then check each answers with hits.
+    for q in QUESTIONS {
+        let s: serde_json::Value = search(q).send().await?.error_for_status()?.json().await?;
+        let m: serde_json::Value = mcp(0, q).send().await?.error_for_status()?.json().await?;
+        let mcp_hits = m["result"]["structuredContent"]["hits"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if s["hits"].as_array().map_or(0, Vec::len) != 5 || mcp_hits != 5 {
+            return Err(format!("an answer without 5 hits for {q:?}: {s} / {m}").into());
+        }
+    }
+
+    let (mut rest, mut tools) = (Vec::with_capacity(queries), Vec::with_capacity(queries));
+    for n in 0..queries {
+        let q = QUESTIONS[n % QUESTIONS.len()];
+        let t = Instant::now();
+        search(q).send().await?.error_for_status()?.bytes().await?;
+        rest.push(t.elapsed());
+        let t = Instant::now();
+        let answer = mcp(n + 1, q)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        tools.push(t.elapsed());
+        let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+        if answer["result"]["isError"] != false {
+            return Err(format!("not an answer: {answer}").into());
+        }
+    }
+    rest.sort();
+    tools.sort();
+    let (r50, r99, t50, t99) = (
+        percentile(&rest, 0.5),
+        percentile(&rest, 0.99),
+        percentile(&tools, 0.5),
+        percentile(&tools, 0.99),
+    );
+    println!(
+        "GET /search:              p50 {:.2} ms, p99 {:.2} ms ({queries} queries, k=5, sample space, local model)",
+        ms(r50),
+        ms(r99)
+    );
+    println!(
+        "MCP search_docs (HTTP):   p50 {:.2} ms, p99 {:.2} ms (same questions, interleaved)",
+        ms(t50),
+        ms(t99)
+    );
+    println!(
+        "MCP layer adds {:.2} ms at p50, {:.2} ms at p99",
+        ms(t50) - ms(r50),
+        ms(t99) - ms(r99)
+    );
+    server.kill()?;
+    server.wait()?;
+    Ok(())
+}
