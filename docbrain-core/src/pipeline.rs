@@ -1217,20 +1217,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn empty_queries_are_refused() {
+    async fn empty_queries_k_out_of_range_and_unknown_spaces_are_refused() {
         let f = fixture(Source::default()).await;
-        let err = f
-            .pipeline
-            .search("   ", 5, &SearchFilter::default())
-            .await
-            .unwrap_err();
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        let search = |q: &'static str, k: usize, space: Option<&str>| {
+            let filter = SearchFilter {
+                space_key: space.map(Into::into),
+                ..SearchFilter::default()
+            };
+            let pipeline = f.pipeline.clone();
+            async move { pipeline.search(q, k, &filter).await }
+        };
+        let err = search("   ", 5, None).await.unwrap_err();
         assert_eq!(err.to_string(), "the search query is empty");
-        assert!(f
-            .pipeline
-            .search("x", 0, &SearchFilter::default())
-            .await
-            .unwrap()
-            .is_empty());
+        for k in [0, MAX_K + 1] {
+            let err = search("node", k, None).await.unwrap_err();
+            assert_eq!(err.to_string(), "k must be from 1 to 50", "{k}");
+        }
+        assert_eq!(search("node", MAX_K, Some("ENG")).await.unwrap().len(), MAX_K);
+        let err = search("node", 5, Some("OPS")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(err.to_string(), "no space OPS in the index (spaces: ENG)");
     }
 
     #[tokio::test]

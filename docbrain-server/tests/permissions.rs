@@ -21,7 +21,8 @@ use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
-    Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope, Secret,
+    Caller, Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope,
+    SearchFilter, Secret,
 };
 use docbrain_index::{EmbeddedStore, OpenSearchConfig, OpenSearchStore};
 use docbrain_server::{router, AppState, Metrics, Webhook};
@@ -250,6 +251,59 @@ async fn scenario(version: ApiVersion, kind: Store) {
     let all = set(&["Welcome", "Deploy runbook", "Salary bands", "Bonus policy"]);
     assert_eq!(w.seen(Some("bob")).await, all);
 
+    // Reading a page back (MCP's get_page) and the spaces (list_spaces) obey the same rule.
+    let as_user = |name: &str| Caller::User(w.who(name));
+    let page = w.pipeline.page_text(&bonus, &as_user("bob")).await.unwrap();
+    assert!(page.is_some_and(|p| p.title == "Bonus policy" && p.markdown == "zebra bonus"));
+    assert_eq!(
+        w.pipeline.page_text(&bonus, &as_user("ann")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        w.pipeline
+            .page_text(&bonus, &Caller::Anonymous)
+            .await
+            .unwrap(),
+        None
+    );
+    let spaces = |caller: Caller| {
+        let pipeline = w.pipeline.clone();
+        async move {
+            pipeline
+                .spaces(&caller)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.key, s.pages))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        spaces(as_user("bob")).await,
+        [("ENG".into(), 3), ("PUB".into(), 1)]
+    );
+    assert_eq!(
+        spaces(as_user("ann")).await,
+        [("ENG".into(), 1), ("PUB".into(), 1)]
+    );
+    assert_eq!(spaces(Caller::Anonymous).await, [("PUB".into(), 1)]);
+    let err = w
+        .pipeline
+        .search(
+            "zebra",
+            5,
+            &SearchFilter {
+                space_key: Some("ENG".into()),
+                caller: Caller::Anonymous,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no space ENG"),
+        "a space the caller cannot read is unknown: {err}"
+    );
+
     // Lifting the ancestor's restriction shows the descendant too, embedding nothing (but the
     // questions asked).
     let embedded = w.embedder.embedded() - w.searches.load(Ordering::SeqCst);
@@ -466,6 +520,17 @@ async fn property(seed: u64, kind: Store) {
                 .map(|(_, t)| t.clone())
                 .filter(|t| allowed.contains(t))
                 .collect();
+            if in_space.is_empty() {
+                // A space the user can read nothing in is as unknown as one that is not there.
+                let mut path = format!("/search?q=zebra&k=50&space={space}");
+                if let Some(user) = user {
+                    path.push_str(&format!("&as={}", w.who(user)));
+                }
+                let (status, body) = w.get(&path).await;
+                assert_eq!(status, 400, "{context}: {user:?} in {space}: {body}");
+                assert!(!body.to_string().contains("Page "), "{context}: {body}");
+                continue;
+            }
             let got: BTreeSet<String> = w
                 .seen_k(user, "zebra", 50, Some(space))
                 .await
