@@ -1234,7 +1234,10 @@ mod tests {
             let err = search("node", k, None).await.unwrap_err();
             assert_eq!(err.to_string(), "k must be from 1 to 50", "{k}");
         }
-        assert_eq!(search("node", MAX_K, Some("ENG")).await.unwrap().len(), MAX_K);
+        assert_eq!(
+            search("node", MAX_K, Some("ENG")).await.unwrap().len(),
+            MAX_K
+        );
         let err = search("node", 5, Some("OPS")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert_eq!(err.to_string(), "no space OPS in the index (spaces: ENG)");

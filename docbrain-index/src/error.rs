@@ -93,6 +93,10 @@ pub enum IndexError {
     /// The tokenizer failed.
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),
+    /// The local model's worker thread is gone (it panicked).
+    #[cfg(feature = "local-model")]
+    #[error("the local model's worker thread stopped: {0}")]
+    Worker(String),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -246,7 +250,7 @@ impl IndexError {
                 ErrorKind::Embedding
             }
             #[cfg(feature = "local-model")]
-            Self::Inference(_) => ErrorKind::Embedding,
+            Self::Inference(_) | Self::Worker(_) => ErrorKind::Embedding,
             _ => ErrorKind::Storage,
         }
     }

@@ -60,6 +60,37 @@ fn similar_texts_are_closer_and_batching_does_not_change_results() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_are_coalesced_and_each_gets_its_own_vectors() {
+    let model = load();
+    let texts: Vec<Vec<String>> = (0..12)
+        .map(|i| {
+            (0..(i % 3 + 1))
+                .map(|j| {
+                    format!(
+                        "Page {i} paragraph {j}: restart the service number {}.",
+                        i * 7 + j
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let calls = texts.iter().map(|t| {
+        let model = model.clone();
+        let t = t.clone();
+        async move { model.embed(&t).await.unwrap() }
+    });
+    let answers = futures::future::join_all(calls).await;
+    for (t, answer) in texts.iter().zip(answers) {
+        let alone = model.embed_blocking(t).unwrap();
+        assert_eq!(answer.len(), t.len());
+        for (a, b) in answer.iter().zip(&alone) {
+            assert!(cosine(a, b) > 0.9999, "a call got another call's vectors");
+        }
+    }
+    assert!(model.embed(&[]).await.unwrap().is_empty());
+}
+
 #[test]
 fn counts_tokens_with_the_model_tokenizer() {
     let model = load();
