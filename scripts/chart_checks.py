@@ -139,7 +139,8 @@ def check_rendered(out):
     check("affinity" not in jpod, "fallback: no node pinning with OpenSearch")
     ing = one(docs, "Ingress")
     paths = [p["path"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
-    check(paths == ["/confluence/events"], f"fallback: ingress routes /confluence/events ({paths})")
+    check(paths == ["/confluence/events", "/search", "/mcp"],
+          f"fallback: ingress routes the webhook, search and MCP ({paths})")
     no_secret_in_configmaps(docs, ["shared-secret", "your-api-token", "os-password"], "fallback")
 
 
