@@ -37,7 +37,8 @@ const TTL: Duration = Duration::from_millis(400);
 #[derive(Debug, Clone, Copy)]
 enum Store {
     Embedded,
-    OpenSearch,
+    /// The real node; indices named after the test, so each test deletes only its own.
+    OpenSearch(&'static str),
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -56,11 +57,11 @@ struct World {
 async fn index_store(kind: Store, dir: &std::path::Path) -> Arc<dyn IndexStore> {
     match kind {
         Store::Embedded => Arc::new(EmbeddedStore::open(dir).unwrap()),
-        Store::OpenSearch => {
+        Store::OpenSearch(test) => {
             let url =
                 std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://localhost:9200".into());
             let index = format!(
-                "docbrain-test-perm-{}-{}",
+                "docbrain-test-perm-{test}-{}-{}",
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::SeqCst)
             );
@@ -404,16 +405,22 @@ async fn permissions_follow_confluence_on_the_embedded_store_v1() {
     scenario(ApiVersion::V1, Store::Embedded).await;
 }
 
-#[tokio::test]
-#[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
-async fn permissions_follow_confluence_on_opensearch_v2() {
-    scenario(ApiVersion::V2, Store::OpenSearch).await;
+/// Deletes the indices `test` created in this process.
+async fn drop_indices(test: &str) {
+    let url = std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://localhost:9200".into());
+    let pattern = format!("docbrain-test-perm-{test}-{}-*", std::process::id());
+    let _ = reqwest::Client::new()
+        .delete(format!("{url}/{pattern}"))
+        .send()
+        .await;
 }
 
 #[tokio::test]
 #[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
-async fn permissions_follow_confluence_on_opensearch_v1() {
-    scenario(ApiVersion::V1, Store::OpenSearch).await;
+async fn permissions_follow_confluence_on_opensearch() {
+    scenario(ApiVersion::V2, Store::OpenSearch("scenario")).await;
+    scenario(ApiVersion::V1, Store::OpenSearch("scenario")).await;
+    drop_indices("scenario").await;
 }
 
 /// A small deterministic generator.
@@ -560,6 +567,7 @@ async fn search_matches_the_rule_over_random_restriction_trees_embedded() {
 #[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
 async fn search_matches_the_rule_over_random_restriction_trees_opensearch() {
     for seed in 0..seeds() {
-        property(seed, Store::OpenSearch).await;
+        property(seed, Store::OpenSearch("property")).await;
     }
+    drop_indices("property").await;
 }
