@@ -216,6 +216,41 @@ impl OpenSearchStore {
             .clone()
     }
 
+    /// The `_source` (`fields` only) of the chunks of the generation page `id`'s record
+    /// names, in position order; empty when the page is not indexed.
+    async fn current_chunks(
+        &self,
+        id: &PageId,
+        fields: &str,
+        what: &str,
+    ) -> Result<Vec<Value>, IndexError> {
+        let Some(held) = self.held(id).await? else {
+            return Ok(Vec::new());
+        };
+        if held.record.chunk_count == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = (0..held.record.chunk_count)
+            .map(|p| chunk_doc_id(id, &held.generation, p))
+            .collect();
+        let (_, docs) = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/{}/_mget?_source_includes={fields}", self.chunks),
+                Body::Json(&json!({ "ids": ids })),
+                what,
+            )
+            .await?;
+        Ok(docs["docs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["found"] == true)
+            .map(|d| d["_source"].clone())
+            .collect())
+    }
+
     async fn refresh(&self, index: &str) -> Result<(), IndexError> {
         self.client
             .call(
@@ -264,35 +299,14 @@ impl IndexStore for OpenSearchStore {
     }
 
     async fn chunk_vectors(&self, id: &PageId) -> docbrain_core::Result<Vec<(String, Vec<f32>)>> {
-        let Some(held) = self.held(id).await? else {
-            return Ok(Vec::new());
-        };
-        if held.record.chunk_count == 0 {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = (0..held.record.chunk_count)
-            .map(|p| chunk_doc_id(id, &held.generation, p))
-            .collect();
-        let (_, docs) = self
-            .client
-            .call(
-                Method::POST,
-                &format!(
-                    "/{}/_mget?_source_includes=content_hash,vector",
-                    self.chunks
-                ),
-                Body::Json(&json!({ "ids": ids })),
-                "read chunk vectors",
-            )
+        let docs = self
+            .current_chunks(id, "content_hash,vector", "read chunk vectors")
             .await?;
-        Ok(docs["docs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|d| d["found"] == true)
-            .filter_map(|d| {
-                let hash = d["_source"]["content_hash"].as_str()?.to_owned();
-                let vector = d["_source"]["vector"]
+        Ok(docs
+            .iter()
+            .filter_map(|s| {
+                let hash = s["content_hash"].as_str()?.to_owned();
+                let vector = s["vector"]
                     .as_array()?
                     .iter()
                     .map(|x| x.as_f64().map(|f| f as f32))
@@ -303,34 +317,12 @@ impl IndexStore for OpenSearchStore {
     }
 
     async fn chunks(&self, id: &PageId) -> docbrain_core::Result<Vec<IndexedChunk>> {
-        let Some(held) = self.held(id).await? else {
-            return Ok(Vec::new());
-        };
-        if held.record.chunk_count == 0 {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = (0..held.record.chunk_count)
-            .map(|p| chunk_doc_id(id, &held.generation, p))
-            .collect();
-        let (_, docs) = self
-            .client
-            .call(
-                Method::POST,
-                &format!(
-                    "/{}/_mget?_source_includes=position,heading_path,text",
-                    self.chunks
-                ),
-                Body::Json(&json!({ "ids": ids })),
-                "read a page's chunks",
-            )
+        let docs = self
+            .current_chunks(id, "position,heading_path,text", "read a page's chunks")
             .await?;
-        Ok(docs["docs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|d| d["found"] == true)
-            .filter_map(|d| {
-                let s = &d["_source"];
+        Ok(docs
+            .iter()
+            .filter_map(|s| {
                 Some(IndexedChunk {
                     position: u32::try_from(s["position"].as_u64()?).ok()?,
                     heading_path: s["heading_path"]
