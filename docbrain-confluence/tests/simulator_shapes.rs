@@ -117,7 +117,12 @@ async fn captured_v1_answers_follow_the_content_openapi_document() {
         conforms(&all, "Content", content, "listed content");
         conforms(&all, "Version", &content["version"], "listed version");
     }
-    let content = get(format!("{base}/rest/api/content/{id}"), false).await;
+    // Expanded as the client asks (v1 returns only what `expand` names).
+    let content = get(
+        format!("{base}/rest/api/content/{id}?expand=body.storage,version,space,ancestors,metadata.labels"),
+        false,
+    )
+    .await;
     conforms(&all, "Content", &content, "GET /content/{id}");
     conforms(&all, "Space", &content["space"], "content space");
     conforms(&all, "Version", &content["version"], "content version");
