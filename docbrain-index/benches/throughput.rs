@@ -137,7 +137,7 @@ fn bench_chunker(
     );
 }
 
-async fn bench_embedder(embedder: &LocalEmbedder, rng: &mut Rng, vocab: &[String]) {
+async fn bench_embedder(embedder: &LocalEmbedder, batch: usize, rng: &mut Rng, vocab: &[String]) {
     let counter = embedder.token_counter().unwrap();
     // Texts of 254 model tokens (256 with the special tokens).
     let texts: Vec<String> = (0..64)
@@ -157,7 +157,7 @@ async fn bench_embedder(embedder: &LocalEmbedder, rng: &mut Rng, vocab: &[String
     embedder.embed(&texts).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "local embedding: {:.1} chunks/s at 256 tokens (64 chunks, batches of 16, {:.2} s)",
+        "local embedding: {:.1} chunks/s at 256 tokens (64 chunks, batches of {batch}, {:.2} s)",
         texts.len() as f64 / secs,
         secs
     );
@@ -354,7 +354,7 @@ fn main() {
                     );
                 }
                 if runs("embed") {
-                    runtime.block_on(bench_embedder(&embedder, &mut rng, &vocab));
+                    runtime.block_on(bench_embedder(&embedder, batch, &mut rng, &vocab));
                 }
             }
             Err(e) => println!("local embedding: skipped ({e})"),
