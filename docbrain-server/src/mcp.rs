@@ -41,7 +41,8 @@ impl McpEndpoint {
     /// keys guard a server on the network); otherwise only loopback names are, which keeps a
     /// keyless local server out of reach of DNS-rebinding web pages.
     pub fn new(pipeline: &Pipeline, any_host: bool) -> Self {
-        let pipeline = pipeline.clone();
+        // Built once: each stateless request gets a clone.
+        let tools = DocsTools::new(pipeline.clone(), Caller::Anonymous);
         let mut config = StreamableHttpServerConfig::default();
         config.legacy_session_mode = false;
         config.json_response = true;
@@ -52,7 +53,7 @@ impl McpEndpoint {
         Self {
             service: Arc::new(StreamableHttpService::new(
                 // Requests name their caller; one with none is anonymous.
-                move || Ok(DocsTools::new(pipeline.clone(), Caller::Anonymous)),
+                move || Ok(tools.clone()),
                 Arc::new(NeverSessionManager::default()),
                 config,
             )),
@@ -60,18 +61,12 @@ impl McpEndpoint {
     }
 }
 
-/// Answers one `/mcp` request (already admitted by its key) as the caller its `as` names.
-pub(crate) async fn handle<B>(state: &AppState, req: Request<B>) -> Response
+/// Answers one `/mcp` request (already admitted by its key) as `caller`.
+pub(crate) async fn handle<B>(state: &AppState, req: Request<B>, caller: Caller) -> Response
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let as_user = req.uri().query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "as")
-            .map(|(_, v)| v.into_owned())
-    });
-    let caller = state.search.caller(as_user.as_deref());
     let (mut parts, body) = req.into_parts();
     let body = match read_body(body, MAX_BODY_BYTES, BODY_TIMEOUT).await {
         Ok(body) => body,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use docbrain_confluence::webhook::{
     self, Delivery, PageEvent, PageRef, PayloadError, SignatureError,
 };
-use docbrain_core::{ErrorKind, IndexedPage, SearchFilter, MAX_K};
+use docbrain_core::{Caller, ErrorKind, IndexedPage, SearchFilter, MAX_K};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
@@ -61,13 +61,15 @@ where
             if !admitted(state, &req) {
                 return unauthorized();
             }
-            search(state, req.uri().query()).await
+            let caller = caller_of(state, &req);
+            search(state, req.uri().query(), caller).await
         }
         (_, "/mcp") => {
             if !admitted(state, &req) {
                 return unauthorized();
             }
-            crate::mcp::handle(state, req).await
+            let caller = caller_of(state, &req);
+            crate::mcp::handle(state, req, caller).await
         }
         (&Method::GET, "/metrics") => {
             if let Some(w) = &state.webhook {
@@ -321,6 +323,13 @@ fn admitted<B>(state: &AppState, req: &Request<B>) -> bool {
     state.search.admits(authorization)
 }
 
+/// Whose permissions a request's answers obey: the user its `as` parameter names.
+fn caller_of<B>(state: &AppState, req: &Request<B>) -> Caller {
+    state
+        .search
+        .caller(query_param(req.uri().query(), "as").as_deref())
+}
+
 /// Reads a request body whole, at most `limit` bytes within `timeout`; otherwise the answer
 /// to give (413, 408, 400).
 pub(crate) async fn read_body<B>(
@@ -361,7 +370,7 @@ fn unauthorized() -> Response {
     response
 }
 
-async fn search(state: &AppState, query: Option<&str>) -> Response {
+async fn search(state: &AppState, query: Option<&str>, caller: Caller) -> Response {
     let Some(q) = query_param(query, "q").filter(|q| !q.trim().is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing query parameter q");
     };
@@ -377,7 +386,7 @@ async fn search(state: &AppState, query: Option<&str>) -> Response {
     };
     let filter = SearchFilter {
         space_key: query_param(query, "space").filter(|s| !s.is_empty()),
-        caller: state.search.caller(query_param(query, "as").as_deref()),
+        caller,
     };
     match state.pipeline.search(&q, k, &filter).await {
         Ok(hits) => json_response(StatusCode::OK, &json!({ "hits": hits })),

@@ -88,7 +88,7 @@ impl EmbeddedStore {
             tx.execute("DELETE FROM chunks WHERE page_id = ?1", [id.as_str()])?;
             tx.execute("DELETE FROM pages WHERE page_id = ?1", [id.as_str()])?;
             tx.commit()?;
-            state.mirror(&removed, &[], "", "", &[]);
+            state.forget(&removed);
             Ok(Some(removed.len() as u64))
         })
         .await
@@ -295,22 +295,29 @@ impl State {
         }
     }
 
-    /// Applies this connection's own committed change to the mirror (own commits do not move
+    /// Drops rows this connection deleted from the mirror (own commits do not move
     /// `data_version`).
-    fn mirror(
-        &mut self,
-        removed: &[i64],
-        added: &[i64],
-        space: &str,
-        access: &str,
-        vectors: &[Vec<f32>],
-    ) {
+    fn forget(&mut self, removed: &[i64]) {
         if let Some((_, cache)) = &mut self.vectors {
             for id in removed {
                 cache.remove(*id);
             }
-            for (id, v) in added.iter().zip(vectors) {
-                cache.insert(*id, space, access, v);
+        }
+    }
+
+    /// Applies this connection's own replace of a page to the mirror: `removed` rows go,
+    /// `added` rows (row id, vector) of the page in `space` under rule `access` come in.
+    fn mirror<'v>(
+        &mut self,
+        removed: &[i64],
+        added: impl IntoIterator<Item = (i64, &'v [f32])>,
+        space: &str,
+        access: &str,
+    ) {
+        self.forget(removed);
+        if let Some((_, cache)) = &mut self.vectors {
+            for (id, v) in added {
+                cache.insert(id, space, access, v);
             }
         }
     }
@@ -554,8 +561,11 @@ impl IndexStore for EmbeddedStore {
                 }
             }
             tx.commit()?;
-            let vectors: Vec<Vec<f32>> = chunks.into_iter().map(|c| c.vector).collect();
-            state.mirror(&removed, &added, &page.space_key, &access, &vectors);
+            let rows = added
+                .iter()
+                .copied()
+                .zip(chunks.iter().map(|c| c.vector.as_slice()));
+            state.mirror(&removed, rows, &page.space_key, &access);
             Ok(ReplaceOutcome::Replaced)
         })
         .await
