@@ -86,10 +86,15 @@ pub enum IndexError {
         #[source]
         source: std::io::Error,
     },
-    /// The model failed to run.
+    /// The model files do not hold what this model needs.
     #[cfg(feature = "local-model")]
-    #[error("local model inference failed")]
-    Inference(#[from] candle_core::Error),
+    #[error("{path} is not a usable all-MiniLM-L6-v2 file: {reason}; delete the folder and run scripts/fetch-model.sh")]
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The tokenizer failed.
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),
@@ -250,7 +255,7 @@ impl IndexError {
                 ErrorKind::Embedding
             }
             #[cfg(feature = "local-model")]
-            Self::Inference(_) | Self::Worker(_) => ErrorKind::Embedding,
+            Self::ModelFile { .. } | Self::Worker(_) => ErrorKind::Embedding,
             _ => ErrorKind::Storage,
         }
     }

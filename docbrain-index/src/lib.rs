@@ -2,7 +2,8 @@
 //!
 //! The defaults need nothing installed: [`EmbeddedStore`] keeps chunks, a BM25 index (SQLite
 //! FTS5) and vectors in one local file, and [`LocalEmbedder`] runs all-MiniLM-L6-v2 in-process
-//! with candle, offline once its weights are on disk.
+//! (a forward pass written for it, AVX2/FMA kernels picked at run time), offline once its
+//! weights are on disk.
 //!
 //! [`Backends`] builds the store and embedder that [`docbrain_core::Settings`] name.
 //!

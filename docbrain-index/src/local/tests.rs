@@ -37,6 +37,38 @@ fn matches_the_reference_embedding() {
     assert!((norm - 1.0).abs() < 1e-4);
 }
 
+/// Every dimension of four texts (7 to 256 tokens) against sentence-transformers' vectors,
+/// embedded together (one batch, laid end to end) and one by one.
+#[test]
+fn matches_the_reference_vectors_in_every_dimension() {
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        texts: Vec<String>,
+        tokens: Vec<usize>,
+        vectors: Vec<Vec<f32>>,
+    }
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/reference-vectors.json"
+    );
+    let reference: Reference = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(reference.tokens.last(), Some(&LocalEmbedder::MAX_TOKENS));
+    let model = load();
+    let together = model.embed_blocking(&reference.texts).unwrap();
+    let mut worst = 0.0f32;
+    for (i, (text, expected)) in reference.texts.iter().zip(&reference.vectors).enumerate() {
+        let alone = model.embed_blocking(std::slice::from_ref(text)).unwrap();
+        for got in [&together[i], &alone[0]] {
+            assert_eq!(got.len(), expected.len());
+            for (a, b) in got.iter().zip(expected) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+    }
+    assert!(worst < 1e-4, "largest difference {worst}");
+    assert!(worst > 0.0, "compared nothing");
+}
+
 #[test]
 fn similar_texts_are_closer_and_batching_does_not_change_results() {
     let model = load();
