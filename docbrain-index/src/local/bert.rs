@@ -318,6 +318,8 @@ impl Bert {
             });
     }
 
+    /// The attention output and the feed-forward block of one row block, each added to `x`
+    /// and normalised.
     fn feed_forward(&self, layer: &Layer, s: &mut Scratch, x: &mut [f32], context: &[f32]) {
         let h = self.hidden;
         let m = x.len() / h;
@@ -325,21 +327,12 @@ impl Bert {
         let Scratch {
             inner: hidden, out, ..
         } = s;
-        out.resize(m * h, 0.0);
         let a = Rows {
             data: context,
             ld: h,
             m,
         };
-        kernels::matmul(
-            a,
-            &layer.attention_out.weight,
-            Some(&layer.attention_out.bias),
-            Out { data: out, ld: h },
-        );
-        let norm = &layer.attention_norm;
-        kernels::add_layer_norm(out, x, &norm.gamma, &norm.beta, self.eps);
-        x.copy_from_slice(out);
+        self.add_and_norm(a, &layer.attention_out, &layer.attention_norm, x, out);
         hidden.resize(m * inner, 0.0);
         let a = Rows { data: x, ld: h, m };
         let target = Out {
@@ -353,13 +346,24 @@ impl Bert {
             ld: inner,
             m,
         };
-        kernels::matmul(
-            a,
-            &layer.down.weight,
-            Some(&layer.down.bias),
-            Out { data: out, ld: h },
-        );
-        let norm = &layer.output_norm;
+        self.add_and_norm(a, &layer.down, &layer.output_norm, x, out);
+    }
+
+    /// `x = layer_norm(x + a · linear)`, with `out` holding the product.
+    fn add_and_norm(
+        &self,
+        a: Rows<'_>,
+        linear: &Linear,
+        norm: &Norm,
+        x: &mut [f32],
+        out: &mut Vec<f32>,
+    ) {
+        out.resize(x.len(), 0.0);
+        let target = Out {
+            data: out,
+            ld: self.hidden,
+        };
+        kernels::matmul(a, &linear.weight, Some(&linear.bias), target);
         kernels::add_layer_norm(out, x, &norm.gamma, &norm.beta, self.eps);
         x.copy_from_slice(out);
     }
