@@ -65,7 +65,7 @@ target/debug/examples/confluence-simulator --port "$sim_port" --from "$sample" 2
 pids+=($!)
 settings=(CONFLUENCE_WEBHOOK_SECRET="$secret" CONFLUENCE_API_VERSION=v1
   CONFLUENCE_BASE_URL="http://127.0.0.1:$sim_port" CONFLUENCE_API_TOKEN=sim-personal-access-token
-  SERVER_PORT="$port" SEARCH_API_KEYS=smoke-search-key)
+  SERVER_PORT="$port" SEARCH_API_KEYS=smoke-search-key-0123456789abcdef0123)
 if [ "$tool" = buildah ]; then
   buildah run --isolation chroot "${settings[@]/#/--env=}" "$ctr" -- docbrain-server &
   pids+=($!)
@@ -84,7 +84,7 @@ code="$(curl -s -o /dev/null -w '%{http_code}' -d "$body" "http://127.0.0.1:$por
 [ "$code" = 401 ] || fail "an unsigned delivery got $code"
 found=""
 for _ in $(seq 1 60); do
-  if curl -fs -H "Authorization: Bearer smoke-search-key" "http://127.0.0.1:$port/search?q=redis+eviction&space=ENG&k=1" \
+  if curl -fs -H "Authorization: Bearer smoke-search-key-0123456789abcdef0123" "http://127.0.0.1:$port/search?q=redis+eviction&space=ENG&k=1" \
     | grep -q '"page_id":"100004"'; then
     found=1; break
   fi

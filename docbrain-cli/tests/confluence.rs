@@ -80,7 +80,8 @@ impl Site {
             .env("CONFLUENCE_API_VERSION", version)
             .env("CONFLUENCE_USER_EMAIL", EMAIL)
             .env("CONFLUENCE_API_TOKEN", token)
-            .env("CONFLUENCE_SPACE_KEYS", "ENG,OPS");
+            .env("CONFLUENCE_SPACE_KEYS", "ENG,OPS")
+            .env("CONFLUENCE_ANONYMOUS_ACCESS", "true");
         for var in ["MODEL_DIR", "HOME", "XDG_CACHE_HOME"] {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);

@@ -42,6 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let sim = Simulator::start_on(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     sim.add_space(&space, "Engineering");
+    // Its spaces are open to anyone, and the site lets anonymous users in.
+    sim.set_anonymous_access(true);
     let mut files = Vec::new();
     if let Some(dir) = arg(&args, "--from") {
         storage_files(Path::new(&dir), &mut files)?;
@@ -67,8 +69,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(
         out,
         "Confluence simulator: {} pages in space {space}\n\
-         Cloud (v2):       CONFLUENCE_BASE_URL={} CONFLUENCE_USER_EMAIL={EMAIL} CONFLUENCE_API_TOKEN={API_TOKEN}\n\
-         Data Center (v1): CONFLUENCE_API_VERSION=v1 CONFLUENCE_BASE_URL={} CONFLUENCE_API_TOKEN={PAT}\n\
+         Cloud (v2):       CONFLUENCE_BASE_URL={} CONFLUENCE_USER_EMAIL={EMAIL} CONFLUENCE_API_TOKEN={API_TOKEN} CONFLUENCE_ANONYMOUS_ACCESS=true\n\
+         Data Center (v1): CONFLUENCE_API_VERSION=v1 CONFLUENCE_BASE_URL={} CONFLUENCE_API_TOKEN={PAT} CONFLUENCE_ANONYMOUS_ACCESS=true\n\
          ctrl-c stops it.",
         files.len() + generated,
         sim.base_url_v2(),

@@ -582,8 +582,154 @@ async fn a_page_reads_its_space_permission_and_every_restriction_above_it() {
             reader("zed", &["staff", "hr", "eng"]),
             "{version}"
         );
-        let err = c.reader("no-such-user").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound, "{version}: {err}");
+        // A user Confluence does not know reads what a user without grants reads: the answer
+        // does not tell who exists.
+        assert_eq!(
+            c.reader("no-such-user").await.unwrap(),
+            Reader::anonymous(),
+            "{version}"
+        );
+    }
+}
+
+/// A chain of `depth` pages under `root` (the last one returned).
+fn chain_below(sim: &Simulator, space: &str, root: &PageId, depth: usize) -> PageId {
+    let mut at = root.clone();
+    for level in 0..depth {
+        at = sim.create_child(space, &format!("Level {level}"), "<p>deep</p>", Some(&at));
+    }
+    at
+}
+
+#[tokio::test]
+async fn a_restriction_at_the_top_of_a_deep_tree_or_on_a_folder_reaches_the_bottom() {
+    use docbrain_confluence::simulator::{Grants, SimUser};
+    use docbrain_core::Reader;
+    let sim = Simulator::start().await.unwrap();
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    let staff = Reader::user(SimUser::account_id("ann"), [SimUser::group_id("staff")]);
+    let hr = Reader::user(
+        SimUser::account_id("bob"),
+        [SimUser::group_id("staff"), SimUser::group_id("hr")],
+    );
+    // 30 levels under an hr-only root: Cloud answers the 25 closest ancestors by default.
+    let root = sim.create_page("ENG", "HR root", "<p>root</p>");
+    sim.restrict_page(&root, Some(Grants::only(&[], &["hr"])));
+    let deep = chain_below(&sim, "ENG", &root, 30);
+    // Asked 10 at a time, the client pages upward from the topmost ancestor it got.
+    let mut small = config(&sim, ApiVersion::V2, &["ENG"]);
+    small.page_size = 10;
+    for c in [
+        client(&sim, ApiVersion::V2, &["ENG"]),
+        ConfluenceClient::new(small).unwrap(),
+    ] {
+        let access = fetched_access(&c, &deep).await;
+        assert!(
+            !access.admits(&staff),
+            "the root's restriction is 31 levels up: {access:?}"
+        );
+        assert!(access.admits(&hr), "{access:?}");
+        assert_eq!(c.read_access(&deep).await.unwrap(), access);
+        match c.fetch(&deep).await.unwrap() {
+            Fetched::Page(page) => {
+                assert_eq!(page.ancestor_ids.len(), 30);
+                assert_eq!(page.ancestor_ids[0], root);
+                assert_eq!(page.ancestors[0], "HR root");
+            }
+            Fetched::Gone => panic!("gone"),
+        }
+    }
+
+    // A restricted folder in the chain restricts the pages below it, and names the breadcrumb.
+    let top = sim.create_page("ENG", "Team", "<p>team</p>");
+    let folder = sim.create_folder("ENG", "Private folder", Some(&top));
+    let inside = sim.create_child("ENG", "Inside", "<p>inside</p>", Some(&folder));
+    sim.restrict_page(&folder, Some(Grants::only(&[], &["hr"])));
+    let c = client(&sim, ApiVersion::V2, &["ENG"]);
+    let access = fetched_access(&c, &inside).await;
+    assert!(!access.admits(&staff), "{access:?}");
+    assert!(access.admits(&hr), "{access:?}");
+    match c.fetch(&inside).await.unwrap() {
+        Fetched::Page(page) => {
+            assert_eq!(page.ancestor_ids, [top.clone(), folder.clone()]);
+            assert_eq!(page.ancestors, ["Team", "Private folder"]);
+        }
+        Fetched::Gone => panic!("gone"),
+    }
+    // The folder is no page: never listed, never indexed.
+    let listed: Vec<_> = c.list(&Scope::all()).try_collect().await.unwrap();
+    assert!(listed.iter().all(|p| p.id != folder));
+
+    // An ancestors answer that cannot be read (404) leaves the chain unknown: nobody reads.
+    sim.inject(Fault::new(404, u32::MAX).on(Route::PageMeta));
+    assert!(fetched_access(&c, &inside).await.is_nobody());
+    sim.clear_faults();
+}
+
+#[tokio::test]
+async fn a_restriction_answer_of_an_unknown_shape_hides_the_page() {
+    use docbrain_confluence::simulator::Grants;
+    for version in VERSIONS {
+        let sim = Simulator::start().await.unwrap();
+        sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+        let id = sim.create_page("ENG", "Runbook", "<p>steps</p>");
+        let c = client(&sim, version, &["ENG"]);
+        assert!(!fetched_access(&c, &id).await.is_nobody(), "{version}");
+        for body in [
+            // No lists at all, a missing group list, an entry without an id.
+            serde_json::json!({"operation": "read"}),
+            serde_json::json!({"restrictions": {"user": {"results": []}}}),
+            serde_json::json!({"restrictions": {"user": {"results": [{"type": "known", "displayName": "x"}]}, "group": {"results": []}}}),
+            serde_json::json!({"restrictions": {"user": {"results": []}, "group": {"results": [{"type": "group"}]}}}),
+        ] {
+            sim.set_restriction_answer(Some(body.clone()));
+            assert!(
+                fetched_access(&c, &id).await.is_nobody(),
+                "{version}: {body}"
+            );
+        }
+        sim.set_restriction_answer(None);
+        assert!(!fetched_access(&c, &id).await.is_nobody(), "{version}");
+    }
+}
+
+#[tokio::test]
+async fn anonymous_access_counts_only_where_the_site_allows_it() {
+    use docbrain_confluence::simulator::Grants;
+    use docbrain_core::Reader;
+    for version in VERSIONS {
+        let sim = Simulator::start().await.unwrap();
+        sim.set_space_readers("PUB", Grants::anyone());
+        sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+        let open = sim.create_page("PUB", "Welcome", "<p>hi</p>");
+        let closed = sim.create_page("ENG", "Runbook", "<p>steps</p>");
+        // Closed by default: a space's anonymous grant admits no one.
+        let c = client(&sim, version, &[]);
+        assert!(
+            !fetched_access(&c, &open).await.admits(&Reader::anonymous()),
+            "{version}"
+        );
+        // With CONFLUENCE_ANONYMOUS_ACCESS, read from the documented places.
+        let mut on = config(&sim, version, &[]);
+        on.site.anonymous_access = true;
+        let c = ConfluenceClient::new(on).unwrap();
+        assert!(
+            fetched_access(&c, &open).await.admits(&Reader::anonymous()),
+            "{version}"
+        );
+        assert!(
+            !fetched_access(&c, &closed)
+                .await
+                .admits(&Reader::anonymous()),
+            "{version}"
+        );
+        let documented = sim.requests().iter().any(|r| match version {
+            ApiVersion::V2 => r.uri.starts_with("/wiki/rest/api/space/PUB?"),
+            ApiVersion::V1 => r
+                .uri
+                .starts_with("/rest/api/space/PUB/permissions/anonymous"),
+        });
+        assert!(documented, "{version}");
     }
 }
 
@@ -596,7 +742,7 @@ async fn permissions_that_cannot_be_read_hide_the_page_rather_than_show_it() {
     sim.inject(Fault::new(404, u32::MAX).on(Route::Permissions));
     assert!(fetched_access(&c, &id).await.is_nobody());
     sim.clear_faults();
-    assert!(fetched_access(&c, &id).await.is_public());
+    assert!(fetched_access(&c, &id).await.is_nobody());
 
     // Data Center answers 500 where it means 403 (not a space admin): hidden, not an outage.
     sim.inject(Fault::new(500, u32::MAX).on(Route::Permissions));
@@ -613,5 +759,5 @@ async fn permissions_that_cannot_be_read_hide_the_page_rather_than_show_it() {
     let err = c.fetch(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     sim.clear_faults();
-    assert!(fetched_access(&c, &id).await.is_public());
+    assert!(fetched_access(&c, &id).await.is_nobody());
 }

@@ -95,23 +95,46 @@ impl Pipeline {
     /// # Errors
     /// Store failures; a user the source does not know.
     pub async fn page_text(&self, id: &PageId, caller: &Caller) -> Result<Option<PageText>> {
-        let Some(page) = self.store().page(id).await? else {
-            return Ok(None);
+        let reader = self.reader_for(caller).await?;
+        let admits = |page: &crate::store::IndexedPage| {
+            reader.as_ref().is_none_or(|r| page.access.admits(r))
         };
-        if let Some(reader) = self.reader_for(caller).await? {
-            if !page.access.admits(&reader) {
+        // The record and the chunks are two reads: the record is read again after the chunks,
+        // and the chunks are kept only when it still names the same version (a version's
+        // chunks never change) under a rule that admits the caller. Another process rewriting
+        // the page in between makes the read start over.
+        for _ in 0..5 {
+            let Some(page) = self.store().page(id).await? else {
+                return Ok(None);
+            };
+            if !admits(&page) {
                 return Ok(None);
             }
+            let chunks = self.store().chunks(id).await?;
+            match self.store().page(id).await? {
+                Some(after)
+                    if after.version == page.version && after.content_hash == page.content_hash =>
+                {
+                    if !admits(&after) {
+                        return Ok(None);
+                    }
+                    return Ok(Some(PageText {
+                        page_id: after.id,
+                        title: after.title,
+                        space_key: after.space_key,
+                        url: after.url,
+                        version: after.version,
+                        markdown: markdown(&chunks),
+                    }));
+                }
+                Some(_) => continue,
+                None => return Ok(None),
+            }
         }
-        let chunks = self.store().chunks(id).await?;
-        Ok(Some(PageText {
-            page_id: page.id,
-            title: page.title,
-            space_key: page.space_key,
-            url: page.url,
-            version: page.version,
-            markdown: markdown(&chunks),
-        }))
+        Err(Error::new(
+            ErrorKind::Transport,
+            format!("page {id} kept changing while it was read: try again"),
+        ))
     }
 }
 

@@ -21,7 +21,7 @@ use docbrain_core::{Pipeline, Settings};
 use docbrain_index::Backends;
 use serde_json::json;
 
-const KEY: &str = "bench-key";
+const KEY: &str = "bench-key-0123456789abcdef0123456789ab";
 
 const QUESTIONS: [&str; 8] = [
     "how do I roll back a bad deploy?",

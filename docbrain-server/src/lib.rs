@@ -183,9 +183,14 @@ pub async fn run(
 /// Says at start-up who may search and what they see.
 fn log_search_gate(gate: &SearchGate, settings: &Settings) {
     match (gate.requires_key(), settings.search.allow_anonymous) {
-        (true, _) => info!(keys = settings.search.api_keys.len(), "search requires an API key (Authorization: Bearer)"),
+        (true, open) => info!(
+            gateway_keys = settings.search.api_keys.len(),
+            user_keys = settings.search.user_keys.len(),
+            anonymous_without_key = open,
+            "search requires an API key (Authorization: Bearer): user keys search as their user, gateway keys as the user `as` names"
+        ),
         (false, true) => warn!("SEARCH_ALLOW_ANONYMOUS=true: /search answers anyone who can reach the port, without a key"),
-        (false, false) => info!(bind = %settings.server.bind, "search is open without a key on this loopback address"),
+        (false, false) => info!(bind = %settings.server.bind, "search is open without a key on this loopback address, to requests for localhost only, as an anonymous user (`as` needs a key)"),
     }
     if gate.filters() {
         info!(

@@ -8,15 +8,16 @@ use bytes::Bytes;
 use docbrain_confluence::webhook::{
     self, Delivery, PageEvent, PageRef, PayloadError, SignatureError,
 };
-use docbrain_core::{Caller, ErrorKind, IndexedPage, SearchFilter, MAX_K};
+use docbrain_core::{text, Caller, ErrorKind, IndexedPage, SearchFilter, MAX_K};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use tracing::{debug, error as log_error, warn};
+use tracing::{debug, error as log_error, info, warn};
 
+use crate::gate::Refusal;
 use crate::queue::Webhook;
 use crate::{AppState, ServerError};
 
@@ -54,23 +55,25 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if state.search.checks_host() && req.uri().path() != "/confluence/events" && !local(&req) {
+        // A keyless server answers only pages served from this machine: a web page elsewhere
+        // reaching it through DNS rebinding names its own host. (Webhook deliveries are signed.)
+        return error(
+            StatusCode::FORBIDDEN,
+            "this server has no search keys, so it answers only requests for localhost: set SEARCH_API_KEYS to serve other hosts",
+        );
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         (&Method::GET, "/readyz") => readyz(state).await,
-        (&Method::GET, "/search") => {
-            if !admitted(state, &req) {
-                return unauthorized();
-            }
-            let caller = caller_of(state, &req);
-            search(state, req.uri().query(), caller).await
-        }
-        (_, "/mcp") => {
-            if !admitted(state, &req) {
-                return unauthorized();
-            }
-            let caller = caller_of(state, &req);
-            crate::mcp::handle(state, req, caller).await
-        }
+        (&Method::GET, "/search") => match admit(state, &req, "/search") {
+            Ok(caller) => search(state, req.uri().query(), caller).await,
+            Err(refusal) => refused(refusal),
+        },
+        (_, "/mcp") => match admit(state, &req, "/mcp") {
+            Ok(caller) => crate::mcp::handle(state, req, caller).await,
+            Err(refusal) => refused(refusal),
+        },
         (&Method::GET, "/metrics") => {
             if let Some(w) = &state.webhook {
                 state
@@ -115,10 +118,10 @@ async fn readyz(state: &AppState) -> Response {
             );
         }
     }
+    // Counts of the index are not shown: this route answers anyone.
     match state.pipeline.store().stats().await {
-        Ok(stats) => {
-            let mut body =
-                json!({ "status": "ready", "pages": stats.pages, "chunks": stats.chunks });
+        Ok(_) => {
+            let mut body = json!({ "status": "ready" });
             // A Confluence outage does not make this server unready (search still works, events
             // are journaled); it is reported for alerts, as in /metrics.
             if let Some(h) = state.pipeline.fetcher().health() {
@@ -133,7 +136,7 @@ async fn readyz(state: &AppState) -> Response {
             warn!(error = %e, "index not reachable");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("index not reachable: {e}"),
+                "the index is not reachable (the server log says why)",
             )
         }
     }
@@ -314,20 +317,53 @@ async fn affected(
     })
 }
 
-/// Whether the request carries a search key (or none is needed).
-fn admitted<B>(state: &AppState, req: &Request<B>) -> bool {
+/// Whether a request names this machine: its `Host` (or absolute URI) and, when present, its
+/// `Origin` are loopback names. A request with no `Host` comes from no browser.
+fn local<B>(req: &Request<B>) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
+    };
+    let host = header(hyper::header::HOST).or_else(|| {
+        req.uri()
+            .authority()
+            .map(hyper::http::uri::Authority::as_str)
+    });
+    host.is_none_or(crate::gate::is_loopback_host)
+        && header(hyper::header::ORIGIN).is_none_or(crate::gate::is_loopback_origin)
+}
+
+/// Whose permissions a request's answers obey: checks its key and its `as` parameters (see
+/// [`crate::SearchGate`]) and logs one audit line.
+fn admit<B>(state: &AppState, req: &Request<B>, route: &str) -> Result<Caller, Refusal> {
     let authorization = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    state.search.admits(authorization)
+        .map(|v| v.to_str().unwrap_or_default());
+    let as_values: Vec<String> =
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k == "as")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+    state.search.admit(authorization, &as_values).map(|admitted| {
+            let as_user = match &admitted.caller {
+                Caller::User(user) => user.as_str(),
+                Caller::Anonymous => "(anonymous)",
+                Caller::Unfiltered => "(unfiltered)",
+            };
+            info!(target: "docbrain::audit", route, key = %admitted.key_id, as_user = %text::printable(as_user), "search by {} as {}", admitted.key_id, text::printable(as_user));
+        admitted.caller
+    })
 }
 
-/// Whose permissions a request's answers obey: the user its `as` parameter names.
-fn caller_of<B>(state: &AppState, req: &Request<B>) -> Caller {
-    state
-        .search
-        .caller(query_param(req.uri().query(), "as").as_deref())
+/// The answer to a request the gate refused.
+fn refused(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorized => unauthorized(),
+        Refusal::BadRequest(why) => error(StatusCode::BAD_REQUEST, &why),
+        Refusal::Forbidden(why) => error(StatusCode::FORBIDDEN, &why),
+    }
 }
 
 /// Reads a request body whole, at most `limit` bytes within `timeout`; otherwise the answer
@@ -361,7 +397,7 @@ where
 fn unauthorized() -> Response {
     let mut response = error(
         StatusCode::UNAUTHORIZED,
-        "missing or invalid API key: send Authorization: Bearer <key>, with a key from SEARCH_API_KEYS",
+        "missing or invalid API key: send Authorization: Bearer <key>, with a key from SEARCH_API_KEYS or SEARCH_USER_KEYS",
     );
     response.headers_mut().insert(
         hyper::header::WWW_AUTHENTICATE,
@@ -394,10 +430,11 @@ async fn search(state: &AppState, query: Option<&str>, caller: Caller) -> Respon
             error(StatusCode::BAD_REQUEST, &e.to_string())
         }
         Err(e) => {
+            // The detail (a store address, a cause) is for the operator, not the caller.
             warn!(error = %e, "search failed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("search failed: {e}"),
+                "search failed (the server log says why)",
             )
         }
     }

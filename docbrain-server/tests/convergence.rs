@@ -132,6 +132,7 @@ fn site(sim: &Simulator, version: ApiVersion) -> ConfluenceSettings {
     let mut site = ConfluenceSettings::new(base, version, Secret::new(token));
     site.email = Some(EMAIL.into());
     site.space_keys = IN_SCOPE.iter().map(|s| (*s).to_owned()).collect();
+    site.anonymous_access = true;
     site
 }
 
@@ -154,6 +155,7 @@ fn spawn_server(sim: &Simulator, version: ApiVersion, data: &Path) -> (Child, St
         .env("CONFLUENCE_USER_EMAIL", EMAIL)
         .env("CONFLUENCE_API_TOKEN", site.api_token.expose())
         .env("CONFLUENCE_SPACE_KEYS", IN_SCOPE.join(","))
+        .env("CONFLUENCE_ANONYMOUS_ACCESS", "true")
         .env("WEBHOOK_DEBOUNCE_MS", "20")
         .env("WEBHOOK_RETRY_MS", "20")
         .env("WEBHOOK_MAX_ATTEMPTS", "1000")

@@ -36,6 +36,7 @@ fn spawn_server_with(
         .env("CONFLUENCE_API_VERSION", "v1")
         .env("CONFLUENCE_API_TOKEN", PAT)
         .env("CONFLUENCE_SPACE_KEYS", "ENG")
+        .env("CONFLUENCE_ANONYMOUS_ACCESS", "true")
         .env("WEBHOOK_DEBOUNCE_MS", "50")
         .env("LOG_LEVEL", "info")
         .stderr(stderr);

@@ -71,7 +71,7 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
     .await;
     let mut open = support::command(None);
     open.env("DOCBRAIN_DATA_DIR", &sample)
-        .env("SEARCH_API_KEYS", "key-a");
+        .env("SEARCH_API_KEYS", "key-a-0123456789abcdef0123456789abcdef");
     let (mut open, open_base) = support::spawn(open);
 
     // A Data Center site with a restricted page, and pages the webhook keeps changing.
@@ -105,6 +105,7 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
         ("CONFLUENCE_BASE_URL", sim.base_url_v1()),
         ("CONFLUENCE_API_VERSION", "v1".to_owned()),
         ("CONFLUENCE_API_TOKEN", PAT.to_owned()),
+        ("CONFLUENCE_ANONYMOUS_ACCESS", "true".to_owned()),
         ("DOCBRAIN_DATA_DIR", site.display().to_string()),
     ];
     ingest(&confluence).await;
@@ -114,7 +115,7 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
     }
     perm.env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
         .env("WEBHOOK_DEBOUNCE_MS", "50")
-        .env("SEARCH_API_KEYS", "key-b");
+        .env("SEARCH_API_KEYS", "key-b-0123456789abcdef0123456789abcdef");
     let (mut perm, perm_base) = support::spawn(perm);
 
     let mut env = serde_json::Map::new();
@@ -130,9 +131,9 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
     }
     let config = json!({
         "stdio": {"command": cli_binary(), "args": ["mcp"], "env": env},
-        "open": {"url": format!("{open_base}/mcp"), "key": "key-a"},
+        "open": {"url": format!("{open_base}/mcp"), "key": "key-a-0123456789abcdef0123456789abcdef"},
         "perm": {
-            "url": format!("{perm_base}/mcp"), "key": "key-b",
+            "url": format!("{perm_base}/mcp"), "key": "key-b-0123456789abcdef0123456789abcdef",
             "member": "bob", "outsider": "ann", "outsider_pages": 7,
             "restricted_title": "Salary bands", "restricted_id": salary.to_string(),
             "query": "salary bands shift notes",

@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docbrain_core::settings::ServerSettings;
+use docbrain_core::settings::{SearchSettings, ServerSettings};
 use docbrain_core::testsuite::LetterEmbedder;
-use docbrain_core::{MemoryStore, Page, Pipeline};
-use docbrain_server::{router, serve, AppState, Metrics};
+use docbrain_core::{MemoryStore, Page, Pipeline, Secret};
+use docbrain_index::EmbeddedStore;
+use docbrain_server::{router, serve, AppState, Metrics, SearchGate};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -77,9 +78,10 @@ async fn health_readiness_and_search_in_process() {
 
     assert_eq!(get("/healthz").await.0, 200);
     let (_, r) = get("/readyz").await;
-    assert_eq!(
-        (r["status"].as_str(), r["pages"].as_u64()),
-        (Some("ready"), Some(2))
+    assert_eq!(r["status"], "ready", "{r}");
+    assert!(
+        r.get("pages").is_none() && r.get("chunks").is_none(),
+        "readiness shows no counts of the index to anyone: {r}"
     );
 
     let (status, body) = get("/search?q=how+do+I+roll+back%3F&k=1").await;
@@ -109,6 +111,158 @@ async fn health_readiness_and_search_in_process() {
         404,
         "the webhook is off without its secret"
     );
+}
+
+/// Calls the router in-process with `headers`.
+async fn call_with(state: &AppState, path: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(Method::GET).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router(state, request.body(Full::new(Bytes::new())).unwrap()).await;
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+const KEY: &str = "gateway-key-0123456789abcdef0123456789";
+
+/// [`two_pages`] behind a gate with a gateway key, open to anonymous callers or not.
+async fn gated(open: bool) -> AppState {
+    let state = two_pages().await;
+    let gate = SearchGate::new(
+        &SearchSettings {
+            api_keys: vec![Secret::new(KEY)],
+            allow_anonymous: open,
+            ..SearchSettings::default()
+        },
+        "0.0.0.0",
+    )
+    .unwrap();
+    AppState::new(state.pipeline, None, Default::default(), gate)
+}
+
+#[tokio::test]
+async fn a_keyless_server_answers_only_requests_for_localhost_and_names_no_one() {
+    let state = two_pages().await;
+    let search = "/search?q=rollback";
+    for host in ["localhost:3000", "127.0.0.1:3000", "[::1]:3000"] {
+        let (status, body) = call_with(&state, search, &[("host", host)]).await;
+        assert_eq!(status, 200, "{host}: {body}");
+        assert!(!body["hits"].as_array().unwrap().is_empty(), "{body}");
+    }
+    // A web page that rebinds its own name to 127.0.0.1 names itself in Host, or in Origin.
+    for headers in [
+        &[("host", "attacker.example:3000")][..],
+        &[
+            ("host", "localhost:3000"),
+            ("origin", "http://attacker.example"),
+        ][..],
+    ] {
+        for path in [
+            search,
+            "/search?q=rollback&as=victim",
+            "/mcp",
+            "/readyz",
+            "/metrics",
+        ] {
+            let (status, body) = call_with(&state, path, headers).await;
+            assert_eq!(status, 403, "{path} {headers:?}: {body}");
+            assert!(!body.to_string().contains("Deploys"), "{body}");
+        }
+    }
+    // Without a key nobody can be named.
+    let (status, body) = call_with(
+        &state,
+        "/search?q=rollback&as=victim",
+        &[("host", "localhost")],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("needs a key"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_index_is_anonymous_without_a_key_and_as_needs_one() {
+    let state = gated(true).await;
+    let bearer = format!("Bearer {KEY}");
+    let (status, body) = call_with(&state, "/search?q=rollback", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    for path in ["/search?q=rollback&as=bob", "/mcp?as=bob"] {
+        let (status, body) = call_with(&state, path, &[]).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let (status, _) = call_with(
+        &state,
+        "/search?q=rollback&as=bob",
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A wrong key is refused rather than read as anonymous.
+    let (status, _) = call_with(
+        &state,
+        "/search?q=rollback",
+        &[("authorization", "Bearer wrong")],
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_repeated_as_is_refused_so_a_gateway_cannot_be_overridden() {
+    let state = gated(false).await;
+    let bearer = format!("Bearer {KEY}");
+    let (status, body) = call_with(
+        &state,
+        "/search?q=rollback&as=carol&as=bob",
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("more than once"),
+        "{body}"
+    );
+    let (status, _) = call_with(&state, "/search?q=rollback", &[]).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_failing_index_answers_500_without_its_internals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let pipeline = Pipeline::searcher(Arc::new(LetterEmbedder::default()), Arc::new(store))
+        .await
+        .unwrap();
+    pipeline
+        .upsert(page("1", "ENG", "Deploys", "Run deploy rollback."))
+        .await
+        .unwrap();
+    // Another process breaks the file under the server.
+    let db = dir.path().join(EmbeddedStore::FILE_NAME);
+    rusqlite_break(&db);
+    let state = AppState::new(pipeline, None, Default::default(), Default::default());
+    let (status, body) = call_with(&state, "/search?q=rollback", &[]).await;
+    assert_eq!(status, 500, "{body}");
+    let text = body.to_string();
+    assert!(text.contains("server log"), "{text}");
+    for internal in ["chunks", "sqlite", "table", dir.path().to_str().unwrap()] {
+        assert!(
+            !text.to_lowercase().contains(internal),
+            "{internal} in {text}"
+        );
+    }
+}
+
+/// Drops the chunk tables of the SQLite file at `db` from a second connection.
+fn rusqlite_break(db: &std::path::Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("DROP TABLE chunks_fts; DROP TABLE chunks;")
+        .unwrap();
 }
 
 #[tokio::test]
@@ -182,14 +336,14 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     let (addr, metrics) = listening(limits).await;
     // Headers that never end (no secret needed to hold a connection this way).
     let mut slow = TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"POST /confluence/events HTTP/1.1\r\nHost: x\r\nContent-Le")
+    slow.write_all(b"POST /confluence/events HTTP/1.1\r\nHost: localhost\r\nContent-Le")
         .await
         .unwrap();
     // A connection that says nothing at all.
     let mut silent = TcpStream::connect(addr).await.unwrap();
     // A keep-alive connection left idle after one answer.
     let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let started = std::time::Instant::now();
@@ -233,7 +387,7 @@ async fn connections_over_the_cap_get_503_until_one_closes() {
     .await;
     let mut fourth = TcpStream::connect(addr).await.unwrap();
     fourth
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let answer = until_closed(&mut fourth, Duration::from_secs(5)).await;

@@ -71,6 +71,7 @@ impl Harness {
         let mut site = ConfluenceSettings::new(base_url, version, Secret::new(token));
         site.email = Some(EMAIL.into());
         site.space_keys = vec!["ENG".into()];
+        site.anonymous_access = true;
         let mut c = ConfluenceConfig::from(site);
         c.retry = quick();
         let store = Arc::new(MemoryStore::new());

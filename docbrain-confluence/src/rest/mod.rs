@@ -53,6 +53,28 @@ struct Located {
     space_id: Option<String>,
     /// Ancestor ids, root first.
     ancestors: Vec<PageId>,
+    /// Whether `ancestors` reaches the top of the tree (else the rule cannot be known).
+    whole: bool,
+}
+
+/// A page's chain of ancestors as read: ids root first, the titles of those that have one,
+/// and whether it was read to the top.
+#[derive(Debug)]
+struct Chain {
+    ids: Vec<PageId>,
+    titles: Vec<String>,
+    whole: bool,
+}
+
+impl Chain {
+    /// The chain of a page at the top of its space.
+    fn top() -> Self {
+        Self {
+            ids: Vec::new(),
+            titles: Vec::new(),
+            whole: true,
+        }
+    }
 }
 
 impl From<ConfluenceSettings> for ConfluenceConfig {
@@ -85,6 +107,8 @@ struct Inner {
     page_size: u32,
     /// Whether page permissions are read (`SEARCH_PERMISSIONS`).
     read_permissions: bool,
+    /// Whether the site lets anonymous users in (`CONFLUENCE_ANONYMOUS_ACCESS`).
+    anonymous_access: bool,
     /// Titles of pages seen in listings (ancestor breadcrumbs) and space keys by space id (v2).
     cache: Mutex<Cache>,
 }
@@ -164,6 +188,7 @@ impl ConfluenceClient {
                 space_keys,
                 page_size: page_size.clamp(1, 250),
                 read_permissions: config.read_permissions,
+                anonymous_access: config.anonymous_access,
                 cache: Mutex::new(Cache::default()),
             }),
         })
@@ -179,19 +204,14 @@ impl ConfluenceClient {
         self.inner.version
     }
 
-    /// The read rule of page `id` where it sits (anyone, when permissions are not read).
+    /// The read rule of page `id` where it sits. Without permissions read
+    /// (`SEARCH_PERMISSIONS=off`) a page admits nobody under a permission filter, so an index
+    /// crawled that way never opens up when a server filters by permission later.
     async fn access_at(&self, id: &PageId, at: &Located) -> Result<ReadAccess, SourceError> {
         if !self.inner.read_permissions {
-            return Ok(ReadAccess::anyone());
+            return Ok(ReadAccess::nobody());
         }
-        permissions::read_access(
-            &self.inner,
-            id,
-            &at.space_key,
-            at.space_id.as_deref(),
-            &at.ancestors,
-        )
-        .await
+        permissions::read_access(&self.inner, id, at).await
     }
 
     /// v2's id of space `key`, from the spaces seen so far.
@@ -265,6 +285,9 @@ impl Fetcher for ConfluenceClient {
             scope.spaces.clone()
         };
         let spaces = async move {
+            if !self.inner.read_permissions {
+                warn!("SEARCH_PERMISSIONS=off: pages indexed now carry no read rule; a server that filters by permission (SEARCH_PERMISSIONS=on) shows them to nobody until a crawl with SEARCH_PERMISSIONS=on reads their permissions");
+            }
             let spaces = match self.inner.version {
                 ApiVersion::V2 => v2::resolve_spaces(&self.inner, &keys).await?,
                 ApiVersion::V1 => v1::resolve_spaces(&self.inner, &keys).await?,
@@ -287,7 +310,7 @@ impl Fetcher for ConfluenceClient {
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
-        let fetched = match self.inner.version {
+        let (fetched, whole) = match self.inner.version {
             ApiVersion::V2 => v2::fetch(&self.inner, id).await?,
             ApiVersion::V1 => v1::fetch(&self.inner, id).await?,
         };
@@ -303,6 +326,7 @@ impl Fetcher for ConfluenceClient {
                     space_id: self.space_id_of(&page.space_key),
                     space_key: page.space_key.clone(),
                     ancestors: page.ancestor_ids.clone(),
+                    whole,
                 };
                 page.access = self.access_at(id, &located).await?;
                 Fetched::Page(page)
@@ -313,7 +337,7 @@ impl Fetcher for ConfluenceClient {
 
     async fn read_access(&self, id: &PageId) -> docbrain_core::Result<ReadAccess> {
         if !self.inner.read_permissions {
-            return Ok(ReadAccess::anyone());
+            return Ok(ReadAccess::nobody());
         }
         let located = match self.inner.version {
             ApiVersion::V2 => v2::locate(&self.inner, id).await?,

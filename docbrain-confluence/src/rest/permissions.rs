@@ -14,11 +14,11 @@ use std::collections::BTreeSet;
 use docbrain_core::settings::ApiVersion;
 use docbrain_core::{Layer, PageId, Principal, ReadAccess, Reader};
 use serde_json::Value;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::http::path_of;
 use super::v2::{encode, next_url};
-use super::Inner;
+use super::{Inner, Located};
 use crate::SourceError;
 
 /// The most results asked for per permission request.
@@ -29,20 +29,28 @@ const MAX_PAGES: usize = 1_000;
 /// Why a permission could not be read, for the fail-closed warning.
 struct Unreadable(String);
 
-/// The read rule of a page in `space` under `ancestors` (root first).
+/// The read rule of `page` where it sits: its space's view permission, and the read
+/// restriction of each ancestor (every content type: pages, folders, …) and of the page.
 pub(super) async fn read_access(
     inner: &Inner,
     page: &PageId,
-    space_key: &str,
-    space_id: Option<&str>,
-    ancestors: &[PageId],
+    at: &Located,
 ) -> Result<ReadAccess, SourceError> {
-    let mut layers = Vec::with_capacity(ancestors.len() + 2);
-    match space_layer(inner, space_key, space_id).await? {
+    if !at.whole {
+        return Ok(fail_closed(
+            inner,
+            page,
+            &Unreadable(format!(
+                "the ancestors of page {page} could not be read to the top of the tree (missing, or an answer of an unknown shape), so a restriction above it may be unknown"
+            )),
+        ));
+    }
+    let mut layers = Vec::with_capacity(at.ancestors.len() + 2);
+    match space_layer(inner, &at.space_key, at.space_id.as_deref()).await? {
         Ok(layer) => layers.push(layer),
         Err(why) => return Ok(fail_closed(inner, page, &why)),
     }
-    for id in ancestors.iter().chain([page]) {
+    for id in at.ancestors.iter().chain([page]) {
         match restriction(inner, id).await? {
             Ok(Some(layer)) => layers.push(layer),
             Ok(None) => {}
@@ -54,75 +62,164 @@ pub(super) async fn read_access(
 
 fn fail_closed(inner: &Inner, page: &PageId, why: &Unreadable) -> ReadAccess {
     // One warning per reason, not one per page.
-    if inner.lock_cache().warned.insert(why.0.clone()) {
-        warn!(page_id = %page, "{}; such pages are indexed but visible to nobody until their permissions can be read", why.0);
-    }
+    warn_once(
+        inner,
+        &format!(
+            "{}; such pages are indexed but visible to nobody until their permissions can be read",
+            why.0
+        ),
+        page,
+    );
     ReadAccess::nobody()
 }
 
-/// The space's view permission as a layer.
+/// Logs `message` the first time it comes up.
+fn warn_once(inner: &Inner, message: &str, page: &PageId) {
+    if inner.lock_cache().warned.insert(message.to_owned()) {
+        warn!(page_id = %page, "{message}");
+    }
+}
+
+/// The space's view permission as a layer. Anonymous access counts only where the site lets
+/// anonymous users in (`CONFLUENCE_ANONYMOUS_ACCESS`), and is read where Atlassian documents
+/// it: Cloud's v1 space `anonymousAccess`, Data Center's `permissions/anonymous`.
 async fn space_layer(
     inner: &Inner,
     key: &str,
     id: Option<&str>,
 ) -> Result<Result<Layer, Unreadable>, SourceError> {
+    let mut layer = match (inner.version, id) {
+        (ApiVersion::V2, Some(id)) => v2_space_readers(inner, key, id).await?,
+        (ApiVersion::V2, None) => Err(Unreadable(format!(
+            "space {key} has no id to read permissions by"
+        ))),
+        (ApiVersion::V1, _) => v1_space_readers(inner, key).await?,
+    };
+    if let Ok(layer) = &mut layer {
+        if inner.anonymous_access && anonymous_reads(inner, key).await? {
+            layer.insert(Principal::Anonymous);
+        }
+    }
+    Ok(layer)
+}
+
+/// Cloud: the users and groups holding `read`/`space` in v2 `spaces/{id}/permissions`.
+async fn v2_space_readers(
+    inner: &Inner,
+    key: &str,
+    id: &str,
+) -> Result<Result<Layer, Unreadable>, SourceError> {
     let mut layer = Layer::new();
-    match (inner.version, id) {
-        (ApiVersion::V2, Some(id)) => {
-            let mut url = inner.url(&format!("api/v2/spaces/{}/permissions", encode(id)))?;
-            url.query_pairs_mut()
-                .append_pair("limit", &LIMIT.to_string());
-            let mut next = Some(url);
-            let mut pages = 0;
-            while let Some(url) = next.take() {
-                pages += 1;
-                let Some(answer) = permission_call(inner, &url, "space permissions").await? else {
-                    return Ok(Err(Unreadable(format!(
-                        "space {key}'s permissions are not visible to this account (404 on {})",
-                        path_of(&url)
-                    ))));
-                };
-                for entry in answer.json["results"].as_array().into_iter().flatten() {
-                    let op = &entry["operation"];
-                    if op["key"] == "read" && op["targetType"] == "space" {
-                        layer.extend(principal(&entry["principal"], "id", "id"));
-                    }
-                }
-                if pages < MAX_PAGES {
-                    next = next_url(inner, &answer)?;
-                }
-            }
-        }
-        (ApiVersion::V2, None) => {
+    let mut url = inner.url(&format!("api/v2/spaces/{}/permissions", encode(id)))?;
+    url.query_pairs_mut()
+        .append_pair("limit", &LIMIT.to_string());
+    let mut next = Some(url);
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        let Some(answer) = permission_call(inner, &url, "space permissions").await? else {
             return Ok(Err(Unreadable(format!(
-                "space {key} has no id to read permissions by"
-            ))))
-        }
-        (ApiVersion::V1, _) => {
-            let url = inner.url(&format!("rest/api/space/{}/permissions", encode(key)))?;
-            let Some(answer) = permission_call(inner, &url, "space permissions").await? else {
-                return Ok(Err(Unreadable(
-                    "this Confluence Data Center has no space permissions endpoint (GET rest/api/space/{key}/permissions came in 9.1): \
-                     upgrade to 9.1 or later, or set SEARCH_PERMISSIONS=off for an index every caller may read"
-                        .into(),
-                )));
-            };
-            let entries = match &answer.json {
-                Value::Array(a) => a.as_slice(),
-                other => other["results"].as_array().map_or(&[][..], Vec::as_slice),
-            };
-            for entry in entries {
-                let op = &entry["operation"];
-                if op["operationKey"] == "read" && op["targetType"] == "space" {
-                    layer.extend(principal(&entry["subject"], "userKey", "name"));
-                }
+                "space {key}'s permissions are not visible to this account (404 on {})",
+                path_of(&url)
+            ))));
+        };
+        let Some(results) = answer.json["results"].as_array() else {
+            return Ok(Err(Unreadable(format!(
+                "space {key}'s permissions came back without `results` ({})",
+                path_of(&url)
+            ))));
+        };
+        for entry in results {
+            let op = &entry["operation"];
+            if op["key"] == "read" && op["targetType"] == "space" {
+                layer.extend(principal(inner, &entry["principal"], "id", "id"));
             }
+        }
+        if pages < MAX_PAGES {
+            next = next_url(inner, &answer)?;
         }
     }
     Ok(Ok(layer))
 }
 
-/// A page's own read restriction as a layer; `None` when it has none.
+/// Data Center 9.1+: the users and groups holding `read`/`space` in
+/// `rest/api/space/{key}/permissions`.
+async fn v1_space_readers(
+    inner: &Inner,
+    key: &str,
+) -> Result<Result<Layer, Unreadable>, SourceError> {
+    let url = inner.url(&format!("rest/api/space/{}/permissions", encode(key)))?;
+    let Some(answer) = permission_call(inner, &url, "space permissions").await? else {
+        return Ok(Err(Unreadable(
+            "this Confluence Data Center has no space permissions endpoint (GET rest/api/space/{key}/permissions came in 9.1): \
+             upgrade to 9.1 or later, or set SEARCH_PERMISSIONS=off for an index every caller may read"
+                .into(),
+        )));
+    };
+    let Some(entries) = entries(&answer.json) else {
+        return Ok(Err(Unreadable(format!(
+            "space {key}'s permissions came back in an unknown shape ({})",
+            path_of(&url)
+        ))));
+    };
+    let mut layer = Layer::new();
+    for entry in entries {
+        let op = &entry["operation"];
+        if op["operationKey"] == "read" && op["targetType"] == "space" {
+            layer.extend(principal(inner, &entry["subject"], "userKey", "name"));
+        }
+    }
+    Ok(Ok(layer))
+}
+
+/// The entries of a Data Center permission answer: a JSON array, or `{"results": [...]}`.
+fn entries(json: &Value) -> Option<&[Value]> {
+    match json {
+        Value::Array(a) => Some(a.as_slice()),
+        other => other["results"].as_array().map(Vec::as_slice),
+    }
+}
+
+/// Whether anonymous users may view space `key`: Cloud's v1 space answer carries a `read`/
+/// `space` permission with `anonymousAccess: true`; Data Center lists anonymous users' space
+/// operations at `permissions/anonymous`. What cannot be read grants nothing.
+async fn anonymous_reads(inner: &Inner, key: &str) -> Result<bool, SourceError> {
+    let (url, what) = match inner.version {
+        ApiVersion::V2 => {
+            let mut url = inner.url(&format!("rest/api/space/{}", encode(key)))?;
+            url.query_pairs_mut().append_pair("expand", "permissions");
+            (url, "anonymous access")
+        }
+        ApiVersion::V1 => (
+            inner.url(&format!(
+                "rest/api/space/{}/permissions/anonymous",
+                encode(key)
+            ))?,
+            "anonymous access",
+        ),
+    };
+    let Some(answer) = permission_call(inner, &url, what).await? else {
+        return Ok(false);
+    };
+    Ok(match inner.version {
+        ApiVersion::V2 => answer.json["permissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| {
+                p["anonymousAccess"] == true
+                    && p["operation"]["operation"] == "read"
+                    && p["operation"]["targetType"] == "space"
+            }),
+        ApiVersion::V1 => entries(&answer.json).into_iter().flatten().any(|p| {
+            p["operation"]["operationKey"] == "read" && p["operation"]["targetType"] == "space"
+        }),
+    })
+}
+
+/// A page's own read restriction as a layer; `None` when it has none. Only an answer that has
+/// both lists (`restrictions.user.results`, `restrictions.group.results`), each entry with an
+/// id, is read; anything else makes the page unreadable, never unrestricted.
 async fn restriction(
     inner: &Inner,
     id: &PageId,
@@ -139,37 +236,69 @@ async fn restriction(
             "the read restrictions of page {id} are not visible to this account"
         ))));
     };
+    let malformed = || {
+        Unreadable(format!(
+            "the read restrictions of content {id} came back in an unknown shape (GET {})",
+            path_of(&url)
+        ))
+    };
     let r = &answer.json["restrictions"];
+    let (Some(users), Some(groups)) = (
+        r["user"]["results"].as_array(),
+        r["group"]["results"].as_array(),
+    ) else {
+        return Ok(Err(malformed()));
+    };
     let (user_field, group_field) = match inner.version {
         ApiVersion::V2 => ("accountId", "id"),
         ApiVersion::V1 => ("userKey", "name"),
     };
+    let usable = |v: &Value| {
+        v.as_str()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
     let mut layer = Layer::new();
-    for user in r["user"]["results"].as_array().into_iter().flatten() {
-        if let Some(id) = user[user_field].as_str() {
-            layer.insert(Principal::User(id.to_owned()));
-        }
+    for user in users {
+        let Some(id) = usable(&user[user_field]) else {
+            return Ok(Err(malformed()));
+        };
+        layer.insert(Principal::User(id));
     }
-    for group in r["group"]["results"].as_array().into_iter().flatten() {
+    for group in groups {
         // Cloud names groups by id; an older answer without one falls back to the name.
-        if let Some(id) = group[group_field].as_str().or(group["name"].as_str()) {
-            layer.insert(Principal::Group(id.to_owned()));
-        }
+        let Some(id) = usable(&group[group_field]).or_else(|| usable(&group["name"])) else {
+            return Ok(Err(malformed()));
+        };
+        layer.insert(Principal::Group(id));
     }
     // Restriction lists longer than one answer would only narrow who may read: a cut list
     // hides the page from some who may, never shows it to someone who may not.
     Ok(Ok((!layer.is_empty()).then_some(layer)))
 }
 
-/// A principal of a space permission: `{"type": "user"|"group"|"anonymous", …}`.
-fn principal(p: &Value, user_field: &str, group_field: &str) -> Option<Principal> {
-    match p["type"].as_str()? {
-        "anonymous" => Some(Principal::Anonymous),
-        "user" => Some(Principal::User(p[user_field].as_str()?.to_owned())),
-        "group" => Some(Principal::Group(
-            p[group_field].as_str().or(p["name"].as_str())?.to_owned(),
-        )),
-        _ => None,
+/// A user or group holding a space permission: `{"type": "user"|"group", …}`. Other principal
+/// types (Cloud's roles, anything new) grant nothing here, with one warning each.
+fn principal(inner: &Inner, p: &Value, user_field: &str, group_field: &str) -> Option<Principal> {
+    let id = |field: &str| {
+        p[field]
+            .as_str()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    match p["type"].as_str() {
+        Some("user") => Some(Principal::User(id(user_field)?)),
+        Some("group") => Some(Principal::Group(id(group_field).or_else(|| id("name"))?)),
+        other => {
+            let message = format!(
+                "a space permission names a principal of type {:?}, which DocBrain does not read: it grants no one access in search (a narrower rule than Confluence's)",
+                other.unwrap_or("(none)")
+            );
+            if inner.lock_cache().warned.insert(message.clone()) {
+                warn!("{message}");
+            }
+            None
+        }
     }
 }
 
@@ -205,7 +334,9 @@ fn refused(inner: &Inner, what: &str, status: &str) {
     }
 }
 
-/// The principals of user `who`: an account id on Cloud, a username on Data Center.
+/// The principals of user `who`: an account id on Cloud, a username on Data Center. A user
+/// Confluence does not know reads what a known user with no grants reads (anonymous pages):
+/// search answers both alike, so it cannot be used to find out who exists.
 pub(super) async fn reader(inner: &Inner, who: &str) -> Result<Reader, SourceError> {
     let who = who.trim();
     let (param, user_id) = match inner.version {
@@ -222,10 +353,7 @@ pub(super) async fn reader(inner: &Inner, who: &str) -> Result<Reader, SourceErr
             let mut url = inner.url("rest/api/user")?;
             url.query_pairs_mut().append_pair("username", who);
             let Some(answer) = inner.get(&url).await? else {
-                return Err(SourceError::UnknownUser {
-                    who: who.to_owned(),
-                    hint: "Data Center names users by username: pass the login name".into(),
-                });
+                return Ok(unknown(who));
             };
             let key = answer.json["userKey"]
                 .as_str()
@@ -245,13 +373,7 @@ pub(super) async fn reader(inner: &Inner, who: &str) -> Result<Reader, SourceErr
             .append_pair("start", &start.to_string())
             .append_pair("limit", &LIMIT.to_string());
         let Some(answer) = inner.get(&url).await? else {
-            return Err(SourceError::UnknownUser {
-                who: who.to_owned(),
-                hint: match inner.version {
-                    ApiVersion::V2 => "pass the user's Atlassian account id".into(),
-                    ApiVersion::V1 => "pass the user's username".into(),
-                },
-            });
+            return Ok(unknown(who));
         };
         let results = answer.json["results"]
             .as_array()
@@ -270,4 +392,10 @@ pub(super) async fn reader(inner: &Inner, who: &str) -> Result<Reader, SourceErr
         start += results.len();
     }
     Ok(Reader::user(user_id, groups))
+}
+
+/// The reader of a user Confluence does not know: no user, no groups.
+fn unknown(who: &str) -> Reader {
+    debug!(user = %docbrain_core::text::printable(who), "Confluence knows no such user: searching as a user with no grants");
+    Reader::anonymous()
 }

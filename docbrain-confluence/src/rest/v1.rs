@@ -82,8 +82,9 @@ pub(super) async fn list_space(
     walk_listing(inner, url, space, next_url).await
 }
 
-/// Fetches one page expanded with body, version, space, ancestors and labels.
-pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceError> {
+/// Fetches one page expanded with body, version, space, ancestors and labels (its rule not yet
+/// read), and whether its ancestors came whole (Data Center lists them all, root first).
+pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool), SourceError> {
     let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
     url.query_pairs_mut().append_pair(
         "expand",
@@ -91,7 +92,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
     );
     let path = path_of(&url);
     let Some(answer) = inner.get(&url).await? else {
-        return Ok(Fetched::Gone);
+        return Ok((Fetched::Gone, true));
     };
     let json = &answer.json;
     let decode = |detail: &str| SourceError::Decode {
@@ -99,7 +100,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
         detail: detail.to_owned(),
     };
     let Some(status) = status_of(&json["status"]) else {
-        return Ok(Fetched::Gone);
+        return Ok((Fetched::Gone, true));
     };
     let title = json["title"]
         .as_str()
@@ -143,10 +144,13 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
         labels: labels_of(&json["metadata"]["labels"]),
         body: storage.map(storage_to_markdown).unwrap_or_default(),
         ancestor_ids,
-        access: ReadAccess::anyone(),
+        access: ReadAccess::nobody(),
     }))
+    .map(|fetched| (fetched, ancestors_whole(json)))
 }
 
+/// The ids of `expand=ancestors`, root first (an entry without one is skipped, and the chain
+/// is then not whole).
 fn ancestor_ids(json: &serde_json::Value) -> Vec<PageId> {
     json["ancestors"]
         .as_array()
@@ -154,6 +158,13 @@ fn ancestor_ids(json: &serde_json::Value) -> Vec<PageId> {
         .flatten()
         .filter_map(|a| id_of(&a["id"]))
         .collect()
+}
+
+/// Whether `expand=ancestors` came as a list whose every entry has an id.
+fn ancestors_whole(json: &serde_json::Value) -> bool {
+    json["ancestors"]
+        .as_array()
+        .is_some_and(|a| a.iter().all(|x| id_of(&x["id"]).is_some()))
 }
 
 /// Where a page sits, without its body; `None` when it is gone.
@@ -176,5 +187,6 @@ pub(super) async fn locate(inner: &Inner, id: &PageId) -> Result<Option<Located>
         space_key,
         space_id: None,
         ancestors: ancestor_ids(&answer.json),
+        whole: ancestors_whole(&answer.json),
     }))
 }

@@ -5,7 +5,7 @@ use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary, ReadAccess};
 use reqwest::Url;
 
 use super::http::{path_of, Answer};
-use super::{id_of, labels_of, status_of, walk_listing, Inner, Located, SpaceRef};
+use super::{id_of, labels_of, status_of, walk_listing, Chain, Inner, Located, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next` or the `Link` header, relative to the site.
@@ -80,15 +80,16 @@ pub(super) async fn list_space(
     walk_listing(inner, url, space, next_url).await
 }
 
-/// Fetches one page with its body, labels, ancestors and link.
-pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceError> {
+/// Fetches one page with its body, labels, ancestors and link (its rule not yet read), and
+/// whether its chain of ancestors was read to the top.
+pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool), SourceError> {
     let mut url = inner.url(&format!("api/v2/pages/{}", encode(id.as_str())))?;
     url.query_pairs_mut()
         .append_pair("body-format", "storage")
         .append_pair("include-labels", "true");
     let path = path_of(&url);
     let Some(answer) = inner.get(&url).await? else {
-        return Ok(Fetched::Gone);
+        return Ok((Fetched::Gone, true));
     };
     let json = &answer.json;
     let decode = |detail: &str| SourceError::Decode {
@@ -96,7 +97,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
         detail: detail.to_owned(),
     };
     let Some(status) = status_of(&json["status"]) else {
-        return Ok(Fetched::Gone);
+        return Ok((Fetched::Gone, true));
     };
     let title = json["title"]
         .as_str()
@@ -111,8 +112,8 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
     }
     let space_id = id_of(&json["spaceId"]).ok_or_else(|| decode("the page has no spaceId"))?;
     let space_key = space_key(inner, space_id.as_str()).await?;
-    let (ancestor_ids, ancestors) = if json["parentId"].is_null() || status != PageStatus::Current {
-        (Vec::new(), Vec::new())
+    let chain = if json["parentId"].is_null() || status != PageStatus::Current {
+        Chain::top()
     } else {
         ancestors(inner, id).await?
     };
@@ -130,12 +131,13 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<Fetched, SourceE
         version,
         status,
         url,
-        ancestors,
+        ancestors: chain.titles,
         labels: labels_of(&json["labels"]),
         body: storage.map(storage_to_markdown).unwrap_or_default(),
-        ancestor_ids,
-        access: ReadAccess::anyone(),
+        ancestor_ids: chain.ids,
+        access: ReadAccess::nobody(),
     }))
+    .map(|fetched| (fetched, chain.whole))
 }
 
 /// Where a page sits, without its body: its space key and id, and its ancestors' ids (root
@@ -151,15 +153,16 @@ pub(super) async fn locate(inner: &Inner, id: &PageId) -> Result<Option<Located>
         detail: "the page has no spaceId".into(),
     })?;
     let space_key = space_key(inner, space_id.as_str()).await?;
-    let ancestors = if answer.json["parentId"].is_null() {
-        Vec::new()
+    let chain = if answer.json["parentId"].is_null() {
+        Chain::top()
     } else {
-        ancestors(inner, id).await?.0
+        ancestors(inner, id).await?
     };
     Ok(Some(Located {
         space_key,
         space_id: Some(space_id.as_str().to_owned()),
-        ancestors,
+        ancestors: chain.ids,
+        whole: chain.whole,
     }))
 }
 
@@ -190,37 +193,103 @@ async fn space_key(inner: &Inner, space_id: &str) -> Result<String, SourceError>
     Ok(key)
 }
 
-/// Ids and titles of a page's ancestors, root first.
-async fn ancestors(inner: &Inner, id: &PageId) -> Result<(Vec<PageId>, Vec<String>), SourceError> {
-    let url = inner.url(&format!("api/v2/pages/{}/ancestors", encode(id.as_str())))?;
-    let Some(answer) = inner.get(&url).await? else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let ids: Vec<PageId> = answer.json["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["type"].as_str().is_none_or(|t| t == "page"))
-        .filter_map(|a| id_of(&a["id"]))
-        .collect();
-    let mut titles = Vec::with_capacity(ids.len());
-    for aid in ids.clone() {
-        let cached = inner.lock_cache().titles.get(&aid).cloned();
-        let title = match cached {
-            Some(t) => t,
-            None => {
-                let url = inner.url(&format!("api/v2/pages/{}", encode(aid.as_str())))?;
-                let Some(answer) = inner.get(&url).await? else {
-                    continue;
-                };
-                let title = answer.json["title"].as_str().unwrap_or_default().to_owned();
-                inner.lock_cache().titles.insert(aid, title.clone());
-                title
-            }
+/// How many times the ancestors of one page are asked for (each call returns up to
+/// `page_size` of them): a loop guard far above any real tree.
+const MAX_ANCESTOR_CALLS: usize = 100;
+
+/// The v2 path segment of a content type that can be an ancestor; `None` for a type this
+/// client does not know.
+fn collection(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "page" => "pages",
+        "folder" => "folders",
+        "whiteboard" => "whiteboards",
+        "database" => "databases",
+        "embed" => "embeds",
+        _ => return None,
+    })
+}
+
+/// A page's ancestors of every content type (pages, folders, whiteboards, databases, embeds),
+/// root first, with the titles of those that have one. Cloud returns the `limit` closest
+/// ancestors; when a call returns as many as asked, the chain goes on above the topmost one,
+/// which is asked for in turn until the top is reached. A chain that cannot be read to the top
+/// (a 404, an answer of the wrong shape, a type not known) is [`Chain::whole`] `false`.
+async fn ancestors(inner: &Inner, id: &PageId) -> Result<Chain, SourceError> {
+    let limit = inner.page_size as usize;
+    let mut chain: Vec<(PageId, &'static str)> = Vec::new();
+    let mut at = (id.clone(), "pages");
+    let mut whole = false;
+    for _ in 0..MAX_ANCESTOR_CALLS {
+        let mut url = inner.url(&format!(
+            "api/v2/{}/{}/ancestors",
+            at.1,
+            encode(at.0.as_str())
+        ))?;
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+        let Some(answer) = inner.get(&url).await? else {
+            break;
         };
-        titles.push(title);
+        let Some(results) = answer.json["results"].as_array() else {
+            break;
+        };
+        let mut above = Vec::with_capacity(results.len());
+        for entry in results {
+            let kind = entry["type"].as_str().unwrap_or("page");
+            match (id_of(&entry["id"]), collection(kind)) {
+                (Some(aid), Some(kind)) => above.push((aid, kind)),
+                _ => {
+                    above.clear();
+                    break;
+                }
+            }
+        }
+        if above.len() != results.len() {
+            break;
+        }
+        let top = above.first().cloned();
+        chain.splice(0..0, above);
+        match top {
+            Some(top) if results.len() >= limit => at = top,
+            _ => {
+                whole = true;
+                break;
+            }
+        }
     }
-    Ok((ids, titles))
+    let mut titles = Vec::with_capacity(chain.len());
+    for (aid, kind) in &chain {
+        if let Some(title) = title_of(inner, aid, kind).await? {
+            titles.push(title);
+        }
+    }
+    Ok(Chain {
+        ids: chain.into_iter().map(|(aid, _)| aid).collect(),
+        titles,
+        whole,
+    })
+}
+
+/// The title of content `id` in `collection` (for breadcrumbs), from the listing's cache or
+/// `GET /{collection}/{id}`; `None` when it cannot be read.
+async fn title_of(
+    inner: &Inner,
+    id: &PageId,
+    collection: &str,
+) -> Result<Option<String>, SourceError> {
+    if let Some(title) = inner.lock_cache().titles.get(id).cloned() {
+        return Ok(Some(title));
+    }
+    let url = inner.url(&format!("api/v2/{collection}/{}", encode(id.as_str())))?;
+    let Some(answer) = inner.get(&url).await? else {
+        return Ok(None);
+    };
+    let Some(title) = answer.json["title"].as_str().map(str::to_owned) else {
+        return Ok(None);
+    };
+    inner.lock_cache().titles.insert(id.clone(), title.clone());
+    Ok(Some(title))
 }
 
 /// Percent-encodes an id or key for a path segment (ids are digits, but nothing is assumed).

@@ -62,6 +62,9 @@ pub struct SimPage {
     pub hidden: bool,
     /// The page's own read restriction, if it has one.
     pub restriction: Option<Grants>,
+    /// A Cloud folder, not a page: never listed or fetched as a page, but an ancestor whose
+    /// restriction its descendants inherit.
+    pub folder: bool,
 }
 
 /// Which API call a request was.
@@ -162,6 +165,10 @@ pub(crate) struct State {
     spaces: BTreeMap<String, Space>,
     pages: BTreeMap<u64, SimPage>,
     users: BTreeMap<String, SimUser>,
+    /// The site lets anonymous users in.
+    anonymous_access: bool,
+    /// When set, every read-restriction request is answered with this body.
+    pub(crate) restriction_answer: Option<serde_json::Value>,
     next_id: u64,
     faults: Vec<Fault>,
     latency: Duration,
@@ -209,6 +216,8 @@ impl Simulator {
             spaces: BTreeMap::new(),
             pages: BTreeMap::new(),
             users: BTreeMap::new(),
+            anonymous_access: false,
+            restriction_answer: None,
             next_id: 100_001,
             faults: Vec::new(),
             latency: Duration::ZERO,
@@ -291,9 +300,32 @@ impl Simulator {
                 labels: Vec::new(),
                 hidden: false,
                 restriction: None,
+                folder: false,
             },
         );
         PageId::from(id)
+    }
+
+    /// Creates a Cloud folder under `parent` (or at the top of the space): it holds pages and
+    /// may carry a restriction, but is no page itself.
+    pub fn create_folder(&self, space: &str, title: &str, parent: Option<&PageId>) -> PageId {
+        let id = self.create_child(space, title, "", parent);
+        self.with_page(&id, |p| p.folder = true);
+        id
+    }
+
+    /// Answers every read-restriction request with `body` (200) instead of the page's
+    /// restriction, until called with `None`: for answers of a shape Confluence should not
+    /// send.
+    pub fn set_restriction_answer(&self, body: Option<serde_json::Value>) {
+        self.state().restriction_answer = body;
+    }
+
+    /// Sets whether the site lets anonymous users in (Confluence administration → anonymous
+    /// access); off by default, as on a new Cloud site. Off, a space's anonymous grant admits
+    /// no one.
+    pub fn set_anonymous_access(&self, on: bool) {
+        self.state().anonymous_access = on;
     }
 
     fn with_page<T>(&self, id: &PageId, f: impl FnOnce(&mut SimPage) -> T) -> Option<T> {
@@ -373,7 +405,7 @@ impl Simulator {
         self.state()
             .pages
             .values()
-            .filter(|p| p.status == PageStatus::Current && !p.hidden)
+            .filter(|p| p.status == PageStatus::Current && !p.hidden && !p.folder)
             .cloned()
             .collect()
     }

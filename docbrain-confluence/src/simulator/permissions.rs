@@ -41,8 +41,10 @@ impl Grants {
         }
     }
 
-    fn admit(&self, user: Option<&SimUser>) -> bool {
-        self.anonymous
+    /// Whether `user` (none: anonymous) passes; an anonymous grant counts only where the site
+    /// lets anonymous users in.
+    fn admit(&self, user: Option<&SimUser>, anonymous_access: bool) -> bool {
+        (self.anonymous && anonymous_access)
             || user.is_some_and(|u| {
                 self.users.contains(&u.name) || u.groups.iter().any(|g| self.groups.contains(g))
             })
@@ -121,12 +123,12 @@ impl Simulator {
         let space = s.spaces.get(&page.space_key);
         let mut at = Some(page);
         let mut hops = 0;
-        let mut allowed = space.is_some_and(|sp| sp.readers.admit(user));
+        let mut allowed = space.is_some_and(|sp| sp.readers.admit(user, s.anonymous_access));
         while let (Some(p), true) = (at, allowed) {
-            allowed = p.restriction.as_ref().is_none_or(|r| r.admit(user));
+            allowed = p.restriction.as_ref().is_none_or(|r| r.admit(user, false));
             at = p.parent.and_then(|a| s.pages.get(&a));
             hops += 1;
-            if hops > 64 {
+            if hops > 1_000 {
                 break;
             }
         }
@@ -190,9 +192,9 @@ pub(super) fn v2_space_permissions(
         all.push(json!({"id": (all.len() + 1).to_string(), "principal": p,
                         "operation": {"key": op, "targetType": target}}));
     };
-    if sp.readers.anonymous {
-        push("anonymous", None, "read", "space");
-    }
+    // Cloud documents user, group and role principals; anonymous access is not among them
+    // (it is read from v1's space `anonymousAccess`). A role grant is there to be skipped.
+    push("role", Some("role-viewer".into()), "read", "space");
     for u in &sp.readers.users {
         push("user", Some(SimUser::account_id(u)), "read", "space");
         push("user", Some(SimUser::account_id(u)), "create", "page");
@@ -228,9 +230,6 @@ pub(super) fn v1_space_permissions(s: &State, key: &str) -> Answer {
     };
     let read = json!({"targetType": "space", "operationKey": "read"});
     let mut all = Vec::new();
-    if sp.readers.anonymous {
-        all.push(json!({"operation": read, "subject": {"type": "anonymous"}, "spaceKey": key, "spaceId": sp.id}));
-    }
     for u in &sp.readers.users {
         all.push(json!({"operation": read, "subject": {"type": "user", "userKey": SimUser::user_key(u)}, "spaceKey": key, "spaceId": sp.id}));
     }
@@ -241,14 +240,62 @@ pub(super) fn v1_space_permissions(s: &State, key: &str) -> Answer {
     respond(200, &json!(all))
 }
 
+/// `GET /rest/api/space/{key}/permissions/anonymous` (Data Center 9.1+): what anonymous users
+/// may do in the space, as a JSON array of operations.
+pub(super) fn v1_anonymous_permissions(s: &State, key: &str) -> Answer {
+    let Some(sp) = s.spaces.get(key) else {
+        return error(404, false, &format!("No space with key : {key}"));
+    };
+    let all: Vec<Value> = if sp.readers.anonymous {
+        vec![
+            json!({"operation": {"targetType": "space", "operationKey": "read"}, "spaceKey": key, "spaceId": sp.id}),
+        ]
+    } else {
+        Vec::new()
+    };
+    respond(200, &json!(all))
+}
+
+/// `GET /wiki/rest/api/space/{key}?expand=permissions` (Cloud v1): the space, with its
+/// permissions when asked for; anonymous access is an entry with `anonymousAccess: true`.
+pub(super) fn v1_cloud_space(s: &State, key: &str, expand: &str) -> Answer {
+    let Some(sp) = s.spaces.get(key) else {
+        return error(404, true, &format!("No space with key : {key}"));
+    };
+    let mut v = json!({"id": sp.id, "key": key, "name": sp.name, "type": "global", "status": "current",
+                       "_links": {"webui": format!("/spaces/{key}"), "self": format!("/wiki/rest/api/space/{key}")}});
+    if expand.split(',').any(|e| e == "permissions") {
+        let read = json!({"operation": "read", "targetType": "space"});
+        let mut all = Vec::new();
+        let users: Vec<Value> = sp.readers.users.iter()
+            .map(|u| json!({"type": "known", "accountId": SimUser::account_id(u), "accountType": "atlassian", "displayName": u}))
+            .collect();
+        let groups: Vec<Value> = sp
+            .readers
+            .groups
+            .iter()
+            .map(|g| json!({"type": "group", "name": g, "id": SimUser::group_id(g)}))
+            .collect();
+        if !users.is_empty() || !groups.is_empty() {
+            all.push(json!({"id": 1, "operation": read, "anonymousAccess": false, "unlicensedAccess": false,
+                            "subjects": {"user": {"results": users, "size": users.len()},
+                                         "group": {"results": groups, "size": groups.len()}}}));
+        }
+        if sp.readers.anonymous {
+            all.push(json!({"id": 2, "operation": read, "anonymousAccess": true, "unlicensedAccess": false}));
+        }
+        all.push(json!({"id": 3, "operation": {"operation": "create", "targetType": "page"}, "anonymousAccess": true, "unlicensedAccess": false}));
+        v["permissions"] = json!(all);
+    }
+    respond(200, &v)
+}
+
 /// `GET …/rest/api/content/{id}/restriction/byOperation/read`.
 pub(super) fn restrictions(s: &State, id: &str, cloud: bool) -> Answer {
-    let Some(p): Option<&SimPage> = id
-        .parse()
-        .ok()
-        .and_then(|k: u64| s.pages.get(&k))
-        .filter(|p| !p.hidden)
-    else {
+    if let Some(body) = &s.restriction_answer {
+        return respond(200, body);
+    }
+    let Some(p): Option<&SimPage> = super::routes::visible_content(s, id) else {
         return error(404, cloud, "Not Found");
     };
     let grants = p.restriction.clone().unwrap_or_default();

@@ -56,14 +56,15 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = match seg.as_slice() {
         ["wiki", "api", "v2", "spaces", _, "permissions"]
-        | ["rest", "api", "space", _, "permissions"]
+        | ["rest", "api", "space", _, "permissions", ..]
+        | ["wiki", "rest", "api", "space", _]
         | [.., "restriction", "byOperation", "read"]
         | [.., "user", "memberof"]
         | ["rest", "api", "user"] => Route::Permissions,
         ["wiki", "api", "v2", "spaces", ..] if seg.len() <= 5 => Route::Spaces,
         ["wiki", "api", "v2", "spaces", _, "pages"] => Route::PageList,
         ["wiki", "api", "v2", "pages", _] if query("body-format").is_some() => Route::PageBody,
-        ["wiki", "api", "v2", "pages", _, ..] => Route::PageMeta,
+        ["wiki", "api", "v2", "pages" | "folders", _, ..] => Route::PageMeta,
         ["rest", "api", "space", ..] => Route::Spaces,
         ["rest", "api", "content"] => Route::PageList,
         ["rest", "api", "content", _]
@@ -104,7 +105,19 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 ["wiki", "api", "v2", "spaces", id] => v2_space(&s, id),
                 ["wiki", "api", "v2", "spaces", id, "pages"] => v2_pages(&s, id, &query),
                 ["wiki", "api", "v2", "pages", id] => v2_page(&s, id, &query, &base),
-                ["wiki", "api", "v2", "pages", id, "ancestors"] => v2_ancestors(&s, id),
+                ["wiki", "api", "v2", "pages", id, "ancestors"] => {
+                    v2_ancestors(&s, id, false, &query)
+                }
+                ["wiki", "api", "v2", "folders", id, "ancestors"] => {
+                    v2_ancestors(&s, id, true, &query)
+                }
+                ["wiki", "api", "v2", "folders", id] => v2_folder(&s, id),
+                ["wiki", "rest", "api", "space", key] => {
+                    permissions::v1_cloud_space(&s, key, &query("expand").unwrap_or_default())
+                }
+                ["rest", "api", "space", key, "permissions", "anonymous"] => {
+                    permissions::v1_anonymous_permissions(&s, key)
+                }
                 ["wiki", "api", "v2", "spaces", id, "permissions"] => {
                     permissions::v2_space_permissions(&s, id, &query)
                 }
@@ -249,9 +262,24 @@ pub(super) fn error(status: u16, v2: bool, title: &str) -> Answer {
     }
 }
 
+/// A page this account can see (not a folder).
 fn visible<'a>(s: &'a State, id: &str) -> Option<&'a SimPage> {
+    visible_content(s, id).filter(|p| !p.folder)
+}
+
+/// A page or folder this account can see.
+pub(super) fn visible_content<'a>(s: &'a State, id: &str) -> Option<&'a SimPage> {
     let id: u64 = id.parse().ok()?;
     s.pages.get(&id).filter(|p| !p.hidden)
+}
+
+/// The v2 type name of a page or folder.
+fn content_type(p: &SimPage) -> &'static str {
+    if p.folder {
+        "folder"
+    } else {
+        "page"
+    }
 }
 
 fn status_name(status: PageStatus) -> &'static str {
@@ -357,7 +385,8 @@ fn v2_page_json(s: &State, p: &SimPage, with_body: bool, with_labels: bool) -> V
     let mut v = json!({
         "id": p.id.to_string(), "status": status_name(p.status), "title": p.title,
         "spaceId": space_id.to_string(),
-        "parentId": p.parent.map(|x| x.to_string()), "parentType": p.parent.map(|_| "page"),
+        "parentId": p.parent.map(|x| x.to_string()),
+        "parentType": p.parent.and_then(|x| s.pages.get(&x)).map(content_type),
         "position": p.id % 5000, "authorId": "557058:sim", "ownerId": "557058:sim", "lastOwnerId": null,
         "createdAt": "2026-01-05T09:00:00.000Z",
         "version": {"number": p.version, "message": "", "minorEdit": false, "authorId": "557058:sim", "createdAt": "2026-01-05T09:00:00.000Z"},
@@ -394,7 +423,7 @@ fn v2_pages(s: &State, space_id: &str, query: &dyn Fn(&str) -> Option<String>) -
     let pages: Vec<&SimPage> = s
         .pages
         .values()
-        .filter(|p| &p.space_key == key && !p.hidden)
+        .filter(|p| &p.space_key == key && !p.hidden && !p.folder)
         .filter(|p| statuses.iter().any(|st| st == status_name(p.status)))
         .collect();
     let limit = limit_of(s, query, 25);
@@ -446,25 +475,62 @@ fn chain(s: &State, p: &SimPage) -> Vec<u64> {
     let mut out = Vec::new();
     let mut at = p.parent;
     while let Some(id) = at {
-        if out.contains(&id) || out.len() > 64 {
+        if out.contains(&id) {
             break;
         }
         out.push(id);
         at = s.pages.get(&id).and_then(|a| a.parent);
+        if out.len() > 200 {
+            break;
+        }
     }
     out.reverse();
     out
 }
 
-fn v2_ancestors(s: &State, id: &str) -> Answer {
-    let Some(p) = visible(s, id) else {
+/// `GET /wiki/api/v2/{pages|folders}/{id}/ancestors`: the `limit` (default 25, at most 250)
+/// ancestors closest to the content, top first, each as `{id, type}`; the rest are had by
+/// asking again for the topmost one.
+fn v2_ancestors(
+    s: &State,
+    id: &str,
+    folder: bool,
+    query: &dyn Fn(&str) -> Option<String>,
+) -> Answer {
+    let Some(p) = visible_content(s, id).filter(|p| p.folder == folder) else {
         return error(404, true, "Not Found");
     };
-    let results: Vec<Value> = chain(s, p)
-        .into_iter()
-        .map(|a| json!({"id": a.to_string(), "type": "page"}))
+    let limit = query("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(25)
+        .clamp(1, 250);
+    let all = chain(s, p);
+    let results: Vec<Value> = all[all.len().saturating_sub(limit)..]
+        .iter()
+        .filter_map(|a| s.pages.get(a))
+        .map(|a| json!({"id": a.id.to_string(), "type": content_type(a)}))
         .collect();
-    respond(200, &json!({"results": results, "_links": {}}))
+    respond(
+        200,
+        &json!({"results": results, "_links": {"base": "/wiki"}}),
+    )
+}
+
+/// `GET /wiki/api/v2/folders/{id}`.
+fn v2_folder(s: &State, id: &str) -> Answer {
+    let Some(f) = visible_content(s, id).filter(|p| p.folder) else {
+        return error(404, true, "Not Found");
+    };
+    respond(
+        200,
+        &json!({"id": f.id.to_string(), "type": "folder", "status": "current", "title": f.title,
+                "parentId": f.parent.map(|x| x.to_string()),
+                "parentType": f.parent.and_then(|x| s.pages.get(&x)).map(content_type),
+                "position": 0, "authorId": "557058:sim", "ownerId": "557058:sim",
+                "createdAt": "2026-01-05T09:00:00.000Z",
+                "version": {"number": f.version, "message": "", "minorEdit": false, "authorId": "557058:sim", "createdAt": "2026-01-05T09:00:00.000Z"},
+                "_links": {"webui": format!("/spaces/{}/folder/{}", f.space_key, f.id), "base": "/wiki"}}),
+    )
 }
 
 fn v1_links(base: &str, next: Option<String>) -> Value {
@@ -561,7 +627,7 @@ fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) ->
     let pages: Vec<&SimPage> = s
         .pages
         .values()
-        .filter(|p| p.space_key == key && !p.hidden && status_name(p.status) == status)
+        .filter(|p| p.space_key == key && !p.hidden && !p.folder && status_name(p.status) == status)
         .collect();
     let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
     let limit = limit_of(s, query, 25);

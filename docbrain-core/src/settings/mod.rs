@@ -137,6 +137,9 @@ pub struct ConfluenceSettings {
     pub fetch_concurrency: usize,
     /// Read each page's permissions (`SEARCH_PERMISSIONS`, on by default).
     pub read_permissions: bool,
+    /// `CONFLUENCE_ANONYMOUS_ACCESS`: the site lets anonymous users in, so a space's
+    /// anonymous view permission opens its pages to everyone (off: such grants admit nobody).
+    pub anonymous_access: bool,
 }
 
 impl ConfluenceSettings {
@@ -152,6 +155,7 @@ impl ConfluenceSettings {
             tls_verify: true,
             fetch_concurrency: 4,
             read_permissions: true,
+            anonymous_access: false,
         }
     }
 
@@ -353,11 +357,20 @@ impl WebhookSettings {
     }
 }
 
+/// The fewest characters a search key may have.
+pub const MIN_KEY_CHARS: usize = 32;
+
 /// Who may search, and whose permissions results obey.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchSettings {
-    /// `SEARCH_API_KEYS`: bearer keys that may call `/search` (comma-separated).
+    /// `SEARCH_API_KEYS`: gateway keys (comma-separated): their holder may search as anyone
+    /// (`as=<user>`; none: anonymous), or as the users of `gateway_users` when it is set.
     pub api_keys: Vec<Secret>,
+    /// `SEARCH_GATEWAY_USERS`: the only users gateway keys may search as (empty: anyone).
+    pub gateway_users: Vec<String>,
+    /// `SEARCH_USER_KEYS`: keys bound to one user each (`user=key`, comma-separated): their
+    /// holder searches as that user and no one else.
+    pub user_keys: Vec<(String, Secret)>,
     /// `SEARCH_ALLOW_ANONYMOUS`: serve search without keys on a non-loopback address.
     pub allow_anonymous: bool,
     /// `SEARCH_PERMISSIONS`: filter results by Confluence permissions (on by default); off
@@ -371,10 +384,52 @@ impl Default for SearchSettings {
     fn default() -> Self {
         Self {
             api_keys: Vec::new(),
+            gateway_users: Vec::new(),
+            user_keys: Vec::new(),
             allow_anonymous: false,
             permissions: true,
             cache_ttl: Duration::from_secs(300),
         }
+    }
+}
+
+impl SearchSettings {
+    /// Checks the keys: long enough to resist guessing, each bound to a user where one is
+    /// named, none given twice.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] naming the variable (never the key).
+    pub fn validate(&self) -> Result<()> {
+        let short = |var: &str, n: usize| {
+            invalid(format!(
+                "{var}: key {n} is shorter than {MIN_KEY_CHARS} characters: use long random keys, e.g. `openssl rand -hex 32`"
+            ))
+        };
+        for (n, key) in self.api_keys.iter().enumerate() {
+            if key.expose().chars().count() < MIN_KEY_CHARS {
+                return Err(short("SEARCH_API_KEYS", n + 1));
+            }
+        }
+        let mut seen: Vec<&str> = self.api_keys.iter().map(Secret::expose).collect();
+        for (n, (user, key)) in self.user_keys.iter().enumerate() {
+            if user.trim().is_empty() {
+                return Err(invalid(format!(
+                    "SEARCH_USER_KEYS: entry {} names no user: write user=key",
+                    n + 1
+                )));
+            }
+            if key.expose().chars().count() < MIN_KEY_CHARS {
+                return Err(short("SEARCH_USER_KEYS", n + 1));
+            }
+            if seen.contains(&key.expose()) {
+                return Err(invalid(format!(
+                    "SEARCH_USER_KEYS: the key of entry {} ({user}) is also given elsewhere: every key must be distinct",
+                    n + 1
+                )));
+            }
+            seen.push(key.expose());
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +521,7 @@ impl Settings {
         } else if let SourceSettings::Confluence(c) = &self.source {
             c.validate()?;
         }
+        self.search.validate()?;
         if self.server.max_connections == 0 || self.server.header_timeout.is_zero() {
             return Err(invalid(
                 "SERVER_MAX_CONNECTIONS and SERVER_HEADER_TIMEOUT must be above 0",

@@ -60,7 +60,16 @@ fn a_full_deployment_reads_back() {
         ("CONFLUENCE_TLS_VERIFY", "false"),
         ("INGEST_SCHEDULE", "6h"),
         ("SERVER_PORT", "0"),
-        ("SEARCH_API_KEYS", "key-one, key-two,"),
+        (
+            "SEARCH_API_KEYS",
+            "key-one-0123456789abcdef0123456789, key-two-0123456789abcdef0123456789,",
+        ),
+        (
+            "SEARCH_USER_KEYS",
+            "5570:ann=key-ann-0123456789abcdef0123456789",
+        ),
+        ("SEARCH_GATEWAY_USERS", "ann, bob"),
+        ("CONFLUENCE_ANONYMOUS_ACCESS", "true"),
         ("SEARCH_PERMISSIONS", "off"),
         ("PERMISSION_CACHE_TTL", "30s"),
     ]);
@@ -89,12 +98,16 @@ fn a_full_deployment_reads_back() {
     );
     assert_eq!(s.server.port, 0);
     assert_eq!(s.search.api_keys.len(), 2);
+    assert_eq!(s.search.user_keys.len(), 1);
+    assert_eq!(s.search.user_keys[0].0, "5570:ann");
+    assert_eq!(s.search.gateway_users, ["ann", "bob"]);
+    assert!(c.anonymous_access);
     assert!(!s.search.permissions && !c.read_permissions);
     assert_eq!(s.search.cache_ttl, Duration::from_secs(30));
     assert_eq!(s.pipeline_options().reader_ttl, Duration::from_secs(30));
     assert_eq!(s.caller(Some("ann")), crate::Caller::Unfiltered);
     let printed = format!("{s:?}");
-    for secret in ["tok-123", "whsec", "pw\"", "key-one", "key-two"] {
+    for secret in ["tok-123", "whsec", "pw\"", "key-one", "key-two", "key-ann"] {
         assert!(!printed.contains(secret), "{secret} printed: {printed}");
     }
 }
@@ -274,4 +287,47 @@ fn every_variable_read_is_listed_in_vars() {
             "{secret} must never be a flag (it would show in ps)"
         );
     }
+}
+
+#[test]
+fn search_keys_must_be_long_bound_and_distinct_and_are_never_named() {
+    let long = "k".repeat(32);
+    for (var, value, says) in [
+        (
+            "SEARCH_API_KEYS",
+            "short-key",
+            "SEARCH_API_KEYS: key 1 is shorter than 32",
+        ),
+        (
+            "SEARCH_USER_KEYS",
+            "ann=short-key",
+            "SEARCH_USER_KEYS: key 1 is shorter than 32",
+        ),
+        ("SEARCH_USER_KEYS", "no-user-named", "user=key"),
+        ("SEARCH_USER_KEYS", &format!("={long}"), "names no user"),
+    ] {
+        let err = from(&[(var, value)]).unwrap_err().to_string();
+        assert!(err.contains(says), "{var}={value}: {err}");
+        assert!(!err.contains("short-key") && !err.contains(&long), "{err}");
+    }
+    let err = from(&[
+        ("SEARCH_API_KEYS", long.as_str()),
+        ("SEARCH_USER_KEYS", &format!("ann={long}")),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("distinct"), "{err}");
+    let site = from(&[
+        ("CONFLUENCE_BASE_URL", "https://wiki.corp"),
+        ("CONFLUENCE_API_VERSION", "v1"),
+        ("CONFLUENCE_API_TOKEN", "pat"),
+    ])
+    .unwrap();
+    let SourceSettings::Confluence(c) = &site.source else {
+        panic!("{:?}", site.source)
+    };
+    assert!(
+        !c.anonymous_access,
+        "closed unless the site is said to be open"
+    );
 }

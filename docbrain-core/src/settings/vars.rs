@@ -92,6 +92,7 @@ pub const VARS: &[Var] = &[
     var("CONFLUENCE_PAGE_LIMIT", "confluence-page-limit", Sync, "Index at most this many pages per crawl [default: 0, unlimited]"),
     var("CONFLUENCE_TLS_VERIFY", "confluence-tls-verify", Sync, "Verify Confluence's certificate [default: true]"),
     var("CONFLUENCE_FETCH_CONCURRENCY", "confluence-fetch-concurrency", Sync, "Pages fetched and indexed at once during a crawl [default: 4]"),
+    var("CONFLUENCE_ANONYMOUS_ACCESS", "confluence-anonymous-access", Sync, "The site lets anonymous users view spaces that grant it; off, such grants admit nobody [default: false]"),
     var("CHUNK_MAX_TOKENS", "chunk-tokens", Sync, "Chunk budget in model tokens, breadcrumb included [default: 254]"),
     var("MAX_DELETE_FRACTION", "max-delete-fraction", Sync, "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]"),
     var("DELETE_GUARD_FLOOR", "delete-guard-floor", Sync, "Deleting up to this many pages of a space always passes the guard [default: 2]"),
@@ -108,7 +109,9 @@ pub const VARS: &[Var] = &[
     var("WEBHOOK_DEBOUNCE_MS", "webhook-debounce-ms", Server, "Window after a page's reconcile in which its further events collapse into one more, in ms [default: 1000]"),
     var("WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts", Server, "Failed reconciles of a page before its events are parked [default: 10]"),
     var("WEBHOOK_RETRY_MS", "webhook-retry-ms", Server, "First wait after a failed reconcile, in ms; it doubles [default: 2000]"),
-    env_only("SEARCH_API_KEYS", Server, "Comma-separated bearer keys that may call /search; required on a non-loopback address"),
+    env_only("SEARCH_API_KEYS", Server, "Comma-separated gateway keys: their holder may search as any user (as=<user>); required on a non-loopback address unless SEARCH_USER_KEYS is set"),
+    env_only("SEARCH_USER_KEYS", Server, "Comma-separated user=key pairs: each key searches as that one user only"),
+    var("SEARCH_GATEWAY_USERS", "search-gateway-users", Server, "Comma-separated users gateway keys may search as [default: anyone]"),
     var("SEARCH_ALLOW_ANONYMOUS", "search-allow-anonymous", Server, "Serve /search without keys on any address (an open index) [default: false]"),
     var("INGEST_SCHEDULE", "ingest-schedule", Server, "Run the full crawl inside the server at this interval, e.g. 6h"),
 ];
@@ -213,6 +216,17 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
         .into_iter()
         .map(Secret::new)
         .collect();
+    search.user_keys = r
+        .list("SEARCH_USER_KEYS")
+        .into_iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((user, key)) => Ok((user.trim().to_owned(), Secret::new(key.trim()))),
+            None => Err(invalid(
+                "SEARCH_USER_KEYS takes user=key pairs, comma-separated (an entry has no '=')",
+            )),
+        })
+        .collect::<Result<_>>()?;
+    search.gateway_users = r.list("SEARCH_GATEWAY_USERS");
     search.allow_anonymous = r.flag("SEARCH_ALLOW_ANONYMOUS", false)?;
     search.permissions = r.flag("SEARCH_PERMISSIONS", true)?;
     search.cache_ttl = r.duration("PERMISSION_CACHE_TTL", search.cache_ttl)?;
@@ -302,6 +316,7 @@ fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
     c.page_limit = Some(r.number("CONFLUENCE_PAGE_LIMIT", 0usize)?).filter(|&n| n > 0);
     c.tls_verify = r.flag("CONFLUENCE_TLS_VERIFY", true)?;
     c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
+    c.anonymous_access = r.flag("CONFLUENCE_ANONYMOUS_ACCESS", false)?;
     Ok(c)
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use docbrain_core::{
     query_terms, reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk,
-    IndexedPage, ModelInfo, PageId, ReadAccess, ReplaceOutcome, SearchHit, SearchRequest,
+    IndexedPage, ModelInfo, PageId, ReadAccess, Reader, ReplaceOutcome, SearchHit, SearchRequest,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::{debug, info};
@@ -340,10 +340,8 @@ impl State {
              ORDER BY bm25(chunks_fts, {BREADCRUMB_WEIGHT}, 1.0) LIMIT ?2"
         );
         // Rows come ranked; SQLite's LIMIT only bounds them when nothing is filtered out.
+        // The mirror is the one the search loaded in its snapshot (never reloaded here).
         let depth = if keep.is_some() { -1 } else { limit as i64 };
-        if keep.is_some() {
-            self.vectors()?;
-        }
         let Self { conn, vectors, .. } = self;
         let mirror = vectors.as_ref().map(|(_, cache)| cache);
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -364,23 +362,74 @@ impl State {
         Ok(ids)
     }
 
-    fn hit(&self, id: i64, score: f64) -> Result<SearchHit> {
+    /// The mirror as loaded by the last [`State::vectors`], without looking for newer commits.
+    fn loaded(&self) -> Result<&VectorCache> {
+        self.vectors
+            .as_ref()
+            .map(|(_, cache)| cache)
+            .ok_or(IndexError::Corrupt {
+                what: "vector mirror",
+            })
+    }
+
+    /// Runs `f` in one read transaction: every statement in it sees the same snapshot of the
+    /// file, whatever other processes commit meanwhile.
+    fn snapshot<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        // The snapshot starts with the first read; `data_version` then names that snapshot.
+        let started = self
+            .conn
+            .query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0));
+        let out = started.map_err(IndexError::from).and_then(|_| f(self));
+        let end = self.conn.execute_batch("COMMIT");
+        let out = out?;
+        end?;
+        Ok(out)
+    }
+
+    /// The hit of chunk row `id`, read in the search's snapshot, or `None` when its page is
+    /// not one `space` and `reader` let through: the row's rule is checked again on the row
+    /// itself, whatever the mirror said.
+    fn hit(
+        &self,
+        id: i64,
+        score: f64,
+        space: Option<&str>,
+        reader: Option<&Reader>,
+    ) -> Result<Option<SearchHit>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.chunk_id, c.page_id, c.heading_path, c.text, p.title, p.space_key, p.url \
+            "SELECT c.chunk_id, c.page_id, c.heading_path, c.text, p.title, p.space_key, p.url, p.access \
              FROM chunks c JOIN pages p ON p.page_id = c.page_id WHERE c.id = ?1",
         )?;
-        let (chunk_id, page_id, path, text, title, space_key, url) = stmt.query_row([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, Option<String>>(6)?,
-            ))
-        })?;
-        Ok(SearchHit {
+        let Some((chunk_id, page_id, path, text, title, space_key, url, access)) = stmt
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if space.is_some_and(|s| s != space_key) {
+            return Ok(None);
+        }
+        if let Some(reader) = reader {
+            // A rule that does not parse admits nobody.
+            let rule: ReadAccess =
+                serde_json::from_str(&access).unwrap_or_else(|_| ReadAccess::nobody());
+            if !rule.admits(reader) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(SearchHit {
             chunk_id,
             page_id: PageId::new(page_id),
             title,
@@ -389,7 +438,7 @@ impl State {
             url,
             text,
             score,
-        })
+        }))
     }
 }
 
@@ -599,24 +648,33 @@ impl IndexStore for EmbeddedStore {
     async fn search(&self, request: &SearchRequest) -> docbrain_core::Result<Vec<SearchHit>> {
         let request = request.clone();
         self.run(move |state| {
-            let space = request.filter.space_key.as_deref();
-            let depth = request.k.max(CANDIDATES);
-            let Some(keep) = state.vectors()?.keep(space, request.reader.as_ref()) else {
-                return Ok(Vec::new());
-            };
-            let filtered = space.is_some() || request.reader.is_some();
-            let lexical = state.bm25(&request.text, filtered.then_some(&keep), depth)?;
-            let semantic: Vec<i64> = state
-                .vectors()?
-                .top_k(&request.vector, depth, &keep)
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
-            reciprocal_rank_fusion(&[&lexical, &semantic], RRF_K)
-                .into_iter()
-                .take(request.k)
-                .map(|(id, score)| state.hit(id, score))
-                .collect()
+            // One snapshot for the whole search: the mirror, the filter built from it, both
+            // rankings and the rows read back all describe the same state of the file, even
+            // while another process rewrites pages (and SQLite reuses their row ids).
+            state.snapshot(|state| {
+                let space = request.filter.space_key.as_deref();
+                let reader = request.reader.as_ref();
+                let depth = request.k.max(CANDIDATES);
+                let Some(keep) = state.vectors()?.keep(space, reader) else {
+                    return Ok(Vec::new());
+                };
+                let filtered = space.is_some() || reader.is_some();
+                let lexical = state.bm25(&request.text, filtered.then_some(&keep), depth)?;
+                let semantic: Vec<i64> = state
+                    .loaded()?
+                    .top_k(&request.vector, depth, &keep)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                let mut hits = Vec::with_capacity(request.k);
+                for (id, score) in reciprocal_rank_fusion(&[&lexical, &semantic], RRF_K) {
+                    if hits.len() == request.k {
+                        break;
+                    }
+                    hits.extend(state.hit(id, score, space, reader)?);
+                }
+                Ok(hits)
+            })
         })
         .await
     }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use docbrain_core::{Chunk, ErrorKind, SearchFilter};
+use docbrain_core::{Chunk, ErrorKind, Principal, Reader, SearchFilter};
 
 use super::*;
 
@@ -253,4 +253,118 @@ async fn an_index_from_before_permissions_opens_with_its_pages_hidden_until_recr
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// Where the rewriter child of the two-process test works (set only in that child).
+const REWRITER_DIR: &str = "DOCBRAIN_TEST_REWRITER_DIR";
+
+/// The writer half of `no_leak_while_another_process_rewrites_restricted_pages`, run by it in a
+/// child process: rewrites two pages over and over, each time either open to anyone with
+/// "public" text or restricted to `hr` with "secret" text, so their chunk row ids are reused
+/// by rows of the other kind. Without the variable (a plain `--ignored` run) it does nothing.
+#[tokio::test]
+#[ignore = "the child process of no_leak_while_another_process_rewrites_restricted_pages"]
+async fn rewriter_process() {
+    let Some(dir) = std::env::var_os(REWRITER_DIR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let store = EmbeddedStore::open(&dir).unwrap();
+    let hr = ReadAccess::of([[Principal::Group("hr".into())].into()]);
+    let started = std::time::Instant::now();
+    let mut version = 1;
+    while !dir.join("stop").exists() && started.elapsed() < Duration::from_secs(120) {
+        for (i, page) in ["flip-a", "flip-b"].into_iter().enumerate() {
+            let secret = (version + i as u64).is_multiple_of(2);
+            let mut rec = record(page, version, 3);
+            let text = if secret {
+                rec.access = hr.clone();
+                "harbor secret salary bands"
+            } else {
+                "harbor public notes"
+            };
+            let chunks: Vec<EmbeddedChunk> = (0..3)
+                .map(|p| {
+                    chunk(
+                        page,
+                        p,
+                        &format!("{text} {p}"),
+                        vec![1.0, 0.1 * p as f32, 0.0, 0.0],
+                    )
+                })
+                .collect();
+            store.replace_page(&rec, &chunks).await.unwrap();
+        }
+        version += 1;
+        if version == 3 {
+            std::fs::write(dir.join("ready"), "").unwrap();
+        }
+    }
+    std::fs::write(dir.join("rounds"), version.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn no_leak_while_another_process_rewrites_restricted_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    store.bind_model(&model(4)).await.unwrap();
+    for page in ["open-1", "open-2"] {
+        let chunks = [chunk(
+            page,
+            0,
+            "harbor public notes",
+            vec![1.0, 0.0, 0.0, 0.0],
+        )];
+        store
+            .replace_page(&record(page, 1, 1), &chunks)
+            .await
+            .unwrap();
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "embedded::tests::rewriter_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(REWRITER_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !dir.path().join("ready").exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the rewriter did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut request = search("harbor", vec![1.0, 0.05, 0.0, 0.0]);
+    request.k = 8;
+    request.reader = Some(Reader::anonymous());
+    let mut seen = 0;
+    let searching = std::time::Instant::now();
+    let mut n = 0;
+    while n < 1_500 || searching.elapsed() < Duration::from_secs(2) {
+        n += 1;
+        let hits = store.search(&request).await.unwrap();
+        assert!(!hits.is_empty(), "search {n} found nothing");
+        for hit in &hits {
+            assert!(
+                !hit.text.contains("secret"),
+                "search {n} leaked a restricted row: {} {:?}",
+                hit.page_id,
+                hit.text
+            );
+        }
+        seen += hits.len();
+    }
+    std::fs::write(dir.path().join("stop"), "").unwrap();
+    assert!(child.wait().unwrap().success());
+    let rounds: u64 = std::fs::read_to_string(dir.path().join("rounds"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rounds > 50, "the rewriter made only {rounds} rounds");
+    assert!(seen > 1_500);
 }
