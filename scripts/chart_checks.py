@@ -98,13 +98,14 @@ def check_rendered(out):
     check("CONFLUENCE_WEBHOOK_SECRET" not in jenv, "docs: the ingest job does not get the webhook secret")
     svc = one(docs, "Service")
     check(svc["spec"]["ports"][0]["targetPort"] == "http", "docs: service targets the http port")
-    check(secret_value(docs, env, "SEARCH_API_KEYS") == "your-search-key", "docs: search keys from the Secret")
+    check(secret_value(docs, env, "SEARCH_USER_KEYS") == "jdoe=a-long-random-key-of-32-characters-or-more", "docs: user keys from the Secret")
+    check("SEARCH_API_KEYS" not in env, "docs: no gateway keys unless given")
     check(env.get("SEARCH_ALLOW_ANONYMOUS", {}).get("value") == "false", "docs: search is not open")
     check(env.get("SEARCH_PERMISSIONS", {}).get("value") == "true", "docs: results obey permissions")
     check(jenv.get("SEARCH_PERMISSIONS", {}).get("value") == "true", "docs: the crawl reads permissions")
     check(env.get("PERMISSION_CACHE_TTL", {}).get("value") == "5m", "docs: membership cache TTL")
-    check("SEARCH_API_KEYS" not in jenv, "docs: the ingest job does not get the search keys")
-    no_secret_in_configmaps(docs, ["your-shared-secret", "your-api-token", "your-search-key"], "docs")
+    check("SEARCH_USER_KEYS" not in jenv, "docs: the ingest job does not get the search keys")
+    no_secret_in_configmaps(docs, ["your-shared-secret", "your-api-token", "a-long-random-key-of-32-characters-or-more"], "docs")
 
     # The webhook disabled; Data Center ingest.
     docs = load(f"{out}/webhook-disabled.yaml")

@@ -67,6 +67,12 @@ pub trait Embedder: Debug + Send + Sync + 'static {
     fn token_counter(&self) -> Option<Arc<dyn TokenCounter>> {
         None
     }
+
+    /// How calls to a remote embedding service have gone, for metrics and readiness; `None`
+    /// (the default) for embedders that run in-process.
+    fn health(&self) -> Option<crate::CallHealth> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Decode,
     /// A setting is missing or wrong.
     InvalidConfig,
+    /// A request cannot be answered as asked (an empty question, `k` out of range): the
+    /// caller's to fix, and safe to tell them.
+    InvalidRequest,
     /// The index store failed or holds data this build cannot use.
     Storage,
     /// The embedding model failed.

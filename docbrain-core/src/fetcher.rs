@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 
 use crate::access::{ReadAccess, Reader};
 use crate::error::Result;
+use crate::health::CallHealth;
 use crate::page::{Fetched, PageId, PageSummary};
 
 /// A stream of listing entries, produced page by page as the source paginates.
@@ -85,29 +86,7 @@ pub trait Fetcher: Debug + Send + Sync + 'static {
 
     /// How calls to a remote source have gone, for metrics and alerts; `None` (the default)
     /// for sources that make no remote calls.
-    fn health(&self) -> Option<SourceHealth> {
+    fn health(&self) -> Option<CallHealth> {
         None
-    }
-}
-
-/// Counters of a remote source's calls: every failed attempt counts, retried or not, so an
-/// outage shows at once rather than after the retries run out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SourceHealth {
-    /// Calls made (each attempt).
-    pub calls: u64,
-    /// Attempts that failed: transport errors, timeouts, 429 and 5xx answers.
-    pub failed_calls: u64,
-    /// When a call last succeeded, in milliseconds since the Unix epoch.
-    pub last_success_ms: Option<u64>,
-    /// When the source was set up, in milliseconds since the Unix epoch.
-    pub since_ms: u64,
-}
-
-impl SourceHealth {
-    /// Seconds since the last successful call, or since the source was set up if none has
-    /// succeeded yet: the figure to alert on.
-    pub fn seconds_since_success(&self, now_ms: u64) -> f64 {
-        now_ms.saturating_sub(self.last_success_ms.unwrap_or(self.since_ms)) as f64 / 1000.0
     }
 }

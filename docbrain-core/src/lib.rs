@@ -70,6 +70,7 @@ mod fetcher;
 #[cfg(feature = "front-door")]
 pub mod front_door;
 mod hash;
+mod health;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 mod memory;
@@ -92,7 +93,8 @@ pub use chunk::{Chunk, EmbeddedChunk};
 pub use chunker::{Chunker, MarkdownChunker, MarkdownChunkerBuilder};
 pub use embedder::{Embedder, EstimatedTokens, ModelInfo, TokenCounter};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use fetcher::{Fetcher, PageStream, Scope, SourceHealth};
+pub use fetcher::{Fetcher, PageStream, Scope};
+pub use health::{CallCounter, CallHealth};
 pub use memory::MemoryStore;
 pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};

@@ -348,14 +348,17 @@ fn tool_error(reason: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(reason.to_owned())])
 }
 
-/// A pipeline error as the caller should see it: their mistake (an unknown space or user) as
-/// a tool error with its reason; a failure of ours as a tool error that says so, logged.
+/// A pipeline error as the caller should see it: their mistake (an unknown space, an empty
+/// question) as a tool error with its reason; a failure of ours as a tool error that says so,
+/// with the detail (addresses, causes) in the log only.
 fn answer_error(e: &Error) -> std::result::Result<CallToolResult, ErrorData> {
-    if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidConfig) {
+    if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidRequest) {
         return Ok(tool_error(&e.to_string()));
     }
     warn!(error = %e, "an MCP tool call failed");
-    Ok(tool_error(&format!("the index could not answer: {e}")))
+    Ok(tool_error(
+        "the index could not answer (the server log says why)",
+    ))
 }
 
 /// `text` cut to `max` characters, and whether it was.

@@ -112,7 +112,7 @@ impl IndexStore for MemoryStore {
     ) -> Result<ReplaceOutcome> {
         let mut inner = self.lock()?;
         if let Some(held) = inner.pages.get(&page.id) {
-            if held.version > page.version {
+            if page.is_stale_against(held.version, held.access_read_ms) {
                 return Ok(ReplaceOutcome::Stale { held: held.version });
             }
         }

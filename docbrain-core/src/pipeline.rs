@@ -233,6 +233,11 @@ impl Pipeline {
         &self.store
     }
 
+    /// Returns the embedder.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
     /// Brings one page of the index in line with its source: a live page is upserted, a page
     /// that is gone, trashed or otherwise not current loses all its chunks.
     ///
@@ -253,6 +258,7 @@ impl Pipeline {
         id: &PageId,
         wanted: Option<u64>,
     ) -> Result<PageOutcome> {
+        let read_ms = crate::text::now_ms();
         let fetched = self.fetcher.fetch(id).await?;
         if let (Fetched::Page(page), Some(wanted)) = (&fetched, wanted) {
             if page.status.is_indexed() && page.version < wanted {
@@ -263,7 +269,7 @@ impl Pipeline {
                 });
             }
         }
-        self.apply(id, fetched).await
+        self.apply_read_at(id, fetched, read_ms).await
     }
 
     /// Brings page `id` in line with a state already fetched from the source (what
@@ -272,8 +278,18 @@ impl Pipeline {
     /// # Errors
     /// Embedding or store failures; the index is left as it was.
     pub async fn apply(&self, id: &PageId, fetched: Fetched) -> Result<PageOutcome> {
+        self.apply_read_at(id, fetched, crate::text::now_ms()).await
+    }
+
+    /// [`Pipeline::apply`] of a state whose fetch began at `read_ms`.
+    async fn apply_read_at(
+        &self,
+        id: &PageId,
+        fetched: Fetched,
+        read_ms: u64,
+    ) -> Result<PageOutcome> {
         match fetched {
-            Fetched::Page(page) => self.upsert(page).await,
+            Fetched::Page(page) => self.upsert_read_at(page, read_ms).await,
             Fetched::Gone => self.remove(id, "is gone").await,
         }
     }
@@ -289,6 +305,11 @@ impl Pipeline {
     /// # Errors
     /// Embedding or store failures; the index is left as it was.
     pub async fn upsert(&self, page: Page) -> Result<PageOutcome> {
+        self.upsert_read_at(page, crate::text::now_ms()).await
+    }
+
+    /// [`Pipeline::upsert`] of a page whose rule was read from `read_ms` on.
+    async fn upsert_read_at(&self, page: Page, read_ms: u64) -> Result<PageOutcome> {
         if !page.status.is_indexed() {
             let why = format!("is {:?}", page.status).to_lowercase();
             return self.remove(&page.id, &why).await;
@@ -352,7 +373,10 @@ impl Pipeline {
             out.push(EmbeddedChunk { chunk, vector });
         }
         cached.clear();
-        let record = IndexedPage::of(&page, total);
+        let record = IndexedPage {
+            access_read_ms: read_ms,
+            ..IndexedPage::of(&page, total)
+        };
         match self.store.replace_page(&record, &out).await? {
             ReplaceOutcome::Replaced => {
                 info!(
@@ -579,10 +603,11 @@ impl Pipeline {
     /// listing over a space that changes under it can skip live pages), and only while the
     /// index holds the version the crawl read (a webhook may have restored it since).
     async fn delete_unlisted(&self, page: &IndexedPage, report: &mut SyncReport) -> Result<()> {
+        let read_ms = crate::text::now_ms();
         match self.fetcher.fetch(&page.id).await {
             Ok(Fetched::Page(live)) if live.status.is_indexed() => {
                 debug!(page_id = %page.id, "unlisted but live: the listing skipped it; kept");
-                match self.upsert(live).await {
+                match self.upsert_read_at(live, read_ms).await {
                     Ok(PageOutcome::Updated { .. }) => report.pages_updated += 1,
                     Ok(_) => {}
                     Err(e) => {
@@ -619,7 +644,7 @@ impl Pipeline {
     /// `filter.caller` may read: the one search path of every front door.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidConfig`] for an empty question or `k` outside 1..=[`MAX_K`];
+    /// [`ErrorKind::InvalidRequest`] for an empty question or `k` outside 1..=[`MAX_K`];
     /// [`ErrorKind::NotFound`] for a space the caller can read nothing in, or a user the source
     /// does not know; embedding or store failures.
     pub async fn search(
@@ -631,13 +656,13 @@ impl Pipeline {
         let text = query.trim();
         if text.is_empty() {
             return Err(Error::new(
-                ErrorKind::InvalidConfig,
+                ErrorKind::InvalidRequest,
                 "the search query is empty",
             ));
         }
         if !(1..=MAX_K).contains(&k) {
             return Err(Error::new(
-                ErrorKind::InvalidConfig,
+                ErrorKind::InvalidRequest,
                 format!("k must be from 1 to {MAX_K}"),
             ));
         }

@@ -40,6 +40,10 @@ pub struct IndexedPage {
     /// reads as nobody until a crawl reads them.
     #[serde(default)]
     pub access: ReadAccess,
+    /// When the rule was read from the source (milliseconds since the Unix epoch, taken as the
+    /// read began; 0: unknown). Of two writes of one version, the rule read later stays.
+    #[serde(default)]
+    pub access_read_ms: u64,
 }
 
 impl IndexedPage {
@@ -57,7 +61,16 @@ impl IndexedPage {
             chunk_count,
             ancestor_ids: page.ancestor_ids.clone(),
             access: page.access.clone(),
+            access_read_ms: 0,
         }
+    }
+
+    /// Whether a store holding version `held_version`, its rule read at `held_read_ms`, keeps
+    /// what it holds rather than take this record: a newer version, or the same version with a
+    /// rule read later (a slow writer never puts back a rule a faster one has replaced, such as
+    /// a crawl that embedded for seconds writing over a restriction a webhook just applied).
+    pub fn is_stale_against(&self, held_version: u64, held_read_ms: u64) -> bool {
+        (held_version, held_read_ms) > (self.version, self.access_read_ms)
     }
 }
 
@@ -160,5 +173,17 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
     /// what they have written at once (the default) do nothing; near-real-time engines refresh.
     async fn flush(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// How calls to a remote store have gone, for metrics and readiness; `None` (the default)
+    /// for stores that make no remote calls.
+    fn health(&self) -> Option<crate::CallHealth> {
+        None
+    }
+
+    /// What the store is, for messages an operator reads (`opensearch`, `embedded`): never an
+    /// address or a credential.
+    fn kind(&self) -> &'static str {
+        "index"
     }
 }

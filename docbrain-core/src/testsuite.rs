@@ -91,6 +91,7 @@ fn record(id: &str, space: &str, title: &str, version: u64, chunks: u32) -> Inde
         chunk_count: chunks,
         ancestor_ids: vec!["1".into()],
         access: ReadAccess::anyone(),
+        access_read_ms: 0,
     }
 }
 
@@ -290,6 +291,7 @@ where
     replaces_and_reads_back(new_store().await.as_ref()).await;
     shrinking_page_leaves_no_orphans(new_store().await.as_ref()).await;
     never_rolls_back_a_version(new_store().await.as_ref()).await;
+    keeps_the_rule_read_last(new_store().await.as_ref()).await;
     deletes_every_chunk(new_store().await.as_ref()).await;
     deletes_only_the_version_read(new_store().await.as_ref()).await;
     deletes_only_the_version_read(new_store().await.as_ref()).await;
@@ -441,6 +443,51 @@ pub async fn never_rolls_back_a_version(store: &dyn IndexStore) {
     )
     .await;
     assert_eq!(outcome, ReplaceOutcome::Replaced);
+}
+
+/// Of two writes of one version, the one whose rule was read later stays: a slow writer (a
+/// crawl that embedded for seconds) never puts back an open rule over a restriction a faster
+/// one (a webhook) wrote since.
+pub async fn keeps_the_rule_read_last(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    let write = |access: ReadAccess, read_ms: u64| {
+        let page = IndexedPage {
+            access,
+            access_read_ms: read_ms,
+            ..record("8", "ENG", "Salary", 3, 1)
+        };
+        async move {
+            store
+                .replace_page(&page, &chunks("8", "Salary", &[("salary bands", 0)]))
+                .await
+                .unwrap()
+        }
+    };
+    let hr = ReadAccess::of([layer(&["group:hr"])]);
+    assert_eq!(write(hr.clone(), 2_000).await, ReplaceOutcome::Replaced);
+    assert_eq!(
+        write(ReadAccess::anyone(), 1_000).await,
+        ReplaceOutcome::Stale { held: 3 }
+    );
+    assert_eq!(store.page(&"8".into()).await.unwrap().unwrap().access, hr);
+    store.flush().await.unwrap();
+    assert!(seen_by(store, Some(Reader::anonymous()), None, 5)
+        .await
+        .is_empty());
+    assert_eq!(
+        seen_by(store, None, None, 5).await,
+        ["8"],
+        "the page is there"
+    );
+    assert_eq!(
+        write(ReadAccess::anyone(), 3_000).await,
+        ReplaceOutcome::Replaced
+    );
+    store.flush().await.unwrap();
+    assert_eq!(
+        seen_by(store, Some(Reader::anonymous()), None, 5).await,
+        ["8"]
+    );
 }
 
 /// Deleting a page removes its record and every chunk; deleting an absent page is a no-op.

@@ -218,6 +218,7 @@ async fn bench_store(
             chunk_count: per_page as u32,
             ancestor_ids: vec![],
             access: access_of(p),
+            access_read_ms: 0,
         };
         let store = Arc::clone(&store);
         writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });

@@ -47,8 +47,13 @@ pub enum Refusal {
     Unauthorized,
     /// 400: the request names its caller wrongly (a repeated `as`, `as` without a key).
     BadRequest(String),
-    /// 403: the key may not act for the user named.
-    Forbidden(String),
+    /// 403: the key (by id) may not act for the user named.
+    Forbidden {
+        /// Why, for the caller.
+        why: String,
+        /// The key's id, for the audit line.
+        key_id: String,
+    },
 }
 
 /// A request's caller, once its key is checked: whose permissions apply, and which key (by
@@ -140,18 +145,22 @@ impl SearchGate {
             },
             Some(Key::User(bound)) => match as_user {
                 Some(other) if other != bound => {
-                    return Err(Refusal::Forbidden(
-                        "this key searches as its own user only: drop `as` or name that user".into(),
-                    ))
+                    return Err(Refusal::Forbidden {
+                        why: "this key searches as its own user only: drop `as` or name that user"
+                            .into(),
+                        key_id: format!("user:{bound}"),
+                    })
                 }
                 _ => (Some(bound.to_owned()), format!("user:{bound}")),
             },
             Some(Key::Gateway(fingerprint)) => {
                 if let Some(user) = as_user {
                     if !self.gateway_users.is_empty() && !self.gateway_users.iter().any(|u| u == user) {
-                        return Err(Refusal::Forbidden(
-                            "this gateway key may not search as that user (SEARCH_GATEWAY_USERS)".into(),
-                        ));
+                        return Err(Refusal::Forbidden {
+                            why: "this gateway key may not search as that user (SEARCH_GATEWAY_USERS)"
+                                .into(),
+                            key_id: format!("gateway:{fingerprint}"),
+                        });
                     }
                 }
                 (as_user.map(str::to_owned), format!("gateway:{fingerprint}"))
@@ -315,7 +324,7 @@ mod tests {
         );
         assert!(matches!(
             gate.admit(Some(&bearer(ANN_KEY)), &as_(&["bob"])),
-            Err(Refusal::Forbidden(_))
+            Err(Refusal::Forbidden { .. })
         ));
     }
 
@@ -337,7 +346,7 @@ mod tests {
             .is_ok());
         assert!(matches!(
             limited.admit(Some(&bearer(GATEWAY)), &as_(&["carol"])),
-            Err(Refusal::Forbidden(_))
+            Err(Refusal::Forbidden { .. })
         ));
     }
 

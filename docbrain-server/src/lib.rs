@@ -14,6 +14,7 @@ mod journal;
 mod mcp;
 mod metrics;
 mod queue;
+mod ready;
 mod routes;
 mod schedule;
 
@@ -37,7 +38,7 @@ use tracing::{info, warn};
 
 pub use gate::SearchGate;
 pub use mcp::McpEndpoint;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, PartsHealth};
 pub use queue::Webhook;
 pub use routes::{router, Response};
 pub use schedule::run_schedule;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub search: SearchGate,
     /// `/mcp`.
     pub mcp: McpEndpoint,
+    /// `/readyz`'s cached verdict on the store and the embedder.
+    readiness: Arc<ready::Readiness>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             metrics,
             search,
             mcp,
+            readiness: Arc::default(),
         }
     }
 }

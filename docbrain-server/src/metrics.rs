@@ -6,7 +6,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use docbrain_core::SourceHealth;
+use docbrain_core::CallHealth;
+
+/// How the remote parts' calls have gone, for [`Metrics::render`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartsHealth {
+    /// Confluence, when it is the source.
+    pub source: Option<CallHealth>,
+    /// The index store, by kind, when it counts its calls.
+    pub store: Option<(&'static str, CallHealth)>,
+    /// A remote embedding service.
+    pub embedder: Option<CallHealth>,
+    /// Pages whose reconcile failed and waits to be tried again.
+    pub retrying: u64,
+}
+
+/// Writes one part's call counters: `<prefix>_calls_total`, `<prefix>_call_failures_total`
+/// and `<prefix>_seconds_since_success`.
+fn calls(out: &mut String, prefix: &str, what: &str, labels: &str, h: CallHealth, now_ms: u64) {
+    let age = h.seconds_since_success(now_ms);
+    let _ = writeln!(out, "# HELP {prefix}_calls_total Calls to {what}, each attempt.\n# TYPE {prefix}_calls_total counter\n{prefix}_calls_total{labels} {}", h.calls);
+    let _ = writeln!(out, "# HELP {prefix}_call_failures_total Failed calls to {what} (transport errors, timeouts, refusals, error answers), retried or not.\n# TYPE {prefix}_call_failures_total counter\n{prefix}_call_failures_total{labels} {}", h.failed_calls);
+    let _ = writeln!(out, "# HELP {prefix}_seconds_since_success Seconds since a call to {what} last succeeded, or since start if none has (alert when it grows).\n# TYPE {prefix}_seconds_since_success gauge\n{prefix}_seconds_since_success{labels} {age:.3}");
+}
 
 /// Upper bounds (seconds) of the reconcile latency histogram.
 const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -91,15 +113,42 @@ impl Metrics {
         bump(&self.crawls, outcome);
     }
 
-    /// Renders the Prometheus text exposition format, with the source's call counters.
-    pub fn render(&self, source: Option<SourceHealth>) -> String {
+    /// Renders the Prometheus text exposition format, with the remote parts' call counters.
+    pub fn render(&self, parts: &PartsHealth) -> String {
         let mut out = String::new();
-        if let Some(health) = source {
-            let _ = writeln!(out, "# HELP docbrain_confluence_calls_total Calls to Confluence, each attempt.\n# TYPE docbrain_confluence_calls_total counter\ndocbrain_confluence_calls_total {}", health.calls);
-            let _ = writeln!(out, "# HELP docbrain_confluence_call_failures_total Failed calls to Confluence (transport errors, timeouts, 429, 5xx), retried or not.\n# TYPE docbrain_confluence_call_failures_total counter\ndocbrain_confluence_call_failures_total {}", health.failed_calls);
-            let age = health.seconds_since_success(docbrain_core::text::now_ms());
-            let _ = writeln!(out, "# HELP docbrain_confluence_seconds_since_success Seconds since a call to Confluence last succeeded, or since start if none has (alert when it grows).\n# TYPE docbrain_confluence_seconds_since_success gauge\ndocbrain_confluence_seconds_since_success {age:.3}");
+        let now = docbrain_core::text::now_ms();
+        if let Some(health) = parts.source {
+            calls(
+                &mut out,
+                "docbrain_confluence",
+                "Confluence",
+                "",
+                health,
+                now,
+            );
         }
+        if let Some((kind, health)) = parts.store {
+            let labels = format!("{{store=\"{kind}\"}}");
+            calls(
+                &mut out,
+                "docbrain_index_store",
+                "the index store",
+                &labels,
+                health,
+                now,
+            );
+        }
+        if let Some(health) = parts.embedder {
+            calls(
+                &mut out,
+                "docbrain_embedder",
+                "the embedding service",
+                "",
+                health,
+                now,
+            );
+        }
+        let _ = writeln!(out, "# HELP docbrain_webhook_retrying Pages whose reconcile failed and waits to be tried again (events waiting on Confluence, the store or the embedder).\n# TYPE docbrain_webhook_retrying gauge\ndocbrain_webhook_retrying {}", parts.retrying);
         let _ = writeln!(out, "# HELP docbrain_webhook_events_total Webhook deliveries by event and outcome.\n# TYPE docbrain_webhook_events_total counter");
         for ((event, outcome), n) in self
             .events

@@ -143,6 +143,15 @@ impl Webhook {
         lock(&self.queue.slots).pages.len()
     }
 
+    /// Pages whose reconcile failed and that wait to be tried again.
+    pub fn retrying(&self) -> usize {
+        lock(&self.queue.slots)
+            .pages
+            .values()
+            .filter(|slot| slot.attempts > 0)
+            .count()
+    }
+
     /// Journals a page event and queues the page; resolves once the event is on disk.
     ///
     /// # Errors

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tracing::{debug, error as log_error, info, warn};
 
 use crate::gate::Refusal;
+use crate::metrics::PartsHealth;
 use crate::queue::Webhook;
 use crate::{AppState, ServerError};
 
@@ -84,9 +85,7 @@ where
             hyper::Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(whole(
-                    state.metrics.render(state.pipeline.fetcher().health()),
-                ))
+                .body(whole(state.metrics.render(&parts_health(state))))
                 .unwrap_or_else(|_| hyper::Response::new(whole(Bytes::new())))
         }
         (_, "/confluence/events") => match &state.webhook {
@@ -106,21 +105,31 @@ where
     }
 }
 
+/// How the pipeline's remote parts have gone, for `/metrics`.
+fn parts_health(state: &AppState) -> PartsHealth {
+    let store = state.pipeline.store();
+    PartsHealth {
+        source: state.pipeline.fetcher().health(),
+        store: store.health().map(|h| (store.kind(), h)),
+        embedder: state.pipeline.embedder().health(),
+        retrying: state.webhook.as_ref().map_or(0, |w| w.retrying() as u64),
+    }
+}
+
 async fn readyz(state: &AppState) -> Response {
     if let Some(w) = &state.webhook {
         if let Err(e) = w.journal().probe().await {
+            // The path and the cause are for the operator: this route answers anyone.
+            warn!(path = %w.journal().path().display(), error = %e, "readiness: the webhook journal cannot take a write");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "the webhook journal at {} cannot take a write: {e}",
-                    w.journal().path().display()
-                ),
+                "the webhook journal cannot take a write (the server log says why)",
             );
         }
     }
     // Counts of the index are not shown: this route answers anyone.
-    match state.pipeline.store().stats().await {
-        Ok(_) => {
+    match state.readiness.check(&state.pipeline).await {
+        Ok(()) => {
             let mut body = json!({ "status": "ready" });
             // A Confluence outage does not make this server unready (search still works, events
             // are journaled); it is reported for alerts, as in /metrics.
@@ -132,13 +141,7 @@ async fn readyz(state: &AppState) -> Response {
             }
             json_response(StatusCode::OK, &body)
         }
-        Err(e) => {
-            warn!(error = %e, "index not reachable");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the index is not reachable (the server log says why)",
-            )
-        }
+        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, &why),
     }
 }
 
@@ -346,7 +349,17 @@ fn admit<B>(state: &AppState, req: &Request<B>, route: &str) -> Result<Caller, R
             .filter(|(k, _)| k == "as")
             .map(|(_, v)| v.into_owned())
             .collect();
-    state.search.admit(authorization, &as_values).map(|admitted| {
+    let admitted = state.search.admit(authorization, &as_values);
+    if let Err(refusal) = &admitted {
+        let (status, key) = match refusal {
+            Refusal::Unauthorized => ("401", "(none valid)"),
+            Refusal::BadRequest(_) => ("400", "(not checked)"),
+            Refusal::Forbidden { key_id, .. } => ("403", key_id.as_str()),
+        };
+        let asked: Vec<_> = as_values.iter().map(|a| text::printable(a)).collect();
+        info!(target: "docbrain::audit", route, key, status, "search refused ({status}) for {key} asking as {asked:?}");
+    }
+    admitted.map(|admitted| {
             let as_user = match &admitted.caller {
                 Caller::User(user) => user.as_str(),
                 Caller::Anonymous => "(anonymous)",
@@ -362,7 +375,7 @@ fn refused(refusal: Refusal) -> Response {
     match refusal {
         Refusal::Unauthorized => unauthorized(),
         Refusal::BadRequest(why) => error(StatusCode::BAD_REQUEST, &why),
-        Refusal::Forbidden(why) => error(StatusCode::FORBIDDEN, &why),
+        Refusal::Forbidden { why, .. } => error(StatusCode::FORBIDDEN, &why),
     }
 }
 
@@ -426,7 +439,7 @@ async fn search(state: &AppState, query: Option<&str>, caller: Caller) -> Respon
     };
     match state.pipeline.search(&q, k, &filter).await {
         Ok(hits) => json_response(StatusCode::OK, &json!({ "hits": hits })),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidConfig) => {
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidRequest) => {
             error(StatusCode::BAD_REQUEST, &e.to_string())
         }
         Err(e) => {

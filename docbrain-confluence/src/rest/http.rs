@@ -4,11 +4,10 @@
 //! fail at once naming the credential to check; 404 is an answer of its own ("gone or not
 //! visible"). Error bodies are read as text: Data Center answers a bad token with an HTML page.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use docbrain_core::retry::{parse_retry_after, retry, Attempt, Retried, RetryPolicy};
-use docbrain_core::{Secret, SourceHealth};
+use docbrain_core::{CallCounter, CallHealth, Secret};
 use reqwest::header::{HeaderMap, LINK, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
@@ -42,11 +41,8 @@ pub(crate) struct Http {
     version: ApiVersion,
     base: String,
     max_body_bytes: usize,
-    calls: AtomicU64,
-    failed_calls: AtomicU64,
-    /// Milliseconds since the epoch of the last successful call; 0 before the first.
-    last_success_ms: AtomicU64,
-    created_ms: u64,
+    /// How its calls have gone.
+    calls: CallCounter,
 }
 
 impl Http {
@@ -70,35 +66,19 @@ impl Http {
             version,
             base: base.as_str().trim_end_matches('/').to_owned(),
             max_body_bytes,
-            calls: AtomicU64::new(0),
-            failed_calls: AtomicU64::new(0),
-            last_success_ms: AtomicU64::new(0),
-            created_ms: docbrain_core::text::now_ms(),
+            calls: CallCounter::default(),
         })
     }
 
     /// How calls have gone so far.
-    pub(crate) fn health(&self) -> SourceHealth {
-        let last = self.last_success_ms.load(Ordering::Relaxed);
-        SourceHealth {
-            calls: self.calls.load(Ordering::Relaxed),
-            failed_calls: self.failed_calls.load(Ordering::Relaxed),
-            last_success_ms: (last > 0).then_some(last),
-            since_ms: self.created_ms,
-        }
+    pub(crate) fn health(&self) -> CallHealth {
+        self.calls.snapshot()
     }
 
-    /// Counts one attempt's outcome: a retryable failure, or an answer from a working site.
+    /// Counts one attempt's outcome: an answer from a working site (a 404 included), or a
+    /// failure: a transport error, a retryable answer, a refusal of the credentials.
     fn count<T, E>(&self, outcome: &Result<T, Attempt<E>>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        match outcome {
-            Err(Attempt::Retry { .. }) => {
-                self.failed_calls.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => self
-                .last_success_ms
-                .store(docbrain_core::text::now_ms(), Ordering::Relaxed),
-        }
+        self.calls.count(outcome.is_ok());
     }
 
     /// GETs `url` as JSON; `Ok(None)` is a 404.

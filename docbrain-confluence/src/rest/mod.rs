@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
 use docbrain_core::{
-    Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, ReadAccess, Reader, Scope,
-    SourceHealth,
+    CallHealth, Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, ReadAccess, Reader,
+    Scope,
 };
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
@@ -305,7 +305,7 @@ impl Fetcher for ConfluenceClient {
         )
     }
 
-    fn health(&self) -> Option<SourceHealth> {
+    fn health(&self) -> Option<CallHealth> {
         Some(self.inner.http.health())
     }
 

@@ -112,10 +112,10 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
     }
     let space_id = id_of(&json["spaceId"]).ok_or_else(|| decode("the page has no spaceId"))?;
     let space_key = space_key(inner, space_id.as_str()).await?;
-    let chain = if json["parentId"].is_null() || status != PageStatus::Current {
-        Chain::top()
+    let chain = if status == PageStatus::Current {
+        chain_of(inner, id, json).await?
     } else {
-        ancestors(inner, id).await?
+        Chain::top()
     };
     let base = json["_links"]["base"].as_str().map_or_else(
         || inner.base.as_str().trim_end_matches('/').to_owned(),
@@ -153,11 +153,7 @@ pub(super) async fn locate(inner: &Inner, id: &PageId) -> Result<Option<Located>
         detail: "the page has no spaceId".into(),
     })?;
     let space_key = space_key(inner, space_id.as_str()).await?;
-    let chain = if answer.json["parentId"].is_null() {
-        Chain::top()
-    } else {
-        ancestors(inner, id).await?
-    };
+    let chain = chain_of(inner, id, &answer.json).await?;
     Ok(Some(Located {
         space_key,
         space_id: Some(space_id.as_str().to_owned()),
@@ -191,6 +187,30 @@ async fn space_key(inner: &Inner, space_id: &str) -> Result<String, SourceError>
         .space_keys
         .insert(space_id.to_owned(), key.clone());
     Ok(key)
+}
+
+/// The chain above a page as its answer `json` places it: none when its `parentId` is null;
+/// unknown (not whole) when the field is missing or the chain read does not end at that parent.
+async fn chain_of(
+    inner: &Inner,
+    id: &PageId,
+    json: &serde_json::Value,
+) -> Result<Chain, SourceError> {
+    let parent = match json.get("parentId") {
+        None => {
+            return Ok(Chain {
+                whole: false,
+                ..Chain::top()
+            })
+        }
+        Some(serde_json::Value::Null) => return Ok(Chain::top()),
+        Some(parent) => id_of(parent),
+    };
+    let mut chain = ancestors(inner, id).await?;
+    if parent.is_none() || chain.ids.last() != parent.as_ref() {
+        chain.whole = false;
+    }
+    Ok(chain)
 }
 
 /// How many times the ancestors of one page are asked for (each call returns up to

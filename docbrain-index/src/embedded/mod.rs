@@ -16,14 +16,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use docbrain_core::{
-    query_terms, reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk,
-    IndexedPage, ModelInfo, PageId, ReadAccess, Reader, ReplaceOutcome, SearchHit, SearchRequest,
+    query_terms, reciprocal_rank_fusion, CallCounter, CallHealth, EmbeddedChunk, IndexStats,
+    IndexStore, IndexedChunk, IndexedPage, ModelInfo, PageId, ReadAccess, Reader, ReplaceOutcome,
+    SearchHit, SearchRequest,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::{debug, info};
 
 use crate::error::IndexError;
-use schema::{CREATE, MIGRATE_1_TO_2, SCHEMA_VERSION};
+use schema::{CREATE, MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA_VERSION};
 use vectors::{Keep, VectorCache};
 
 /// How many candidates each ranking contributes to the fusion.
@@ -43,6 +44,8 @@ pub struct EmbeddedStore {
 struct Inner {
     path: PathBuf,
     state: Mutex<State>,
+    /// How its reads and writes have gone (a full or read-only disk shows here).
+    calls: CallCounter,
 }
 
 #[derive(Debug)]
@@ -158,8 +161,14 @@ impl EmbeddedStore {
             SCHEMA_VERSION => {}
             1 => {
                 tx.execute_batch(MIGRATE_1_TO_2)?;
+                tx.execute_batch(MIGRATE_2_TO_3)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 info!(path = %path.display(), "upgraded the index to schema {SCHEMA_VERSION}: pages stay hidden from permission-filtered searches until the next crawl reads their permissions");
+            }
+            2 => {
+                tx.execute_batch(MIGRATE_2_TO_3)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                info!(path = %path.display(), "upgraded the index to schema {SCHEMA_VERSION}");
             }
             found => {
                 return Err(IndexError::SchemaVersion {
@@ -178,6 +187,7 @@ impl EmbeddedStore {
                     conn,
                     vectors: None,
                 }),
+                calls: CallCounter::default(),
             }),
         })
     }
@@ -196,7 +206,9 @@ impl EmbeddedStore {
         let inner = self.inner.clone();
         let out = tokio::task::spawn_blocking(move || {
             let mut state = lock(&inner.state);
-            f(&mut state)
+            let out = f(&mut state);
+            inner.calls.count(out.is_ok());
+            out
         })
         .await
         .map_err(IndexError::from)?;
@@ -239,12 +251,13 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
             chunk_count: row.get::<_, i64>(8)? as u32,
             ancestor_ids: Vec::new(),
             access: ReadAccess::nobody(),
+            access_read_ms: row.get::<_, i64>(11)? as u64,
         },
         [row.get(5)?, row.get(6)?, row.get(9)?, row.get(10)?],
     ))
 }
 
-const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access";
+const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms";
 
 fn decode_page(raw: RawPage) -> Result<IndexedPage> {
     let (mut page, [ancestors, labels, ancestor_ids, access]) = raw;
@@ -444,6 +457,14 @@ impl State {
 
 #[async_trait]
 impl IndexStore for EmbeddedStore {
+    fn health(&self) -> Option<CallHealth> {
+        Some(self.inner.calls.snapshot())
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn bind_model(&self, model: &ModelInfo) -> docbrain_core::Result<()> {
         let model = model.clone();
         self.run(move |state| {
@@ -549,15 +570,15 @@ impl IndexStore for EmbeddedStore {
                     });
                 }
             }
-            let held: Option<i64> = tx
+            let held: Option<(i64, i64)> = tx
                 .query_row(
-                    "SELECT version FROM pages WHERE page_id = ?1",
+                    "SELECT version, access_read_ms FROM pages WHERE page_id = ?1",
                     [page.id.as_str()],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            if let Some(held) = held {
-                if held as u64 > page.version {
+            if let Some((held, read_ms)) = held {
+                if page.is_stale_against(held as u64, read_ms as u64) {
                     return Ok(ReplaceOutcome::Stale { held: held as u64 });
                 }
             }
@@ -571,7 +592,7 @@ impl IndexStore for EmbeddedStore {
             tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
             let access = access_json(&page.access);
             tx.execute(
-                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
                     page.id.as_str(),
                     page.space_key,
@@ -584,6 +605,7 @@ impl IndexStore for EmbeddedStore {
                     chunks.len() as i64,
                     to_json(&page.ancestor_ids.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>()),
                     access,
+                    page.access_read_ms as i64,
                     now_ms(),
                 ],
             )?;

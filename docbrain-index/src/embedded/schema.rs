@@ -2,13 +2,19 @@
 
 /// Bumped whenever the tables change; an index of another version is refused, not migrated
 /// silently.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a version 1 file to version 2: pages gain their ancestor ids and read rule. Records
 /// written before read `[[]]`, nobody, until a crawl reads their permissions.
 pub(crate) const MIGRATE_1_TO_2: &str = "
 ALTER TABLE pages ADD COLUMN ancestor_ids TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE pages ADD COLUMN access TEXT NOT NULL DEFAULT '[[]]';
+";
+
+/// Brings a version 2 file to version 3: pages gain when their rule was read (0: unknown, so
+/// any new read of the same version replaces it).
+pub(crate) const MIGRATE_2_TO_3: &str = "
+ALTER TABLE pages ADD COLUMN access_read_ms INTEGER NOT NULL DEFAULT 0;
 ";
 
 pub(crate) const CREATE: &str = "
@@ -28,7 +34,8 @@ CREATE TABLE pages (
     chunk_count  INTEGER NOT NULL,
     updated_ms   INTEGER NOT NULL,
     ancestor_ids TEXT NOT NULL DEFAULT '[]',
-    access       TEXT NOT NULL DEFAULT '[[]]'
+    access       TEXT NOT NULL DEFAULT '[[]]',
+    access_read_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE chunks (
     id           INTEGER PRIMARY KEY,

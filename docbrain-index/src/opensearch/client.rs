@@ -2,7 +2,7 @@
 
 use docbrain_core::retry::{retry, Attempt, Retried, RetryPolicy};
 use docbrain_core::text::one_line;
-use docbrain_core::Secret;
+use docbrain_core::{CallCounter, CallHealth, Secret};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde_json::Value;
@@ -27,6 +27,8 @@ pub(crate) struct Client {
     url: String,
     auth: Option<(String, Secret)>,
     retry: RetryPolicy,
+    /// How calls to the cluster have gone.
+    calls: CallCounter,
 }
 
 impl Client {
@@ -42,7 +44,13 @@ impl Client {
             url: url.trim_end_matches('/').to_owned(),
             auth,
             retry,
+            calls: CallCounter::default(),
         })
+    }
+
+    /// How calls to the cluster have gone.
+    pub(crate) fn health(&self) -> CallHealth {
+        self.calls.snapshot()
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -60,9 +68,34 @@ impl Client {
     ) -> Result<(u16, Value), IndexError> {
         let target = format!("{}{path}", self.url);
         let attempt = |_| async {
+            let outcome = self.attempt(&method, &target, body, what).await;
+            self.calls.count(outcome.is_ok());
+            outcome
+        };
+        retry(&self.retry, "opensearch", attempt)
+            .await
+            .map_err(|e| match e {
+                Retried::Fatal(e) => e,
+                Retried::Exhausted { attempts, last, .. } => IndexError::OpenSearchUnavailable {
+                    url: self.url.clone(),
+                    attempts,
+                    last,
+                },
+            })
+    }
+
+    /// One attempt of [`Client::call`].
+    async fn attempt(
+        &self,
+        method: &Method,
+        target: &str,
+        body: Body<'_>,
+        what: &str,
+    ) -> Result<(u16, Value), Attempt<IndexError>> {
+        {
             let mut request = self
                 .http
-                .request(method.clone(), &target)
+                .request(method.clone(), target)
                 .timeout(self.retry.timeout);
             if let Some((user, password)) = &self.auth {
                 request = request.basic_auth(user, Some(password.expose()));
@@ -106,17 +139,7 @@ impl Client {
                     detail: reason(&json, &text),
                 })),
             }
-        };
-        retry(&self.retry, "opensearch", attempt)
-            .await
-            .map_err(|e| match e {
-                Retried::Fatal(e) => e,
-                Retried::Exhausted { attempts, last, .. } => IndexError::OpenSearchUnavailable {
-                    url: self.url.clone(),
-                    attempts,
-                    last,
-                },
-            })
+        }
     }
 
     /// The retry policy (bulk item retries use it too).

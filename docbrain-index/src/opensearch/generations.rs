@@ -106,7 +106,10 @@ impl OpenSearchStore {
             if attempt > 0 {
                 held = self.held(&page.id).await?;
             }
-            if let Some(h) = held.as_ref().filter(|h| h.record.version > page.version) {
+            if let Some(h) = held
+                .as_ref()
+                .filter(|h| page.is_stale_against(h.record.version, h.record.access_read_ms))
+            {
                 if h.generation != generation {
                     // By id: a search might not see these chunks before a refresh.
                     self.bulk(

@@ -266,6 +266,14 @@ impl OpenSearchStore {
 
 #[async_trait]
 impl IndexStore for OpenSearchStore {
+    fn health(&self) -> Option<docbrain_core::CallHealth> {
+        Some(self.client.health())
+    }
+
+    fn kind(&self) -> &'static str {
+        "opensearch"
+    }
+
     async fn bind_model(&self, model: &ModelInfo) -> docbrain_core::Result<()> {
         let held = match self.read_model().await? {
             Some(held) => {
@@ -353,7 +361,10 @@ impl IndexStore for OpenSearchStore {
         }
         let generation = generation_of(page, chunks);
         let held = self.held(&page.id).await?;
-        if let Some(h) = held.as_ref().filter(|h| h.record.version > page.version) {
+        if let Some(h) = held
+            .as_ref()
+            .filter(|h| page.is_stale_against(h.record.version, h.record.access_read_ms))
+        {
             return Ok(ReplaceOutcome::Stale {
                 held: h.record.version,
             });

@@ -53,6 +53,7 @@ fn page(version: u64, chunks: u32) -> IndexedPage {
         chunk_count: chunks,
         ancestor_ids: vec![],
         access: ReadAccess::anyone(),
+        access_read_ms: 0,
     }
 }
 

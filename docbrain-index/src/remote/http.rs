@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub use docbrain_core::retry::RetryPolicy;
 use docbrain_core::retry::{retry, Attempt, Retried};
+use docbrain_core::CallCounter;
 
 /// Why a request failed for good.
 #[derive(Debug)]
@@ -33,8 +34,28 @@ pub(crate) async fn post_json(
     body: &Value,
     policy: &RetryPolicy,
     what: &str,
+    calls: &CallCounter,
 ) -> Result<Value, Failure> {
     let attempt = |_| async move {
+        let outcome = send(client, url, bearer, body, policy).await;
+        calls.count(outcome.is_ok());
+        outcome
+    };
+    retry(policy, what, attempt).await.map_err(|e| match e {
+        Retried::Fatal(f) => f,
+        Retried::Exhausted { attempts, last, .. } => Failure::Exhausted { attempts, last },
+    })
+}
+
+/// One attempt of [`post_json`].
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    body: &Value,
+    policy: &RetryPolicy,
+) -> Result<Value, Attempt<Failure>> {
+    {
         let mut request = client.post(url).json(body).timeout(policy.timeout);
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
@@ -63,11 +84,7 @@ pub(crate) async fn post_json(
             problem: format!("HTTP {status}: {}", snippet(&text)),
             retry_after: asked,
         })
-    };
-    retry(policy, what, attempt).await.map_err(|e| match e {
-        Retried::Fatal(f) => f,
-        Retried::Exhausted { attempts, last, .. } => Failure::Exhausted { attempts, last },
-    })
+    }
 }
 
 /// The first 300 characters of a body, on one line.

@@ -14,7 +14,7 @@ mod http;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use docbrain_core::{Embedder, ModelInfo, Secret};
+use docbrain_core::{CallCounter, CallHealth, Embedder, ModelInfo, Secret};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{info, warn};
 
@@ -110,6 +110,7 @@ impl RemoteConfig {
                 url,
                 client,
                 dimension: 0,
+                calls: CallCounter::default(),
             }),
         };
         let probe = embedder
@@ -145,6 +146,8 @@ struct Inner {
     client: reqwest::Client,
     /// 0 until the probe call answered.
     dimension: usize,
+    /// How calls to the service have gone.
+    calls: CallCounter,
 }
 
 impl RemoteEmbedder {
@@ -164,6 +167,7 @@ impl RemoteEmbedder {
                 &body,
                 &inner.config.retry,
                 provider,
+                &inner.calls,
             )
             .await
             {
@@ -256,6 +260,10 @@ impl RemoteEmbedder {
 
 #[async_trait]
 impl Embedder for RemoteEmbedder {
+    fn health(&self) -> Option<CallHealth> {
+        Some(self.inner.calls.snapshot())
+    }
+
     fn model(&self) -> ModelInfo {
         ModelInfo {
             model_id: format!(

@@ -137,6 +137,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 - name: CONFLUENCE_PAGE_LIMIT
   value: {{ .Values.ingest.confluence.pageLimit | quote }}
+- name: CONFLUENCE_ANONYMOUS_ACCESS
+  value: {{ .Values.ingest.confluence.anonymousAccess | quote }}
 {{- end -}}
 
 {{- define "docbrain.volumes" -}}
