@@ -333,6 +333,13 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
     )
     .await;
     assert!(w.metric("docbrain_embedder_call_failures_total").await > failures);
+    let age = w.metric("docbrain_embedder_seconds_since_success").await;
+    w.until(
+        Duration::from_secs(10),
+        "the embedder's seconds since success grow",
+        || async { w.metric("docbrain_embedder_seconds_since_success").await > age + 0.5 },
+    )
+    .await;
     w.fake.restart().await;
     w.until(Duration::from_secs(20), "the edit is indexed", || {
         w.indexed(&pages[0], version)
