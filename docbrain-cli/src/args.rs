@@ -75,6 +75,10 @@ pub struct SearchArgs {
     /// Print `{"hits": [...]}`.
     #[arg(long)]
     pub json: bool,
+    /// Show the best chunks themselves, several per page if they rank so (default: one hit
+    /// per page, naming its other matching sections).
+    #[arg(long)]
+    pub chunks: bool,
 }
 
 /// `docbrain status`.

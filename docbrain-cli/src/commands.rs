@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use docbrain_confluence::Sources;
 use docbrain_core::settings::{SourceSettings, StoreSettings};
-use docbrain_core::{Caller, IndexBuilder, Pipeline, SearchFilter, Settings, SyncProgress};
+use docbrain_core::{
+    by_page, Caller, IndexBuilder, PageHit, Pipeline, SearchFilter, Settings, SyncProgress, MAX_K,
+};
 use docbrain_index::{Backends, EmbeddedStore};
 use serde_json::json;
 
@@ -23,6 +25,7 @@ pub(crate) async fn ingest(mut settings: Settings, args: &IngestArgs) -> anyhow:
         bail!("LOCAL_DOCS_PATH is not set: point it at a folder of pages, e.g. LOCAL_DOCS_PATH=examples/sample-space (or set SOURCE_TYPE=confluence)");
     }
     settings.guards.allow_mass_delete = args.allow_mass_delete;
+    let _crawl = docbrain_core::lockfile::crawl_lock(&settings.data_dir)?;
     let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
     let store = pipeline.store().clone();
     let scope = settings.scope();
@@ -114,30 +117,68 @@ pub(crate) async fn search(settings: Settings, args: &SearchArgs) -> anyhow::Res
         space_key: args.space.clone(),
         caller,
     };
-    let hits = pipeline.search(&args.query, args.k, &filter).await?;
-    if args.json {
-        println!("{}", json!({ "hits": hits }));
+    if args.chunks {
+        let hits = pipeline.search(&args.query, args.k, &filter).await?;
+        if args.json {
+            println!("{}", json!({ "hits": hits }));
+            return Ok(ExitCode::SUCCESS);
+        }
+        print_hits(
+            &args.query,
+            hits.into_iter().map(|best| PageHit {
+                best,
+                other_sections: Vec::new(),
+            }),
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    if hits.is_empty() {
-        println!("No results for {:?}.", args.query);
+    // One hit per page: ask for enough chunks that `k` pages are likely among them.
+    // A `k` out of range goes as it is, for the pipeline to refuse.
+    let depth = if (1..=MAX_K).contains(&args.k) {
+        (args.k * 4).min(MAX_K)
+    } else {
+        args.k
+    };
+    let chunks = pipeline.search(&args.query, depth, &filter).await?;
+    let pages: Vec<PageHit> = by_page(chunks).into_iter().take(args.k).collect();
+    if args.json {
+        println!("{}", json!({ "hits": pages }));
+        return Ok(ExitCode::SUCCESS);
     }
-    for (i, hit) in hits.iter().enumerate() {
-        println!(
-            "{}. {}  [{}]  score {:.4}",
-            i + 1,
-            hit.title,
-            hit.space_key,
-            hit.score
-        );
-        println!("   {}", hit.heading_path.join(" > "));
+    print_hits(&args.query, pages.into_iter());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints hits for a person: title and space, where in the page, the link, the text (code
+/// keeps its lines), and the page's other matching sections.
+fn print_hits(query: &str, hits: impl Iterator<Item = PageHit>) {
+    let mut any = false;
+    for (i, page) in hits.enumerate() {
+        any = true;
+        let hit = &page.best;
+        println!("{}. {}  [{}]", i + 1, hit.title, hit.space_key);
+        if hit.heading_path.len() > 1 {
+            println!("   {}", hit.heading_path.join(" > "));
+        }
         if let Some(url) = &hit.url {
             println!("   {url}");
         }
-        println!("   {}", hit.snippet(200));
+        for line in hit.snippet(300).lines() {
+            println!("   {line}");
+        }
+        if !page.other_sections.is_empty() {
+            let names: Vec<String> = page
+                .other_sections
+                .iter()
+                .map(|path| path.last().cloned().unwrap_or_default())
+                .collect();
+            println!("   also matches: {}", names.join("; "));
+        }
         println!();
     }
-    Ok(ExitCode::SUCCESS)
+    if !any {
+        println!("No results for {query:?}.");
+    }
 }
 
 /// `docbrain status`: what the index holds.

@@ -383,6 +383,105 @@ fn wrong_settings_are_one_line_naming_the_variable() {
 }
 
 #[test]
+fn a_second_crawl_of_one_data_folder_stops_naming_the_first() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(&ws.data).unwrap();
+    let held = docbrain_core::lockfile::HeldLock::try_take(&ws.data.join("crawl.lock")).unwrap();
+    let out = ws.run(&["ingest"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("another crawl is running on"), "{err}");
+    assert!(
+        err.contains(&format!("pid {} on ", std::process::id())),
+        "{err}"
+    );
+    drop(held);
+    assert!(ws.run(&["ingest"]).status.success());
+}
+
+#[test]
+fn reading_commands_need_no_crawl_settings_and_announce_no_crawl() {
+    let ws = Workspace::new();
+    let ingest = ws.run(&["ingest"]);
+    assert!(
+        stderr_of(&ingest).contains("Fetching pages from"),
+        "{}",
+        stderr_of(&ingest)
+    );
+    // `status` with a Confluence source named but not configured: it reads the index only.
+    let out = ws
+        .command(&["status", "--json"])
+        .env("SOURCE_TYPE", "confluence")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(last_json(&out)["pages"], 20);
+    let out = ws.run(&["search", "roll back a deploy"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("Fetching pages"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn search_shows_one_hit_per_page_with_its_other_sections_and_code_on_its_lines() {
+    let ws = Workspace::new();
+    ws.ingest();
+    let out = ws.run(&["search", "how do I roll back a bad deploy?", "--top", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let titles: Vec<&str> = text
+        .lines()
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(titles.len(), 3, "{text}");
+    let mut distinct = titles.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "one hit per page: {text}");
+    assert!(titles[0].contains("Deploying and Rolling Back"), "{text}");
+    assert!(text.contains("also matches:"), "{text}");
+    assert!(
+        text.contains("\n   kubectl argo rollouts undo"),
+        "code keeps its lines: {text}"
+    );
+    assert!(!text.contains("score 0."), "{text}");
+    // --json keeps every field of the best chunk; --chunks shows chunks as ranked.
+    let json = last_json(&ws.run(&["search", "roll back a bad deploy", "--json", "-k", "3"]));
+    let hits = json["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(
+        hits[0]["chunk_id"].is_string() && hits[0]["score"].is_number(),
+        "{json}"
+    );
+    assert!(hits[0]["other_sections"].is_array(), "{json}");
+    let raw = last_json(&ws.run(&[
+        "search",
+        "roll back a bad deploy",
+        "--json",
+        "--chunks",
+        "-k",
+        "5",
+    ]));
+    let pages: Vec<&str> = raw["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["page_id"].as_str())
+        .collect();
+    assert_eq!(pages.len(), 5);
+    let mut distinct = pages.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() < pages.len(),
+        "several chunks of one page: {pages:?}"
+    );
+}
+
+#[test]
 fn convert_prints_the_markdown_of_a_storage_format_file() {
     let ws = Workspace::new();
     let out = ws.run(&[

@@ -129,6 +129,10 @@ async fn crawl_search_and_recrawl_in_both_api_versions() {
         );
         assert!(stderr.contains("Fetching pages from space OPS... 12 pages found"));
         assert!(
+            stderr.contains("Crawling Confluence"),
+            "{version}: {stderr}"
+        );
+        assert!(
             !stderr.contains(token),
             "{version}: the token leaked into the logs"
         );
@@ -198,15 +202,20 @@ async fn crawl_search_and_recrawl_in_both_api_versions() {
             !ids.is_empty() && !ids.contains(&redis.as_str()),
             "{version}: {anonymous}"
         );
-        let member = last_json(
-            &site
-                .run(
-                    version,
-                    token,
-                    &["search", question, "--json", "--as", &ann],
-                )
-                .await,
+        let member = site
+            .run(
+                version,
+                token,
+                &["search", question, "--json", "--as", &ann],
+            )
+            .await;
+        // A search looks the user up; it crawls nothing and says nothing of crawling.
+        let said = text(&member.stderr);
+        assert!(
+            !said.contains("Crawling") && !said.contains("Fetching pages"),
+            "{said}"
         );
+        let member = last_json(&member);
         assert_eq!(
             member["hits"][0]["page_id"],
             redis.as_str(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use docbrain_core::settings::SourceSettings;
 use docbrain_core::{Fetcher, SourceBuilder};
-use tracing::info;
+use tracing::debug;
 
 use crate::LocalFetcher;
 
@@ -22,18 +22,13 @@ impl SourceBuilder for Sources {
             SourceSettings::None => None,
             SourceSettings::Local(local) => {
                 let fetcher = LocalFetcher::new(&local.path, &local.space_key)?;
-                info!(folder = %fetcher.root().display(), space = %local.space_key, "Fetching pages from {}", fetcher.root().display());
+                debug!(folder = %fetcher.root().display(), space = %local.space_key, "source: a local folder");
                 Some(Arc::new(fetcher))
             }
             #[cfg(feature = "rest")]
             SourceSettings::Confluence(site) => {
                 let client = crate::ConfluenceClient::new(site.clone())?;
-                let spaces = if site.space_keys.is_empty() {
-                    "(all visible)".to_owned()
-                } else {
-                    site.space_keys.join(",")
-                };
-                info!(api = %site.api_version, spaces = %spaces, "Crawling Confluence");
+                debug!(api = %site.api_version, "source: Confluence");
                 Some(Arc::new(client))
             }
             #[cfg(not(feature = "rest"))]

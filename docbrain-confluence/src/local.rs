@@ -219,6 +219,7 @@ impl Fetcher for LocalFetcher {
             return futures::stream::empty().boxed();
         }
         let this = self.clone();
+        let (root, space) = (self.root.clone(), self.space_key.clone());
         futures::stream::once(async move {
             let listed =
                 tokio::task::spawn_blocking(move || -> Result<Vec<PageSummary>, SourceError> {
@@ -239,13 +240,21 @@ impl Fetcher for LocalFetcher {
                 .map_err(SourceError::from)
                 .and_then(|r| r);
             let items: Vec<docbrain_core::Result<PageSummary>> = match listed {
-                Ok(pages) => pages.into_iter().map(Ok).collect(),
+                Ok(pages) => {
+                    tracing::info!(folder = %root.display(), space = %space, pages = pages.len(), "Fetching pages from {}... {} pages found", root.display(), pages.len());
+                    pages.into_iter().map(Ok).collect()
+                }
                 Err(e) => vec![Err(e.into())],
             };
             futures::stream::iter(items)
         })
         .flatten()
         .boxed()
+    }
+
+    fn source_id(&self) -> String {
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        format!("local:{}", root.display())
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {

@@ -436,10 +436,60 @@ async fn refused_credentials_fail_at_once_naming_the_setting() {
                 assert!(message.contains("(HTML page) HTTP Status 401"), "{message}");
             }
         }
+        // A refusal is a failure, and the status it came with is kept for readiness.
+        let health = client.health().unwrap();
+        assert_eq!(health.failed_calls, 1, "{version}");
+        assert_eq!(health.refused, Some(401), "{version}");
+        assert!(health.last_success_ms.is_none(), "{version}");
+        assert_eq!(
+            client.check().await.unwrap_err().kind(),
+            ErrorKind::Unauthorized
+        );
         let crawl = crawl_setup(client).await;
         let err = crawl.pipeline.sync(&Scope::all()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthorized);
     }
+    // Right credentials: the check passes.
+    for version in VERSIONS {
+        client(&sim, version, &["ENG"]).check().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn mistyped_addresses_are_named_and_not_retried() {
+    let sim = Simulator::start().await.unwrap();
+    sim.create_page("ENG", "Page", &body(1));
+    let attempt = |base: String, version: ApiVersion| {
+        let mut c = ConfluenceConfig::from(ConfluenceSettings {
+            email: Some(EMAIL.into()),
+            ..ConfluenceSettings::new(base, version, Secret::new(API_TOKEN))
+        });
+        c.retry = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(200),
+            ..quick_retry()
+        };
+        async move {
+            let started = std::time::Instant::now();
+            let err = ConfluenceClient::new(c).unwrap().check().await.unwrap_err();
+            (err.to_string(), started.elapsed())
+        }
+    };
+    // https against a plain-HTTP server.
+    let https = format!("https://{}/wiki", sim.addr());
+    let (message, took) = attempt(https, ApiVersion::V2).await;
+    assert!(message.contains("does not speak TLS"), "{message}");
+    assert!(took < Duration::from_millis(200), "not retried: {took:?}");
+    // A host that does not resolve.
+    let (message, took) = attempt("http://no-such-host.invalid/wiki".into(), ApiVersion::V2).await;
+    assert!(
+        message.contains("cannot resolve no-such-host.invalid"),
+        "{message}"
+    );
+    assert!(took < Duration::from_millis(200), "not retried: {took:?}");
+    // A Cloud address without /wiki: the refusal names the likely cause.
+    let (message, _) = attempt(format!("http://{}", sim.addr()), ApiVersion::V2).await;
+    assert!(message.contains("does not end with /wiki"), "{message}");
 }
 
 #[tokio::test]

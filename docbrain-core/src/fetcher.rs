@@ -89,4 +89,21 @@ pub trait Fetcher: Debug + Send + Sync + 'static {
     fn health(&self) -> Option<CallHealth> {
         None
     }
+
+    /// Names this source among others that may share an index (`local:/docs`,
+    /// `confluence:https://site/wiki`): pages keep it, and a crawl considers only its own
+    /// source's pages, so a folder's pages are never "gone from Confluence". Never holds a
+    /// credential. The default, empty, claims no pages but those of the spaces it lists.
+    fn source_id(&self) -> String {
+        String::new()
+    }
+
+    /// Checks with one cheap call that the source answers and accepts its credentials, for a
+    /// long-running front door to say so at start. The default has nothing to check.
+    ///
+    /// # Errors
+    /// What a crawl would fail with: refused credentials, an address that does not answer.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }

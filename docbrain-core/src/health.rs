@@ -19,6 +19,9 @@ pub struct CallHealth {
     pub last_failure_ms: Option<u64>,
     /// When the part was set up, in milliseconds since the Unix epoch.
     pub since_ms: u64,
+    /// The status of the last answer when it refused the credentials (401, 403) and no call
+    /// has succeeded since.
+    pub refused: Option<u16>,
 }
 
 impl CallHealth {
@@ -41,6 +44,7 @@ pub struct CallCounter {
     failed_calls: AtomicU64,
     last_success_ms: AtomicU64,
     last_failure_ms: AtomicU64,
+    refused: AtomicU64,
     since_ms: u64,
 }
 
@@ -51,6 +55,7 @@ impl Default for CallCounter {
             failed_calls: AtomicU64::new(0),
             last_success_ms: AtomicU64::new(0),
             last_failure_ms: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             since_ms: now_ms(),
         }
     }
@@ -63,6 +68,7 @@ impl CallCounter {
         // The clock's millisecond may repeat; a later event must still read as later.
         let now = now_ms();
         if ok {
+            self.refused.store(0, Ordering::Relaxed);
             let last = self.last_failure_ms.load(Ordering::Relaxed);
             self.last_success_ms
                 .store(now.max(last + 1), Ordering::Relaxed);
@@ -74,6 +80,12 @@ impl CallCounter {
         }
     }
 
+    /// Counts one attempt the part refused for its credentials, with the status it answered.
+    pub fn refused(&self, status: u16) {
+        self.count(false);
+        self.refused.store(u64::from(status), Ordering::Relaxed);
+    }
+
     /// How calls have gone so far.
     pub fn snapshot(&self) -> CallHealth {
         let at = |v: &AtomicU64| Some(v.load(Ordering::Relaxed)).filter(|&ms| ms > 0);
@@ -83,6 +95,9 @@ impl CallCounter {
             last_success_ms: at(&self.last_success_ms),
             last_failure_ms: at(&self.last_failure_ms),
             since_ms: self.since_ms,
+            refused: u16::try_from(self.refused.load(Ordering::Relaxed))
+                .ok()
+                .filter(|&s| s > 0),
         }
     }
 }
@@ -105,5 +120,9 @@ mod tests {
         assert_eq!((recovered.calls, recovered.failed_calls), (2, 1));
         counter.count(false);
         assert!(counter.snapshot().failing());
+        counter.refused(401);
+        assert_eq!(counter.snapshot().refused, Some(401));
+        counter.count(true);
+        assert_eq!(counter.snapshot().refused, None);
     }
 }

@@ -71,6 +71,7 @@ mod fetcher;
 pub mod front_door;
 mod hash;
 mod health;
+pub mod lockfile;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 mod memory;
@@ -100,7 +101,8 @@ pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
 pub use reading::{PageText, SpaceSummary};
 pub use search::{
-    query_terms, reciprocal_rank_fusion, SearchFilter, SearchHit, SearchRequest, MAX_K,
+    by_page, query_terms, reciprocal_rank_fusion, PageHit, SearchFilter, SearchHit, SearchRequest,
+    MAX_K,
 };
 pub use secret::Secret;
 pub use settings::Settings;

@@ -375,6 +375,7 @@ impl Pipeline {
         cached.clear();
         let record = IndexedPage {
             access_read_ms: read_ms,
+            source: self.fetcher.source_id(),
             ..IndexedPage::of(&page, total)
         };
         match self.store.replace_page(&record, &out).await? {
@@ -431,11 +432,15 @@ impl Pipeline {
         progress: &dyn SyncProgress,
     ) -> Result<SyncReport> {
         let started = Instant::now();
+        // Only this source's pages are the crawl's to keep in step (and to delete); a record
+        // from before sources were kept counts only in the spaces the listing names.
+        let source = self.fetcher.source_id();
         let indexed: HashMap<PageId, IndexedPage> = self
             .store
             .list_pages()
             .await?
             .into_iter()
+            .filter(|p| p.source == source || p.source.is_empty())
             .map(|p| (p.id.clone(), p))
             .collect();
         let mut report = SyncReport::default();
@@ -549,7 +554,12 @@ impl Pipeline {
         // that the listing no longer names has vanished (deleted, or no longer readable).
         let mut spaces = spaces;
         if scope.spaces.is_empty() && !truncated {
-            spaces.extend(indexed.values().map(|p| p.space_key.clone()));
+            spaces.extend(
+                indexed
+                    .values()
+                    .filter(|p| p.source == source)
+                    .map(|p| p.space_key.clone()),
+            );
         }
         for space in spaces.iter().filter(|_| !truncated) {
             let in_space: Vec<&IndexedPage> =
@@ -721,6 +731,8 @@ mod tests {
     /// A source held in memory, counting body fetches.
     #[derive(Debug, Default)]
     struct Source {
+        /// Its [`Fetcher::source_id`].
+        name: String,
         pages: Mutex<BTreeMap<PageId, Page>>,
         fetches: AtomicUsize,
         fail_listing_after: Option<usize>,
@@ -744,6 +756,10 @@ mod tests {
 
     #[async_trait]
     impl Fetcher for Source {
+        fn source_id(&self) -> String {
+            self.name.clone()
+        }
+
         fn list<'a>(&'a self, _scope: &'a Scope) -> PageStream<'a> {
             let mut items: Vec<Result<PageSummary>> = self
                 .pages
@@ -851,6 +867,54 @@ mod tests {
             store,
             pipeline,
         }
+    }
+
+    #[tokio::test]
+    async fn a_crawl_keeps_only_its_own_sources_pages_in_step() {
+        let f = fixture(Source {
+            name: "confluence:http://site/wiki".into(),
+            ..Source::default()
+        })
+        .await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        // A folder indexed into the same store (the demo, then the simulator's crawl).
+        let folder = Arc::new(Source {
+            name: "local:/docs".into(),
+            ..Source::default()
+        });
+        for i in 0..3 {
+            folder.put(page(
+                &format!("doc{i}"),
+                "LOCAL",
+                &format!("Doc {i}"),
+                "Folder text.",
+            ));
+        }
+        let local = Pipeline::new(
+            folder.clone(),
+            Arc::new(MarkdownChunker::default()),
+            f.embedder.clone(),
+            f.store.clone(),
+        )
+        .await
+        .unwrap();
+        local.sync(&Scope::all()).await.unwrap();
+        let count = || async { f.store.list_pages().await.unwrap().len() };
+        assert_eq!(count().await, 8);
+        // Neither crawl takes the other's pages for gone, nor refuses to delete them.
+        for crawl in [&f.pipeline, &local] {
+            let report = crawl.sync(&Scope::all()).await.unwrap();
+            assert_eq!(report.pages_deleted, 0, "{report:?}");
+            assert!(report.refused_deletions.is_empty(), "{report:?}");
+            assert_eq!(count().await, 8);
+        }
+        // A page gone from the folder goes; every page of Confluence stays.
+        folder.pages.lock().unwrap().remove(&PageId::from("doc0"));
+        let report = local.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_deleted, 1, "{report:?}");
+        assert_eq!(count().await, 7);
+        let held = f.store.page(&"doc1".into()).await.unwrap().unwrap();
+        assert_eq!(held.source, "local:/docs");
     }
 
     #[tokio::test]

@@ -66,10 +66,73 @@ pub struct SearchHit {
 }
 
 impl SearchHit {
-    /// Returns the first `max_chars` characters of the text on one line, for display.
+    /// Returns the first `max_chars` characters of the text for display: prose on one line,
+    /// code blocks (fenced with backticks) with their line breaks.
     pub fn snippet(&self, max_chars: usize) -> String {
-        crate::text::one_line(&self.text, max_chars)
+        let mut out = String::with_capacity(self.text.len().min(max_chars * 4));
+        let mut in_code = false;
+        for line in self.text.lines() {
+            let fence = line.trim_start().starts_with("```");
+            // Code blocks and table rows keep their lines.
+            if in_code || fence || line.trim_start().starts_with('|') {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(line.trim_end());
+                if fence {
+                    in_code = !in_code;
+                    if !in_code {
+                        out.push('\n');
+                    }
+                }
+            } else {
+                for word in line.split_whitespace() {
+                    if !out.is_empty() && !out.ends_with('\n') {
+                        out.push(' ');
+                    }
+                    out.push_str(word);
+                }
+            }
+        }
+        let out = out.trim_end();
+        match out.char_indices().nth(max_chars) {
+            Some((cut, _)) => format!("{}…", out[..cut].trim_end()),
+            None => out.to_owned(),
+        }
     }
+}
+
+/// One page among search results: its best chunk, and the headings of its other chunks that
+/// matched, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageHit {
+    /// The page's best chunk, with every field of a hit.
+    #[serde(flatten)]
+    pub best: SearchHit,
+    /// The heading paths of the page's other matching chunks.
+    pub other_sections: Vec<Vec<String>>,
+}
+
+/// Groups chunk hits (best first) by page, keeping the pages in the order of their best
+/// chunk: what a person reads as "the top pages".
+pub fn by_page(hits: Vec<SearchHit>) -> Vec<PageHit> {
+    let mut pages: Vec<PageHit> = Vec::new();
+    for hit in hits {
+        match pages.iter_mut().find(|p| p.best.page_id == hit.page_id) {
+            Some(page) => {
+                if hit.heading_path != page.best.heading_path
+                    && !page.other_sections.contains(&hit.heading_path)
+                {
+                    page.other_sections.push(hit.heading_path);
+                }
+            }
+            None => pages.push(PageHit {
+                best: hit,
+                other_sections: Vec::new(),
+            }),
+        }
+    }
+    pages
 }
 
 /// Fuses ranked lists of ids by reciprocal rank fusion: `score = Σ 1 / (k + rank)`, rank from 1.
@@ -100,6 +163,53 @@ pub fn reciprocal_rank_fusion<T: Clone + Eq + std::hash::Hash>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hit(page: &str, path: &[&str], text: &str) -> SearchHit {
+        SearchHit {
+            chunk_id: format!("{page}-{}", path.len()),
+            page_id: page.into(),
+            title: format!("Page {page}"),
+            space_key: "ENG".into(),
+            heading_path: path.iter().map(|s| (*s).to_owned()).collect(),
+            url: None,
+            text: text.into(),
+            score: 0.03,
+        }
+    }
+
+    #[test]
+    fn hits_group_by_page_naming_the_other_sections() {
+        let pages = by_page(vec![
+            hit("1", &["Deploy", "Rollback"], "a"),
+            hit("2", &["Pager"], "b"),
+            hit("1", &["Deploy", "Canary"], "c"),
+            hit("1", &["Deploy", "Rollback"], "d"),
+        ]);
+        assert_eq!(pages.len(), 2);
+        assert_eq!(pages[0].best.text, "a");
+        assert_eq!(
+            pages[0].other_sections,
+            [vec!["Deploy".to_owned(), "Canary".to_owned()]]
+        );
+        assert_eq!(pages[1].best.page_id, PageId::from("2"));
+        let json = serde_json::to_value(&pages[0]).unwrap();
+        assert_eq!(json["chunk_id"], "1-2", "every field of the hit: {json}");
+        assert_eq!(json["other_sections"][0][1], "Canary");
+    }
+
+    #[test]
+    fn snippets_keep_code_on_its_lines_and_prose_on_one() {
+        let h = hit(
+            "1",
+            &[],
+            "Restart the service:\nthen check it.\n\n```bash\nsystemctl restart pay\njournalctl -u pay\n```\nDone.",
+        );
+        assert_eq!(
+            h.snippet(500),
+            "Restart the service: then check it.\n```bash\nsystemctl restart pay\njournalctl -u pay\n```\nDone."
+        );
+        assert!(h.snippet(10).ends_with('…'));
+    }
 
     #[test]
     fn rrf_rewards_agreement() {

@@ -44,6 +44,10 @@ pub struct IndexedPage {
     /// read began; 0: unknown). Of two writes of one version, the rule read later stays.
     #[serde(default)]
     pub access_read_ms: u64,
+    /// The source the page came from ([`crate::Fetcher::source_id`]); empty for records
+    /// written before sources were recorded. A crawl only ever deletes pages of its own source.
+    #[serde(default)]
+    pub source: String,
 }
 
 impl IndexedPage {
@@ -62,6 +66,7 @@ impl IndexedPage {
             ancestor_ids: page.ancestor_ids.clone(),
             access: page.access.clone(),
             access_read_ms: 0,
+            source: String::new(),
         }
     }
 

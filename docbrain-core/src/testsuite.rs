@@ -92,6 +92,7 @@ fn record(id: &str, space: &str, title: &str, version: u64, chunks: u32) -> Inde
         ancestor_ids: vec!["1".into()],
         access: ReadAccess::anyone(),
         access_read_ms: 0,
+        source: String::new(),
     }
 }
 

@@ -219,6 +219,7 @@ async fn bench_store(
             ancestor_ids: vec![],
             access: access_of(p),
             access_read_ms: 0,
+            source: String::new(),
         };
         let store = Arc::clone(&store);
         writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
+use docbrain_core::lockfile::{HeldLock, LockError};
 use docbrain_core::PageId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -75,7 +76,7 @@ pub(crate) struct Journal {
     tx: mpsc::Sender<CommandBox>,
     path: PathBuf,
     /// Held (locked) for as long as any handle lives.
-    _lock: std::sync::Arc<File>,
+    _lock: std::sync::Arc<HeldLock>,
 }
 
 /// `Command` boxed so the handle stays `Debug`.
@@ -188,38 +189,19 @@ impl Journal {
 }
 
 /// Takes the journal folder's lock, or says who holds it.
-fn lock(dir: &Path) -> Result<File, ServerError> {
+fn lock(dir: &Path) -> Result<HeldLock, ServerError> {
     let path = dir.join(LOCK_NAME);
     let io = |e: std::io::Error| ServerError::Journal {
         path: dir.to_path_buf(),
         source: e,
     };
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(ServerError::JournalLocked {
-                path: dir.to_path_buf(),
-                holder: holder.trim().to_owned(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let me = format!("pid {} on {}", std::process::id(), host.trim());
-    // Best effort: the lock holds even if the note cannot be written (a full disk).
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.write_all(me.as_bytes()))
-        .and_then(|()| file.sync_data());
-    Ok(file)
+    HeldLock::try_take(&path).map_err(|e| match e {
+        LockError::Held { holder } => ServerError::JournalLocked {
+            path: dir.to_path_buf(),
+            holder,
+        },
+        LockError::Io(e) => io(e),
+    })
 }
 
 /// Reads the file: the pending entries by sequence number, and the number of lines read.

@@ -34,7 +34,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use gate::SearchGate;
 pub use mcp::McpEndpoint;
@@ -138,6 +138,13 @@ pub async fn run(
         .map_err(|e| docbrain_core::Error::wrap(ErrorKind::InvalidConfig, e))?;
     log_search_gate(&search, settings);
     let pipeline = Pipeline::from_settings(settings, &Sources, &Backends).await?;
+    if pipeline.fetcher().health().is_some() {
+        // One cheap call, so wrong credentials or a mistyped address show at start.
+        match pipeline.fetcher().check().await {
+            Ok(()) => info!("Confluence answered and accepted the credentials"),
+            Err(e) => error!("Confluence check failed: {e}; the server starts, but reconciles and crawls fail until this is fixed (/readyz says so)"),
+        }
+    }
     let metrics = Arc::new(Metrics::default());
     let webhook = match &settings.webhook {
         Some(config) => {
@@ -155,10 +162,12 @@ pub async fn run(
         }
     };
     if let Some(every) = settings.server.ingest_schedule {
+        metrics.first_crawl_pending();
         tokio::spawn(run_schedule(
             pipeline.clone(),
             settings.scope(),
             every,
+            settings.data_dir.clone(),
             metrics.clone(),
         ));
     }

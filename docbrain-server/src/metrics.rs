@@ -58,6 +58,8 @@ pub struct Metrics {
     pub accept_errors: AtomicU64,
     /// Full crawls run by the schedule, by outcome.
     crawls: Mutex<BTreeMap<&'static str, u64>>,
+    /// The schedule's first crawl has not completed yet.
+    first_crawl: std::sync::atomic::AtomicBool,
     histogram: Mutex<Histogram>,
 }
 
@@ -111,6 +113,21 @@ impl Metrics {
     /// Counts one scheduled crawl.
     pub fn crawl(&self, outcome: &'static str) {
         bump(&self.crawls, outcome);
+    }
+
+    /// Notes that a scheduled first crawl is due.
+    pub fn first_crawl_pending(&self) {
+        self.first_crawl.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that a scheduled crawl completed.
+    pub fn first_crawl_done(&self) {
+        self.first_crawl.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the schedule's first crawl has not completed yet.
+    pub fn awaiting_first_crawl(&self) -> bool {
+        self.first_crawl.load(Ordering::Relaxed)
     }
 
     /// Renders the Prometheus text exposition format, with the remote parts' call counters.

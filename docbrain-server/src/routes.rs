@@ -131,9 +131,21 @@ async fn readyz(state: &AppState) -> Response {
     match state.readiness.check(&state.pipeline).await {
         Ok(()) => {
             let mut body = json!({ "status": "ready" });
+            if state.metrics.awaiting_first_crawl() {
+                // Ready for events (they are journaled), but search answers from an index the
+                // first crawl is still filling.
+                body["first_crawl"] = json!("not completed");
+            }
             // A Confluence outage does not make this server unready (search still works, events
             // are journaled); it is reported for alerts, as in /metrics.
             if let Some(h) = state.pipeline.fetcher().health() {
+                if let Some(status) = h.refused {
+                    // Wrong credentials: nothing the webhook is told about can be indexed.
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("Confluence refuses the account (HTTP {status}): check CONFLUENCE_API_TOKEN (and CONFLUENCE_USER_EMAIL on Cloud); the server log says more"),
+                    );
+                }
                 body["confluence"] = json!({
                     "failed_calls": h.failed_calls,
                     "seconds_since_success": h.seconds_since_success(docbrain_core::text::now_ms()),

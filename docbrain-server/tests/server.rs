@@ -232,6 +232,31 @@ async fn a_repeated_as_is_refused_so_a_gateway_cannot_be_overridden() {
 }
 
 #[tokio::test]
+async fn refused_credentials_make_the_server_unready_saying_so() {
+    use docbrain_confluence::simulator::Simulator;
+    use docbrain_confluence::{ApiVersion, ConfluenceClient};
+    use docbrain_core::settings::ConfluenceSettings;
+    let sim = Simulator::start().await.unwrap();
+    let site = ConfluenceSettings::new(sim.base_url_v1(), ApiVersion::V1, Secret::new("wrong-pat"));
+    let pipeline = Pipeline::new(
+        Arc::new(ConfluenceClient::new(site).unwrap()),
+        Arc::new(docbrain_core::MarkdownChunker::default()),
+        Arc::new(LetterEmbedder::default()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    // What the server does at start: one cheap call.
+    assert!(pipeline.fetcher().check().await.is_err());
+    let state = AppState::new(pipeline, None, Default::default(), Default::default());
+    let (status, body) = call_with(&state, "/readyz", &[("host", "localhost")]).await;
+    assert_eq!(status, 503, "{body}");
+    let text = body.to_string();
+    assert!(text.contains("refuses the account (HTTP 401)"), "{text}");
+    assert!(!text.contains("wrong-pat"), "{text}");
+}
+
+#[tokio::test]
 async fn a_failing_index_answers_500_without_its_internals() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -406,7 +431,7 @@ fn a_webhook_secret_without_confluence_settings_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.trim(),
-        "error: CONFLUENCE_WEBHOOK_SECRET set but missing CONFLUENCE_BASE_URL/API_TOKEN"
+        "error: CONFLUENCE_WEBHOOK_SECRET set but CONFLUENCE_API_TOKEN not set: the webhook fetches each page it is told about from Confluence"
     );
     assert!(!err.contains("s3cret-value"));
 }

@@ -77,8 +77,13 @@ impl Http {
 
     /// Counts one attempt's outcome: an answer from a working site (a 404 included), or a
     /// failure: a transport error, a retryable answer, a refusal of the credentials.
-    fn count<T, E>(&self, outcome: &Result<T, Attempt<E>>) {
-        self.calls.count(outcome.is_ok());
+    fn count<T>(&self, outcome: &Result<T, Attempt<SourceError>>) {
+        match outcome {
+            Err(Attempt::Fatal(SourceError::Unauthorized { status, .. })) => {
+                self.calls.refused(*status);
+            }
+            other => self.calls.count(other.is_ok()),
+        }
     }
 
     /// GETs `url` as JSON; `Ok(None)` is a 404.
@@ -90,10 +95,17 @@ impl Http {
                 Auth::Basic { email, token } => request.basic_auth(email, Some(token.expose())),
                 Auth::Bearer(token) => request.bearer_auth(token.expose()),
             };
-            let response = request.send().await.map_err(|e| Attempt::Retry {
-                problem: transport_problem(&e),
-                retry_after: None,
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| match self.unreachable(&e) {
+                    // Asking again cannot succeed: the address itself is wrong.
+                    Some(why) => Attempt::Fatal(SourceError::Config(why)),
+                    None => Attempt::Retry {
+                        problem: transport_problem(&e),
+                        retry_after: None,
+                    },
+                })?;
             let status = response.status();
             let headers = response.headers().clone();
             let text = read_text(response, self.max_body_bytes)
@@ -140,6 +152,42 @@ impl Http {
         Ok(answer)
     }
 
+    /// What a failed send says about `CONFLUENCE_BASE_URL` when retrying cannot help: a host
+    /// name that does not resolve, or a TLS handshake with a server that does not speak TLS.
+    fn unreachable(&self, e: &reqwest::Error) -> Option<String> {
+        let mut chain = String::new();
+        let mut cause: Option<&dyn std::error::Error> = Some(e);
+        while let Some(c) = cause {
+            chain.push_str(&c.to_string().to_ascii_lowercase());
+            chain.push(' ');
+            cause = c.source();
+        }
+        let host = e.url().and_then(|u| u.host_str()).unwrap_or("the host");
+        if chain.contains("dns error") || chain.contains("failed to lookup address") {
+            return Some(format!(
+                "cannot resolve {host}, the host of CONFLUENCE_BASE_URL ({}): check its spelling and this machine's DNS",
+                self.base
+            ));
+        }
+        let https = e.url().is_some_and(|u| u.scheme() == "https");
+        let plain = [
+            "invalidcontenttype",
+            "corrupt message",
+            "wrong version number",
+        ];
+        if https && plain.iter().any(|t| chain.contains(t)) {
+            return Some(format!(
+                "the TLS handshake with {host} failed: CONFLUENCE_BASE_URL says https, but the server does not speak TLS on that port (use http:// if it is plain HTTP, or check the port)"
+            ));
+        }
+        if https && chain.contains("certificate") {
+            return Some(format!(
+                "the certificate of {host} is not trusted: install its CA on this machine (CONFLUENCE_TLS_VERIFY=false skips the check, for testing only)"
+            ));
+        }
+        None
+    }
+
     fn judge(
         &self,
         status: StatusCode,
@@ -180,6 +228,12 @@ impl Http {
                 path: path.to_owned(),
                 detail,
                 hint: match self.version {
+                    ApiVersion::V2 if !self.base.trim_end_matches('/').ends_with("/wiki") => format!(
+                        "CONFLUENCE_BASE_URL ({}) does not end with /wiki, where Cloud's REST API \
+                        lives (https://<site>.atlassian.net/wiki); if it is right, check \
+                        CONFLUENCE_USER_EMAIL and CONFLUENCE_API_TOKEN",
+                        self.base
+                    ),
                     ApiVersion::V2 => "check CONFLUENCE_USER_EMAIL and CONFLUENCE_API_TOKEN \
                         (Cloud signs in with the account's email and an API token)"
                         .into(),

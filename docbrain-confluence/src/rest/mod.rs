@@ -285,6 +285,11 @@ impl Fetcher for ConfluenceClient {
             scope.spaces.clone()
         };
         let spaces = async move {
+            info!(
+                api = %self.inner.version,
+                spaces = %if keys.is_empty() { "(all visible)".to_owned() } else { keys.join(",") },
+                "Crawling Confluence"
+            );
             if !self.inner.read_permissions {
                 warn!("SEARCH_PERMISSIONS=off: pages indexed now carry no read rule; a server that filters by permission (SEARCH_PERMISSIONS=on) shows them to nobody until a crawl with SEARCH_PERMISSIONS=on reads their permissions");
             }
@@ -302,6 +307,33 @@ impl Fetcher for ConfluenceClient {
             stream::once(spaces)
                 .try_flatten()
                 .map_err(docbrain_core::Error::from),
+        )
+    }
+
+    async fn check(&self) -> docbrain_core::Result<()> {
+        let path = match self.inner.version {
+            ApiVersion::V2 => "api/v2/spaces",
+            ApiVersion::V1 => "rest/api/space",
+        };
+        let mut url = self.inner.url(path)?;
+        url.query_pairs_mut().append_pair("limit", "1");
+        self.inner
+            .get_found(&url, || SourceError::Http {
+                status: 404,
+                path: http::path_of(&url),
+                detail: match self.inner.version {
+                    ApiVersion::V2 => "the spaces endpoint is missing: is CONFLUENCE_BASE_URL the site's /wiki address (https://<site>.atlassian.net/wiki)?".into(),
+                    ApiVersion::V1 => "the space endpoint is missing: is CONFLUENCE_BASE_URL the Data Center address (with its context path)?".into(),
+                },
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn source_id(&self) -> String {
+        format!(
+            "confluence:{}",
+            self.inner.base.as_str().trim_end_matches('/')
         )
     }
 

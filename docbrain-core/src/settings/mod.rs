@@ -507,9 +507,22 @@ impl Settings {
                     c.validate()
                         .map_err(|e| invalid(format!("CONFLUENCE_WEBHOOK_SECRET set but {e}")))?;
                 }
+                SourceSettings::Confluence(c) => {
+                    let missing: Vec<&str> = [
+                        ("CONFLUENCE_BASE_URL", c.base_url.trim().is_empty()),
+                        ("CONFLUENCE_API_TOKEN", c.api_token.is_empty()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(name, missing)| missing.then_some(name))
+                    .collect();
+                    return Err(invalid(format!(
+                        "CONFLUENCE_WEBHOOK_SECRET set but {} not set: the webhook fetches each page it is told about from Confluence",
+                        missing.join(" and ")
+                    )));
+                }
                 _ => {
                     return Err(invalid(
-                        "CONFLUENCE_WEBHOOK_SECRET set but missing CONFLUENCE_BASE_URL/API_TOKEN",
+                        "CONFLUENCE_WEBHOOK_SECRET set but CONFLUENCE_BASE_URL and CONFLUENCE_API_TOKEN are not set: the webhook fetches each page it is told about from Confluence",
                     ))
                 }
             }
@@ -518,9 +531,9 @@ impl Settings {
                     "WEBHOOK_WORKERS and WEBHOOK_MAX_ATTEMPTS must be at least 1",
                 ));
             }
-        } else if let SourceSettings::Confluence(c) = &self.source {
-            c.validate()?;
         }
+        // A crawl's own Confluence settings are checked where the source is built: commands
+        // that do not crawl (`docbrain status`) do not need them.
         self.search.validate()?;
         if self.server.max_connections == 0 || self.server.header_timeout.is_zero() {
             return Err(invalid(

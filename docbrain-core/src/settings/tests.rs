@@ -150,24 +150,6 @@ fn each_mistake_names_the_variable_to_fix() {
             "INGEST_SOURCES=local,confluence names several sources",
         ),
         (
-            &[("SOURCE_TYPE", "confluence")],
-            "CONFLUENCE_BASE_URL is not set",
-        ),
-        (
-            &[
-                ("SOURCE_TYPE", "confluence"),
-                ("CONFLUENCE_BASE_URL", "https://x"),
-            ],
-            "CONFLUENCE_API_TOKEN is not set",
-        ),
-        (
-            &[
-                ("CONFLUENCE_BASE_URL", "https://x"),
-                ("CONFLUENCE_API_TOKEN", "t"),
-            ],
-            "CONFLUENCE_USER_EMAIL is not set",
-        ),
-        (
             &[
                 ("CONFLUENCE_API_VERSION", "v3"),
                 ("SOURCE_TYPE", "confluence"),
@@ -176,7 +158,32 @@ fn each_mistake_names_the_variable_to_fix() {
         ),
         (
             &[("CONFLUENCE_WEBHOOK_SECRET", "s")],
-            "CONFLUENCE_WEBHOOK_SECRET set but missing CONFLUENCE_BASE_URL/API_TOKEN",
+            "CONFLUENCE_WEBHOOK_SECRET set but CONFLUENCE_BASE_URL and CONFLUENCE_API_TOKEN not set",
+        ),
+        (
+            &[
+                ("CONFLUENCE_WEBHOOK_SECRET", "s"),
+                ("CONFLUENCE_API_TOKEN", "t"),
+            ],
+            "CONFLUENCE_WEBHOOK_SECRET set but CONFLUENCE_BASE_URL not set",
+        ),
+        (
+            &[
+                ("LOCAL_DOCS_PATH", "examples/sample-space"),
+                ("CONFLUENCE_BASE_URL", "http://127.0.0.1:8090/wiki"),
+                ("CONFLUENCE_API_TOKEN", "t"),
+            ],
+            "LOCAL_DOCS_PATH and CONFLUENCE_BASE_URL/CONFLUENCE_API_TOKEN are both set",
+        ),
+        (&[("LOG_LEVEL", "verbose")], "LOG_LEVEL=verbose is not a log filter"),
+        (&[("LOG_LEVEL", "docbrain_core=loud")], "LOG_LEVEL=docbrain_core=loud is not a log filter"),
+        (
+            &[("CONFLUENCE_WEBHOOK_SECRET", "change-me-to-a-long-random-string")],
+            "CONFLUENCE_WEBHOOK_SECRET still holds the example's placeholder",
+        ),
+        (
+            &[("SEARCH_API_KEYS", "change-me-to-another-long-random-string")],
+            "SEARCH_API_KEYS still holds the example's placeholder",
         ),
         (
             &[("MAX_DELETE_FRACTION", "1.5")],
@@ -330,4 +337,36 @@ fn search_keys_must_be_long_bound_and_distinct_and_are_never_named() {
         !c.anonymous_access,
         "closed unless the site is said to be open"
     );
+}
+
+#[test]
+fn a_crawls_confluence_settings_are_checked_where_the_source_is_built() {
+    for (pairs, says) in [
+        (
+            &[("SOURCE_TYPE", "confluence")][..],
+            "CONFLUENCE_BASE_URL is not set",
+        ),
+        (
+            &[
+                ("SOURCE_TYPE", "confluence"),
+                ("CONFLUENCE_BASE_URL", "https://x"),
+            ][..],
+            "CONFLUENCE_API_TOKEN is not set",
+        ),
+        (
+            &[
+                ("CONFLUENCE_BASE_URL", "https://x"),
+                ("CONFLUENCE_API_TOKEN", "t"),
+            ][..],
+            "CONFLUENCE_USER_EMAIL is not set",
+        ),
+    ] {
+        // Commands that do not crawl (`docbrain status`) read these settings fine.
+        let s = from(pairs).unwrap();
+        let SourceSettings::Confluence(c) = &s.source else {
+            panic!("{:?}", s.source)
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(says), "{pairs:?}: {err}");
+    }
 }

@@ -181,7 +181,53 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The levels a `LOG_LEVEL` directive may name.
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// Checks a `LOG_LEVEL` filter: comma-separated directives, each a level (`info`) or a target
+/// with its level (`docbrain_core=debug`). A bare word that is no level would select a target
+/// of that name and silence everything else, so it is refused.
+fn log_filter(spec: &str) -> Result<String> {
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(invalid(format!(
+                "LOG_LEVEL={spec} is not a log filter: use error, warn, info, debug or trace, or a target with a level such as docbrain_core=debug"
+            )));
+        }
+    }
+    Ok(spec.to_owned())
+}
+
+/// Values of the shipped examples (`.env.example`) that must be replaced before use.
+fn placeholder(name: &str, value: &str) -> Result<()> {
+    let lower = value.to_ascii_lowercase();
+    if ["change-me", "your-api-token", "your-search-key"]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
+        return Err(invalid(format!(
+            "{name} still holds the example's placeholder: set it to a real value (for a secret or key, e.g. `openssl rand -hex 32`)"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
+    for name in [
+        "CONFLUENCE_WEBHOOK_SECRET",
+        "CONFLUENCE_API_TOKEN",
+        "SEARCH_API_KEYS",
+        "SEARCH_USER_KEYS",
+        "OPENAI_API_KEY",
+        "OPENSEARCH_PASSWORD",
+    ] {
+        if let Some(value) = r.get(name) {
+            placeholder(name, &value)?;
+        }
+    }
     let d = Settings::default();
     let data_dir = r.get("DOCBRAIN_DATA_DIR").map_or(d.data_dir, PathBuf::from);
     let mut server = d.server;
@@ -244,7 +290,7 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
         webhook,
         server,
         search,
-        log_level: r.get("LOG_LEVEL"),
+        log_level: r.get("LOG_LEVEL").map(|l| log_filter(&l)).transpose()?,
     })
 }
 
@@ -273,16 +319,20 @@ fn source(r: &Reader<'_>) -> Result<SourceSettings> {
     };
     // Unnamed, the source is the one whose settings are there: a folder, or a site and its
     // token (a base URL alone, as a search-only deployment may carry, names no source).
-    let kind = named.map(|n| n.to_ascii_lowercase()).or_else(|| {
-        if r.get("LOCAL_DOCS_PATH").is_some() {
-            Some("local".into())
-        } else if r.get("CONFLUENCE_BASE_URL").is_some() && r.get("CONFLUENCE_API_TOKEN").is_some()
-        {
-            Some("confluence".into())
-        } else {
-            None
+    let folder = r.get("LOCAL_DOCS_PATH").is_some();
+    let site = r.get("CONFLUENCE_BASE_URL").is_some() && r.get("CONFLUENCE_API_TOKEN").is_some();
+    let kind = match named {
+        Some(n) => Some(n.to_ascii_lowercase()),
+        None if folder && site => {
+            return Err(invalid(
+                "LOCAL_DOCS_PATH and CONFLUENCE_BASE_URL/CONFLUENCE_API_TOKEN are both set: say which source to use with SOURCE_TYPE=local or SOURCE_TYPE=confluence (or unset the other)",
+            ))
         }
-    });
+        None if folder => Some("local".into()),
+        // The webhook's secret names Confluence too: its settings are then checked as such.
+        None if site || r.get("CONFLUENCE_WEBHOOK_SECRET").is_some() => Some("confluence".into()),
+        None => None,
+    };
     match kind.as_deref() {
         None => Ok(SourceSettings::None),
         Some("local") => {

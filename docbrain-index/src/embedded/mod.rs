@@ -252,12 +252,13 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
             ancestor_ids: Vec::new(),
             access: ReadAccess::nobody(),
             access_read_ms: row.get::<_, i64>(11)? as u64,
+            source: row.get(12)?,
         },
         [row.get(5)?, row.get(6)?, row.get(9)?, row.get(10)?],
     ))
 }
 
-const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms";
+const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms, source";
 
 fn decode_page(raw: RawPage) -> Result<IndexedPage> {
     let (mut page, [ancestors, labels, ancestor_ids, access]) = raw;
@@ -592,7 +593,7 @@ impl IndexStore for EmbeddedStore {
             tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
             let access = access_json(&page.access);
             tx.execute(
-                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
                     page.id.as_str(),
                     page.space_key,
@@ -606,6 +607,7 @@ impl IndexStore for EmbeddedStore {
                     to_json(&page.ancestor_ids.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>()),
                     access,
                     page.access_read_ms as i64,
+                    page.source,
                     now_ms(),
                 ],
             )?;

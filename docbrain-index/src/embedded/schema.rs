@@ -12,9 +12,11 @@ ALTER TABLE pages ADD COLUMN access TEXT NOT NULL DEFAULT '[[]]';
 ";
 
 /// Brings a version 2 file to version 3: pages gain when their rule was read (0: unknown, so
-/// any new read of the same version replaces it).
+/// any new read of the same version replaces it) and the source they came from (empty:
+/// unknown, kept in step by a crawl only in the spaces it lists).
 pub(crate) const MIGRATE_2_TO_3: &str = "
 ALTER TABLE pages ADD COLUMN access_read_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pages ADD COLUMN source TEXT NOT NULL DEFAULT '';
 ";
 
 pub(crate) const CREATE: &str = "
@@ -35,7 +37,8 @@ CREATE TABLE pages (
     updated_ms   INTEGER NOT NULL,
     ancestor_ids TEXT NOT NULL DEFAULT '[]',
     access       TEXT NOT NULL DEFAULT '[[]]',
-    access_read_ms INTEGER NOT NULL DEFAULT 0
+    access_read_ms INTEGER NOT NULL DEFAULT 0,
+    source       TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE chunks (
     id           INTEGER PRIMARY KEY,

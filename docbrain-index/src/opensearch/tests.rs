@@ -54,6 +54,7 @@ fn page(version: u64, chunks: u32) -> IndexedPage {
         ancestor_ids: vec![],
         access: ReadAccess::anyone(),
         access_read_ms: 0,
+        source: String::new(),
     }
 }
 
