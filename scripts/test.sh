@@ -35,6 +35,9 @@ else
 fi
 cargo test --workspace -- --ignored "${skip[@]}"
 
+echo "== the README's simulator steps"
+scripts/readme-simulator.sh
+
 echo "== examples"
 cargo run --quiet -p example-sync-folder -- examples/sample-space "how do I roll back a deploy?"
 cargo run --quiet -p example-custom-fetcher

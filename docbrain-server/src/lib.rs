@@ -139,11 +139,15 @@ pub async fn run(
     log_search_gate(&search, settings);
     let pipeline = Pipeline::from_settings(settings, &Sources, &Backends).await?;
     if pipeline.fetcher().health().is_some() {
-        // One cheap call, so wrong credentials or a mistyped address show at start.
-        match pipeline.fetcher().check().await {
-            Ok(()) => info!("Confluence answered and accepted the credentials"),
-            Err(e) => error!("Confluence check failed: {e}; the server starts, but reconciles and crawls fail until this is fixed (/readyz says so)"),
-        }
+        // One cheap call, so wrong credentials or a mistyped address show at start (in the
+        // background: an unreachable Confluence must not hold up search or the webhook).
+        let fetcher = pipeline.fetcher().clone();
+        tokio::spawn(async move {
+            match fetcher.check().await {
+                Ok(()) => info!("Confluence answered and accepted the credentials"),
+                Err(e) => error!("Confluence check failed: {e}; reconciles and crawls fail until this is fixed (/readyz says so)"),
+            }
+        });
     }
     let metrics = Arc::new(Metrics::default());
     let webhook = match &settings.webhook {

@@ -433,7 +433,10 @@ fn unauthorized() -> Response {
 
 async fn search(state: &AppState, query: Option<&str>, caller: Caller) -> Response {
     let Some(q) = query_param(query, "q").filter(|q| !q.trim().is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "missing query parameter q");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the question is empty: pass it as q=<question>",
+        );
     };
     let k = match query_param(query, "k").map(|k| k.parse::<usize>()) {
         None => 5,

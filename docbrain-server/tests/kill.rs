@@ -280,3 +280,72 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     server.wait().unwrap();
     log.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_server_crawls_an_empty_index_at_once() {
+    let sim = Simulator::start().await.unwrap();
+    sim.create_page(
+        "ENG",
+        "Kafka runbook",
+        "<p>Rebalance the partitions with cruise control.</p>",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = support::command(None);
+    cmd.env("DOCBRAIN_DATA_DIR", data.path())
+        .env("CONFLUENCE_BASE_URL", sim.base_url_v1())
+        .env("CONFLUENCE_API_VERSION", "v1")
+        .env("CONFLUENCE_API_TOKEN", PAT)
+        .env("CONFLUENCE_SPACE_KEYS", "ENG")
+        .env("CONFLUENCE_ANONYMOUS_ACCESS", "true")
+        .env("INGEST_SCHEDULE", "1h")
+        .env("LOG_LEVEL", "info")
+        .stderr(Stdio::piped());
+    let (mut child, base) = support::spawn(cmd);
+    let log = Log::capture(&mut child);
+    log.wait_for("the first crawl starts now", Duration::from_secs(10))
+        .await;
+    // Searchable long before the hour the schedule names.
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let body: serde_json::Value = http
+            .get(format!("{base}/search?q=cruise+control"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["hits"].as_array().is_some_and(|h| !h.is_empty()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready: serde_json::Value = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The crawl may have just written its last page; the flag clears when it completes.
+    let started = Instant::now();
+    let mut ready = ready;
+    while ready.get("first_crawl").is_some() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ready = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    assert_eq!(ready["status"], "ready");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -101,7 +101,11 @@ async fn health_readiness_and_search_in_process() {
 
     let (status, body) = get("/search").await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"], "missing query parameter q");
+    assert_eq!(
+        body["error"],
+        "the question is empty: pass it as q=<question>"
+    );
+    assert_eq!(get("/search?q=+").await.0, 400);
     assert_eq!(get("/search?q=x&k=0").await.0, 400);
     assert_eq!(get("/search?q=x&k=abc").await.0, 400);
     assert_eq!(call(&state, Method::PUT, "/healthz").await.0, 405);

@@ -169,6 +169,8 @@ pub(crate) struct State {
     anonymous_access: bool,
     /// When set, every read-restriction request is answered with this body.
     pub(crate) restriction_answer: Option<serde_json::Value>,
+    /// Where edits made through `POST /_sim/pages` send their signed webhook: URL and secret.
+    pub(crate) webhook_target: Option<(String, String)>,
     next_id: u64,
     faults: Vec<Fault>,
     latency: Duration,
@@ -218,6 +220,7 @@ impl Simulator {
             users: BTreeMap::new(),
             anonymous_access: false,
             restriction_answer: None,
+            webhook_target: None,
             next_id: 100_001,
             faults: Vec::new(),
             latency: Duration::ZERO,
@@ -312,6 +315,13 @@ impl Simulator {
         let id = self.create_child(space, title, "", parent);
         self.with_page(&id, |p| p.folder = true);
         id
+    }
+
+    /// Sends a signed `page_updated` webhook to `url` (signed with `secret`) for every edit made
+    /// through the control route `POST /_sim/pages/{id}` (or `?title=`), whose body is the
+    /// page's new storage-format text: how a person edits a page and watches it update.
+    pub fn send_edits_to(&self, url: &str, secret: &str) {
+        self.state().webhook_target = Some((url.to_owned(), secret.to_owned()));
     }
 
     /// Answers every read-restriction request with `body` (200) instead of the page's

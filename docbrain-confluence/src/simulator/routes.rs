@@ -40,6 +40,9 @@ pub(super) async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, addr:
 }
 
 async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAddr) -> Answer {
+    if req.method() == hyper::Method::POST && req.uri().path().starts_with("/_sim/pages") {
+        return control_edit(req, state).await;
+    }
     let uri = req.uri().to_string();
     let method = req.method().to_string();
     let url = Url::parse(&format!("http://{addr}{uri}"))
@@ -154,6 +157,102 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
         status: answer.status().as_u16(),
     });
     answer
+}
+
+/// `POST /_sim/pages/{id}` or `POST /_sim/pages?title=…` with the new storage-format body:
+/// edits the page (its version goes up) and, when a target is set, sends the signed
+/// `page_updated` webhook Confluence would send. Answers `{"id", "version", "webhook"}`.
+async fn control_edit(req: HttpRequest<Incoming>, state: &Mutex<State>) -> Answer {
+    use http_body_util::BodyExt;
+    let path = req.uri().path().to_owned();
+    let title = req.uri().query().and_then(|q| {
+        url_pairs(q)
+            .into_iter()
+            .find(|(k, _)| k == "title")
+            .map(|(_, v)| v)
+    });
+    #[allow(clippy::disallowed_methods)] // the body is Limited
+    let read = http_body_util::Limited::new(req.into_body(), 1024 * 1024)
+        .collect()
+        .await;
+    let body = match read {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => return error(400, false, "the body could not be read"),
+    };
+    if body.trim().is_empty() {
+        return error(
+            400,
+            false,
+            "send the page's new storage-format text as the body",
+        );
+    }
+    let (id, version, target, webhook) = {
+        let mut s = lock(state);
+        let found = match (path.strip_prefix("/_sim/pages/"), &title) {
+            (Some(id), _) if !id.is_empty() => {
+                id.parse::<u64>().ok().filter(|k| s.pages.contains_key(k))
+            }
+            (_, Some(title)) => s.pages.values().find(|p| &p.title == title).map(|p| p.id),
+            _ => None,
+        };
+        let Some(id) = found else {
+            return error(
+                404,
+                false,
+                "no such page: POST /_sim/pages/{id} or /_sim/pages?title=<title>",
+            );
+        };
+        let Some(page) = s.pages.get_mut(&id) else {
+            return error(404, false, "no such page");
+        };
+        page.body = body;
+        page.version += 1;
+        let reference = crate::webhook::PageRef {
+            id: docbrain_core::PageId::from(id),
+            title: Some(page.title.clone()),
+            space_key: Some(page.space_key.clone()),
+            version: Some(page.version),
+        };
+        let webhook = crate::webhook::body(
+            crate::webhook::PageEvent::Updated,
+            &reference,
+            crate::webhook::BodyShape::DataCenter,
+            docbrain_core::text::now_ms(),
+        );
+        (id, page.version, s.webhook_target.clone(), webhook)
+    };
+    let sent = match target {
+        None => json!(null),
+        Some((url, secret)) => {
+            let signature = crate::webhook::sign(secret.as_bytes(), webhook.as_bytes());
+            let answer = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature", signature)
+                .body(webhook)
+                .send()
+                .await;
+            match answer {
+                Ok(a) => json!({"url": url, "status": a.status().as_u16()}),
+                Err(e) => json!({"url": url, "error": e.to_string()}),
+            }
+        }
+    };
+    respond(
+        200,
+        &json!({"id": id.to_string(), "version": version, "webhook": sent}),
+    )
+}
+
+/// The decoded pairs of a query string.
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    Url::parse(&format!("http://x/?{query}"))
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
