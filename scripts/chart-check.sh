@@ -47,6 +47,8 @@ echo "== helm lint"
 "$HELM" lint "$CHART" --strict --kube-version "${K8S_VERSION#v}" -f "$CHART/ci/docs-snippet-values.yaml"
 "$HELM" lint "$CHART" --strict --kube-version "${K8S_VERSION#v}" -f "$CHART/ci/webhook-disabled-values.yaml"
 
+# docs-snippet is the README's webhook block alone: no search keys given (the chart makes one;
+# search is never open).
 for case in docs-snippet webhook-disabled ingest-only; do
   echo "== helm template ($case)"
   "$HELM" template docbrain "$CHART" --kube-version "${K8S_VERSION#v}" -f "$CHART/ci/$case-values.yaml" >"$OUT/$case.yaml"
@@ -63,12 +65,6 @@ if "$HELM" template docbrain "$CHART" --kube-version "${K8S_VERSION#v}" --set co
 fi
 grep -q "confluenceWebhook.enabled needs confluenceWebhook.webhookSecret" "$OUT/fail.txt"
 
-echo "== search without keys (and not declared open) must not render"
-if "$HELM" template docbrain "$CHART" --kube-version "${K8S_VERSION#v}" >/dev/null 2>"$OUT/fail.txt"; then
-  echo "chart-check: rendering with search open to the network succeeded" >&2
-  exit 1
-fi
-grep -q "search.apiKeys (or search.existingSecret) is needed" "$OUT/fail.txt"
 
 echo "== docker compose config"
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 \

@@ -98,14 +98,13 @@ def check_rendered(out):
     check("CONFLUENCE_WEBHOOK_SECRET" not in jenv, "docs: the ingest job does not get the webhook secret")
     svc = one(docs, "Service")
     check(svc["spec"]["ports"][0]["targetPort"] == "http", "docs: service targets the http port")
-    check(secret_value(docs, env, "SEARCH_USER_KEYS") == "jdoe=a-long-random-key-of-32-characters-or-more", "docs: user keys from the Secret")
-    check("SEARCH_API_KEYS" not in env, "docs: no gateway keys unless given")
+    check(len(secret_value(docs, env, "SEARCH_API_KEYS") or "") >= 32, "docs: a generated search key from the Secret")
     check(env.get("SEARCH_ALLOW_ANONYMOUS", {}).get("value") == "false", "docs: search is not open")
     check(env.get("SEARCH_PERMISSIONS", {}).get("value") == "true", "docs: results obey permissions")
     check(jenv.get("SEARCH_PERMISSIONS", {}).get("value") == "true", "docs: the crawl reads permissions")
     check(env.get("PERMISSION_CACHE_TTL", {}).get("value") == "5m", "docs: membership cache TTL")
-    check("SEARCH_USER_KEYS" not in jenv, "docs: the ingest job does not get the search keys")
-    no_secret_in_configmaps(docs, ["your-shared-secret", "your-api-token", "a-long-random-key-of-32-characters-or-more"], "docs")
+    check("SEARCH_API_KEYS" not in jenv, "docs: the ingest job does not get the search keys")
+    no_secret_in_configmaps(docs, ["your-shared-secret", "your-api-token"], "docs")
 
     # The webhook disabled; Data Center ingest.
     docs = load(f"{out}/webhook-disabled.yaml")
@@ -157,12 +156,13 @@ def check_compose(compose_path, env_path):
                 env[k] = v
     for name in ["CONFLUENCE_WEBHOOK_SECRET", "CONFLUENCE_BASE_URL", "CONFLUENCE_USER_EMAIL",
                  "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION", "CONFLUENCE_SPACE_KEYS",
-                 "SEARCH_API_KEYS"]:
+                 "SEARCH_USER_KEYS", "SEARCH_API_KEYS"]:
         check(name in env, f"compose: .env.example sets {name}")
     server = compose["services"].get("docbrain-server", {})
     senv = server.get("environment", {})
     for name in ["CONFLUENCE_WEBHOOK_SECRET", "CONFLUENCE_BASE_URL", "CONFLUENCE_USER_EMAIL",
-                 "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION", "SEARCH_API_KEYS"]:
+                 "CONFLUENCE_API_TOKEN", "CONFLUENCE_API_VERSION", "SEARCH_USER_KEYS", "SEARCH_API_KEYS",
+                 "CONFLUENCE_WEBHOOK_ALLOW_URL_TOKEN", "CONFLUENCE_ANONYMOUS_ACCESS"]:
         check(name in senv, f"compose: the server gets {name}")
     check(any("3000" in str(p) for p in server.get("ports", [])), "compose: port 3000 published")
     ingest = compose["services"].get("docbrain-ingest", {})

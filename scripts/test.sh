@@ -5,7 +5,9 @@
 #   2. the tests marked #[ignore] because they need the real node or the Python MCP SDK
 #      (scripts/mcp-sdk.sh installs it), plus (when ../shared is beside the checkout) the checks
 #      against the captured Confluence fixtures;
-#   3. the examples.
+#   3. the README's simulator steps (scripts/readme-simulator.sh) and the Forge relay's checks
+#      (scripts/forge-test.sh);
+#   4. the examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,9 @@ cargo test --workspace -- --ignored "${skip[@]}"
 
 echo "== the README's simulator steps"
 scripts/readme-simulator.sh
+
+echo "== the Forge relay (manifest validated offline; events replayed against the server)"
+scripts/forge-test.sh
 
 echo "== examples"
 cargo run --quiet -p example-sync-folder -- examples/sample-space "how do I roll back a deploy?"

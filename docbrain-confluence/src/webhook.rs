@@ -145,9 +145,19 @@ impl PageEvent {
         matches!(self, Self::PermissionsUpdated | Self::Moved)
     }
 
-    /// Returns the event named `name`, if it is one of the page events acted on.
+    /// Returns the event named `name`, if it is one of the page events acted on: Data Center's
+    /// names, and the Forge relay's (`avi:confluence:<verb>:page`; an archived or unarchived
+    /// page is re-fetched, and its state decides).
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name.trim() {
+            "avi:confluence:created:page" => Self::Created,
+            "avi:confluence:updated:page" => Self::Updated,
+            "avi:confluence:restored:page" => Self::Restored,
+            "avi:confluence:deleted:page" => Self::Removed,
+            "avi:confluence:trashed:page" => Self::Trashed,
+            "avi:confluence:moved:page" => Self::Moved,
+            "avi:confluence:permissions_updated:page" => Self::PermissionsUpdated,
+            "avi:confluence:archived:page" | "avi:confluence:unarchived:page" => Self::Changed,
             "page_created" => Self::Created,
             "page_updated" => Self::Updated,
             "page_restored" => Self::Restored,
@@ -221,9 +231,10 @@ pub enum PayloadError {
 
 /// Reads a delivery.
 ///
-/// The event name is taken from the body's `event` field, else `header_event` (an `X-Event-Key`
-/// header), else `query_event` (an `event` query parameter); with none of them, a body with a
-/// `page` object is [`PageEvent::Changed`] and anything else is ignored.
+/// The event name is taken from the body's `event` field (or `eventType`, the Forge relay's),
+/// else `header_event` (an `X-Event-Key` header), else `query_event` (an `event` query
+/// parameter); with none of them, a body with a `page` object is [`PageEvent::Changed`] and
+/// anything else is ignored.
 ///
 /// # Errors
 /// [`PayloadError`] when the body is not JSON, or a page event names no page id.
@@ -235,6 +246,7 @@ pub fn parse(
     let value: Value = serde_json::from_slice(body).map_err(PayloadError::NotJson)?;
     let named = value
         .get("event")
+        .or_else(|| value.get("eventType"))
         .and_then(Value::as_str)
         .or(header_event)
         .or(query_event)

@@ -811,3 +811,52 @@ async fn permissions_that_cannot_be_read_hide_the_page_rather_than_show_it() {
     sim.clear_faults();
     assert!(fetched_access(&c, &id).await.is_nobody());
 }
+
+#[tokio::test]
+async fn a_scoped_token_base_url_through_atlassians_gateway_crawls_and_reads_permissions() {
+    use docbrain_confluence::simulator::Grants;
+    use docbrain_core::Reader;
+    let sim = Simulator::start().await.unwrap();
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    for i in 0..7 {
+        sim.create_page("ENG", &format!("Page {i}"), &body(i));
+    }
+    let secret = sim.create_page("ENG", "Secret", "<p>hr only</p>");
+    sim.restrict_page(&secret, Some(Grants::only(&[], &["hr"])));
+    // https://api.atlassian.com/ex/confluence/{cloudId}/wiki, as scoped tokens need.
+    let gateway = format!(
+        "http://{}/ex/confluence/a436116f-02ce-4520-8fbb-7301462a1674/wiki",
+        sim.addr()
+    );
+    let mut c = ConfluenceConfig::from(ConfluenceSettings {
+        email: Some(EMAIL.into()),
+        ..ConfluenceSettings::new(gateway, ApiVersion::V2, Secret::new(API_TOKEN))
+    });
+    c.retry = quick_retry();
+    c.page_size = 3; // next links, relative to the site root, stay under the gateway's prefix
+    let client = ConfluenceClient::new(c).unwrap();
+    client.check().await.unwrap();
+    let listed: Vec<_> = client.list(&Scope::all()).try_collect().await.unwrap();
+    assert_eq!(listed.len(), 8);
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.uri.starts_with("/ex/confluence/")),
+        "every call through the gateway"
+    );
+    let Fetched::Page(page) = client.fetch(&secret).await.unwrap() else {
+        panic!("gone");
+    };
+    // Links shown to people point at the site, not at the gateway.
+    let url = page.url.unwrap();
+    assert!(
+        url.starts_with(&format!("http://{}/wiki/spaces/ENG/pages/", sim.addr())),
+        "{url}"
+    );
+    assert!(!page.access.admits(&Reader::anonymous()));
+    assert!(
+        !page.access.is_nobody(),
+        "the restriction was read through the gateway: {:?}",
+        page.access
+    );
+}

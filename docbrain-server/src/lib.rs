@@ -95,7 +95,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// Search would be open to anyone who can reach the port.
-    #[error("SERVER_BIND={bind} exposes /search to the network without keys: set SEARCH_API_KEYS (callers send Authorization: Bearer <key>), bind to 127.0.0.1, or set SEARCH_ALLOW_ANONYMOUS=true if this index is meant to be open")]
+    #[error("SERVER_BIND={bind} exposes /search to the network without keys: set SEARCH_USER_KEYS (user=key) or SEARCH_API_KEYS (gateway keys; callers send Authorization: Bearer <key>), bind to 127.0.0.1, or set SEARCH_ALLOW_ANONYMOUS=true if this index is meant to be open")]
     SearchExposed {
         /// The address.
         bind: String,

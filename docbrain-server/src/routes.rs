@@ -61,7 +61,7 @@ where
         // reaching it through DNS rebinding names its own host. (Webhook deliveries are signed.)
         return error(
             StatusCode::FORBIDDEN,
-            "this server has no search keys, so it answers only requests for localhost: set SEARCH_API_KEYS to serve other hosts",
+            "this server has no search keys, so it answers only requests for localhost: set SEARCH_USER_KEYS or SEARCH_API_KEYS to serve other hosts",
         );
     }
     match (req.method(), req.uri().path()) {

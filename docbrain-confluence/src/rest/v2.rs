@@ -14,8 +14,27 @@ pub(super) fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, So
         .as_str()
         .map(str::to_owned)
         .or_else(|| answer.link_next.clone());
-    // v2 links start at the site root (`/wiki/api/v2/...`); `url` keeps them on the base's host.
-    next.map(|n| inner.url(&n)).transpose()
+    // v2 links start at the site root (`/wiki/api/v2/...`): resolve them under whatever comes
+    // before the base's `/wiki` (nothing on a site, `/ex/confluence/{cloudId}` through
+    // Atlassian's API gateway for scoped tokens), on the base's host.
+    next.map(|n| {
+        match (
+            n.strip_prefix("/wiki/"),
+            inner.base.path().strip_suffix("wiki/"),
+        ) {
+            (Some(rest), Some(root)) => {
+                let mut url = inner.base.clone();
+                url.set_path(&format!(
+                    "{root}wiki/{}",
+                    rest.split('?').next().unwrap_or_default()
+                ));
+                url.set_query(n.split_once('?').map(|(_, q)| q));
+                Ok(url)
+            }
+            _ => inner.url(&n),
+        }
+    })
+    .transpose()
 }
 
 /// Resolves space keys to ids (all current spaces when `keys` is empty).

@@ -43,13 +43,23 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     if req.method() == hyper::Method::POST && req.uri().path().starts_with("/_sim/pages") {
         return control_edit(req, state).await;
     }
+    if req.method() == hyper::Method::POST && req.uri().path() == "/_sim/restrictions" {
+        return control_restrict(req.uri().query().unwrap_or_default(), state);
+    }
     let uri = req.uri().to_string();
     let method = req.method().to_string();
     let url = Url::parse(&format!("http://{addr}{uri}"))
         .unwrap_or_else(|_| Url::parse("http://invalid/").unwrap_or_else(|_| unreachable!()));
+    // Atlassian's API gateway (scoped tokens) serves the site under `/ex/confluence/{cloudId}`.
     let segments: Vec<String> = url
         .path_segments()
-        .map(|s| s.map(str::to_owned).collect())
+        .map(|s| s.map(str::to_owned).collect::<Vec<_>>())
+        .map(|s| match s.as_slice() {
+            [ex, product, _cloud, rest @ ..] if ex == "ex" && product == "confluence" => {
+                rest.to_vec()
+            }
+            _ => s,
+        })
         .unwrap_or_default();
     let query = |name: &str| {
         url.query_pairs()
@@ -241,6 +251,40 @@ async fn control_edit(req: HttpRequest<Incoming>, state: &Mutex<State>) -> Answe
     respond(
         200,
         &json!({"id": id.to_string(), "version": version, "webhook": sent}),
+    )
+}
+
+/// `POST /_sim/restrictions?title=…&group=hr[&group=…][&user=…]`: sets the page's read
+/// restriction to those groups and users (none: lifts it). Confluence keeps the version.
+fn control_restrict(query: &str, state: &Mutex<State>) -> Answer {
+    let pairs = url_pairs(query);
+    let values = |name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let Some(title) = values("title").pop() else {
+        return error(
+            400,
+            false,
+            "name the page: POST /_sim/restrictions?title=<title>&group=<group>",
+        );
+    };
+    let (groups, users) = (values("group"), values("user"));
+    let mut s = lock(state);
+    let Some(page) = s.pages.values_mut().find(|p| p.title == title) else {
+        return error(404, false, "no such page");
+    };
+    page.restriction = (!groups.is_empty() || !users.is_empty()).then(|| permissions::Grants {
+        anonymous: false,
+        users: users.into_iter().collect(),
+        groups: groups.into_iter().collect(),
+    });
+    respond(
+        200,
+        &json!({"id": page.id.to_string(), "restricted": page.restriction.is_some()}),
     )
 }
 

@@ -373,3 +373,35 @@ fn bodies_written_for_each_shape_read_back() {
         serde_json::json!({"id": 98765})
     );
 }
+
+#[test]
+fn the_forge_relays_bodies_name_their_event_and_page() {
+    for (name, want) in [
+        ("avi:confluence:created:page", PageEvent::Created),
+        ("avi:confluence:updated:page", PageEvent::Updated),
+        ("avi:confluence:trashed:page", PageEvent::Trashed),
+        ("avi:confluence:restored:page", PageEvent::Restored),
+        ("avi:confluence:deleted:page", PageEvent::Removed),
+        ("avi:confluence:moved:page", PageEvent::Moved),
+        ("avi:confluence:archived:page", PageEvent::Changed),
+        ("avi:confluence:unarchived:page", PageEvent::Changed),
+        (
+            "avi:confluence:permissions_updated:page",
+            PageEvent::PermissionsUpdated,
+        ),
+    ] {
+        let body = format!(
+            r#"{{"eventType":"{name}","content":{{"id":"100001","type":"page","title":"Runbook","spaceKey":"ENG"}}}}"#
+        );
+        let (event, page) = page_of(parse(body.as_bytes(), None, None).unwrap());
+        assert_eq!(event, want, "{name}");
+        assert_eq!(page.id, PageId::from("100001"), "{name}");
+        assert_eq!(page.title.as_deref(), Some("Runbook"));
+        assert_eq!(page.space_key.as_deref(), Some("ENG"));
+    }
+    let blog = br#"{"eventType":"avi:confluence:created:blogpost","content":{"id":"7","type":"blogpost"}}"#;
+    assert!(matches!(
+        parse(blog, None, None).unwrap(),
+        Delivery::Ignored { .. }
+    ));
+}

@@ -159,3 +159,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: tmp
   mountPath: /tmp
 {{- end -}}
+
+{{/* Whether the chart makes the search key itself: no key, Secret or open index was given. */}}
+{{- define "docbrain.generatesSearchKey" -}}
+{{- $s := .Values.search -}}
+{{- if not (or $s.apiKeys $s.userKeys $s.existingSecret $s.allowAnonymous) }}true{{ end -}}
+{{- end -}}
