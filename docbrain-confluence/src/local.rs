@@ -232,6 +232,7 @@ impl Fetcher for LocalFetcher {
                                 id,
                                 space_key: this.space_key.clone(),
                                 version: None,
+                                access: None,
                             })
                         })
                         .collect()

@@ -860,3 +860,57 @@ async fn a_scoped_token_base_url_through_atlassians_gateway_crawls_and_reads_per
         page.access
     );
 }
+
+#[tokio::test]
+async fn an_unchanged_recrawl_with_permissions_costs_no_request_per_page_on_data_center() {
+    use docbrain_confluence::simulator::Grants;
+    let sim = Simulator::start().await.unwrap();
+    let mut pages = Vec::new();
+    for space in ["ENG", "OPS"] {
+        sim.set_space_readers(space, Grants::only(&["ann"], &["staff"]));
+        let mut parent: Option<PageId> = None;
+        for i in 0..15 {
+            let id = sim.create_child(
+                space,
+                &format!("{space} page {i}"),
+                &body(i),
+                parent.as_ref(),
+            );
+            if i % 5 == 0 {
+                sim.restrict_page(&id, Some(Grants::only(&[], &["staff", "sre"])));
+            }
+            if i % 3 == 0 {
+                parent = Some(id.clone());
+            }
+            pages.push(id);
+        }
+    }
+    let crawl = crawl_setup(client(&sim, ApiVersion::V1, &["ENG", "OPS"])).await;
+    let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(first.pages_updated, 30, "{first:?}");
+    sim.clear_log();
+    let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(again.pages_unchanged, 30, "{again:?}");
+    // The budget for S spaces and P pages: 4·S + ⌈P/25⌉ = 10.
+    let calls = sim.requests().len();
+    assert!(calls <= 10, "{calls} requests: {:#?}", sim.requests());
+    // Still exact: a restriction added above a page is seen in the listing, and only the pages
+    // it reaches are read again (nothing embedded).
+    let top = &pages[0];
+    let held = crawl.store.page(&pages[2]).await.unwrap().unwrap().access;
+    sim.restrict_page(top, Some(Grants::only(&[], &["hr"])));
+    sim.clear_log();
+    let restricted = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert!(restricted.pages_updated >= 1, "{restricted:?}");
+    assert_eq!(restricted.chunks_embedded, 0, "{restricted:?}");
+    let now = crawl.store.page(&pages[2]).await.unwrap().unwrap().access;
+    assert_ne!(
+        now, held,
+        "the child inherits its ancestor's new restriction"
+    );
+    assert_eq!(
+        sim.count(Route::PageBody) as u64,
+        restricted.pages_updated,
+        "one body read per changed rule"
+    );
+}

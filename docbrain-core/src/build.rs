@@ -132,6 +132,7 @@ mod tests {
                 space_key: "DOCS".into(),
                 title: "Long".into(),
                 version: Some(1),
+                access: None,
             })]))
         }
         async fn fetch(&self, id: &PageId) -> Result<Fetched> {

@@ -27,7 +27,7 @@
 //! # #[derive(Debug)] struct OnePage;
 //! # #[async_trait] impl Fetcher for OnePage {
 //! #     fn list<'a>(&'a self, _: &'a Scope) -> PageStream<'a> {
-//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1) })]))
+//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None })]))
 //! #     }
 //! #     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
 //! #         Ok(Fetched::Page(Page::new(id.clone(), "ENG", "Deploys",

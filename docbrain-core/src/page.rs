@@ -187,6 +187,10 @@ pub struct PageSummary {
     /// The version, when the listing carries it; pages whose version is unchanged are skipped
     /// without fetching their body.
     pub version: Option<u64>,
+    /// The page's read rule, when the listing carries all it takes (Data Center lists each
+    /// page's restriction and ancestors); a page whose version and rule the index holds costs
+    /// no request then. `None`: the crawl reads the rule of an unchanged page on its own.
+    pub access: Option<crate::ReadAccess>,
 }
 
 /// The state of a page as its source sees it now.

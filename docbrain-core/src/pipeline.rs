@@ -492,7 +492,14 @@ impl Pipeline {
                             Ok(Some((summary, outcome)))
                         }
                         Step::Access(summary, held) => {
-                            let outcome = self.recheck_access(&held).await;
+                            let outcome = match &summary.access {
+                                // The listing gave the rule: no request when it is unchanged.
+                                Some(listed) if *listed == held.access => {
+                                    Ok(PageOutcome::Unchanged)
+                                }
+                                Some(_) => self.reconcile(&held.id).await,
+                                None => self.recheck_access(&held).await,
+                            };
                             Ok(Some((summary, outcome)))
                         }
                     }
@@ -774,6 +781,7 @@ mod tests {
                         space_key: p.space_key.clone(),
                         title: p.title.clone(),
                         version: self.versions_in_listing.then_some(p.version),
+                        access: None,
                     })
                 })
                 .collect();

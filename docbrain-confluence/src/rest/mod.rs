@@ -224,12 +224,23 @@ impl ConfluenceClient {
             .map(|(id, _)| id.clone())
     }
 
-    /// Lists one space's current pages, following `next` links to the end.
+    /// Lists one space's current pages, following `next` links to the end, with their read
+    /// rules where the listing gives them whole (Data Center).
     async fn list_space(&self, space: SpaceRef) -> Result<Vec<PageSummary>, SourceError> {
-        let pages = match self.inner.version {
+        let listed = match self.inner.version {
             ApiVersion::V2 => v2::list_space(&self.inner, &space).await?,
             ApiVersion::V1 => v1::list_space(&self.inner, &space).await?,
         };
+        let rules = if self.inner.read_permissions && self.inner.version == ApiVersion::V1 {
+            permissions::listed_access(&self.inner, &space.key, &listed).await?
+        } else {
+            vec![None; listed.len()]
+        };
+        let pages: Vec<PageSummary> = listed
+            .into_iter()
+            .zip(rules)
+            .map(|((page, _), access)| PageSummary { access, ..page })
+            .collect();
         {
             let mut cache = self.inner.lock_cache();
             for p in &pages {
@@ -423,7 +434,7 @@ async fn walk_listing(
     first: Url,
     space: &SpaceRef,
     next_url: fn(&Inner, &http::Answer) -> Result<Option<Url>, SourceError>,
-) -> Result<Vec<PageSummary>, SourceError> {
+) -> Result<Vec<Listed>, SourceError> {
     let mut pages = Vec::new();
     let mut seen = HashSet::new();
     let mut next = Some(first);
@@ -451,18 +462,37 @@ async fn walk_listing(
                 key: space.key.clone(),
             })
             .await?;
-        pages.extend(summaries(&answer.json["results"], &space.key, &path)?);
+        pages.extend(summaries(
+            inner,
+            &answer.json["results"],
+            &space.key,
+            &path,
+        )?);
         next = next_url(inner, &answer)?;
     }
     Ok(pages)
 }
 
+/// What a listing says of a page's read rule (Data Center's expansions).
+#[derive(Debug, Clone, Default)]
+struct ListedRule {
+    /// The page's own read restriction: `Some(None)` none, `None` not listed or of an
+    /// unknown shape.
+    own: Option<Option<docbrain_core::Layer>>,
+    /// Its ancestors' ids, root first, when listed.
+    ancestors: Option<Vec<PageId>>,
+}
+
+/// A listed page and what the listing says of its rule.
+type Listed = (PageSummary, ListedRule);
+
 /// Reads a listing's summaries; entries without an id or title are a decoding error.
 fn summaries(
+    inner: &Inner,
     results: &Value,
     space_key: &str,
     path: &str,
-) -> Result<Vec<PageSummary>, SourceError> {
+) -> Result<Vec<Listed>, SourceError> {
     let results = results.as_array().ok_or_else(|| SourceError::Decode {
         path: path.to_owned(),
         detail: "no `results` array".into(),
@@ -474,12 +504,24 @@ fn summaries(
                 path: path.to_owned(),
                 detail: format!("a listed page has no id: {}", shorten_json(r)),
             })?;
-            Ok(PageSummary {
-                id,
-                space_key: space_key.to_owned(),
-                title: r["title"].as_str().unwrap_or_default().to_owned(),
-                version: r["version"]["number"].as_u64(),
-            })
+            let own = r
+                .get("restrictions")
+                .and_then(|x| permissions::restriction_layer(inner, &x["read"]["restrictions"]));
+            let ancestors = r["ancestors"].as_array().and_then(|a| {
+                a.iter()
+                    .map(|x| id_of(&x["id"]))
+                    .collect::<Option<Vec<_>>>()
+            });
+            Ok((
+                PageSummary {
+                    id,
+                    space_key: space_key.to_owned(),
+                    title: r["title"].as_str().unwrap_or_default().to_owned(),
+                    version: r["version"]["number"].as_u64(),
+                    access: None,
+                },
+                ListedRule { own, ancestors },
+            ))
         })
         .collect()
 }

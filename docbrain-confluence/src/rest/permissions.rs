@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::http::path_of;
 use super::v2::{encode, next_url};
-use super::{Inner, Located};
+use super::{Inner, Listed, Located};
 use crate::SourceError;
 
 /// The most results asked for per permission request.
@@ -236,19 +236,24 @@ async fn restriction(
             "the read restrictions of page {id} are not visible to this account"
         ))));
     };
-    let malformed = || {
-        Unreadable(format!(
-            "the read restrictions of content {id} came back in an unknown shape (GET {})",
-            path_of(&url)
-        ))
-    };
-    let r = &answer.json["restrictions"];
-    let (Some(users), Some(groups)) = (
-        r["user"]["results"].as_array(),
-        r["group"]["results"].as_array(),
-    ) else {
-        return Ok(Err(malformed()));
-    };
+    Ok(
+        restriction_layer(inner, &answer.json["restrictions"]).ok_or_else(|| {
+            Unreadable(format!(
+                "the read restrictions of content {id} came back in an unknown shape (GET {})",
+                path_of(&url)
+            ))
+        }),
+    )
+}
+
+/// A read restriction as a layer, from an object holding `user.results` and `group.results`
+/// (the restriction endpoint's `restrictions`, or a listing's `restrictions.read.restrictions`);
+/// `Some(None)` when it has none, `None` when it is not of that shape or an entry has no id.
+pub(super) fn restriction_layer(inner: &Inner, r: &Value) -> Option<Option<Layer>> {
+    let (users, groups) = (
+        r["user"]["results"].as_array()?,
+        r["group"]["results"].as_array()?,
+    );
     let (user_field, group_field) = match inner.version {
         ApiVersion::V2 => ("accountId", "id"),
         ApiVersion::V1 => ("userKey", "name"),
@@ -260,21 +265,55 @@ async fn restriction(
     };
     let mut layer = Layer::new();
     for user in users {
-        let Some(id) = usable(&user[user_field]) else {
-            return Ok(Err(malformed()));
-        };
-        layer.insert(Principal::User(id));
+        layer.insert(Principal::User(usable(&user[user_field])?));
     }
     for group in groups {
         // Cloud names groups by id; an older answer without one falls back to the name.
-        let Some(id) = usable(&group[group_field]).or_else(|| usable(&group["name"])) else {
-            return Ok(Err(malformed()));
-        };
-        layer.insert(Principal::Group(id));
+        layer.insert(Principal::Group(
+            usable(&group[group_field]).or_else(|| usable(&group["name"]))?,
+        ));
     }
     // Restriction lists longer than one answer would only narrow who may read: a cut list
     // hides the page from some who may, never shows it to someone who may not.
-    Ok(Ok((!layer.is_empty()).then_some(layer)))
+    Some((!layer.is_empty()).then_some(layer))
+}
+
+/// The read rules of a space's pages from its listing alone (Data Center lists each page's own
+/// restriction and its ancestors): the space's layer, read once, and the restriction of every
+/// ancestor and of the page. A page whose rule the listing cannot give whole (an ancestor not
+/// listed, an entry of an unknown shape) gets `None`, and is read on its own.
+pub(super) async fn listed_access(
+    inner: &Inner,
+    space_key: &str,
+    pages: &[Listed],
+) -> Result<Vec<Option<ReadAccess>>, SourceError> {
+    let space = match space_layer(inner, space_key, None).await? {
+        Ok(layer) => layer,
+        Err(why) => {
+            let nobody = pages
+                .first()
+                .map(|(page, _)| fail_closed(inner, &page.id, &why));
+            return Ok(pages.iter().map(|_| nobody.clone()).collect());
+        }
+    };
+    let own: std::collections::HashMap<&PageId, &Option<Option<Layer>>> = pages
+        .iter()
+        .map(|(page, rule)| (&page.id, &rule.own))
+        .collect();
+    Ok(pages
+        .iter()
+        .map(|(page, rule)| {
+            let mut layers = vec![space.clone()];
+            for at in rule.ancestors.as_ref()?.iter().chain([&page.id]) {
+                match own.get(at)? {
+                    Some(Some(layer)) => layers.push(layer.clone()),
+                    Some(None) => {}
+                    None => return None,
+                }
+            }
+            Some(ReadAccess::of(layers))
+        })
+        .collect())
 }
 
 /// A user or group holding a space permission: `{"type": "user"|"group", …}`. Other principal

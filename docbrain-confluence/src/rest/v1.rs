@@ -1,12 +1,12 @@
 //! Confluence REST v1 (Data Center): `start`/`limit` listings by space key, one page expanded
 //! with its storage body, version, space, ancestors and labels.
 
-use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary, ReadAccess};
+use docbrain_core::{Fetched, Page, PageId, PageStatus, ReadAccess};
 use reqwest::Url;
 
 use super::http::{path_of, Answer};
 use super::v2::encode;
-use super::{id_of, labels_of, status_of, walk_listing, Inner, Located, SpaceRef};
+use super::{id_of, labels_of, status_of, walk_listing, Inner, Listed, Located, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
@@ -70,7 +70,7 @@ pub(super) async fn resolve_spaces(
 pub(super) async fn list_space(
     inner: &Inner,
     space: &SpaceRef,
-) -> Result<Vec<PageSummary>, SourceError> {
+) -> Result<Vec<Listed>, SourceError> {
     let mut url = inner.url("rest/api/content")?;
     url.query_pairs_mut()
         .append_pair("spaceKey", &space.key)
@@ -78,7 +78,16 @@ pub(super) async fn list_space(
         .append_pair("status", "current")
         .append_pair("start", "0")
         .append_pair("limit", &inner.page_size.to_string())
-        .append_pair("expand", "version");
+        .append_pair(
+            "expand",
+            if inner.read_permissions {
+                // Each page's own read restriction and its ancestors: its rule, without a request
+                // of its own when nothing changed.
+                "version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group"
+            } else {
+                "version"
+            },
+        );
     walk_listing(inner, url, space, next_url).await
 }
 

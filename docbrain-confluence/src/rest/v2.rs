@@ -1,11 +1,11 @@
 //! Confluence Cloud REST v2: spaces by key, cursor-paginated page listings, one page with its
 //! storage body, labels and ancestors.
 
-use docbrain_core::{Fetched, Page, PageId, PageStatus, PageSummary, ReadAccess};
+use docbrain_core::{Fetched, Page, PageId, PageStatus, ReadAccess};
 use reqwest::Url;
 
 use super::http::{path_of, Answer};
-use super::{id_of, labels_of, status_of, walk_listing, Chain, Inner, Located, SpaceRef};
+use super::{id_of, labels_of, status_of, walk_listing, Chain, Inner, Listed, Located, SpaceRef};
 use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next` or the `Link` header, relative to the site.
@@ -90,7 +90,7 @@ pub(super) async fn resolve_spaces(
 pub(super) async fn list_space(
     inner: &Inner,
     space: &SpaceRef,
-) -> Result<Vec<PageSummary>, SourceError> {
+) -> Result<Vec<Listed>, SourceError> {
     let id = space.id.as_deref().unwrap_or_default();
     let mut url = inner.url(&format!("api/v2/spaces/{id}/pages"))?;
     url.query_pairs_mut()

@@ -746,6 +746,21 @@ fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
     if expand.contains("body.storage") {
         v["body"] = json!({"storage": {"value": p.body, "representation": "storage"}});
     }
+    if expand.contains("restrictions.read.restrictions") {
+        let grants = p.restriction.clone().unwrap_or_default();
+        let users: Vec<Value> = grants.users.iter()
+            .map(|u| json!({"type": "known", "username": u, "userKey": super::SimUser::user_key(u), "displayName": u}))
+            .collect();
+        let groups: Vec<Value> = grants
+            .groups
+            .iter()
+            .map(|g| json!({"type": "group", "name": g}))
+            .collect();
+        v["restrictions"] = json!({"read": {"operation": "read", "restrictions": {
+            "user": {"results": users, "start": 0, "limit": 200, "size": users.len()},
+            "group": {"results": groups, "start": 0, "limit": 200, "size": groups.len()}
+        }}});
+    }
     if expand.contains("metadata.labels") {
         let labels: Vec<Value> = p
             .labels

@@ -74,6 +74,7 @@ impl Fetcher for IncidentLog {
                             space_key: "INC".into(),
                             title: i.title.into(),
                             version: Some(i.revision),
+                            access: None,
                         })
                     })
                     .collect()
