@@ -231,10 +231,16 @@ impl ConfluenceClient {
             ApiVersion::V2 => v2::list_space(&self.inner, &space).await?,
             ApiVersion::V1 => v1::list_space(&self.inner, &space).await?,
         };
-        let rules = if self.inner.read_permissions && self.inner.version == ApiVersion::V1 {
-            permissions::listed_access(&self.inner, &space.key, &listed).await?
-        } else {
-            vec![None; listed.len()]
+        let rules = match (self.inner.read_permissions, self.inner.version) {
+            (false, _) => vec![None; listed.len()],
+            (true, ApiVersion::V1) => {
+                permissions::listed_access(&self.inner, &space.key, None, &listed).await?
+            }
+            (true, ApiVersion::V2) => {
+                let listed = v2::with_restrictions(&self.inner, &space, &listed).await?;
+                permissions::listed_access(&self.inner, &space.key, space.id.as_deref(), &listed)
+                    .await?
+            }
         };
         let pages: Vec<PageSummary> = listed
             .into_iter()
@@ -481,6 +487,8 @@ struct ListedRule {
     own: Option<Option<docbrain_core::Layer>>,
     /// Its ancestors' ids, root first, when listed.
     ancestors: Option<Vec<PageId>>,
+    /// Cloud v2's `parentId` and `parentType` (a page under a folder has `folder`).
+    parent: (Option<PageId>, Option<String>),
 }
 
 /// A listed page and what the listing says of its rule.
@@ -520,7 +528,14 @@ fn summaries(
                     version: r["version"]["number"].as_u64(),
                     access: None,
                 },
-                ListedRule { own, ancestors },
+                ListedRule {
+                    own,
+                    ancestors,
+                    parent: (
+                        id_of(&r["parentId"]),
+                        r["parentType"].as_str().map(str::to_owned),
+                    ),
+                },
             ))
         })
         .collect()

@@ -285,9 +285,10 @@ pub(super) fn restriction_layer(inner: &Inner, r: &Value) -> Option<Option<Layer
 pub(super) async fn listed_access(
     inner: &Inner,
     space_key: &str,
+    space_id: Option<&str>,
     pages: &[Listed],
 ) -> Result<Vec<Option<ReadAccess>>, SourceError> {
-    let space = match space_layer(inner, space_key, None).await? {
+    let space = match space_layer(inner, space_key, space_id).await? {
         Ok(layer) => layer,
         Err(why) => {
             let nobody = pages

@@ -11,7 +11,7 @@ use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
 /// context path, so it is appended rather than joined).
-fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
+pub(super) fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
     // Relative links are relative to the site (`_links.base`), which is the configured base:
     // resolve them against CONFLUENCE_BASE_URL, never against an address the answer names.
     answer.json["_links"]["next"]

@@ -79,7 +79,7 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
         ["wiki", "api", "v2", "pages", _] if query("body-format").is_some() => Route::PageBody,
         ["wiki", "api", "v2", "pages" | "folders", _, ..] => Route::PageMeta,
         ["rest", "api", "space", ..] => Route::Spaces,
-        ["rest", "api", "content"] => Route::PageList,
+        ["rest", "api", "content"] | ["wiki", "rest", "api", "content"] => Route::PageList,
         ["rest", "api", "content", _]
             if query("expand").is_some_and(|e| e.contains("body.storage")) =>
         {
@@ -150,7 +150,8 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 ["rest", "api", "user"] => permissions::v1_user(&s, &query),
                 ["rest", "api", "space"] => v1_spaces(&s, &query, &base),
                 ["rest", "api", "space", key] => v1_space(&s, key),
-                ["rest", "api", "content"] => v1_contents(&s, &query, &base),
+                ["rest", "api", "content"] => v1_contents(&s, &query, &base, false),
+                ["wiki", "rest", "api", "content"] => v1_contents(&s, &query, &base, true),
                 ["rest", "api", "content", id] => {
                     v1_content(&s, id, &base, &query("expand").unwrap_or_default())
                 }
@@ -716,7 +717,7 @@ fn v1_space_json(key: &str, id: u64, name: &str) -> Value {
     })
 }
 
-fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
+fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str, cloud: bool) -> Value {
     let mut v = json!({
         "id": p.id.to_string(), "type": "page", "status": status_name(p.status), "title": p.title,
         "_links": {"webui": format!("/display/{}/{}", p.space_key, p.title.replace(' ', "+")),
@@ -749,12 +750,22 @@ fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
     if expand.contains("restrictions.read.restrictions") {
         let grants = p.restriction.clone().unwrap_or_default();
         let users: Vec<Value> = grants.users.iter()
-            .map(|u| json!({"type": "known", "username": u, "userKey": super::SimUser::user_key(u), "displayName": u}))
+            .map(|u| if cloud {
+                json!({"type": "known", "accountId": super::SimUser::account_id(u), "accountType": "atlassian", "displayName": u})
+            } else {
+                json!({"type": "known", "username": u, "userKey": super::SimUser::user_key(u), "displayName": u})
+            })
             .collect();
         let groups: Vec<Value> = grants
             .groups
             .iter()
-            .map(|g| json!({"type": "group", "name": g}))
+            .map(|g| {
+                if cloud {
+                    json!({"type": "group", "name": g, "id": super::SimUser::group_id(g)})
+                } else {
+                    json!({"type": "group", "name": g})
+                }
+            })
             .collect();
         v["restrictions"] = json!({"read": {"operation": "read", "restrictions": {
             "user": {"results": users, "start": 0, "limit": 200, "size": users.len()},
@@ -773,7 +784,12 @@ fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str) -> Value {
     v
 }
 
-fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> Answer {
+fn v1_contents(
+    s: &State,
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+    cloud: bool,
+) -> Answer {
     let Some(key) = query("spaceKey") else {
         return error(400, false, "spaceKey is required by this simulator");
     };
@@ -792,8 +808,9 @@ fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) ->
     let (slice, next) = window(&pages, start, limit);
     let results: Vec<Value> = slice
         .iter()
-        .map(|p| v1_content_json(s, p, base, &expand))
+        .map(|p| v1_content_json(s, p, base, &expand, cloud))
         .collect();
+    // Relative to `_links.base`, which carries the context path (`/wiki` on Cloud).
     let next = next.map(|n| {
         format!("/rest/api/content?spaceKey={key}&type=page&status={status}&limit={limit}&start={n}&expand={expand}")
     });
@@ -807,7 +824,7 @@ fn v1_contents(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) ->
 fn v1_content(s: &State, id: &str, base: &str, expand: &str) -> Answer {
     // Without a `status` parameter v1 returns only current content.
     match visible(s, id).filter(|p| p.status == PageStatus::Current) {
-        Some(p) => respond(200, &v1_content_json(s, p, base, expand)),
+        Some(p) => respond(200, &v1_content_json(s, p, base, expand, false)),
         None => error(
             404,
             false,
