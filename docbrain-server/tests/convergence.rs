@@ -93,6 +93,16 @@ struct World {
     delayed: Vec<String>,
 }
 
+impl Drop for World {
+    /// A server process never outlives its world, whether the test passed or panicked.
+    fn drop(&mut self) {
+        if let Front::Process { child, .. } = &mut self.front {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn webhook_settings(journal: &std::path::Path) -> WebhookSettings {
     let mut w = WebhookSettings::new(Secret::new(SECRET), journal.to_path_buf());
     w.debounce = Duration::from_millis(20);
