@@ -734,6 +734,9 @@ async fn a_restriction_answer_of_an_unknown_shape_hides_the_page() {
             serde_json::json!({"restrictions": {"user": {"results": []}}}),
             serde_json::json!({"restrictions": {"user": {"results": [{"type": "known", "displayName": "x"}]}, "group": {"results": []}}}),
             serde_json::json!({"restrictions": {"user": {"results": []}, "group": {"results": [{"type": "group"}]}}}),
+            // Lists cut short to nothing: someone is named, but not in this answer.
+            serde_json::json!({"restrictions": {"user": {"results": [], "size": 3}, "group": {"results": []}}}),
+            serde_json::json!({"restrictions": {"user": {"results": []}, "group": {"results": [], "_links": {"next": "/rest/api/x?start=200"}}}}),
         ] {
             sim.set_restriction_answer(Some(body.clone()));
             assert!(

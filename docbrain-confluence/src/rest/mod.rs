@@ -487,8 +487,10 @@ struct ListedRule {
     own: Option<Option<docbrain_core::Layer>>,
     /// Its ancestors' ids, root first, when listed.
     ancestors: Option<Vec<PageId>>,
-    /// Cloud v2's `parentId` and `parentType` (a page under a folder has `folder`).
-    parent: (Option<PageId>, Option<String>),
+    /// Cloud v2's parent: `None` when the listing did not say (the key is missing or not an
+    /// id), `Some((None, _))` at the top of the space, else its id and `parentType` (`page`,
+    /// `folder`, …).
+    parent: Option<(Option<PageId>, Option<String>)>,
 }
 
 /// A listed page and what the listing says of its rule.
@@ -531,10 +533,12 @@ fn summaries(
                 ListedRule {
                     own,
                     ancestors,
-                    parent: (
-                        id_of(&r["parentId"]),
-                        r["parentType"].as_str().map(str::to_owned),
-                    ),
+                    parent: match r.get("parentId") {
+                        None => None,
+                        Some(Value::Null) => Some((None, None)),
+                        Some(id) => id_of(id)
+                            .map(|id| (Some(id), r["parentType"].as_str().map(str::to_owned))),
+                    },
                 },
             ))
         })

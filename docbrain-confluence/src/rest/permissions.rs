@@ -263,6 +263,15 @@ pub(super) fn restriction_layer(inner: &Inner, r: &Value) -> Option<Option<Layer
             .filter(|s| !s.trim().is_empty())
             .map(str::to_owned)
     };
+    // A list cut short (more entries than it holds, or a next page) is read as far as it goes:
+    // that only narrows who may read, unless nothing is left of it.
+    let cut = |list: &Value, held: usize| {
+        list["size"]
+            .as_u64()
+            .is_some_and(|size| size as usize > held)
+            || list["_links"]["next"].is_string()
+    };
+    let cut_short = cut(&r["user"], users.len()) || cut(&r["group"], groups.len());
     let mut layer = Layer::new();
     for user in users {
         layer.insert(Principal::User(usable(&user[user_field])?));
@@ -273,8 +282,9 @@ pub(super) fn restriction_layer(inner: &Inner, r: &Value) -> Option<Option<Layer
             usable(&group[group_field]).or_else(|| usable(&group["name"]))?,
         ));
     }
-    // Restriction lists longer than one answer would only narrow who may read: a cut list
-    // hides the page from some who may, never shows it to someone who may not.
+    if cut_short && layer.is_empty() {
+        return None;
+    }
     Some((!layer.is_empty()).then_some(layer))
 }
 

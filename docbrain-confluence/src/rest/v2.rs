@@ -121,8 +121,14 @@ pub(super) async fn with_restrictions(
         );
     let v1 = match walk_listing(inner, url, space, super::v1::next_url).await {
         Ok(v1) => v1,
-        // No v1 content listing on this site: every unchanged page's rule is read on its own.
-        Err(e @ (SourceError::SpaceNotFound { .. } | SourceError::Decode { .. })) => {
+        // No v1 content listing on this site (missing, refused to this token, retired): every
+        // unchanged page's rule is read on its own.
+        Err(
+            e @ (SourceError::SpaceNotFound { .. }
+            | SourceError::Decode { .. }
+            | SourceError::Unauthorized { .. }
+            | SourceError::Http { .. }),
+        ) => {
             let message = format!("Confluence's v1 content listing is not available ({e}): a crawl reads each unchanged page's permissions on its own");
             if inner.lock_cache().warned.insert(message.clone()) {
                 tracing::warn!("{message}");
@@ -136,23 +142,32 @@ pub(super) async fn with_restrictions(
     };
     let rules: std::collections::HashMap<&PageId, &super::ListedRule> =
         v1.iter().map(|(page, rule)| (&page.id, rule)).collect();
-    let parents: std::collections::HashMap<&PageId, &(Option<PageId>, Option<String>)> = listed
+    // v2's parent of each listed page: a page's parent must be a page, or none at the top.
+    let parents: std::collections::HashMap<&PageId, Option<&PageId>> = listed
         .iter()
-        .map(|(page, rule)| (&page.id, &rule.parent))
+        .filter_map(|(page, rule)| match &rule.parent {
+            Some((None, _)) => Some((&page.id, None)),
+            Some((Some(parent), Some(kind))) if kind == "page" => Some((&page.id, Some(parent))),
+            _ => None,
+        })
         .collect();
-    let under_pages = |id: &PageId| {
-        parents
-            .get(id)
-            .is_some_and(|(_, kind)| kind.as_deref().is_none_or(|k| k == "page"))
+    // v1's chain must be v2's, link by link: it starts at the top of the space, each page's
+    // parent is the one before it, and the page's parent is its last.
+    let same_chain = |id: &PageId, chain: &[PageId]| {
+        let mut above: Option<&PageId> = None;
+        chain.iter().chain([id]).all(|at| {
+            let linked = parents.get(at).is_some_and(|parent| *parent == above);
+            above = Some(at);
+            linked
+        })
     };
     Ok(listed
         .iter()
         .map(|(page, rule)| {
             let whole = rules.get(&page.id).filter(|v1| {
-                v1.ancestors.as_ref().is_some_and(|chain| {
-                    chain.last() == rule.parent.0.as_ref()
-                        && chain.iter().chain([&page.id]).all(&under_pages)
-                })
+                v1.ancestors
+                    .as_ref()
+                    .is_some_and(|chain| same_chain(&page.id, chain))
             });
             let rule = match whole {
                 Some(v1) => super::ListedRule {
