@@ -7,6 +7,12 @@
 //! Prints pages/s for a first crawl (every body fetched; embedding by the deterministic test
 //! embedder, so the figure is the crawl's own) at several concurrencies, and for a re-crawl of
 //! the unchanged space (listing only).
+//!
+//! `CRAWL_PART=scale` instead crawls a site with permissions read: `SCALE_PAGES` pages (default
+//! 10,000) in `SCALE_SPACES` spaces (default 50), in chains up to 30 deep, 5% of pages
+//! restricted, no latency, 8 pages at once; for each API version it prints the requests and
+//! pages/s of a first crawl and of an unchanged re-crawl (against the budget 4·S + ⌈P/25⌉), and
+//! this process's peak memory (the simulator's pages included).
 
 #![allow(clippy::print_stdout, missing_docs)] // a benchmark prints its figures
 
@@ -26,8 +32,98 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// This process's peak resident memory in MB (Linux), if it can be read.
+fn peak_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
+}
+
+async fn scale() -> Result<(), Box<dyn std::error::Error>> {
+    use docbrain_confluence::simulator::Grants;
+    let pages = env_num("SCALE_PAGES", 10_000);
+    let spaces = env_num("SCALE_SPACES", 50).max(1);
+    let sim = Simulator::start().await?;
+    let mut keys = Vec::new();
+    for s in 0..spaces {
+        let key = format!("S{s}");
+        sim.set_space_readers(&key, Grants::only(&[], &["staff"]));
+        keys.push(key);
+    }
+    let mut last: Vec<Option<docbrain_core::PageId>> = vec![None; spaces as usize];
+    for i in 0..pages {
+        let s = (i % spaces) as usize;
+        // Chains 30 deep within each space: every 30th page of a space starts a new one.
+        let parent = if (i / spaces) % 30 == 0 {
+            None
+        } else {
+            last[s].clone()
+        };
+        let id = sim.create_child(
+            &keys[s],
+            &format!("Page {i}"),
+            &format!("<p>Body of page {i}.</p>"),
+            parent.as_ref(),
+        );
+        if i % 20 == 7 {
+            sim.restrict_page(&id, Some(Grants::only(&[], &["hr"])));
+        }
+        last[s] = Some(id);
+    }
+    println!("scale: {pages} pages in {spaces} spaces, permissions read, 8 at once, no latency");
+    let budget = 4 * spaces + pages.div_ceil(25);
+    for version in [ApiVersion::V2, ApiVersion::V1] {
+        let (base, token) = match version {
+            ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
+            ApiVersion::V1 => (sim.base_url_v1(), PAT),
+        };
+        let mut config = ConfluenceSettings::new(base, version, Secret::new(token));
+        config.email = Some(EMAIL.into());
+        let pipeline = Pipeline::new(
+            Arc::new(ConfluenceClient::new(config)?),
+            Arc::new(MarkdownChunker::default()),
+            Arc::new(LetterEmbedder::default()),
+            Arc::new(MemoryStore::new()),
+        )
+        .await?
+        .with_options(PipelineOptions {
+            fetch_concurrency: 8,
+            ..PipelineOptions::default()
+        });
+        sim.clear_log();
+        let t = Instant::now();
+        let first = pipeline.sync(&Scope::all()).await?;
+        let first_secs = t.elapsed().as_secs_f64();
+        let first_calls = sim.requests().len();
+        sim.clear_log();
+        let t = Instant::now();
+        let again = pipeline.sync(&Scope::all()).await?;
+        let again_secs = t.elapsed().as_secs_f64();
+        let again_calls = sim.requests().len();
+        println!(
+            "  {version}: first crawl {} pages in {first_secs:.1} s ({:.0} pages/s), {first_calls} requests ({:.1} per page; budget P + 4·S + ⌈P/25⌉ = {}); unchanged re-crawl {} pages in {again_secs:.2} s, {again_calls} requests (budget 4·S + ⌈P/25⌉ = {budget}); peak memory {} MB",
+            first.pages_updated,
+            first.pages_updated as f64 / first_secs,
+            first_calls as f64 / pages as f64,
+            pages + budget,
+            again.pages_unchanged,
+            peak_mb().map_or_else(|| "?".into(), |m| m.to_string()),
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var("CRAWL_PART").as_deref() == Ok("scale") {
+        return scale().await;
+    }
     let pages = env_num("CRAWL_PAGES", 400);
     let latency = Duration::from_millis(env_num("CRAWL_LATENCY_MS", 50));
     let sim = Simulator::start().await?;
