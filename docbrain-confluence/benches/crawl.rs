@@ -60,7 +60,7 @@ async fn scale() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..pages {
         let s = (i % spaces) as usize;
         // Chains 30 deep within each space: every 30th page of a space starts a new one.
-        let parent = if (i / spaces) % 30 == 0 {
+        let parent = if (i / spaces).is_multiple_of(30) {
             None
         } else {
             last[s].clone()
