@@ -32,6 +32,34 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A pipeline crawling `spaces` of the simulator (all when empty) with `concurrency` pages at
+/// once, into memory, embedding with the deterministic test embedder.
+async fn pipeline(
+    sim: &Simulator,
+    version: ApiVersion,
+    spaces: &[&str],
+    concurrency: usize,
+) -> Result<Pipeline, Box<dyn std::error::Error>> {
+    let (base, token) = match version {
+        ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
+        ApiVersion::V1 => (sim.base_url_v1(), PAT),
+    };
+    let mut config = ConfluenceSettings::new(base, version, Secret::new(token));
+    config.email = Some(EMAIL.into());
+    config.space_keys = spaces.iter().map(|s| (*s).to_owned()).collect();
+    Ok(Pipeline::new(
+        Arc::new(ConfluenceClient::new(config)?),
+        Arc::new(MarkdownChunker::default()),
+        Arc::new(LetterEmbedder::default()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await?
+    .with_options(PipelineOptions {
+        fetch_concurrency: concurrency,
+        ..PipelineOptions::default()
+    }))
+}
+
 /// This process's peak resident memory in MB (Linux), if it can be read.
 fn peak_mb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -79,23 +107,7 @@ async fn scale() -> Result<(), Box<dyn std::error::Error>> {
     println!("scale: {pages} pages in {spaces} spaces, permissions read, 8 at once, no latency");
     let budget = 4 * spaces + pages.div_ceil(25);
     for version in [ApiVersion::V2, ApiVersion::V1] {
-        let (base, token) = match version {
-            ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
-            ApiVersion::V1 => (sim.base_url_v1(), PAT),
-        };
-        let mut config = ConfluenceSettings::new(base, version, Secret::new(token));
-        config.email = Some(EMAIL.into());
-        let pipeline = Pipeline::new(
-            Arc::new(ConfluenceClient::new(config)?),
-            Arc::new(MarkdownChunker::default()),
-            Arc::new(LetterEmbedder::default()),
-            Arc::new(MemoryStore::new()),
-        )
-        .await?
-        .with_options(PipelineOptions {
-            fetch_concurrency: 8,
-            ..PipelineOptions::default()
-        });
+        let pipeline = pipeline(&sim, version, &[], 8).await?;
         sim.clear_log();
         let t = Instant::now();
         let first = pipeline.sync(&Scope::all()).await?;
@@ -141,24 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for version in [ApiVersion::V2, ApiVersion::V1] {
         for concurrency in [1usize, 4, 8, 16] {
-            let (base, token) = match version {
-                ApiVersion::V2 => (sim.base_url_v2(), API_TOKEN),
-                ApiVersion::V1 => (sim.base_url_v1(), PAT),
-            };
-            let mut config = ConfluenceSettings::new(base, version, Secret::new(token));
-            config.email = Some(EMAIL.into());
-            config.space_keys = vec!["ENG".into()];
-            let pipeline = Pipeline::new(
-                Arc::new(ConfluenceClient::new(config)?),
-                Arc::new(MarkdownChunker::default()),
-                Arc::new(LetterEmbedder::default()),
-                Arc::new(MemoryStore::new()),
-            )
-            .await?
-            .with_options(PipelineOptions {
-                fetch_concurrency: concurrency,
-                ..PipelineOptions::default()
-            });
+            let pipeline = pipeline(&sim, version, &["ENG"], concurrency).await?;
             sim.clear_log();
             let t = Instant::now();
             let first = pipeline.sync(&Scope::all()).await?;

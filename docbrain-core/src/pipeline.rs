@@ -183,6 +183,8 @@ pub struct Pipeline {
     store: Arc<dyn IndexStore>,
     options: PipelineOptions,
     readers: Arc<ReaderCache>,
+    /// The source's [`Fetcher::source_id`], asked once: records keep it.
+    source: Arc<str>,
 }
 
 impl Pipeline {
@@ -198,6 +200,7 @@ impl Pipeline {
     ) -> Result<Self> {
         store.bind_model(&embedder.model()).await?;
         Ok(Self {
+            source: fetcher.source_id().into(),
             fetcher,
             chunker,
             embedder,
@@ -375,7 +378,7 @@ impl Pipeline {
         cached.clear();
         let record = IndexedPage {
             access_read_ms: read_ms,
-            source: self.fetcher.source_id(),
+            source: self.source.to_string(),
             ..IndexedPage::of(&page, total)
         };
         match self.store.replace_page(&record, &out).await? {
@@ -434,7 +437,7 @@ impl Pipeline {
         let started = Instant::now();
         // Only this source's pages are the crawl's to keep in step (and to delete); a record
         // from before sources were kept counts only in the spaces the listing names.
-        let source = self.fetcher.source_id();
+        let source = &*self.source;
         let indexed: HashMap<PageId, IndexedPage> = self
             .store
             .list_pages()

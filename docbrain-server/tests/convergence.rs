@@ -17,7 +17,6 @@
 #![allow(clippy::disallowed_methods)] // reads answers the test asked for
 
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +68,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 /// Where webhook deliveries go.
+#[allow(clippy::large_enum_variant)] // one per test world
 enum Front {
     /// The webhook service in this process; `webhook` is `None` only while it restarts.
     InProcess {
@@ -77,7 +77,7 @@ enum Front {
     },
     /// A `docbrain-server` process on loopback.
     Process {
-        child: Child,
+        child: support::Running,
         base: String,
         http: reqwest::Client,
     },
@@ -91,16 +91,6 @@ struct World {
     front: Front,
     version: ApiVersion,
     delayed: Vec<String>,
-}
-
-impl Drop for World {
-    /// A server process never outlives its world, whether the test passed or panicked.
-    fn drop(&mut self) {
-        if let Front::Process { child, .. } = &mut self.front {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn webhook_settings(journal: &std::path::Path) -> WebhookSettings {
@@ -155,7 +145,7 @@ async fn simulator() -> Simulator {
 }
 
 /// Starts the server binary on the data folder; returns it with its base URL.
-fn spawn_server(sim: &Simulator, version: ApiVersion, data: &Path) -> (Child, String) {
+fn spawn_server(sim: &Simulator, version: ApiVersion, data: &Path) -> (support::Running, String) {
     let site = site(sim, version);
     let mut cmd = support::command(None);
     cmd.env("DOCBRAIN_DATA_DIR", data)

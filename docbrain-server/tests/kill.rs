@@ -6,7 +6,7 @@
 #![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Simulator, PAT};
@@ -28,7 +28,7 @@ fn spawn_server_with(
     data: &Path,
     stderr: Stdio,
     fds: Option<u32>,
-) -> (Child, String) {
+) -> (support::Running, String) {
     let mut cmd = support::command(fds);
     cmd.env("DOCBRAIN_DATA_DIR", data)
         .env("CONFLUENCE_WEBHOOK_SECRET", SECRET)
@@ -43,7 +43,7 @@ fn spawn_server_with(
     support::spawn(cmd)
 }
 
-fn spawn_server(sim: &Simulator, data: &Path) -> (Child, String) {
+fn spawn_server(sim: &Simulator, data: &Path) -> (support::Running, String) {
     spawn_server_with(sim, data, Stdio::null(), None)
 }
 
@@ -304,46 +304,31 @@ async fn a_scheduled_server_crawls_an_empty_index_at_once() {
     let log = Log::capture(&mut child);
     log.wait_for("the first crawl starts now", Duration::from_secs(10))
         .await;
-    // Searchable long before the hour the schedule names.
     let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = http.get(format!("{base}{path}"));
+        async move {
+            let answer = request.send().await.unwrap();
+            answer.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    // Searchable long before the hour the schedule names.
     let started = Instant::now();
     loop {
-        let body: serde_json::Value = http
-            .get(format!("{base}/search?q=cruise+control"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = get("/search?q=cruise+control").await;
         if body["hits"].as_array().is_some_and(|h| !h.is_empty()) {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "{body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ready: serde_json::Value = http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     // The crawl may have just written its last page; the flag clears when it completes.
     let started = Instant::now();
-    let mut ready = ready;
+    let mut ready = get("/readyz").await;
     while ready.get("first_crawl").is_some() {
         assert!(started.elapsed() < Duration::from_secs(30), "{ready}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        ready = http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        ready = get("/readyz").await;
     }
     assert_eq!(ready["status"], "ready");
     child.kill().unwrap();

@@ -266,6 +266,14 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Logs `message` as a warning the first time it comes up (one line per reason, not per
+    /// page).
+    fn warn_once(&self, message: &str) {
+        if self.lock_cache().warned.insert(message.to_owned()) {
+            warn!("{message}");
+        }
+    }
+
     /// Whether `url` is on the configured site (same scheme, host and port as the base URL).
     fn on_site(&self, url: &Url) -> bool {
         url.origin() == self.base.origin()

@@ -61,23 +61,15 @@ pub(super) async fn read_access(
 }
 
 fn fail_closed(inner: &Inner, page: &PageId, why: &Unreadable) -> ReadAccess {
-    // One warning per reason, not one per page.
-    warn_once(
-        inner,
-        &format!(
-            "{}; such pages are indexed but visible to nobody until their permissions can be read",
-            why.0
-        ),
-        page,
+    // One warning per reason, not one per page (the first page it was seen on is named).
+    let message = format!(
+        "{}; such pages are indexed but visible to nobody until their permissions can be read",
+        why.0
     );
-    ReadAccess::nobody()
-}
-
-/// Logs `message` the first time it comes up.
-fn warn_once(inner: &Inner, message: &str, page: &PageId) {
-    if inner.lock_cache().warned.insert(message.to_owned()) {
+    if inner.lock_cache().warned.insert(message.clone()) {
         warn!(page_id = %page, "{message}");
     }
+    ReadAccess::nobody()
 }
 
 /// The space's view permission as a layer. Anonymous access counts only where the site lets
@@ -344,9 +336,7 @@ fn principal(inner: &Inner, p: &Value, user_field: &str, group_field: &str) -> O
                 "a space permission names a principal of type {:?}, which DocBrain does not read: it grants no one access in search (a narrower rule than Confluence's)",
                 other.unwrap_or("(none)")
             );
-            if inner.lock_cache().warned.insert(message.clone()) {
-                warn!("{message}");
-            }
+            inner.warn_once(&message);
             None
         }
     }
@@ -379,9 +369,7 @@ fn refused(inner: &Inner, what: &str, status: &str) {
         ApiVersion::V2 => format!("Confluence refused to show {what} (HTTP {status}): the account behind CONFLUENCE_API_TOKEN needs permission to view the space and its restrictions (and read:space:confluence on a scoped token)"),
         ApiVersion::V1 => format!("Confluence refused to show {what} (HTTP {status}; Data Center answers 500 where it means 403): the account behind CONFLUENCE_API_TOKEN needs the space's Admin permission to read space permissions"),
     };
-    if inner.lock_cache().warned.insert(message.clone()) {
-        warn!("{message}");
-    }
+    inner.warn_once(&message);
 }
 
 /// The principals of user `who`: an account id on Cloud, a username on Data Center. A user

@@ -11,7 +11,7 @@ use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
 /// context path, so it is appended rather than joined).
-pub(super) fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
+fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
     // Relative links are relative to the site (`_links.base`), which is the configured base:
     // resolve them against CONFLUENCE_BASE_URL, never against an address the answer names.
     answer.json["_links"]["next"]
@@ -66,10 +66,18 @@ pub(super) async fn resolve_spaces(
     Ok(found)
 }
 
-/// Lists one space's current pages with their versions.
-pub(super) async fn list_space(
+/// The expansions that give each listed page's own read restriction and its ancestors: its
+/// rule, without a request of its own when nothing changed.
+pub(super) const RULE_EXPANSIONS: &str =
+    "ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group";
+
+/// Lists the current pages of `space` through `rest/api/content`, `limit` to an answer, with
+/// `expand`, following `next` links to the end (Data Center's listing; Cloud's v1 one too).
+pub(super) async fn content_listing(
     inner: &Inner,
     space: &SpaceRef,
+    limit: u32,
+    expand: &str,
 ) -> Result<Vec<Listed>, SourceError> {
     let mut url = inner.url("rest/api/content")?;
     url.query_pairs_mut()
@@ -77,18 +85,23 @@ pub(super) async fn list_space(
         .append_pair("type", "page")
         .append_pair("status", "current")
         .append_pair("start", "0")
-        .append_pair("limit", &inner.page_size.to_string())
-        .append_pair(
-            "expand",
-            if inner.read_permissions {
-                // Each page's own read restriction and its ancestors: its rule, without a request
-                // of its own when nothing changed.
-                "version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group"
-            } else {
-                "version"
-            },
-        );
+        .append_pair("limit", &limit.to_string())
+        .append_pair("expand", expand);
     walk_listing(inner, url, space, next_url).await
+}
+
+/// Lists one space's current pages with their versions (and what their rules take, when
+/// permissions are read).
+pub(super) async fn list_space(
+    inner: &Inner,
+    space: &SpaceRef,
+) -> Result<Vec<Listed>, SourceError> {
+    let expand = if inner.read_permissions {
+        format!("version,{RULE_EXPANSIONS}")
+    } else {
+        "version".to_owned()
+    };
+    content_listing(inner, space, inner.page_size, &expand).await
 }
 
 /// Fetches one page expanded with body, version, space, ancestors and labels (its rule not yet

@@ -109,17 +109,7 @@ pub(super) async fn with_restrictions(
     space: &SpaceRef,
     listed: &[Listed],
 ) -> Result<Vec<Listed>, SourceError> {
-    let mut url = inner.url("rest/api/content")?;
-    url.query_pairs_mut()
-        .append_pair("spaceKey", &space.key)
-        .append_pair("type", "page")
-        .append_pair("status", "current")
-        .append_pair("limit", "100")
-        .append_pair(
-            "expand",
-            "ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group",
-        );
-    let v1 = match walk_listing(inner, url, space, super::v1::next_url).await {
+    let v1 = match super::v1::content_listing(inner, space, 100, super::v1::RULE_EXPANSIONS).await {
         Ok(v1) => v1,
         // No v1 content listing on this site (missing, refused to this token, retired): every
         // unchanged page's rule is read on its own.
@@ -130,9 +120,7 @@ pub(super) async fn with_restrictions(
             | SourceError::Http { .. }),
         ) => {
             let message = format!("Confluence's v1 content listing is not available ({e}): a crawl reads each unchanged page's permissions on its own");
-            if inner.lock_cache().warned.insert(message.clone()) {
-                tracing::warn!("{message}");
-            }
+            inner.warn_once(&message);
             return Ok(listed
                 .iter()
                 .map(|(page, _)| (page.clone(), super::ListedRule::default()))

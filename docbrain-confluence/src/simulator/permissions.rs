@@ -298,6 +298,19 @@ pub(super) fn restrictions(s: &State, id: &str, cloud: bool) -> Answer {
     let Some(p): Option<&SimPage> = super::routes::visible_content(s, id) else {
         return error(404, cloud, "Not Found");
     };
+    respond(
+        200,
+        &json!({
+            "operation": "read",
+            "restrictions": restriction_lists(p, cloud),
+            "_links": {"self": format!("/rest/api/content/{id}/restriction/byOperation/read")}
+        }),
+    )
+}
+
+/// A page's read restriction as Confluence lists it (`{"user": {...}, "group": {...}}`), by
+/// the restriction endpoint and by content listings' `restrictions.read.restrictions`.
+pub(super) fn restriction_lists(p: &SimPage, cloud: bool) -> Value {
     let grants = p.restriction.clone().unwrap_or_default();
     let users: Vec<Value> = grants
         .users
@@ -321,17 +334,10 @@ pub(super) fn restrictions(s: &State, id: &str, cloud: bool) -> Answer {
             }
         })
         .collect();
-    respond(
-        200,
-        &json!({
-            "operation": "read",
-            "restrictions": {
-                "user": {"results": users, "start": 0, "limit": 200, "size": users.len()},
-                "group": {"results": groups, "start": 0, "limit": 200, "size": groups.len()}
-            },
-            "_links": {"self": format!("/rest/api/content/{id}/restriction/byOperation/read")}
-        }),
-    )
+    json!({
+        "user": {"results": users, "start": 0, "limit": 200, "size": users.len()},
+        "group": {"results": groups, "start": 0, "limit": 200, "size": groups.len()}
+    })
 }
 
 /// `GET …/rest/api/user/memberof?accountId=` (Cloud) or `?username=` (Data Center).

@@ -748,29 +748,8 @@ fn v1_content_json(s: &State, p: &SimPage, base: &str, expand: &str, cloud: bool
         v["body"] = json!({"storage": {"value": p.body, "representation": "storage"}});
     }
     if expand.contains("restrictions.read.restrictions") {
-        let grants = p.restriction.clone().unwrap_or_default();
-        let users: Vec<Value> = grants.users.iter()
-            .map(|u| if cloud {
-                json!({"type": "known", "accountId": super::SimUser::account_id(u), "accountType": "atlassian", "displayName": u})
-            } else {
-                json!({"type": "known", "username": u, "userKey": super::SimUser::user_key(u), "displayName": u})
-            })
-            .collect();
-        let groups: Vec<Value> = grants
-            .groups
-            .iter()
-            .map(|g| {
-                if cloud {
-                    json!({"type": "group", "name": g, "id": super::SimUser::group_id(g)})
-                } else {
-                    json!({"type": "group", "name": g})
-                }
-            })
-            .collect();
-        v["restrictions"] = json!({"read": {"operation": "read", "restrictions": {
-            "user": {"results": users, "start": 0, "limit": 200, "size": users.len()},
-            "group": {"results": groups, "start": 0, "limit": 200, "size": groups.len()}
-        }}});
+        v["restrictions"] = json!({"read": {"operation": "read",
+            "restrictions": permissions::restriction_lists(p, cloud)}});
     }
     if expand.contains("metadata.labels") {
         let labels: Vec<Value> = p

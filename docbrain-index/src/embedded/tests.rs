@@ -322,17 +322,27 @@ async fn no_leak_while_another_process_rewrites_restricted_pages() {
             .await
             .unwrap();
     }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "embedded::tests::rewriter_process",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(REWRITER_DIR, dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    /// The rewriter, killed and waited for if the test fails before it stops by itself.
+    struct Rewriter(std::process::Child);
+    impl Drop for Rewriter {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Rewriter(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "embedded::tests::rewriter_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(REWRITER_DIR, dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let waited = std::time::Instant::now();
     while !dir.path().join("ready").exists() {
         assert!(
@@ -362,7 +372,7 @@ async fn no_leak_while_another_process_rewrites_restricted_pages() {
         seen += hits.len();
     }
     std::fs::write(dir.path().join("stop"), "").unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
     let rounds: u64 = std::fs::read_to_string(dir.path().join("rounds"))
         .unwrap()
         .parse()

@@ -35,9 +35,33 @@ pub(crate) fn command(fd_limit: Option<u32>) -> Command {
     cmd
 }
 
+/// A server process that is killed and waited for when dropped, whether its test passed or
+/// panicked; it derefs to its [`Child`].
+pub(crate) struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Spawns `cmd` and waits for the address it listens on; returns it with its base URL.
-pub(crate) fn spawn(mut cmd: Command) -> (Child, String) {
-    let mut child = cmd.spawn().unwrap();
+pub(crate) fn spawn(mut cmd: Command) -> (Running, String) {
+    let mut child = Running(cmd.spawn().unwrap());
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
