@@ -74,36 +74,10 @@ fn peak_mb() -> Option<u64> {
 }
 
 async fn scale() -> Result<(), Box<dyn std::error::Error>> {
-    use docbrain_confluence::simulator::Grants;
     let pages = env_num("SCALE_PAGES", 10_000);
     let spaces = env_num("SCALE_SPACES", 50).max(1);
     let sim = Simulator::start().await?;
-    let mut keys = Vec::new();
-    for s in 0..spaces {
-        let key = format!("S{s}");
-        sim.set_space_readers(&key, Grants::only(&[], &["staff"]));
-        keys.push(key);
-    }
-    let mut last: Vec<Option<docbrain_core::PageId>> = vec![None; spaces as usize];
-    for i in 0..pages {
-        let s = (i % spaces) as usize;
-        // Chains 30 deep within each space: every 30th page of a space starts a new one.
-        let parent = if (i / spaces).is_multiple_of(30) {
-            None
-        } else {
-            last[s].clone()
-        };
-        let id = sim.create_child(
-            &keys[s],
-            &format!("Page {i}"),
-            &format!("<p>Body of page {i}.</p>"),
-            parent.as_ref(),
-        );
-        if i % 20 == 7 {
-            sim.restrict_page(&id, Some(Grants::only(&[], &["hr"])));
-        }
-        last[s] = Some(id);
-    }
+    sim.generate_site(pages, spaces);
     println!("scale: {pages} pages in {spaces} spaces, permissions read, 8 at once, no latency");
     let budget = 4 * spaces + pages.div_ceil(25);
     for version in [ApiVersion::V2, ApiVersion::V1] {

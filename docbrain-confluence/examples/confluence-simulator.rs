@@ -3,7 +3,8 @@
 //! ```sh
 //! cargo run -p docbrain-confluence --features simulator --example confluence-simulator -- \
 //!     [--port 8090] [--space ENG] [--from examples/sample-space] [--pages 47] [--latency-ms 50] \
-//!     [--webhook-url http://127.0.0.1:3000/confluence/events --webhook-secret SECRET]
+//!     [--webhook-url http://127.0.0.1:3000/confluence/events --webhook-secret SECRET] \
+//!     [--scale-pages 100000 --scale-spaces 50]
 //! ```
 //!
 //! `--from` loads every page of a folder the way `LOCAL_DOCS_PATH` reads it (Markdown, text and
@@ -14,6 +15,12 @@
 //! `curl -X POST 'http://127.0.0.1:8090/_sim/pages?title=…' --data '<p>new text</p>'` sends
 //! the signed `page_updated` webhook Confluence would send. Point DocBrain at it with the
 //! printed settings.
+//!
+//! `--scale-pages` adds a generated site for scale runs (`Simulator::generate_site`: spaces
+//! `S0`… readable by `staff`, chains 30 deep, 5% of pages for `hr` only), and the simulator
+//! also answers `POST /v1/embeddings` as a fast stand-in embedder
+//! (`EMBED_PROVIDER=openai OPENAI_BASE_URL=http://127.0.0.1:<port>/v1`). `--port 0` picks a
+//! free port; the printed settings name it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -64,6 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let space = arg(&args, "--space").unwrap_or_else(|| "ENG".into());
     let generated: usize = arg(&args, "--pages").map_or(Ok(0), |p| p.parse())?;
     let latency: u64 = arg(&args, "--latency-ms").map_or(Ok(0), |p| p.parse())?;
+    let scale_pages: u64 = arg(&args, "--scale-pages").map_or(Ok(0), |p| p.parse())?;
+    let scale_spaces: u64 = arg(&args, "--scale-spaces").map_or(Ok(50), |p| p.parse())?;
 
     let sim = Simulator::start_on(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     sim.add_space(&space, "Engineering");
@@ -84,6 +93,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         count += 1;
     }
+    if scale_pages > 0 {
+        sim.generate_site(scale_pages, scale_spaces);
+    }
     sim.add_user("alice", &["staff"]);
     sim.add_user("bob", &["staff", "hr"]);
     let salary = sim.create_page(
@@ -102,11 +114,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
     writeln!(
         out,
-        "Confluence simulator: {count} pages in space {space}; users alice (staff) and bob (staff, hr); \"Salary bands\" readable by hr only\n\
+        "Confluence simulator: {count} pages in space {space}{}; users alice (staff) and bob (staff, hr); \"Salary bands\" readable by hr only\n\
          Cloud (v2):       CONFLUENCE_BASE_URL={} CONFLUENCE_USER_EMAIL={EMAIL} CONFLUENCE_API_TOKEN={API_TOKEN} CONFLUENCE_ANONYMOUS_ACCESS=true   (users: {} {})\n\
          Data Center (v1): CONFLUENCE_API_VERSION=v1 CONFLUENCE_BASE_URL={} CONFLUENCE_API_TOKEN={PAT} CONFLUENCE_ANONYMOUS_ACCESS=true   (users: alice bob)\n\
          Edit a page: curl -X POST 'http://{}/_sim/pages?title=Salary+bands' --data '<p>new text</p>'\n\
          ctrl-c stops it.",
+        if scale_pages > 0 {
+            format!(" (and {scale_pages} generated pages in spaces S0 to S{})", scale_spaces.max(1) - 1)
+        } else {
+            String::new()
+        },
         sim.base_url_v2(),
         SimUser::account_id("alice"),
         SimUser::account_id("bob"),

@@ -282,6 +282,56 @@ async fn a_rate_limit_storm_and_server_errors_are_waited_out() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_storm_at_scale_holds_back_every_request_for_its_retry_after() {
+    use docbrain_confluence::simulator::Grants;
+    let sim = Simulator::start().await.unwrap();
+    for s in 0..4 {
+        let space = format!("S{s}");
+        sim.set_space_readers(&space, Grants::only(&[], &["staff"]));
+        for i in 0..250 {
+            sim.create_page(&space, &format!("{space} page {i}"), &body(i));
+        }
+    }
+    for version in VERSIONS {
+        let mut config = config(&sim, version, &[]);
+        config.retry.max_backoff = Duration::from_secs(30);
+        let crawl = crawl_setup(ConfluenceClient::new(config).unwrap()).await;
+        let crawl = Crawl {
+            pipeline: crawl.pipeline.with_options(PipelineOptions {
+                fetch_concurrency: 8,
+                ..PipelineOptions::default()
+            }),
+            ..crawl
+        };
+        sim.clear_log();
+        // 5 ms a call: the crawl after the storm outlasts the tolerance below.
+        sim.set_latency(Duration::from_millis(5));
+        // 20 refusals once the crawl is under way: two rounds of all 8 requests in flight,
+        // then 4 of the next 8 (the other 4 succeed, and their slots would go on at once).
+        sim.inject(Fault::new(429, 20).retry_after("1").after(200));
+        let report = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+        assert!(report.is_clean(), "{version}: {report:?}");
+        assert_eq!(report.pages_updated, 1000, "{version}");
+        assert_index_matches(&sim, &crawl.store).await;
+        let log = sim.requests();
+        let refusals: Vec<_> = log.iter().filter(|r| r.status == 429).collect();
+        assert_eq!(refusals.len(), 20, "{version}: the storm was answered");
+        // After a 429 asked for a second, only requests already on their way arrive within it.
+        for refusal in &refusals {
+            let early = log.iter().find(|r| {
+                r.at > refusal.at + Duration::from_millis(150)
+                    && r.at < refusal.at + Duration::from_millis(950)
+            });
+            assert!(
+                early.is_none(),
+                "{version}: {early:?} arrived {:?} after a 429 that asked for 1 s",
+                early.map(|r| r.at - refusal.at)
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_rate_limit_that_outlasts_the_retries_hands_its_retry_after_to_the_caller() {
     let sim = Simulator::start().await.unwrap();
     let id = sim.create_page("ENG", "Busy", &body(1));
@@ -868,13 +918,15 @@ async fn a_scoped_token_base_url_through_atlassians_gateway_crawls_and_reads_per
 }
 
 #[tokio::test]
-async fn an_unchanged_recrawl_with_permissions_costs_no_request_per_page() {
+async fn a_crawl_with_permissions_reads_rules_in_bulk() {
     for version in VERSIONS {
-        unchanged_recrawl_with_permissions(version).await;
+        crawl_with_permissions_in_bulk(version).await;
     }
 }
 
-async fn unchanged_recrawl_with_permissions(version: ApiVersion) {
+/// A first crawl costs one body read per page plus shared listings, an unchanged re-crawl no
+/// request per page, and the rules so read are the ones read page by page.
+async fn crawl_with_permissions_in_bulk(version: ApiVersion) {
     use docbrain_confluence::simulator::Grants;
     let sim = Simulator::start().await.unwrap();
     let mut pages = Vec::new();
@@ -898,8 +950,28 @@ async fn unchanged_recrawl_with_permissions(version: ApiVersion) {
         }
     }
     let crawl = crawl_setup(client(&sim, version, &["ENG", "OPS"])).await;
+    sim.clear_log();
     let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
     assert_eq!(first.pages_updated, 30, "{first:?}");
+    // P + 4·S + ⌈P/25⌉ = 40: one body read per page, nothing else per page.
+    let calls = sim.requests().len();
+    assert!(
+        calls <= 40,
+        "{version}: {calls} requests: {:#?}",
+        sim.requests()
+    );
+    assert_eq!(sim.count(Route::PageBody), 30, "{version}");
+    let mut restricted = 0;
+    for id in &pages {
+        let held = crawl.store.page(id).await.unwrap().unwrap();
+        let exact = crawl.pipeline.fetcher().read_access(id).await.unwrap();
+        assert_eq!(held.access, exact, "{version}: page {id}");
+        restricted += usize::from(held.access.layers().len() > 1);
+    }
+    assert!(
+        restricted >= 6,
+        "{version}: restrictions were read: {restricted}"
+    );
     sim.clear_log();
     let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
     assert_eq!(again.pages_unchanged, 30, "{again:?}");
@@ -928,5 +1000,10 @@ async fn unchanged_recrawl_with_permissions(version: ApiVersion) {
         sim.count(Route::PageBody) as u64,
         restricted.pages_updated,
         "one body read per changed rule"
+    );
+    assert!(
+        sim.requests().len() as u64 <= 10 + restricted.pages_updated,
+        "{version}: and nothing else per page: {:#?}",
+        sim.requests()
     );
 }

@@ -65,6 +65,16 @@ pub trait Fetcher: Debug + Send + Sync + 'static {
     /// Transport, authorisation and decoding failures; "not found" is `Ok(Fetched::Gone)`.
     async fn fetch(&self, id: &PageId) -> Result<Fetched>;
 
+    /// Fetches a listed page for a crawl. A source whose listing gave the page's rule and place
+    /// ([`PageSummary::access`]) may keep them instead of reading them again, when the body it
+    /// fetches is of the listed version and sits where the listing said. The default fetches.
+    ///
+    /// # Errors
+    /// As [`Fetcher::fetch`].
+    async fn fetch_listed(&self, summary: &PageSummary) -> Result<Fetched> {
+        self.fetch(&summary.id).await
+    }
+
     /// Who may read page `id` now, without fetching its body: a crawl calls this for pages whose
     /// version it already holds, to catch permission-only changes. Sources without permissions
     /// answer [`ReadAccess::anyone`] (the default).

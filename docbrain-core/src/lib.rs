@@ -97,7 +97,7 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use fetcher::{Fetcher, PageStream, Scope};
 pub use health::{CallCounter, CallHealth};
 pub use memory::MemoryStore;
-pub use page::{Fetched, Page, PageId, PageStatus, PageSummary};
+pub use page::{Fetched, ListedAccess, Page, PageId, PageStatus, PageSummary};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
 pub use reading::{PageText, SpaceSummary};
 pub use search::{

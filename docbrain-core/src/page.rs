@@ -187,10 +187,23 @@ pub struct PageSummary {
     /// The version, when the listing carries it; pages whose version is unchanged are skipped
     /// without fetching their body.
     pub version: Option<u64>,
-    /// The page's read rule, when the listing carries all it takes (Data Center lists each
-    /// page's restriction and ancestors); a page whose version and rule the index holds costs
-    /// no request then. `None`: the crawl reads the rule of an unchanged page on its own.
-    pub access: Option<crate::ReadAccess>,
+    /// The page's read rule and place, when the listing carries all they take (Data Center
+    /// lists each page's restriction and ancestors); a page whose version and rule the index
+    /// holds costs no request then, and a changed one only its body. `None`: the crawl reads
+    /// the rule of an unchanged page on its own.
+    pub access: Option<ListedAccess>,
+}
+
+/// What a listing says of who may read a page and where it sits, read whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedAccess {
+    /// Who may read the page.
+    pub rule: crate::ReadAccess,
+    /// The ids of its ancestors, root first.
+    pub ancestor_ids: Vec<PageId>,
+    /// When the listing that said so began (ms since the Unix epoch): a write of this rule is
+    /// as old as that read, so a later exact read (a webhook's) wins over it.
+    pub read_ms: u64,
 }
 
 /// The state of a page as its source sees it now.

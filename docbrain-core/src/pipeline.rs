@@ -491,16 +491,20 @@ impl Pipeline {
                     match step {
                         Step::Ready(r) => r,
                         Step::Fetch(summary) => {
-                            let outcome = self.reconcile(&summary.id).await;
+                            let outcome = self.reconcile_listed(&summary).await;
                             Ok(Some((summary, outcome)))
                         }
                         Step::Access(summary, held) => {
                             let outcome = match &summary.access {
-                                // The listing gave the rule: no request when it is unchanged.
-                                Some(listed) if *listed == held.access => {
+                                // The listing gave the rule and place: no request when they
+                                // are unchanged.
+                                Some(listed)
+                                    if listed.rule == held.access
+                                        && listed.ancestor_ids == held.ancestor_ids =>
+                                {
                                     Ok(PageOutcome::Unchanged)
                                 }
-                                Some(_) => self.reconcile(&held.id).await,
+                                Some(_) => self.reconcile_listed(&summary).await,
                                 None => self.recheck_access(&held).await,
                             };
                             Ok(Some((summary, outcome)))
@@ -608,6 +612,15 @@ impl Pipeline {
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Brings a listed page whose version or rule the index does not hold in line: its body
+    /// fetched, its rule the listing's where the source keeps it (as old as the listing's read).
+    async fn reconcile_listed(&self, summary: &PageSummary) -> Result<PageOutcome> {
+        let now = crate::text::now_ms();
+        let read_ms = summary.access.as_ref().map_or(now, |l| l.read_ms.min(now));
+        let fetched = self.fetcher.fetch_listed(summary).await?;
+        self.apply_read_at(&summary.id, fetched, read_ms).await
     }
 
     /// Reads again who may read a page whose version the index holds, and re-indexes it (with

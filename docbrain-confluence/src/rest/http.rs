@@ -43,6 +43,9 @@ pub(crate) struct Http {
     max_body_bytes: usize,
     /// How its calls have gone.
     calls: CallCounter,
+    /// No request is sent before this instant: a `Retry-After` holds back every request of
+    /// the client, not only the one it answered (a rate limit is the account's, not a call's).
+    hold: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Http {
@@ -67,6 +70,7 @@ impl Http {
             base: base.as_str().trim_end_matches('/').to_owned(),
             max_body_bytes,
             calls: CallCounter::default(),
+            hold: std::sync::Mutex::new(None),
         })
     }
 
@@ -126,8 +130,16 @@ impl Http {
         let counted = |n| {
             let outcome = attempt(n);
             async move {
+                self.held().await;
                 let outcome = outcome.await;
                 self.count(&outcome);
+                if let Err(Attempt::Retry {
+                    retry_after: Some(wait),
+                    ..
+                }) = &outcome
+                {
+                    self.hold_for((*wait).min(self.retry.max_backoff));
+                }
                 outcome
             }
         };
@@ -150,6 +162,30 @@ impl Http {
             })?;
         debug!(path = %path, found = answer.is_some(), "GET");
         Ok(answer)
+    }
+
+    /// Waits out a hold a `Retry-After` put on every request.
+    async fn held(&self) {
+        let until = *self.lock_hold();
+        if let Some(until) = until.filter(|u| *u > tokio::time::Instant::now()) {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Holds every request back for `wait` from now (a longer hold already set stays).
+    fn hold_for(&self, wait: std::time::Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut hold = self.lock_hold();
+        if hold.is_none_or(|h| h < until) {
+            *hold = Some(until);
+        }
+    }
+
+    fn lock_hold(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        // An instant is valid whatever a panicking holder left.
+        self.hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What a failed send says about `CONFLUENCE_BASE_URL` when retrying cannot help: a host

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
 use docbrain_core::{
-    CallHealth, Fetched, Fetcher, PageId, PageStatus, PageStream, PageSummary, ReadAccess, Reader,
-    Scope,
+    CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream, PageSummary,
+    ReadAccess, Reader, Scope,
 };
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
@@ -214,6 +214,52 @@ impl ConfluenceClient {
         permissions::read_access(&self.inner, id, at).await
     }
 
+    /// Fetches page `id` with its rule: the one `listed` gives (with the listed version) when
+    /// the page is still of that version and where the listing placed it, else read now.
+    async fn fetch_placed(
+        &self,
+        id: &PageId,
+        listed: Option<(Option<u64>, &ListedAccess)>,
+    ) -> Result<Fetched, SourceError> {
+        let (fetched, whole) = match self.inner.version {
+            ApiVersion::V2 => {
+                let chain = listed.map(|(_, l)| l.ancestor_ids.as_slice());
+                v2::fetch(&self.inner, id, chain).await?
+            }
+            ApiVersion::V1 => v1::fetch(&self.inner, id).await?,
+        };
+        // A page outside CONFLUENCE_SPACE_KEYS (a site-wide webhook, a page moved out) is not
+        // ours to index: to the index it is gone.
+        Ok(match fetched {
+            Fetched::Page(page) if !self.in_scope(&page.space_key) => {
+                debug!(page_id = %id, space = %page.space_key, "page is outside CONFLUENCE_SPACE_KEYS; treated as gone");
+                Fetched::Gone
+            }
+            Fetched::Page(mut page) if page.status == PageStatus::Current => {
+                page.access = match listed {
+                    Some((version, l))
+                        if whole
+                            && version == Some(page.version)
+                            && l.ancestor_ids == page.ancestor_ids =>
+                    {
+                        l.rule.clone()
+                    }
+                    _ => {
+                        let located = Located {
+                            space_id: self.space_id_of(&page.space_key),
+                            space_key: page.space_key.clone(),
+                            ancestors: page.ancestor_ids.clone(),
+                            whole,
+                        };
+                        self.access_at(id, &located).await?
+                    }
+                };
+                Fetched::Page(page)
+            }
+            other => other,
+        })
+    }
+
     /// v2's id of space `key`, from the spaces seen so far.
     fn space_id_of(&self, key: &str) -> Option<String> {
         self.inner
@@ -227,25 +273,44 @@ impl ConfluenceClient {
     /// Lists one space's current pages, following `next` links to the end, with their read
     /// rules where the listing gives them whole (Data Center).
     async fn list_space(&self, space: SpaceRef) -> Result<Vec<PageSummary>, SourceError> {
+        let read_ms = docbrain_core::text::now_ms();
         let listed = match self.inner.version {
             ApiVersion::V2 => v2::list_space(&self.inner, &space).await?,
             ApiVersion::V1 => v1::list_space(&self.inner, &space).await?,
         };
-        let rules = match (self.inner.read_permissions, self.inner.version) {
-            (false, _) => vec![None; listed.len()],
+        let (listed, rules) = match (self.inner.read_permissions, self.inner.version) {
+            (false, _) => {
+                let none = vec![None; listed.len()];
+                (listed, none)
+            }
             (true, ApiVersion::V1) => {
-                permissions::listed_access(&self.inner, &space.key, None, &listed).await?
+                let rules =
+                    permissions::listed_access(&self.inner, &space.key, None, &listed).await?;
+                (listed, rules)
             }
             (true, ApiVersion::V2) => {
                 let listed = v2::with_restrictions(&self.inner, &space, &listed).await?;
-                permissions::listed_access(&self.inner, &space.key, space.id.as_deref(), &listed)
-                    .await?
+                let rules = permissions::listed_access(
+                    &self.inner,
+                    &space.key,
+                    space.id.as_deref(),
+                    &listed,
+                )
+                .await?;
+                (listed, rules)
             }
         };
         let pages: Vec<PageSummary> = listed
             .into_iter()
             .zip(rules)
-            .map(|((page, _), access)| PageSummary { access, ..page })
+            .map(|((page, placed), rule)| PageSummary {
+                access: rule.map(|rule| ListedAccess {
+                    rule,
+                    ancestor_ids: placed.ancestors.unwrap_or_default(),
+                    read_ms,
+                }),
+                ..page
+            })
             .collect();
         {
             let mut cache = self.inner.lock_cache();
@@ -367,29 +432,17 @@ impl Fetcher for ConfluenceClient {
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
-        let (fetched, whole) = match self.inner.version {
-            ApiVersion::V2 => v2::fetch(&self.inner, id).await?,
-            ApiVersion::V1 => v1::fetch(&self.inner, id).await?,
-        };
-        // A page outside CONFLUENCE_SPACE_KEYS (a site-wide webhook, a page moved out) is not
-        // ours to index: to the index it is gone.
-        Ok(match fetched {
-            Fetched::Page(page) if !self.in_scope(&page.space_key) => {
-                debug!(page_id = %id, space = %page.space_key, "page is outside CONFLUENCE_SPACE_KEYS; treated as gone");
-                Fetched::Gone
-            }
-            Fetched::Page(mut page) if page.status == PageStatus::Current => {
-                let located = Located {
-                    space_id: self.space_id_of(&page.space_key),
-                    space_key: page.space_key.clone(),
-                    ancestors: page.ancestor_ids.clone(),
-                    whole,
-                };
-                page.access = self.access_at(id, &located).await?;
-                Fetched::Page(page)
-            }
-            other => other,
-        })
+        Ok(self.fetch_placed(id, None).await?)
+    }
+
+    async fn fetch_listed(&self, summary: &PageSummary) -> docbrain_core::Result<Fetched> {
+        let listed = summary
+            .access
+            .as_ref()
+            .filter(|_| self.inner.read_permissions && summary.version.is_some());
+        Ok(self
+            .fetch_placed(&summary.id, listed.map(|l| (summary.version, l)))
+            .await?)
     }
 
     async fn read_access(&self, id: &PageId) -> docbrain_core::Result<ReadAccess> {

@@ -171,8 +171,13 @@ pub(super) async fn with_restrictions(
 }
 
 /// Fetches one page with its body, labels, ancestors and link (its rule not yet read), and
-/// whether its chain of ancestors was read to the top.
-pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool), SourceError> {
+/// whether its chain of ancestors was read to the top. `listed`, the chain a listing gave, is
+/// taken without asking for the ancestors when the page's `parentId` is still its last link.
+pub(super) async fn fetch(
+    inner: &Inner,
+    id: &PageId,
+    listed: Option<&[PageId]>,
+) -> Result<(Fetched, bool), SourceError> {
     let mut url = inner.url(&format!("api/v2/pages/{}", encode(id.as_str())))?;
     url.query_pairs_mut()
         .append_pair("body-format", "storage")
@@ -202,10 +207,10 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
     }
     let space_id = id_of(&json["spaceId"]).ok_or_else(|| decode("the page has no spaceId"))?;
     let space_key = space_key(inner, space_id.as_str()).await?;
-    let chain = if status == PageStatus::Current {
-        chain_of(inner, id, json).await?
-    } else {
-        Chain::top()
+    let chain = match listed {
+        _ if status != PageStatus::Current => Chain::top(),
+        Some(ids) if parent_is(json, ids.last()) => listed_chain(inner, ids).await?,
+        _ => chain_of(inner, id, json).await?,
     };
     let base = json["_links"]["base"].as_str().map_or_else(
         || inner.base.as_str().trim_end_matches('/').to_owned(),
@@ -277,6 +282,28 @@ async fn space_key(inner: &Inner, space_id: &str) -> Result<String, SourceError>
         .space_keys
         .insert(space_id.to_owned(), key.clone());
     Ok(key)
+}
+
+/// Whether the page answer `json` names `parent` as its parent (`null` for none).
+fn parent_is(json: &serde_json::Value, parent: Option<&PageId>) -> bool {
+    match json.get("parentId") {
+        Some(serde_json::Value::Null) => parent.is_none(),
+        Some(id) => parent.is_some() && id_of(id).as_ref() == parent,
+        None => false,
+    }
+}
+
+/// A chain of pages a listing gave, with their titles (from the listing's cache).
+async fn listed_chain(inner: &Inner, ids: &[PageId]) -> Result<Chain, SourceError> {
+    let mut titles = Vec::with_capacity(ids.len());
+    for aid in ids {
+        titles.extend(title_of(inner, aid, "pages").await?);
+    }
+    Ok(Chain {
+        ids: ids.to_vec(),
+        titles,
+        whole: true,
+    })
 }
 
 /// The chain above a page as its answer `json` places it: none when its `parentId` is null;

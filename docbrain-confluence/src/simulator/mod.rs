@@ -95,6 +95,8 @@ pub struct Request {
     pub route: Route,
     /// The status answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// A fault to answer instead of the real response.

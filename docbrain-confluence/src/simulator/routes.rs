@@ -46,6 +46,9 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     if req.method() == hyper::Method::POST && req.uri().path() == "/_sim/restrictions" {
         return control_restrict(req.uri().query().unwrap_or_default(), state);
     }
+    if req.method() == hyper::Method::POST && req.uri().path() == "/v1/embeddings" {
+        return stand_in_embeddings(req).await;
+    }
     let uri = req.uri().to_string();
     let method = req.method().to_string();
     let url = Url::parse(&format!("http://{addr}{uri}"))
@@ -94,6 +97,7 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
         .get(AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
+    let at = std::time::Instant::now();
     let latency = {
         let mut s = lock(state);
         s.in_flight += 1;
@@ -166,6 +170,7 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
         uri,
         route,
         status: answer.status().as_u16(),
+        at,
     });
     answer
 }
@@ -252,6 +257,56 @@ async fn control_edit(req: HttpRequest<Incoming>, state: &Mutex<State>) -> Answe
     respond(
         200,
         &json!({"id": id.to_string(), "version": version, "webhook": sent}),
+    )
+}
+
+/// `POST /v1/embeddings`: a stand-in for an OpenAI-compatible embedding service, for crawl
+/// benchmarks whose figures should be the crawl's own (`OPENAI_BASE_URL=http://…/v1`). Each
+/// input gets a deterministic unit vector of `dimensions` (default 384) from its bytes.
+async fn stand_in_embeddings(req: HttpRequest<Incoming>) -> Answer {
+    use http_body_util::BodyExt;
+    #[allow(clippy::disallowed_methods)] // the body is Limited
+    let read = http_body_util::Limited::new(req.into_body(), 64 * 1024 * 1024)
+        .collect()
+        .await;
+    let Ok(request) = read
+        .map_err(|_| ())
+        .and_then(|b| serde_json::from_slice::<Value>(&b.to_bytes()).map_err(|_| ()))
+    else {
+        return error(400, false, "send {\"model\", \"input\": [...]}");
+    };
+    let Some(inputs) = request["input"].as_array() else {
+        return error(400, false, "`input` must be a list of texts");
+    };
+    let dimension = request["dimensions"].as_u64().unwrap_or(384).clamp(1, 4096) as usize;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let mut seed = text
+                .as_str()
+                .unwrap_or_default()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+            let mut vector: Vec<f64> = (0..dimension)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                })
+                .collect();
+            let norm = vector.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-9);
+            vector.iter_mut().for_each(|x| *x /= norm);
+            json!({"object": "embedding", "index": index, "embedding": vector})
+        })
+        .collect();
+    respond(
+        200,
+        &json!({"object": "list", "data": data, "model": request["model"],
+                "usage": {"prompt_tokens": 0, "total_tokens": 0}}),
     )
 }
 
