@@ -47,16 +47,26 @@ echo "       stand-in embedder (384 dimensions), CONFLUENCE_FETCH_CONCURRENCY=4 
 export SOURCE_TYPE=confluence LOG_LEVEL=warn EMBED_PROVIDER=openai OPENAI_BASE_URL="$addr/v1" \
        OPENAI_API_KEY=stand-in-embedder-key EMBED_MODEL_ID=text-embedding-3-small EMBED_DIMENSIONS=384
 
-# run NAME: one `docbrain ingest`, its wall time and peak memory into $work/NAME.time.
+# run NAME: one `docbrain ingest`; its wall time and peak RSS (from /usr/bin/time) into
+# $work/NAME.time, and its peak heap (RssAnon, sampled every 0.1 s) into $work/NAME.anon. RSS also
+# counts the index file pages SQLite maps (RssFile: page cache the kernel can take back).
 run() {
-  /usr/bin/time -f "%e %M" -o "$work/$1.time" target/release/docbrain ingest >"$work/$1.out" 2>"$work/$1.err" || {
+  /usr/bin/time -f "%e %M" -o "$work/$1.time" target/release/docbrain ingest >"$work/$1.out" 2>"$work/$1.err" &
+  local pid=$! anon=0 kb
+  while kill -0 "$pid" 2>/dev/null; do
+    kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$(pgrep -P "$pid" | head -n 1)/status" 2>/dev/null || echo 0)
+    [ "${kb:-0}" -gt "$anon" ] && anon=$kb
+    sleep 0.1
+  done
+  echo "$anon" >"$work/$1.anon"
+  wait "$pid" || {
     echo "bench-scale: docbrain ingest failed ($1):" >&2
     tail -n 20 "$work/$1.err" "$work/$1.out" >&2
     exit 1
   }
 }
 seconds() { cut -d' ' -f1 "$work/$1.time"; }
-peak_mb() { echo $(( $(cut -d' ' -f2 "$work/$1.time") / 1024 )); }
+peak_mb() { echo "$(( $(cut -d' ' -f2 "$work/$1.time") / 1024 )) MB (heap $(( $(cat "$work/$1.anon") / 1024 )) MB)"; }
 
 for version in v2 v1; do
   export CONFLUENCE_API_VERSION=$version DOCBRAIN_DATA_DIR="$work/data-$version"
@@ -70,7 +80,7 @@ for version in v2 v1; do
   run "again-$version"
   indexed=$(grep -o 'Ingestion complete: [0-9]* pages' "$work/first-$version.out" | grep -o '[0-9]*' || echo "?")
   first_s=$(seconds "first-$version")
-  echo "  $version: first crawl $indexed pages in ${first_s} s ($(python3 -c "print(round($pages / $first_s))") pages/s), peak $(peak_mb "first-$version") MB;" \
-       "unchanged re-crawl $(seconds "again-$version") s, peak $(peak_mb "again-$version") MB;" \
+  echo "  $version: first crawl $indexed pages in ${first_s} s ($(python3 -c "print(round($pages / $first_s))") pages/s), peak RSS $(peak_mb "first-$version");" \
+       "unchanged re-crawl $(seconds "again-$version") s, peak RSS $(peak_mb "again-$version");" \
        "index on disk $(du -sm "$DOCBRAIN_DATA_DIR" | cut -f1) MB"
 done

@@ -29,6 +29,10 @@ impl StableHasher {
         self.write(s.as_bytes());
     }
 
+    pub(crate) fn finish(&self) -> u128 {
+        self.0
+    }
+
     pub(crate) fn finish_hex(&self) -> String {
         format!("{:032x}", self.0)
     }

@@ -106,4 +106,6 @@ pub use search::{
 };
 pub use secret::Secret;
 pub use settings::Settings;
-pub use store::{IndexStats, IndexStore, IndexedChunk, IndexedPage, ReplaceOutcome};
+pub use store::{
+    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates, ReplaceOutcome,
+};

@@ -18,7 +18,7 @@ use crate::fetcher::{Fetcher, Scope};
 use crate::page::{Fetched, Page, PageId, PageSummary};
 use crate::readers::ReaderCache;
 use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
-use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+use crate::store::{IndexStore, IndexedPage, PageState, ReplaceOutcome};
 use crate::text::printable;
 
 /// Settings of a [`Pipeline`].
@@ -148,7 +148,7 @@ struct Walk {
 enum Step {
     Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
     Fetch(PageSummary),
-    Access(PageSummary, IndexedPage),
+    Access(PageSummary, PageState),
 }
 
 /// The source of a search-only pipeline.
@@ -438,9 +438,9 @@ impl Pipeline {
         // Only this source's pages are the crawl's to keep in step (and to delete); a record
         // from before sources were kept counts only in the spaces the listing names.
         let source = &*self.source;
-        let indexed: HashMap<PageId, IndexedPage> = self
+        let indexed: HashMap<PageId, PageState> = self
             .store
-            .list_pages()
+            .page_states()
             .await?
             .into_iter()
             .filter(|p| p.source == source || p.source.is_empty())
@@ -499,8 +499,9 @@ impl Pipeline {
                                 // The listing gave the rule and place: no request when they
                                 // are unchanged.
                                 Some(listed)
-                                    if listed.rule == held.access
-                                        && listed.ancestor_ids == held.ancestor_ids =>
+                                    if listed.rule == *held.access
+                                        && PageState::place_of(&listed.ancestor_ids)
+                                            == held.place =>
                                 {
                                     Ok(PageOutcome::Unchanged)
                                 }
@@ -576,9 +577,9 @@ impl Pipeline {
             );
         }
         for space in spaces.iter().filter(|_| !truncated) {
-            let in_space: Vec<&IndexedPage> =
+            let in_space: Vec<&PageState> =
                 indexed.values().filter(|p| &p.space_key == space).collect();
-            let doomed: Vec<&IndexedPage> = in_space
+            let doomed: Vec<&PageState> = in_space
                 .iter()
                 .copied()
                 .filter(|p| !seen.contains(&p.id))
@@ -625,8 +626,8 @@ impl Pipeline {
 
     /// Reads again who may read a page whose version the index holds, and re-indexes it (with
     /// no embedding) only when that changed.
-    async fn recheck_access(&self, held: &IndexedPage) -> Result<PageOutcome> {
-        if self.fetcher.read_access(&held.id).await? == held.access {
+    async fn recheck_access(&self, held: &PageState) -> Result<PageOutcome> {
+        if self.fetcher.read_access(&held.id).await? == *held.access {
             return Ok(PageOutcome::Unchanged);
         }
         self.reconcile(&held.id).await
@@ -635,7 +636,7 @@ impl Pipeline {
     /// Deletes a page the listing no longer names, once a direct fetch confirms it is gone (a
     /// listing over a space that changes under it can skip live pages), and only while the
     /// index holds the version the crawl read (a webhook may have restored it since).
-    async fn delete_unlisted(&self, page: &IndexedPage, report: &mut SyncReport) -> Result<()> {
+    async fn delete_unlisted(&self, page: &PageState, report: &mut SyncReport) -> Result<()> {
         let read_ms = crate::text::now_ms();
         match self.fetcher.fetch(&page.id).await {
             Ok(Fetched::Page(live)) if live.status.is_indexed() => {

@@ -1,6 +1,8 @@
 //! The index side of the pipeline.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -76,6 +78,76 @@ impl IndexedPage {
     /// a crawl that embedded for seconds writing over a restriction a webhook just applied).
     pub fn is_stale_against(&self, held_version: u64, held_read_ms: u64) -> bool {
         (held_version, held_read_ms) > (self.version, self.access_read_ms)
+    }
+}
+
+/// What a crawl keeps of an indexed page while it walks a listing: no breadcrumbs, labels or
+/// link, its place as a digest and its rule shared with every page of the same rule, so a
+/// crawl of a large site holds a few hundred bytes per page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageState {
+    /// The page id.
+    pub id: PageId,
+    /// The space key.
+    pub space_key: String,
+    /// The title (for logs).
+    pub title: String,
+    /// The version the index holds.
+    pub version: u64,
+    /// Number of chunks indexed for the page.
+    pub chunk_count: u32,
+    /// [`IndexedPage::source`].
+    pub source: String,
+    /// Who may read the page.
+    pub access: Arc<ReadAccess>,
+    /// [`PageState::place_of`] its ancestor ids.
+    pub place: u128,
+}
+
+impl PageState {
+    /// A digest of a chain of ancestor ids, root first: equal chains, equal digests.
+    pub fn place_of(ancestor_ids: &[PageId]) -> u128 {
+        let mut h = crate::hash::StableHasher::new();
+        for id in ancestor_ids {
+            h.field(id.as_str());
+        }
+        h.finish()
+    }
+}
+
+/// Builds [`PageState`]s that share one copy of each distinct rule.
+#[derive(Debug, Default)]
+pub struct PageStates {
+    rules: HashSet<Arc<ReadAccess>>,
+    states: Vec<PageState>,
+}
+
+impl PageStates {
+    /// Adds the state of `page`.
+    pub fn push(&mut self, page: IndexedPage) {
+        let access = match self.rules.get(&page.access) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared = Arc::new(page.access);
+                self.rules.insert(Arc::clone(&shared));
+                shared
+            }
+        };
+        self.states.push(PageState {
+            place: PageState::place_of(&page.ancestor_ids),
+            id: page.id,
+            space_key: page.space_key,
+            title: page.title,
+            version: page.version,
+            chunk_count: page.chunk_count,
+            source: page.source,
+            access,
+        });
+    }
+
+    /// The states added.
+    pub fn into_vec(self) -> Vec<PageState> {
+        self.states
     }
 }
 
@@ -164,6 +236,16 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
 
     /// Lists every indexed page.
     async fn list_pages(&self) -> Result<Vec<IndexedPage>>;
+
+    /// Lists what a crawl keeps of every indexed page. The default reads
+    /// [`IndexStore::list_pages`]; stores override it to hold one full record at a time.
+    async fn page_states(&self) -> Result<Vec<PageState>> {
+        let mut states = PageStates::default();
+        for page in self.list_pages().await? {
+            states.push(page);
+        }
+        Ok(states.into_vec())
+    }
 
     /// Hybrid search: BM25 over the text and k-NN over the vectors, fused.
     async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>>;

@@ -363,7 +363,38 @@ pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
     }
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.pages, stats.chunks), (1, 2));
-    assert_eq!(store.list_pages().await.unwrap(), vec![page]);
+    assert_eq!(store.list_pages().await.unwrap(), vec![page.clone()]);
+    // What a crawl keeps is the record's, with one shared copy of each rule.
+    put(store, "101", "OPS", "Pager", 1, &[("page the on-call", 2)]).await;
+    let mut states = store.page_states().await.unwrap();
+    states.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        states
+            .iter()
+            .map(|s| (
+                s.id.as_str(),
+                s.space_key.as_str(),
+                s.title.as_str(),
+                s.version,
+                s.chunk_count
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("100", "ENG", "Runbook", 3, 2),
+            ("101", "OPS", "Pager", 1, 1)
+        ]
+    );
+    assert_eq!(*states[0].access, page.access);
+    assert_eq!(
+        states[0].place,
+        crate::PageState::place_of(&page.ancestor_ids)
+    );
+    assert_ne!(states[0].place, crate::PageState::place_of(&[]));
+    assert!(
+        Arc::ptr_eq(&states[0].access, &states[1].access),
+        "one copy of a rule many pages share"
+    );
+    store.delete_page(&"101".into()).await.unwrap();
     let read: Vec<(u32, String)> = store
         .chunks(&"100".into())
         .await

@@ -21,7 +21,7 @@ pub async fn run_schedule(
     metrics: Arc<Metrics>,
 ) {
     let source = pipeline.fetcher().source_id();
-    let empty = match pipeline.store().list_pages().await {
+    let empty = match pipeline.store().page_states().await {
         Ok(pages) => !pages.iter().any(|p| p.source == source),
         Err(e) => {
             warn!(error = %e, "cannot read the index to see whether it holds this source's pages; the first crawl waits for the schedule");

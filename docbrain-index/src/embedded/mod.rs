@@ -149,7 +149,7 @@ impl EmbeddedStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Read the index through memory maps and a 64 MiB page cache: search touches the
         // full-text index on every query.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         conn.pragma_update(None, "cache_size", -65_536)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -258,6 +258,9 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
     ))
 }
 
+/// How much of the index file searches read through a memory map.
+const MMAP_BYTES: i64 = 1 << 30;
+
 const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms, source";
 
 fn decode_page(raw: RawPage) -> Result<IndexedPage> {
@@ -278,6 +281,19 @@ fn access_json(access: &ReadAccess) -> String {
 }
 
 impl State {
+    /// Hands every page record to `each`, one row decoded at a time, in the order `order`
+    /// (an `ORDER BY` clause, or nothing for the table's own).
+    fn each_page(&self, order: &str, mut each: impl FnMut(IndexedPage)) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {PAGE_COLUMNS} FROM pages {order}"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            each(decode_page(read_page(row)?)?);
+        }
+        Ok(())
+    }
+
     /// Returns the vector mirror, reloading it if another connection committed since.
     fn vectors(&mut self) -> Result<&VectorCache> {
         let version: i64 = self
@@ -658,13 +674,24 @@ impl IndexStore for EmbeddedStore {
 
     async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {
         self.run(|state| {
-            let mut stmt = state.conn.prepare(&format!(
-                "SELECT {PAGE_COLUMNS} FROM pages ORDER BY page_id"
-            ))?;
-            let raw = stmt
-                .query_map([], read_page)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            raw.into_iter().map(decode_page).collect()
+            let mut pages = Vec::new();
+            state.each_page("ORDER BY page_id", |page| pages.push(page))?;
+            Ok(pages)
+        })
+        .await
+    }
+
+    async fn page_states(&self) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
+        self.run(|state| {
+            // Read through SQLite's bounded page cache rather than the memory map: page records
+            // sit among the chunks in the file, and a crawl's footprint should not grow with
+            // the file (the map is for searches).
+            state.conn.pragma_update(None, "mmap_size", 0)?;
+            let mut states = docbrain_core::PageStates::default();
+            let read = state.each_page("", |page| states.push(page));
+            state.conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+            read?;
+            Ok(states.into_vec())
         })
         .await
     }

@@ -82,6 +82,55 @@ impl From<OpenSearchSettings> for OpenSearchConfig {
 }
 
 impl OpenSearchStore {
+    /// Hands every page record to `each`, 5,000 read at a time.
+    async fn each_page(
+        &self,
+        mut each: impl FnMut(IndexedPage) + Send,
+    ) -> docbrain_core::Result<()> {
+        if self.read_model().await?.is_none() {
+            return Ok(());
+        }
+        self.refresh(&self.pages).await?;
+        let mut after: Option<Value> = None;
+        loop {
+            let mut query = json!({
+                "size": 5000,
+                "query": {"term": {"kind": "page"}},
+                "sort": [{"page_id": "asc"}],
+                "_source": ["record"],
+            });
+            if let Some(a) = &after {
+                query["search_after"] = a.clone();
+            }
+            let (_, mut answer) = self
+                .client
+                .call(
+                    Method::POST,
+                    &format!("/{}/_search", self.pages),
+                    Body::Json(&query),
+                    "list pages",
+                )
+                .await?;
+            let hits = match answer["hits"]["hits"].take() {
+                Value::Array(hits) => hits,
+                _ => Vec::new(),
+            };
+            let full = hits.len() == 5000;
+            after = hits.last().map(|last| last["sort"].clone());
+            for mut hit in hits {
+                let record: IndexedPage = serde_json::from_value(hit["_source"]["record"].take())
+                    .map_err(|_| IndexError::Corrupt {
+                    what: "page record",
+                })?;
+                each(record);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a page unless its record holds a version above `at_most` or changes under us
     /// (the record is deleted with `if_seq_no`, so a racing write wins).
     async fn delete(&self, id: &PageId, at_most: Option<u64>) -> Result<Option<u64>, IndexError> {
@@ -387,48 +436,15 @@ impl IndexStore for OpenSearchStore {
     }
 
     async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {
-        if self.read_model().await?.is_none() {
-            return Ok(Vec::new());
-        }
-        self.refresh(&self.pages).await?;
         let mut out = Vec::new();
-        let mut after: Option<Value> = None;
-        loop {
-            let mut query = json!({
-                "size": 5000,
-                "query": {"term": {"kind": "page"}},
-                "sort": [{"page_id": "asc"}],
-                "_source": ["record"],
-            });
-            if let Some(a) = &after {
-                query["search_after"] = a.clone();
-            }
-            let (_, answer) = self
-                .client
-                .call(
-                    Method::POST,
-                    &format!("/{}/_search", self.pages),
-                    Body::Json(&query),
-                    "list pages",
-                )
-                .await?;
-            let hits = answer["hits"]["hits"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for hit in &hits {
-                let record: IndexedPage = serde_json::from_value(hit["_source"]["record"].clone())
-                    .map_err(|_| IndexError::Corrupt {
-                        what: "page record",
-                    })?;
-                out.push(record);
-            }
-            match hits.last() {
-                Some(last) if hits.len() == 5000 => after = Some(last["sort"].clone()),
-                _ => break,
-            }
-        }
+        self.each_page(|page| out.push(page)).await?;
         Ok(out)
+    }
+
+    async fn page_states(&self) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
+        let mut states = docbrain_core::PageStates::default();
+        self.each_page(|page| states.push(page)).await?;
+        Ok(states.into_vec())
     }
 
     async fn search(&self, request: &SearchRequest) -> docbrain_core::Result<Vec<SearchHit>> {
