@@ -705,6 +705,45 @@ fn chain_below(sim: &Simulator, space: &str, root: &PageId, depth: usize) -> Pag
 }
 
 #[tokio::test]
+async fn pages_under_a_folder_share_the_restrictions_read_above_them_within_a_crawl() {
+    use docbrain_confluence::simulator::Grants;
+    let sim = Simulator::start().await.unwrap();
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    let top = sim.create_page("ENG", "Team", "<p>team</p>");
+    let folder = sim.create_folder("ENG", "Private folder", Some(&top));
+    sim.restrict_page(&folder, Some(Grants::only(&[], &["hr"])));
+    let mut inside = Vec::new();
+    for i in 0..10 {
+        inside.push(sim.create_child("ENG", &format!("Inside {i}"), &body(i), Some(&folder)));
+    }
+    let crawl = crawl_setup(client(&sim, ApiVersion::V2, &["ENG"])).await;
+    sim.clear_log();
+    let report = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(report.pages_updated, 11, "{report:?}");
+    let reads = |id: &PageId| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.uri.contains(&format!("/content/{id}/restriction")))
+            .count()
+    };
+    // v1's listing cannot see the folder, so these pages read their rules on their own; the
+    // folder's and the team page's restrictions are read once for all ten.
+    assert_eq!(reads(&folder), 1, "{:#?}", sim.requests());
+    assert_eq!(reads(&top), 1);
+    for id in &inside {
+        let held = crawl.store.page(id).await.unwrap().unwrap();
+        assert_eq!(held.ancestor_ids, [top.clone(), folder.clone()]);
+        let exact = crawl.pipeline.fetcher().read_access(id).await.unwrap();
+        assert_eq!(held.access, exact);
+        assert_eq!(held.access.layers().len(), 2, "the space and the folder");
+    }
+    // A webhook's re-read reads every layer again.
+    sim.clear_log();
+    crawl.pipeline.reconcile(&inside[0]).await.unwrap();
+    assert_eq!(reads(&folder), 1, "exact: {:#?}", sim.requests());
+}
+
+#[tokio::test]
 async fn a_restriction_at_the_top_of_a_deep_tree_or_on_a_folder_reaches_the_bottom() {
     use docbrain_confluence::simulator::{Grants, SimUser};
     use docbrain_core::Reader;

@@ -45,6 +45,16 @@ pub struct ConfluenceConfig {
     pub max_body_bytes: usize,
 }
 
+/// Whether a rule is read now, or may take layers the current crawl has read already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Every layer read now (a webhook's re-read, a fetch on its own).
+    Exact,
+    /// Layers read earlier in this crawl serve again (as old as the crawl's listing, which is
+    /// what the crawl's writes are stamped with).
+    Crawl,
+}
+
 /// Where a page sits: what its read rule depends on.
 #[derive(Debug)]
 struct Located {
@@ -119,6 +129,18 @@ struct Cache {
     space_keys: HashMap<String, String>,
     /// Fail-closed reasons already warned about.
     warned: HashSet<String>,
+    /// Rules read during the current crawl, so an ancestor's restriction read for one page
+    /// serves all its descendants: cleared when a crawl starts, never used by webhook re-reads.
+    crawl: CrawlRules,
+}
+
+/// Permission layers read during one crawl: each space's, and each content's own restriction
+/// (`None`: it has none). Only what was read whole is kept.
+/// Pages read at once that share an ancestor wait for one read of it.
+#[derive(Debug, Default)]
+struct CrawlRules {
+    spaces: HashMap<String, Arc<tokio::sync::OnceCell<docbrain_core::Layer>>>,
+    restrictions: HashMap<PageId, Arc<tokio::sync::OnceCell<Option<docbrain_core::Layer>>>>,
 }
 
 /// A space a crawl walks.
@@ -207,11 +229,16 @@ impl ConfluenceClient {
     /// The read rule of page `id` where it sits. Without permissions read
     /// (`SEARCH_PERMISSIONS=off`) a page admits nobody under a permission filter, so an index
     /// crawled that way never opens up when a server filters by permission later.
-    async fn access_at(&self, id: &PageId, at: &Located) -> Result<ReadAccess, SourceError> {
+    async fn access_at(
+        &self,
+        id: &PageId,
+        at: &Located,
+        reads: Reads,
+    ) -> Result<ReadAccess, SourceError> {
         if !self.inner.read_permissions {
             return Ok(ReadAccess::nobody());
         }
-        permissions::read_access(&self.inner, id, at).await
+        permissions::read_access(&self.inner, id, at, reads).await
     }
 
     /// Fetches page `id` with its rule: the one `listed` gives (with the listed version) when
@@ -220,6 +247,7 @@ impl ConfluenceClient {
         &self,
         id: &PageId,
         listed: Option<(Option<u64>, &ListedAccess)>,
+        reads: Reads,
     ) -> Result<Fetched, SourceError> {
         let (fetched, whole) = match self.inner.version {
             ApiVersion::V2 => {
@@ -251,7 +279,7 @@ impl ConfluenceClient {
                             ancestors: page.ancestor_ids.clone(),
                             whole,
                         };
-                        self.access_at(id, &located).await?
+                        self.access_at(id, &located, reads).await?
                     }
                 };
                 Fetched::Page(page)
@@ -380,6 +408,7 @@ impl Fetcher for ConfluenceClient {
                 spaces = %if keys.is_empty() { "(all visible)".to_owned() } else { keys.join(",") },
                 "Crawling Confluence"
             );
+            self.inner.lock_cache().crawl = CrawlRules::default();
             if !self.inner.read_permissions {
                 warn!("SEARCH_PERMISSIONS=off: pages indexed now carry no read rule; a server that filters by permission (SEARCH_PERMISSIONS=on) shows them to nobody until a crawl with SEARCH_PERMISSIONS=on reads their permissions");
             }
@@ -432,7 +461,7 @@ impl Fetcher for ConfluenceClient {
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
-        Ok(self.fetch_placed(id, None).await?)
+        Ok(self.fetch_placed(id, None, Reads::Exact).await?)
     }
 
     async fn fetch_listed(&self, summary: &PageSummary) -> docbrain_core::Result<Fetched> {
@@ -441,7 +470,11 @@ impl Fetcher for ConfluenceClient {
             .as_ref()
             .filter(|_| self.inner.read_permissions && summary.version.is_some());
         Ok(self
-            .fetch_placed(&summary.id, listed.map(|l| (summary.version, l)))
+            .fetch_placed(
+                &summary.id,
+                listed.map(|l| (summary.version, l)),
+                Reads::Crawl,
+            )
             .await?)
     }
 
@@ -456,7 +489,8 @@ impl Fetcher for ConfluenceClient {
         Ok(match located {
             // Gone: the reconcile this difference triggers removes it.
             None => ReadAccess::nobody(),
-            Some(located) => self.access_at(id, &located).await?,
+            // Only a crawl asks this, for pages whose rule its listing could not give.
+            Some(located) => self.access_at(id, &located, Reads::Crawl).await?,
         })
     }
 

@@ -10,15 +10,18 @@
 //! Transport failures are errors: the page keeps its indexed state and is tried again.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
 
 use docbrain_core::settings::ApiVersion;
 use docbrain_core::{Layer, PageId, Principal, ReadAccess, Reader};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
 use super::http::path_of;
 use super::v2::{encode, next_url};
-use super::{Inner, Listed, Located};
+use super::{Inner, Listed, Located, Reads};
 use crate::SourceError;
 
 /// The most results asked for per permission request.
@@ -35,6 +38,7 @@ pub(super) async fn read_access(
     inner: &Inner,
     page: &PageId,
     at: &Located,
+    reads: Reads,
 ) -> Result<ReadAccess, SourceError> {
     if !at.whole {
         return Ok(fail_closed(
@@ -46,18 +50,60 @@ pub(super) async fn read_access(
         ));
     }
     let mut layers = Vec::with_capacity(at.ancestors.len() + 2);
-    match space_layer(inner, &at.space_key, at.space_id.as_deref()).await? {
+    let crawl = reads == Reads::Crawl;
+    let cell = crawl.then(|| {
+        let mut cache = inner.lock_cache();
+        Arc::clone(cache.crawl.spaces.entry(at.space_key.clone()).or_default())
+    });
+    let read = once(cell, || {
+        space_layer(inner, &at.space_key, at.space_id.as_deref())
+    });
+    match read.await? {
         Ok(layer) => layers.push(layer),
         Err(why) => return Ok(fail_closed(inner, page, &why)),
     }
     for id in at.ancestors.iter().chain([page]) {
-        match restriction(inner, id).await? {
-            Ok(Some(layer)) => layers.push(layer),
-            Ok(None) => {}
+        let cell = crawl.then(|| {
+            let mut cache = inner.lock_cache();
+            Arc::clone(cache.crawl.restrictions.entry(id.clone()).or_default())
+        });
+        match once(cell, || restriction(inner, id)).await? {
+            Ok(own) => layers.extend(own),
             Err(why) => return Ok(fail_closed(inner, page, &why)),
         }
     }
     Ok(ReadAccess::of(layers))
+}
+
+/// Reads a layer through `cell` when there is one: the first reader reads, readers of the same
+/// layer meanwhile wait for its answer, later ones take it. A failed or unreadable read is not
+/// kept (the next reader tries again).
+async fn once<T, F, Fut>(
+    cell: Option<Arc<OnceCell<T>>>,
+    read: F,
+) -> Result<Result<T, Unreadable>, SourceError>
+where
+    T: Clone,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Result<T, Unreadable>, SourceError>>,
+{
+    let Some(cell) = cell else {
+        return read().await;
+    };
+    let got = cell
+        .get_or_try_init(|| async {
+            match read().await {
+                Ok(Ok(layer)) => Ok(layer),
+                Ok(Err(why)) => Err(Ok(why)),
+                Err(e) => Err(Err(e)),
+            }
+        })
+        .await;
+    match got {
+        Ok(layer) => Ok(Ok(layer.clone())),
+        Err(Ok(why)) => Ok(Err(why)),
+        Err(Err(e)) => Err(e),
+    }
 }
 
 fn fail_closed(inner: &Inner, page: &PageId, why: &Unreadable) -> ReadAccess {
@@ -291,7 +337,16 @@ pub(super) async fn listed_access(
     pages: &[Listed],
 ) -> Result<Vec<Option<ReadAccess>>, SourceError> {
     let space = match space_layer(inner, space_key, space_id).await? {
-        Ok(layer) => layer,
+        Ok(layer) => {
+            // Pages the listing cannot place read their rule on their own, with this layer.
+            let mut cache = inner.lock_cache();
+            let known = OnceCell::new_with(Some(layer.clone()));
+            cache
+                .crawl
+                .spaces
+                .insert(space_key.to_owned(), Arc::new(known));
+            layer
+        }
         Err(why) => {
             let nobody = pages
                 .first()
