@@ -150,7 +150,7 @@ impl EmbeddedStore {
         // Read the index through memory maps and a 64 MiB page cache: search touches the
         // full-text index on every query.
         conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "cache_size", CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         match version {
@@ -260,6 +260,8 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
 
 /// How much of the index file searches read through a memory map.
 const MMAP_BYTES: i64 = 1 << 30;
+/// SQLite's page cache for searches and writes (negative: KiB).
+const CACHE_KIB: i64 = -65_536;
 
 const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms, source";
 
@@ -683,12 +685,14 @@ impl IndexStore for EmbeddedStore {
 
     async fn page_states(&self) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
         self.run(|state| {
-            // Read through SQLite's bounded page cache rather than the memory map: page records
-            // sit among the chunks in the file, and a crawl's footprint should not grow with
-            // the file (the map is for searches).
+            // Read page by page through a small page cache rather than the memory map or the
+            // searches' 64 MiB cache: page records sit among the chunks in the file, and one
+            // pass over them should not leave a crawl's footprint grown with the file.
             state.conn.pragma_update(None, "mmap_size", 0)?;
+            state.conn.pragma_update(None, "cache_size", -2_048)?;
             let mut states = docbrain_core::PageStates::default();
             let read = state.each_page("", |page| states.push(page));
+            state.conn.pragma_update(None, "cache_size", CACHE_KIB)?;
             state.conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
             read?;
             Ok(states.into_vec())
