@@ -704,6 +704,90 @@ fn chain_below(sim: &Simulator, space: &str, root: &PageId, depth: usize) -> Pag
     at
 }
 
+/// A crawl's source that, on its first fetch, restricts `target` and notes the change in the
+/// store, as the server does when the permission webhook arrives.
+#[derive(Debug)]
+struct RestrictedMidCrawl {
+    inner: ConfluenceClient,
+    sim: Arc<Simulator>,
+    store: Arc<MemoryStore>,
+    target: PageId,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Fetcher for RestrictedMidCrawl {
+    fn list<'a>(&'a self, scope: &'a Scope) -> docbrain_core::PageStream<'a> {
+        self.inner.list(scope)
+    }
+
+    async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
+        self.inner.fetch(id).await
+    }
+
+    async fn fetch_listed(
+        &self,
+        summary: &docbrain_core::PageSummary,
+    ) -> docbrain_core::Result<Fetched> {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            use docbrain_confluence::simulator::Grants;
+            self.sim
+                .restrict_page(&self.target, Some(Grants::only(&[], &["hr"])));
+            self.store
+                .note_rules_changed(docbrain_core::text::now_ms())
+                .await?;
+        }
+        self.inner.fetch_listed(summary).await
+    }
+
+    async fn read_access(&self, id: &PageId) -> docbrain_core::Result<docbrain_core::ReadAccess> {
+        self.inner.read_access(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_restriction_noted_during_a_crawl_reaches_the_pages_it_writes_after() {
+    use docbrain_confluence::simulator::Grants;
+    use docbrain_core::Reader;
+    for version in VERSIONS {
+        let sim = Arc::new(Simulator::start().await.unwrap());
+        sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+        let top = sim.create_page("ENG", "Team", "<p>team</p>");
+        let mut below = vec![top.clone()];
+        for i in 0..6 {
+            below.push(sim.create_child("ENG", &format!("Page {i}"), &body(i), Some(&top)));
+        }
+        let store = Arc::new(MemoryStore::new());
+        let fetcher = RestrictedMidCrawl {
+            inner: client(&sim, version, &["ENG"]),
+            sim: Arc::clone(&sim),
+            store: Arc::clone(&store),
+            target: top.clone(),
+            done: std::sync::atomic::AtomicBool::new(false),
+        };
+        let pipeline = Pipeline::new(
+            Arc::new(fetcher),
+            Arc::new(MarkdownChunker::default()),
+            Arc::new(LetterEmbedder::default()),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        let report = pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_updated, 7, "{version}: {report:?}");
+        let staff = Reader::user("ann", ["staff"]);
+        for id in &below {
+            let held = store.page(id).await.unwrap().unwrap();
+            let exact = client(&sim, version, &[]).read_access(id).await.unwrap();
+            assert_eq!(held.access, exact, "{version}: page {id}");
+            assert!(
+                !held.access.admits(&staff),
+                "{version}: page {id} keeps the rule listed before the restriction"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn pages_under_a_folder_share_the_restrictions_read_above_them_within_a_crawl() {
     use docbrain_confluence::simulator::Grants;
@@ -733,7 +817,11 @@ async fn pages_under_a_folder_share_the_restrictions_read_above_them_within_a_cr
     for id in &inside {
         let held = crawl.store.page(id).await.unwrap().unwrap();
         assert_eq!(held.ancestor_ids, [top.clone(), folder.clone()]);
-        let exact = crawl.pipeline.fetcher().read_access(id).await.unwrap();
+        // A fresh client: every layer read now.
+        let exact = client(&sim, ApiVersion::V2, &[])
+            .read_access(id)
+            .await
+            .unwrap();
         assert_eq!(held.access, exact);
         assert_eq!(held.access.layers().len(), 2, "the space and the folder");
     }
@@ -1003,7 +1091,8 @@ async fn crawl_with_permissions_in_bulk(version: ApiVersion) {
     let mut restricted = 0;
     for id in &pages {
         let held = crawl.store.page(id).await.unwrap().unwrap();
-        let exact = crawl.pipeline.fetcher().read_access(id).await.unwrap();
+        // A fresh client: every layer read now.
+        let exact = client(&sim, version, &[]).read_access(id).await.unwrap();
         assert_eq!(held.access, exact, "{version}: page {id}");
         restricted += usize::from(held.access.layers().len() > 1);
     }

@@ -25,6 +25,7 @@ struct Inner {
     pages: BTreeMap<PageId, IndexedPage>,
     chunks: BTreeMap<PageId, Vec<EmbeddedChunk>>,
     last_sync_ms: Option<u64>,
+    rules_changed_ms: u64,
 }
 
 impl MemoryStore {
@@ -216,6 +217,16 @@ impl IndexStore for MemoryStore {
     async fn record_sync(&self, unix_ms: u64) -> Result<()> {
         self.lock()?.last_sync_ms = Some(unix_ms);
         Ok(())
+    }
+
+    async fn note_rules_changed(&self, unix_ms: u64) -> Result<()> {
+        let mut inner = self.lock()?;
+        inner.rules_changed_ms = inner.rules_changed_ms.max(unix_ms);
+        Ok(())
+    }
+
+    async fn rules_changed_ms(&self) -> Result<u64> {
+        Ok(self.lock()?.rules_changed_ms)
     }
 }
 

@@ -435,6 +435,8 @@ impl Pipeline {
         progress: &dyn SyncProgress,
     ) -> Result<SyncReport> {
         let started = Instant::now();
+        // Rules the crawl reads (listed, or layers shared between pages) are as old as this.
+        let crawl_ms = crate::text::now_ms();
         // Only this source's pages are the crawl's to keep in step (and to delete); a record
         // from before sources were kept counts only in the spaces the listing names.
         let source = &*self.source;
@@ -491,7 +493,7 @@ impl Pipeline {
                     match step {
                         Step::Ready(r) => r,
                         Step::Fetch(summary) => {
-                            let outcome = self.reconcile_listed(&summary).await;
+                            let outcome = self.reconcile_listed(&summary, crawl_ms).await;
                             Ok(Some((summary, outcome)))
                         }
                         Step::Access(summary, held) => {
@@ -505,7 +507,7 @@ impl Pipeline {
                                 {
                                     Ok(PageOutcome::Unchanged)
                                 }
-                                Some(_) => self.reconcile_listed(&summary).await,
+                                Some(_) => self.reconcile_listed(&summary, crawl_ms).await,
                                 None => self.recheck_access(&held).await,
                             };
                             Ok(Some((summary, outcome)))
@@ -617,11 +619,36 @@ impl Pipeline {
 
     /// Brings a listed page whose version or rule the index does not hold in line: its body
     /// fetched, its rule the listing's where the source keeps it (as old as the listing's read).
-    async fn reconcile_listed(&self, summary: &PageSummary) -> Result<PageOutcome> {
-        let now = crate::text::now_ms();
-        let read_ms = summary.access.as_ref().map_or(now, |l| l.read_ms.min(now));
+    ///
+    /// Such a rule, or a layer the crawl read earlier, is as old as the crawl (`crawl_ms`): the
+    /// write is stamped so, and when permissions changed since (noted in the store by a
+    /// webhook, [`Pipeline::note_rules_changed`]), before or while the page is read, the page
+    /// is read again exactly.
+    async fn reconcile_listed(&self, summary: &PageSummary, crawl_ms: u64) -> Result<PageOutcome> {
+        let read_ms = summary
+            .access
+            .as_ref()
+            .map_or(crawl_ms, |l| l.read_ms.min(crawl_ms));
+        if self.store.rules_changed_ms().await? >= read_ms {
+            return self.reconcile(&summary.id).await;
+        }
         let fetched = self.fetcher.fetch_listed(summary).await?;
-        self.apply_read_at(&summary.id, fetched, read_ms).await
+        let outcome = self.apply_read_at(&summary.id, fetched, read_ms).await?;
+        if self.store.rules_changed_ms().await? >= read_ms {
+            debug!(page_id = %summary.id, "permissions changed while the page was read; reading it again");
+            return self.reconcile(&summary.id).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Notes in the store that permissions changed now (a restriction, a move, a space's
+    /// permissions): every crawl sharing the store, in this process or another, then reads
+    /// again what it read before rather than write it.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn note_rules_changed(&self) -> Result<()> {
+        self.store.note_rules_changed(crate::text::now_ms()).await
     }
 
     /// Reads again who may read a page whose version the index holds, and re-indexes it (with

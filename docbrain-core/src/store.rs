@@ -256,6 +256,20 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
     /// Records that a full sync completed at `unix_ms`.
     async fn record_sync(&self, unix_ms: u64) -> Result<()>;
 
+    /// Notes that permissions changed at `unix_ms` (a restriction, a move, a space's
+    /// permissions): a crawl that read rules before then, in any process sharing the store,
+    /// reads them again rather than write what it read. Keeps the latest time noted. Stores
+    /// shared between processes must override this and [`IndexStore::rules_changed_ms`]; the
+    /// default notes nothing.
+    async fn note_rules_changed(&self, _unix_ms: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// The latest time [`IndexStore::note_rules_changed`] noted (0: never).
+    async fn rules_changed_ms(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// Makes every write so far visible to searches from any process. Stores that search
     /// what they have written at once (the default) do nothing; near-real-time engines refresh.
     async fn flush(&self) -> Result<()> {

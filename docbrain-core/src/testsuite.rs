@@ -300,6 +300,7 @@ where
     filters_by_space_and_respects_k(new_store().await.as_ref()).await;
     filters_by_permission(new_store().await.as_ref()).await;
     records_sync_time(new_store().await.as_ref()).await;
+    notes_rule_changes(new_store().await.as_ref()).await;
 }
 
 /// The first model binds; the same model binds again; another model or dimension is refused.
@@ -681,4 +682,16 @@ pub async fn records_sync_time(store: &dyn IndexStore) {
         store.stats().await.unwrap().last_sync_ms,
         Some(1_700_000_000_000)
     );
+}
+
+/// A noted permission change is kept, the latest one when several are noted in any order.
+pub async fn notes_rule_changes(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    assert_eq!(store.rules_changed_ms().await.unwrap(), 0);
+    store.note_rules_changed(1_700_000_000_500).await.unwrap();
+    store.note_rules_changed(1_700_000_000_100).await.unwrap();
+    assert_eq!(store.rules_changed_ms().await.unwrap(), 1_700_000_000_500);
+    store.note_rules_changed(1_700_000_000_900).await.unwrap();
+    assert_eq!(store.rules_changed_ms().await.unwrap(), 1_700_000_000_900);
+    assert_eq!(store.stats().await.unwrap().pages, 0, "the note is no page");
 }

@@ -308,6 +308,12 @@ async fn affected(
         version: None,
     };
     let indexed = |e: docbrain_core::Error| ServerError::Index(e.to_string());
+    if event.reaches_descendants() || matches!(target, Target::Space(_)) {
+        // A crawl running now (here or in another process) may hold rules read before this
+        // change, for pages not indexed yet that no expansion below can reach: it reads them
+        // again.
+        state.pipeline.note_rules_changed().await.map_err(indexed)?;
+    }
     Ok(match target {
         Target::Page(page) if !event.reaches_descendants() => vec![page],
         Target::Page(page) => {

@@ -205,7 +205,13 @@ impl World {
     /// event (an edit) or the next crawl carries it.
     async fn restrictions_changed(&self, id: &PageId) {
         match self.version {
-            ApiVersion::V1 => self.deliver(self.sim.permissions_webhook_body(id)).await,
+            ApiVersion::V1 => {
+                let before = docbrain_core::text::now_ms();
+                self.deliver(self.sim.permissions_webhook_body(id)).await;
+                // Noted for crawls under way, here or in another process, before the answer.
+                let noted = self.pipeline.store().rules_changed_ms().await.unwrap();
+                assert!(noted >= before, "{noted} < {before}");
+            }
             ApiVersion::V2 => {
                 self.deliver(
                     self.sim

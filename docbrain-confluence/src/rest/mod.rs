@@ -45,6 +45,14 @@ pub struct ConfluenceConfig {
     pub max_body_bytes: usize,
 }
 
+/// What a listing said of a page: its version, space, and rule and place.
+#[derive(Debug, Clone, Copy)]
+struct Listing<'a> {
+    version: Option<u64>,
+    space_key: &'a str,
+    access: &'a ListedAccess,
+}
+
 /// Whether a rule is read now, or may take layers the current crawl has read already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reads {
@@ -241,17 +249,17 @@ impl ConfluenceClient {
         permissions::read_access(&self.inner, id, at, reads).await
     }
 
-    /// Fetches page `id` with its rule: the one `listed` gives (with the listed version) when
-    /// the page is still of that version and where the listing placed it, else read now.
+    /// Fetches page `id` with its rule: the one `listed` gives when the page is still of the
+    /// listed version, in the listed space, under the listed ancestors; else read (`reads`).
     async fn fetch_placed(
         &self,
         id: &PageId,
-        listed: Option<(Option<u64>, &ListedAccess)>,
+        listed: Option<Listing<'_>>,
         reads: Reads,
     ) -> Result<Fetched, SourceError> {
         let (fetched, whole) = match self.inner.version {
             ApiVersion::V2 => {
-                let chain = listed.map(|(_, l)| l.ancestor_ids.as_slice());
+                let chain = listed.map(|l| l.access.ancestor_ids.as_slice());
                 v2::fetch(&self.inner, id, chain).await?
             }
             ApiVersion::V1 => v1::fetch(&self.inner, id).await?,
@@ -265,12 +273,13 @@ impl ConfluenceClient {
             }
             Fetched::Page(mut page) if page.status == PageStatus::Current => {
                 page.access = match listed {
-                    Some((version, l))
+                    Some(l)
                         if whole
-                            && version == Some(page.version)
-                            && l.ancestor_ids == page.ancestor_ids =>
+                            && l.version == Some(page.version)
+                            && l.space_key == page.space_key
+                            && l.access.ancestor_ids == page.ancestor_ids =>
                     {
-                        l.rule.clone()
+                        l.access.rule.clone()
                     }
                     _ => {
                         let located = Located {
@@ -468,14 +477,13 @@ impl Fetcher for ConfluenceClient {
         let listed = summary
             .access
             .as_ref()
-            .filter(|_| self.inner.read_permissions && summary.version.is_some());
-        Ok(self
-            .fetch_placed(
-                &summary.id,
-                listed.map(|l| (summary.version, l)),
-                Reads::Crawl,
-            )
-            .await?)
+            .filter(|_| self.inner.read_permissions && summary.version.is_some())
+            .map(|l| Listing {
+                version: summary.version,
+                space_key: &summary.space_key,
+                access: l,
+            });
+        Ok(self.fetch_placed(&summary.id, listed, Reads::Crawl).await?)
     }
 
     async fn read_access(&self, id: &PageId) -> docbrain_core::Result<ReadAccess> {

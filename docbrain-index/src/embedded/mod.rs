@@ -761,6 +761,28 @@ impl IndexStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn note_rules_changed(&self, unix_ms: u64) -> docbrain_core::Result<()> {
+        self.run(move |state| {
+            state.conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('rules_changed_ms', ?1) \
+                 ON CONFLICT(key) DO UPDATE SET value = \
+                 CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                [unix_ms.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rules_changed_ms(&self) -> docbrain_core::Result<u64> {
+        self.run(|state| {
+            Ok(meta(&state.conn, "rules_changed_ms")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        })
+        .await
+    }
 }
 
 /// Chunk counts per page, for tests and status output.

@@ -49,6 +49,8 @@ use mapping::{read_fields, read_filter};
 
 /// The id of the document holding the last-sync time in the pages index.
 const SYNC_DOC: &str = "__docbrain_sync__";
+/// The id of the document holding when permissions last changed, in the pages index.
+const RULES_DOC: &str = "__docbrain_rules__";
 /// How to reach OpenSearch.
 #[derive(Debug, Clone)]
 pub struct OpenSearchConfig {
@@ -489,6 +491,41 @@ impl IndexStore for OpenSearchStore {
                 .then(|| sync["_source"]["last_sync_ms"].as_u64())
                 .flatten(),
         })
+    }
+
+    async fn note_rules_changed(&self, unix_ms: u64) -> docbrain_core::Result<()> {
+        self.client
+            .call(
+                Method::POST,
+                &format!("/{}/_update/{RULES_DOC}", self.pages),
+                Body::Json(&json!({
+                    "script": {
+                        "source": "def r = ctx._source.record; if (r == null) { ctx._source.record = ['rules_changed_ms': params.ms] } else if (r.rules_changed_ms == null || r.rules_changed_ms < params.ms) { r.rules_changed_ms = params.ms } else { ctx.op = 'none' }",
+                        "params": {"ms": unix_ms},
+                    },
+                    // Under `record` (not indexed), which every version of the mapping allows.
+                    "upsert": {"kind": "meta", "record": {"rules_changed_ms": unix_ms}},
+                })),
+                "note a permission change",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn rules_changed_ms(&self) -> docbrain_core::Result<u64> {
+        let (status, doc) = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/{}/_doc/{RULES_DOC}", self.pages),
+                Body::Empty,
+                "read when permissions last changed",
+            )
+            .await?;
+        Ok((status == 200)
+            .then(|| doc["_source"]["record"]["rules_changed_ms"].as_u64())
+            .flatten()
+            .unwrap_or(0))
     }
 
     async fn flush(&self) -> docbrain_core::Result<()> {
