@@ -713,6 +713,8 @@ struct RestrictedMidCrawl {
     store: Arc<MemoryStore>,
     target: PageId,
     done: std::sync::atomic::AtomicBool,
+    /// Page bodies fail from then on (the exact re-read cannot happen).
+    then_fail: bool,
 }
 
 #[async_trait::async_trait]
@@ -733,11 +735,14 @@ impl Fetcher for RestrictedMidCrawl {
             use docbrain_confluence::simulator::Grants;
             self.sim
                 .restrict_page(&self.target, Some(Grants::only(&[], &["hr"])));
-            self.store
-                .note_rules_changed(docbrain_core::text::now_ms())
-                .await?;
+            self.store.note_rules_changed().await?;
         }
-        self.inner.fetch_listed(summary).await
+        let fetched = self.inner.fetch_listed(summary).await;
+        if self.then_fail {
+            self.sim
+                .inject(Fault::new(503, u32::MAX).on(Route::PageBody));
+        }
+        fetched
     }
 
     async fn read_access(&self, id: &PageId) -> docbrain_core::Result<docbrain_core::ReadAccess> {
@@ -764,6 +769,7 @@ async fn a_restriction_noted_during_a_crawl_reaches_the_pages_it_writes_after() 
             store: Arc::clone(&store),
             target: top.clone(),
             done: std::sync::atomic::AtomicBool::new(false),
+            then_fail: false,
         };
         let pipeline = Pipeline::new(
             Arc::new(fetcher),
@@ -785,6 +791,39 @@ async fn a_restriction_noted_during_a_crawl_reaches_the_pages_it_writes_after() 
                 "{version}: page {id} keeps the rule listed before the restriction"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_be_read_again_after_a_noted_change_leaves_the_index() {
+    use docbrain_confluence::simulator::Grants;
+    for version in VERSIONS {
+        let sim = Arc::new(Simulator::start().await.unwrap());
+        sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+        let page = sim.create_page("ENG", "Team", "<p>team</p>");
+        let store = Arc::new(MemoryStore::new());
+        let fetcher = RestrictedMidCrawl {
+            inner: client(&sim, version, &["ENG"]),
+            sim: Arc::clone(&sim),
+            store: Arc::clone(&store),
+            target: page.clone(),
+            done: std::sync::atomic::AtomicBool::new(false),
+            then_fail: true,
+        };
+        let pipeline = Pipeline::new(
+            Arc::new(fetcher),
+            Arc::new(MarkdownChunker::default()),
+            Arc::new(LetterEmbedder::default()),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        let report = pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(report.pages_failed, 1, "{version}: {report:?}");
+        assert!(
+            store.page(&page).await.unwrap().is_none(),
+            "{version}: the page written with the rule listed before the change is withdrawn"
+        );
     }
 }
 

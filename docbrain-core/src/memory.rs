@@ -25,7 +25,7 @@ struct Inner {
     pages: BTreeMap<PageId, IndexedPage>,
     chunks: BTreeMap<PageId, Vec<EmbeddedChunk>>,
     last_sync_ms: Option<u64>,
-    rules_changed_ms: u64,
+    rule_changes: u64,
 }
 
 impl MemoryStore {
@@ -219,14 +219,13 @@ impl IndexStore for MemoryStore {
         Ok(())
     }
 
-    async fn note_rules_changed(&self, unix_ms: u64) -> Result<()> {
-        let mut inner = self.lock()?;
-        inner.rules_changed_ms = inner.rules_changed_ms.max(unix_ms);
+    async fn note_rules_changed(&self) -> Result<()> {
+        self.lock()?.rule_changes += 1;
         Ok(())
     }
 
-    async fn rules_changed_ms(&self) -> Result<u64> {
-        Ok(self.lock()?.rules_changed_ms)
+    async fn rule_changes(&self) -> Result<u64> {
+        Ok(self.lock()?.rule_changes)
     }
 }
 

@@ -145,6 +145,13 @@ struct Walk {
 
 /// One listed entry: decided already, to be fetched, or held at its version (its permissions
 /// are read again).
+/// When a crawl began: the time its rules date from, and the permission changes noted by then.
+#[derive(Debug, Clone, Copy)]
+struct Began {
+    started_ms: u64,
+    rule_changes: u64,
+}
+
 enum Step {
     Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
     Fetch(PageSummary),
@@ -436,7 +443,10 @@ impl Pipeline {
     ) -> Result<SyncReport> {
         let started = Instant::now();
         // Rules the crawl reads (listed, or layers shared between pages) are as old as this.
-        let crawl_ms = crate::text::now_ms();
+        let crawl = Began {
+            started_ms: crate::text::now_ms(),
+            rule_changes: self.store.rule_changes().await?,
+        };
         // Only this source's pages are the crawl's to keep in step (and to delete); a record
         // from before sources were kept counts only in the spaces the listing names.
         let source = &*self.source;
@@ -493,7 +503,7 @@ impl Pipeline {
                     match step {
                         Step::Ready(r) => r,
                         Step::Fetch(summary) => {
-                            let outcome = self.reconcile_listed(&summary, crawl_ms).await;
+                            let outcome = self.reconcile_listed(&summary, crawl).await;
                             Ok(Some((summary, outcome)))
                         }
                         Step::Access(summary, held) => {
@@ -507,7 +517,7 @@ impl Pipeline {
                                 {
                                     Ok(PageOutcome::Unchanged)
                                 }
-                                Some(_) => self.reconcile_listed(&summary, crawl_ms).await,
+                                Some(_) => self.reconcile_listed(&summary, crawl).await,
                                 None => self.recheck_access(&held).await,
                             };
                             Ok(Some((summary, outcome)))
@@ -618,37 +628,58 @@ impl Pipeline {
     }
 
     /// Brings a listed page whose version or rule the index does not hold in line: its body
-    /// fetched, its rule the listing's where the source keeps it (as old as the listing's read).
+    /// fetched, its rule the listing's where the source keeps it.
     ///
-    /// Such a rule, or a layer the crawl read earlier, is as old as the crawl (`crawl_ms`): the
-    /// write is stamped so, and when permissions changed since (noted in the store by a
-    /// webhook, [`Pipeline::note_rules_changed`]), before or while the page is read, the page
-    /// is read again exactly.
-    async fn reconcile_listed(&self, summary: &PageSummary, crawl_ms: u64) -> Result<PageOutcome> {
+    /// Such a rule, or a layer the crawl read earlier, is as old as the crawl (`crawl.started_ms`):
+    /// the write is stamped so. When permissions changed since the crawl began (noted in the
+    /// store by a webhook, [`Pipeline::note_rules_changed`]), before or while the page is read,
+    /// the page is read again exactly; if that fails, the page is taken out of the index rather
+    /// than left with a rule that may be too open.
+    async fn reconcile_listed(&self, summary: &PageSummary, crawl: Began) -> Result<PageOutcome> {
         let read_ms = summary
             .access
             .as_ref()
-            .map_or(crawl_ms, |l| l.read_ms.min(crawl_ms));
-        if self.store.rules_changed_ms().await? >= read_ms {
+            .map_or(crawl.started_ms, |l| l.read_ms.min(crawl.started_ms));
+        if self.store.rule_changes().await? != crawl.rule_changes {
             return self.reconcile(&summary.id).await;
         }
         let fetched = self.fetcher.fetch_listed(summary).await?;
         let outcome = self.apply_read_at(&summary.id, fetched, read_ms).await?;
-        if self.store.rules_changed_ms().await? >= read_ms {
-            debug!(page_id = %summary.id, "permissions changed while the page was read; reading it again");
-            return self.reconcile(&summary.id).await;
+        if !matches!(outcome, PageOutcome::Updated { .. }) {
+            return Ok(outcome);
         }
-        Ok(outcome)
+        let changed = match self.store.rule_changes().await {
+            Ok(now) => now != crawl.rule_changes,
+            Err(e) => return self.withdraw(&summary.id, e).await,
+        };
+        if !changed {
+            return Ok(outcome);
+        }
+        debug!(page_id = %summary.id, "permissions changed while the page was read; reading it again");
+        match self.reconcile(&summary.id).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => self.withdraw(&summary.id, e).await,
+        }
     }
 
-    /// Notes in the store that permissions changed now (a restriction, a move, a space's
+    /// Takes page `id` out of the index after `why` kept it from being read exactly, and
+    /// returns `why`: the next crawl or event brings it back.
+    async fn withdraw(&self, id: &PageId, why: Error) -> Result<PageOutcome> {
+        warn!(page_id = %id, error = %why, "permissions changed while the page was read and it could not be read again: it is taken out of the index until it can");
+        if let Err(e) = self.store.delete_page(id).await {
+            warn!(page_id = %id, error = %e, "could not take the page out of the index");
+        }
+        Err(why)
+    }
+
+    /// Notes in the store that permissions changed (a restriction, a move, a space's
     /// permissions): every crawl sharing the store, in this process or another, then reads
     /// again what it read before rather than write it.
     ///
     /// # Errors
     /// Store failures.
     pub async fn note_rules_changed(&self) -> Result<()> {
-        self.store.note_rules_changed(crate::text::now_ms()).await
+        self.store.note_rules_changed().await
     }
 
     /// Reads again who may read a page whose version the index holds, and re-indexes it (with

@@ -256,17 +256,17 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
     /// Records that a full sync completed at `unix_ms`.
     async fn record_sync(&self, unix_ms: u64) -> Result<()>;
 
-    /// Notes that permissions changed at `unix_ms` (a restriction, a move, a space's
-    /// permissions): a crawl that read rules before then, in any process sharing the store,
-    /// reads them again rather than write what it read. Keeps the latest time noted. Stores
-    /// shared between processes must override this and [`IndexStore::rules_changed_ms`]; the
-    /// default notes nothing.
-    async fn note_rules_changed(&self, _unix_ms: u64) -> Result<()> {
+    /// Notes that permissions changed (a restriction, a move, a space's permissions): a
+    /// crawl that read rules before, in any process sharing the store, reads them again rather
+    /// than write what it read. Counts the changes, so no clock is compared. Stores shared
+    /// between processes must override this and [`IndexStore::rule_changes`]; the default notes
+    /// nothing.
+    async fn note_rules_changed(&self) -> Result<()> {
         Ok(())
     }
 
-    /// The latest time [`IndexStore::note_rules_changed`] noted (0: never).
-    async fn rules_changed_ms(&self) -> Result<u64> {
+    /// How many changes [`IndexStore::note_rules_changed`] has noted.
+    async fn rule_changes(&self) -> Result<u64> {
         Ok(0)
     }
 

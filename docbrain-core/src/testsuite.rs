@@ -684,14 +684,15 @@ pub async fn records_sync_time(store: &dyn IndexStore) {
     );
 }
 
-/// A noted permission change is kept, the latest one when several are noted in any order.
+/// Noted permission changes are counted, concurrent ones too.
 pub async fn notes_rule_changes(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
-    assert_eq!(store.rules_changed_ms().await.unwrap(), 0);
-    store.note_rules_changed(1_700_000_000_500).await.unwrap();
-    store.note_rules_changed(1_700_000_000_100).await.unwrap();
-    assert_eq!(store.rules_changed_ms().await.unwrap(), 1_700_000_000_500);
-    store.note_rules_changed(1_700_000_000_900).await.unwrap();
-    assert_eq!(store.rules_changed_ms().await.unwrap(), 1_700_000_000_900);
+    assert_eq!(store.rule_changes().await.unwrap(), 0);
+    store.note_rules_changed().await.unwrap();
+    assert_eq!(store.rule_changes().await.unwrap(), 1);
+    futures::future::try_join_all((0..8).map(|_| store.note_rules_changed()))
+        .await
+        .unwrap();
+    assert_eq!(store.rule_changes().await.unwrap(), 9);
     assert_eq!(store.stats().await.unwrap().pages, 0, "the note is no page");
 }

@@ -762,22 +762,21 @@ impl IndexStore for EmbeddedStore {
         .await
     }
 
-    async fn note_rules_changed(&self, unix_ms: u64) -> docbrain_core::Result<()> {
-        self.run(move |state| {
+    async fn note_rules_changed(&self) -> docbrain_core::Result<()> {
+        self.run(|state| {
             state.conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('rules_changed_ms', ?1) \
-                 ON CONFLICT(key) DO UPDATE SET value = \
-                 CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-                [unix_ms.to_string()],
+                "INSERT INTO meta(key, value) VALUES ('rule_changes', '1') \
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+                [],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn rules_changed_ms(&self) -> docbrain_core::Result<u64> {
+    async fn rule_changes(&self) -> docbrain_core::Result<u64> {
         self.run(|state| {
-            Ok(meta(&state.conn, "rules_changed_ms")?
+            Ok(meta(&state.conn, "rule_changes")?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0))
         })

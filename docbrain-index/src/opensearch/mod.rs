@@ -493,37 +493,47 @@ impl IndexStore for OpenSearchStore {
         })
     }
 
-    async fn note_rules_changed(&self, unix_ms: u64) -> docbrain_core::Result<()> {
-        self.client
+    async fn note_rules_changed(&self) -> docbrain_core::Result<()> {
+        let (status, _) = self
+            .client
             .call(
                 Method::POST,
-                &format!("/{}/_update/{RULES_DOC}", self.pages),
+                // Concurrent notes each count: OpenSearch retries the increment on a conflict.
+                &format!("/{}/_update/{RULES_DOC}?retry_on_conflict=20", self.pages),
                 Body::Json(&json!({
                     "script": {
-                        "source": "def r = ctx._source.record; if (r == null) { ctx._source.record = ['rules_changed_ms': params.ms] } else if (r.rules_changed_ms == null || r.rules_changed_ms < params.ms) { r.rules_changed_ms = params.ms } else { ctx.op = 'none' }",
-                        "params": {"ms": unix_ms},
+                        "source": "def r = ctx._source.record; if (r == null || r.rule_changes == null) { ctx._source.record = ['rule_changes': 1] } else { r.rule_changes += 1 }",
                     },
                     // Under `record` (not indexed), which every version of the mapping allows.
-                    "upsert": {"kind": "meta", "record": {"rules_changed_ms": unix_ms}},
+                    "upsert": {"kind": "meta", "record": {"rule_changes": 1}},
                 })),
                 "note a permission change",
             )
             .await?;
+        if !(200..300).contains(&status) {
+            return Err(IndexError::OpenSearch {
+                url: self.client.url().to_owned(),
+                what: "note a permission change".into(),
+                status,
+                detail: format!("the index {} is missing", self.pages),
+            }
+            .into());
+        }
         Ok(())
     }
 
-    async fn rules_changed_ms(&self) -> docbrain_core::Result<u64> {
+    async fn rule_changes(&self) -> docbrain_core::Result<u64> {
         let (status, doc) = self
             .client
             .call(
                 Method::GET,
                 &format!("/{}/_doc/{RULES_DOC}", self.pages),
                 Body::Empty,
-                "read when permissions last changed",
+                "read how many permission changes were noted",
             )
             .await?;
         Ok((status == 200)
-            .then(|| doc["_source"]["record"]["rules_changed_ms"].as_u64())
+            .then(|| doc["_source"]["record"]["rule_changes"].as_u64())
             .flatten()
             .unwrap_or(0))
     }
