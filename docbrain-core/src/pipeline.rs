@@ -143,8 +143,6 @@ struct Walk {
     truncated: bool,
 }
 
-/// One listed entry: decided already, to be fetched, or held at its version (its permissions
-/// are read again).
 /// When a crawl began: the time its rules date from, and the permission changes noted by then.
 #[derive(Debug, Clone, Copy)]
 struct Began {
@@ -152,6 +150,8 @@ struct Began {
     rule_changes: u64,
 }
 
+/// One listed entry: decided already, to be fetched, or held at its version (its permissions
+/// are read again).
 enum Step {
     Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
     Fetch(PageSummary),
