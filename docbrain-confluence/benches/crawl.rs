@@ -12,14 +12,16 @@
 //! 10,000) in `SCALE_SPACES` spaces (default 50), in chains up to 30 deep, 5% of pages
 //! restricted, no latency, 8 pages at once; for each API version it prints the requests and
 //! pages/s of a first crawl and of an unchanged re-crawl (against the budget 4·S + ⌈P/25⌉), and
-//! this process's peak memory (the simulator's pages included).
+//! this process's peak memory (the simulator's pages included); then a first crawl of each
+//! version under a 429 storm (10 bursts of 20 refusals asking for a second): pages indexed and
+//! failed, and its time.
 
 #![allow(clippy::print_stdout, missing_docs)] // a benchmark prints its figures
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docbrain_confluence::simulator::{Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::{ApiVersion, ConfluenceClient};
 use docbrain_core::settings::ConfluenceSettings;
 use docbrain_core::testsuite::LetterEmbedder;
@@ -100,6 +102,25 @@ async fn scale() -> Result<(), Box<dyn std::error::Error>> {
             pages + budget,
             again.pages_unchanged,
             peak_mb().map_or_else(|| "?".into(), |m| m.to_string()),
+        );
+    }
+    // A 429 storm over a first crawl: 10 bursts of 20 refusals, each asking for a second,
+    // spread over the crawl. Every page must still be indexed, none failed.
+    for version in [ApiVersion::V2, ApiVersion::V1] {
+        let pipeline = pipeline(&sim, version, &[], 8).await?;
+        sim.clear_log();
+        let every = u32::try_from(pages / 10).unwrap_or(u32::MAX).max(1);
+        for _ in 0..10 {
+            sim.inject(Fault::new(429, 20).retry_after("1").after(every));
+        }
+        let t = Instant::now();
+        let stormy = pipeline.sync(&Scope::all()).await?;
+        let secs = t.elapsed().as_secs_f64();
+        sim.clear_faults();
+        let refused = sim.requests().iter().filter(|r| r.status == 429).count();
+        println!(
+            "  {version} under a 429 storm: {refused} answers of 429 (Retry-After: 1 s) in 10 bursts; {} pages indexed, {} failed, in {secs:.1} s",
+            stormy.pages_updated, stormy.pages_failed,
         );
     }
     Ok(())

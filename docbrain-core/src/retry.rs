@@ -67,7 +67,9 @@ pub enum Retried<E> {
 ///
 /// Waits between attempts double from [`RetryPolicy::initial_backoff`] with up to 25% jitter;
 /// a server's `Retry-After` replaces the computed wait. Every wait is capped at
-/// [`RetryPolicy::max_backoff`]. Each retry is logged with `what`.
+/// [`RetryPolicy::max_backoff`]. Attempts answered with a `Retry-After` do not count toward
+/// [`RetryPolicy::max_attempts`] until their waits add up to `max_attempts` × `max_backoff`.
+/// Each retry is logged with `what`.
 ///
 /// # Errors
 /// [`Retried::Fatal`] with the operation's own error, or [`Retried::Exhausted`].
@@ -82,6 +84,10 @@ where
 {
     let mut backoff = policy.initial_backoff;
     let mut attempt = 0;
+    let mut failures = 0;
+    // Waits a server asks for are honoured without using up attempts, up to as much waiting as
+    // the attempts themselves allow: a rate limit that lasts is waited out, not given up on.
+    let mut asked_budget = policy.max_backoff * policy.max_attempts.max(1);
     loop {
         attempt += 1;
         let (problem, asked) = match op(attempt).await {
@@ -92,16 +98,20 @@ where
                 retry_after,
             }) => (problem, retry_after),
         };
-        if attempt >= policy.max_attempts.max(1) {
+        let wait = asked
+            .unwrap_or_else(|| jitter(backoff, attempt))
+            .min(policy.max_backoff);
+        match asked_budget.checked_sub(wait) {
+            Some(left) if asked.is_some() => asked_budget = left,
+            _ => failures += 1,
+        }
+        if failures >= policy.max_attempts.max(1) {
             return Err(Retried::Exhausted {
                 attempts: attempt,
                 last: problem,
                 retry_after: asked,
             });
         }
-        let wait = asked
-            .unwrap_or_else(|| jitter(backoff, attempt))
-            .min(policy.max_backoff);
         warn!(what, attempt, wait_ms = wait.as_millis() as u64, problem = %problem, "request failed; retrying");
         tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(policy.max_backoff);
@@ -177,6 +187,45 @@ mod tests {
         .await;
         assert_eq!(out.ok(), Some(3));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn waits_a_server_asks_for_do_not_use_up_attempts_within_the_budget() {
+        // 3 attempts, 5 ms at most between them: a server asking for waits is given 3 × 5 ms
+        // of waiting before attempts count, so 3 excused waits come on top of the 3 attempts.
+        let calls = AtomicU32::new(0);
+        let out: Result<(), Retried<()>> = retry(&quick(3), "test", |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err(Attempt::Retry {
+                    problem: "HTTP 429".into(),
+                    retry_after: Some(Duration::from_millis(5)),
+                })
+            }
+        })
+        .await;
+        assert!(
+            matches!(out, Err(Retried::Exhausted { attempts: 6, .. })),
+            "{out:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        // A storm shorter than the budget is waited out.
+        let calls = AtomicU32::new(0);
+        let out: Result<u32, Retried<()>> = retry(&quick(3), "test", |attempt| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if attempt <= 4 {
+                    Err(Attempt::Retry {
+                        problem: "HTTP 429".into(),
+                        retry_after: Some(Duration::from_millis(2)),
+                    })
+                } else {
+                    Ok(attempt)
+                }
+            }
+        })
+        .await;
+        assert_eq!(out.ok(), Some(5), "4 refusals with 3 attempts allowed");
     }
 
     #[tokio::test]

@@ -58,8 +58,8 @@ struct Listing<'a> {
 enum Reads {
     /// Every layer read now (a webhook's re-read, a fetch on its own).
     Exact,
-    /// Layers read earlier in this crawl serve again (as old as the crawl's listing, which is
-    /// what the crawl's writes are stamped with).
+    /// Layers read earlier in this crawl serve again (no older than the crawl, which is what
+    /// its writes are stamped with).
     Crawl,
 }
 
@@ -143,8 +143,8 @@ struct Cache {
 }
 
 /// Permission layers read during one crawl: each space's, and each content's own restriction
-/// (`None`: it has none). Only what was read whole is kept.
-/// Pages read at once that share an ancestor wait for one read of it.
+/// (`None`: it has none). Only what was read whole is kept; pages read at once that share an
+/// ancestor wait for one read of it.
 #[derive(Debug, Default)]
 struct CrawlRules {
     spaces: HashMap<String, Arc<tokio::sync::OnceCell<docbrain_core::Layer>>>,
@@ -308,7 +308,7 @@ impl ConfluenceClient {
     }
 
     /// Lists one space's current pages, following `next` links to the end, with their read
-    /// rules where the listing gives them whole (Data Center).
+    /// rules and ancestors where the listings give them whole.
     async fn list_space(&self, space: SpaceRef) -> Result<Vec<PageSummary>, SourceError> {
         let read_ms = docbrain_core::text::now_ms();
         let listed = match self.inner.version {
