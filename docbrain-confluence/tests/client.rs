@@ -50,8 +50,12 @@ struct Crawl {
     embedder: Arc<LetterEmbedder>,
 }
 
-async fn crawl_setup(fetcher: ConfluenceClient) -> Crawl {
-    let store = Arc::new(MemoryStore::new());
+async fn crawl_setup(fetcher: impl Fetcher) -> Crawl {
+    crawl_into(fetcher, Arc::new(MemoryStore::new())).await
+}
+
+/// A crawl by `fetcher` into `store`.
+async fn crawl_into(fetcher: impl Fetcher, store: Arc<MemoryStore>) -> Crawl {
     let embedder = Arc::new(LetterEmbedder::default());
     let pipeline = Pipeline::new(
         Arc::new(fetcher),
@@ -717,6 +721,28 @@ struct RestrictedMidCrawl {
     then_fail: bool,
 }
 
+impl RestrictedMidCrawl {
+    /// A crawl of ENG in `sim` that restricts `target` on its first fetch (and, with
+    /// `then_fail`, fails every page body after it).
+    async fn crawl(
+        sim: &Arc<Simulator>,
+        version: ApiVersion,
+        target: &PageId,
+        then_fail: bool,
+    ) -> Crawl {
+        let store = Arc::new(MemoryStore::new());
+        let fetcher = Self {
+            inner: client(sim, version, &["ENG"]),
+            sim: Arc::clone(sim),
+            store: Arc::clone(&store),
+            target: target.clone(),
+            done: std::sync::atomic::AtomicBool::new(false),
+            then_fail,
+        };
+        crawl_into(fetcher, store).await
+    }
+}
+
 #[async_trait::async_trait]
 impl Fetcher for RestrictedMidCrawl {
     fn list<'a>(&'a self, scope: &'a Scope) -> docbrain_core::PageStream<'a> {
@@ -762,23 +788,9 @@ async fn a_restriction_noted_during_a_crawl_reaches_the_pages_it_writes_after() 
         for i in 0..6 {
             below.push(sim.create_child("ENG", &format!("Page {i}"), &body(i), Some(&top)));
         }
-        let store = Arc::new(MemoryStore::new());
-        let fetcher = RestrictedMidCrawl {
-            inner: client(&sim, version, &["ENG"]),
-            sim: Arc::clone(&sim),
-            store: Arc::clone(&store),
-            target: top.clone(),
-            done: std::sync::atomic::AtomicBool::new(false),
-            then_fail: false,
-        };
-        let pipeline = Pipeline::new(
-            Arc::new(fetcher),
-            Arc::new(MarkdownChunker::default()),
-            Arc::new(LetterEmbedder::default()),
-            store.clone(),
-        )
-        .await
-        .unwrap();
+        let Crawl {
+            pipeline, store, ..
+        } = RestrictedMidCrawl::crawl(&sim, version, &top, false).await;
         let report = pipeline.sync(&Scope::all()).await.unwrap();
         assert_eq!(report.pages_updated, 7, "{version}: {report:?}");
         let staff = Reader::user("ann", ["staff"]);
@@ -801,23 +813,9 @@ async fn a_page_that_cannot_be_read_again_after_a_noted_change_leaves_the_index(
         let sim = Arc::new(Simulator::start().await.unwrap());
         sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
         let page = sim.create_page("ENG", "Team", "<p>team</p>");
-        let store = Arc::new(MemoryStore::new());
-        let fetcher = RestrictedMidCrawl {
-            inner: client(&sim, version, &["ENG"]),
-            sim: Arc::clone(&sim),
-            store: Arc::clone(&store),
-            target: page.clone(),
-            done: std::sync::atomic::AtomicBool::new(false),
-            then_fail: true,
-        };
-        let pipeline = Pipeline::new(
-            Arc::new(fetcher),
-            Arc::new(MarkdownChunker::default()),
-            Arc::new(LetterEmbedder::default()),
-            store.clone(),
-        )
-        .await
-        .unwrap();
+        let Crawl {
+            pipeline, store, ..
+        } = RestrictedMidCrawl::crawl(&sim, version, &page, true).await;
         let report = pipeline.sync(&Scope::all()).await.unwrap();
         assert_eq!(report.pages_failed, 1, "{version}: {report:?}");
         assert!(

@@ -97,44 +97,6 @@ impl Simulator {
         }
     }
 
-    /// Fills the simulator with a site for scale runs: `pages` pages over `spaces` spaces
-    /// `S0`, `S1`, … readable by group `staff`, in chains up to 30 deep (each space's pages in
-    /// turn, every 30th starting a new chain), every 20th page restricted to group `hr` (5%).
-    /// Bodies are about 1 kB in two sections. Returns the space keys.
-    pub fn generate_site(&self, pages: u64, spaces: u64) -> Vec<String> {
-        let spaces = spaces.max(1);
-        let keys: Vec<String> = (0..spaces).map(|s| format!("S{s}")).collect();
-        for key in &keys {
-            self.set_space_readers(key, Grants::only(&[], &["staff"]));
-        }
-        let mut last: Vec<Option<PageId>> = vec![None; keys.len()];
-        for i in 0..pages {
-            let s = (i % spaces) as usize;
-            let parent = if (i / spaces).is_multiple_of(30) {
-                None
-            } else {
-                last[s].clone()
-            };
-            let body = format!(
-                "<h2>Overview {i}</h2><p>Page {i} of space {key} describes how service {i} is run: \
-                 who owns it, where its dashboards live, and which alerts page the on-call \
-                 engineer. Deploys go out through the pipeline every weekday; a rollback \
-                 restores the previous release within minutes.</p>\
-                 <h2>Operations {i}</h2><p>To restart service {i}, drain its traffic, restart \
-                 the pods one at a time and watch the error rate. Escalate to the owning team \
-                 when the error budget of service {i} is spent. Capacity is reviewed every \
-                 quarter against the forecast.</p>",
-                key = keys[s]
-            );
-            let id = self.create_child(&keys[s], &format!("Page {i}"), &body, parent.as_ref());
-            if i % 20 == 7 {
-                self.restrict_page(&id, Some(Grants::only(&[], &["hr"])));
-            }
-            last[s] = Some(id);
-        }
-        keys
-    }
-
     /// Sets or lifts a page's read restriction (Confluence keeps the version). A restriction
     /// naming no one is no restriction, as in Confluence.
     pub fn restrict_page(&self, id: &PageId, restriction: Option<Grants>) -> bool {

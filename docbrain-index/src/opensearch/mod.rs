@@ -84,6 +84,20 @@ impl From<OpenSearchSettings> for OpenSearchConfig {
 }
 
 impl OpenSearchStore {
+    /// The meta document `id` of the pages index; `None` when it was never written.
+    async fn meta_doc(&self, id: &str, what: &str) -> Result<Option<Value>, IndexError> {
+        let (status, doc) = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/{}/_doc/{id}", self.pages),
+                Body::Empty,
+                what,
+            )
+            .await?;
+        Ok((status == 200).then_some(doc))
+    }
+
     /// Hands every page record to `each`, 5,000 read at a time.
     async fn each_page(
         &self,
@@ -471,15 +485,7 @@ impl IndexStore for OpenSearchStore {
                 "count pages",
             )
             .await?;
-        let (status, sync) = self
-            .client
-            .call(
-                Method::GET,
-                &format!("/{}/_doc/{SYNC_DOC}", self.pages),
-                Body::Empty,
-                "read the sync time",
-            )
-            .await?;
+        let sync = self.meta_doc(SYNC_DOC, "read the sync time").await?;
         Ok(IndexStats {
             pages: answer["hits"]["total"]["value"].as_u64().unwrap_or(0),
             chunks: answer["aggregations"]["chunks"]["value"]
@@ -487,9 +493,7 @@ impl IndexStore for OpenSearchStore {
                 .unwrap_or(0.0) as u64,
             model_id: Some(model.model_id),
             dimension: Some(model.dimension),
-            last_sync_ms: (status == 200)
-                .then(|| sync["_source"]["last_sync_ms"].as_u64())
-                .flatten(),
+            last_sync_ms: sync.and_then(|d| d["_source"]["last_sync_ms"].as_u64()),
         })
     }
 
@@ -523,18 +527,11 @@ impl IndexStore for OpenSearchStore {
     }
 
     async fn rule_changes(&self) -> docbrain_core::Result<u64> {
-        let (status, doc) = self
-            .client
-            .call(
-                Method::GET,
-                &format!("/{}/_doc/{RULES_DOC}", self.pages),
-                Body::Empty,
-                "read how many permission changes were noted",
-            )
+        let doc = self
+            .meta_doc(RULES_DOC, "read how many permission changes were noted")
             .await?;
-        Ok((status == 200)
-            .then(|| doc["_source"]["record"]["rule_changes"].as_u64())
-            .flatten()
+        Ok(doc
+            .and_then(|d| d["_source"]["record"]["rule_changes"].as_u64())
             .unwrap_or(0))
     }
 
