@@ -40,8 +40,12 @@ pub(crate) async fn ingest(mut settings: Settings, args: &IngestArgs) -> anyhow:
     }
     let report = result?;
     let stats = store.stats().await?;
+    let comments = match stats.parts {
+        0 => String::new(),
+        n => format!(", {n} comments"),
+    };
     println!(
-        "Ingestion complete: {} pages, {} chunks",
+        "Ingestion complete: {} pages, {} chunks{comments}",
         stats.pages, stats.chunks
     );
     println!(
@@ -65,6 +69,7 @@ pub(crate) async fn ingest(mut settings: Settings, args: &IngestArgs) -> anyhow:
         let mut value = serde_json::to_value(&report)?;
         value["index_pages"] = json!(stats.pages);
         value["index_chunks"] = json!(stats.chunks);
+        value["index_comments"] = json!(stats.parts);
         println!("{value}");
     }
     Ok(if report.is_clean() {
@@ -201,6 +206,7 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
             json!({
                 "index": location,
                 "pages": stats.pages,
+                "comments": stats.parts,
                 "chunks": stats.chunks,
                 "model_id": stats.model_id,
                 "dimension": stats.dimension,
@@ -212,6 +218,7 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
     }
     println!("index:     {location}");
     println!("pages:     {}", stats.pages);
+    println!("comments:  {}", stats.parts);
     println!("chunks:    {}", stats.chunks);
     println!(
         "model:     {}",

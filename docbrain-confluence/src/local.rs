@@ -233,6 +233,7 @@ impl Fetcher for LocalFetcher {
                                 space_key: this.space_key.clone(),
                                 version: None,
                                 access: None,
+                                parts: None,
                             })
                         })
                         .collect()

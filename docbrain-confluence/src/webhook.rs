@@ -121,6 +121,15 @@ pub enum PageEvent {
     Moved,
     /// `space_permissions_updated`: every page of the space.
     SpacePermissionsUpdated,
+    /// `comment_created`: the page the comment is on (or, when the body names only the
+    /// comment, the comment, whose page a reconcile finds).
+    CommentCreated,
+    /// `comment_updated`: as [`PageEvent::CommentCreated`].
+    CommentUpdated,
+    /// `comment_removed`: as [`PageEvent::CommentCreated`].
+    CommentRemoved,
+    /// A Cloud body with a `comment` and no event name: a comment of the page changed.
+    CommentChanged,
 }
 
 impl PageEvent {
@@ -136,6 +145,10 @@ impl PageEvent {
             Self::PermissionsUpdated => "content_permissions_updated",
             Self::Moved => "page_moved",
             Self::SpacePermissionsUpdated => "space_permissions_updated",
+            Self::CommentCreated => "comment_created",
+            Self::CommentUpdated => "comment_updated",
+            Self::CommentRemoved => "comment_removed",
+            Self::CommentChanged => "comment_changed",
         }
     }
 
@@ -143,6 +156,17 @@ impl PageEvent {
     /// or breadcrumb changed).
     pub fn reaches_descendants(self) -> bool {
         matches!(self, Self::PermissionsUpdated | Self::Moved)
+    }
+
+    /// Whether the event is about a comment (its page is reconciled, never removed for it).
+    pub fn is_comment(self) -> bool {
+        matches!(
+            self,
+            Self::CommentCreated
+                | Self::CommentUpdated
+                | Self::CommentRemoved
+                | Self::CommentChanged
+        )
     }
 
     /// Returns the event named `name`, if it is one of the page events acted on: Data Center's
@@ -166,6 +190,9 @@ impl PageEvent {
             "content_permissions_updated" => Self::PermissionsUpdated,
             "page_moved" => Self::Moved,
             "space_permissions_updated" => Self::SpacePermissionsUpdated,
+            "comment_created" | "avi:confluence:created:comment" => Self::CommentCreated,
+            "comment_updated" | "avi:confluence:updated:comment" => Self::CommentUpdated,
+            "comment_removed" | "avi:confluence:deleted:comment" => Self::CommentRemoved,
             _ => return None,
         })
     }
@@ -271,6 +298,16 @@ pub fn parse(
             space_key: key.to_owned(),
         });
     }
+    let comment_event = match named {
+        Some(name) => PageEvent::from_name(name).filter(|e| e.is_comment()),
+        None if page.is_none() && value.get("comment").is_some_and(Value::is_object) => {
+            Some(PageEvent::CommentChanged)
+        }
+        None => None,
+    };
+    if let Some(event) = comment_event {
+        return comment_delivery(event, &value);
+    }
     let event = match (named, page) {
         (Some(name), _) => match PageEvent::from_name(name) {
             Some(event) => event,
@@ -307,6 +344,47 @@ pub fn parse(
             version: fields.version,
         },
     })
+}
+
+/// A comment event: the page the comment is on when the body names it (Cloud's
+/// `comment.parent`, the Forge relay's `content.container`), else the comment itself (Data
+/// Center's id-only body), whose page a reconcile finds.
+fn comment_delivery(event: PageEvent, value: &Value) -> Result<Delivery, PayloadError> {
+    let no_id = || PayloadError::NoPageId {
+        event: event.name().into(),
+    };
+    let comment = value
+        .get("comment")
+        .or_else(|| value.get("content"))
+        .filter(|c| c.is_object())
+        .ok_or_else(no_id)?;
+    let fields = |v: &Value| {
+        serde_json::from_value::<PageFields>(v.clone())
+            .ok()
+            .and_then(|f| f.id_as_string.clone().or(f.id.clone()).map(|id| (id, f)))
+    };
+    let page = ["parent", "container"]
+        .iter()
+        .filter_map(|k| comment.get(*k).filter(|p| p.is_object()))
+        .find_map(fields);
+    let page = match page {
+        Some((id, f)) => PageRef {
+            id,
+            title: f.title,
+            space_key: f.space_key,
+            version: f.version,
+        },
+        None => {
+            let (id, _) = fields(comment).ok_or_else(no_id)?;
+            PageRef {
+                id,
+                title: None,
+                space_key: None,
+                version: None,
+            }
+        }
+    };
+    Ok(Delivery::Page { event, page })
 }
 
 #[derive(Deserialize)]

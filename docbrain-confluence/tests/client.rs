@@ -1117,10 +1117,11 @@ async fn crawl_with_permissions_in_bulk(version: ApiVersion) {
     sim.clear_log();
     let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
     assert_eq!(first.pages_updated, 30, "{first:?}");
-    // P + 4·S + ⌈P/25⌉ = 40: one body read per page, nothing else per page.
+    // P + 4·S + ⌈P/25⌉ = 40: one body read per page, nothing else per page; and one comment
+    // listing per space (S = 2).
     let calls = sim.requests().len();
     assert!(
-        calls <= 40,
+        calls <= 42,
         "{version}: {calls} requests: {:#?}",
         sim.requests()
     );
@@ -1140,10 +1141,10 @@ async fn crawl_with_permissions_in_bulk(version: ApiVersion) {
     sim.clear_log();
     let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
     assert_eq!(again.pages_unchanged, 30, "{again:?}");
-    // The budget for S spaces and P pages: 4·S + ⌈P/25⌉ = 10.
+    // The budget for S spaces and P pages: 4·S + ⌈P/25⌉ = 10, and a comment listing per space.
     let calls = sim.requests().len();
     assert!(
-        calls <= 10,
+        calls <= 12,
         "{version}: {calls} requests: {:#?}",
         sim.requests()
     );
@@ -1167,8 +1168,187 @@ async fn crawl_with_permissions_in_bulk(version: ApiVersion) {
         "one body read per changed rule"
     );
     assert!(
-        sim.requests().len() as u64 <= 10 + restricted.pages_updated,
+        sim.requests().len() as u64 <= 12 + restricted.pages_updated,
         "{version}: and nothing else per page: {:#?}",
         sim.requests()
     );
+}
+
+#[tokio::test]
+async fn comments_are_hits_of_their_own_under_their_page_with_its_rule() {
+    for version in VERSIONS {
+        comments_under_their_page(version).await;
+    }
+}
+
+/// Comments are indexed as their own hits under their page, readable by whoever may read the
+/// page; a re-crawl reads comments only for pages whose comments changed, and re-embeds only the
+/// changed comment; a deleted comment, or its page, takes its hits away.
+async fn comments_under_their_page(version: ApiVersion) {
+    use docbrain_confluence::simulator::{Grants, SimUser};
+    use docbrain_core::{Caller, SearchFilter};
+    let sim = Simulator::start().await.unwrap();
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    let deploys = sim.create_page("ENG", "Deploys", "<p>Run the deploy pipeline.</p>");
+    let salaries = sim.create_page("ENG", "Salary bands", "<p>Bands by level.</p>");
+    sim.restrict_page(&salaries, Some(Grants::only(&[], &["hr"])));
+    for i in 0..8 {
+        sim.create_page("ENG", &format!("Quiet {i}"), &body(i));
+    }
+    let footer = sim.add_comment(
+        &deploys,
+        "Carol",
+        "<p>The canary stage waits for the flamingo health check.</p>",
+    );
+    let inline = sim.add_inline_comment(
+        &deploys,
+        "Dan",
+        "deploy pipeline",
+        "<p>Pipeline runs are capped at forty minutes.</p>",
+    );
+    let secret = sim.add_comment(
+        &salaries,
+        "Erin",
+        "<p>The zeppelin bonus is paid in March.</p>",
+    );
+    let crawl = crawl_setup(client(&sim, version, &["ENG"])).await;
+    let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(first.pages_updated, 10, "{version}: {first:?}");
+    // Only the two pages with comments had them read.
+    assert_eq!(
+        sim.count(Route::Comments),
+        1 + 2,
+        "{version}: {:#?}",
+        sim.requests()
+    );
+
+    sim.add_user("sam", &["staff"]);
+    sim.add_user("hana", &["staff", "hr"]);
+    let caller = |name: &str| {
+        SearchFilter::for_caller(Caller::User(match version {
+            ApiVersion::V2 => SimUser::account_id(name),
+            ApiVersion::V1 => name.to_owned(),
+        }))
+    };
+    let staff = caller("sam");
+    let hits = crawl
+        .pipeline
+        .search("flamingo health check", 3, &staff)
+        .await
+        .unwrap();
+    let hit = hits.first().expect("the comment is found");
+    assert_eq!(hit.page_id, footer, "{version}: {hits:#?}");
+    assert_eq!(hit.title, "Comment by Carol");
+    assert_eq!(hit.heading_path[0], "Comment by Carol");
+    assert!(
+        hit.url
+            .as_deref()
+            .unwrap()
+            .ends_with(&format!("focusedCommentId={footer}")),
+        "{hit:?}"
+    );
+    let record = crawl.store.page(&footer).await.unwrap().unwrap();
+    assert_eq!(record.parent.as_ref(), Some(&deploys));
+    assert_eq!(record.ancestors, ["Deploys"]);
+    let hits = crawl
+        .pipeline
+        .search("capped forty minutes", 3, &staff)
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.first().map(|h| &h.page_id),
+        Some(&inline),
+        "{version}: {hits:#?}"
+    );
+    assert!(
+        hits[0].text.contains("> deploy pipeline"),
+        "{:?}",
+        hits[0].text
+    );
+    // The restricted page's comment: found by hr, by staff not at all.
+    let hits = crawl
+        .pipeline
+        .search("zeppelin bonus", 5, &staff)
+        .await
+        .unwrap();
+    assert!(
+        !hits
+            .iter()
+            .any(|h| h.page_id == secret || h.page_id == salaries),
+        "{version}: {hits:#?}"
+    );
+    let hr = caller("hana");
+    let hits = crawl
+        .pipeline
+        .search("zeppelin bonus", 3, &hr)
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.first().map(|h| &h.page_id),
+        Some(&secret),
+        "{version}: {hits:#?}"
+    );
+
+    // Unchanged: no comment is read again, nothing embedded.
+    sim.clear_log();
+    let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(
+        (again.pages_unchanged, again.chunks_embedded),
+        (10, 0),
+        "{version}: {again:?}"
+    );
+    assert_eq!(
+        sim.count(Route::Comments),
+        1,
+        "{version}: the space's listing only"
+    );
+    assert_eq!(sim.count(Route::PageBody), 0, "{version}");
+
+    // An edited comment: its page's comments read, only that comment embedded again.
+    sim.edit_comment(
+        &footer,
+        "<p>The canary stage waits for the pelican health check.</p>",
+    );
+    sim.clear_log();
+    let edited = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(edited.pages_updated, 1, "{version}: {edited:?}");
+    assert_eq!(edited.chunks_embedded, 1, "{version}: {edited:?}");
+    let hits = crawl.pipeline.search("pelican", 3, &staff).await.unwrap();
+    assert_eq!(hits.first().map(|h| &h.page_id), Some(&footer), "{version}");
+    assert!(hits[0].text.contains("pelican") && !hits[0].text.contains("flamingo"));
+
+    // A deleted comment leaves; a deleted page takes its comments with it.
+    sim.delete_comment(&inline);
+    crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert!(
+        crawl.store.page(&inline).await.unwrap().is_none(),
+        "{version}"
+    );
+    assert_eq!(
+        crawl
+            .store
+            .page(&deploys)
+            .await
+            .unwrap()
+            .unwrap()
+            .parts
+            .len(),
+        1
+    );
+    sim.delete_page(&deploys);
+    crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert!(
+        crawl.store.page(&footer).await.unwrap().is_none(),
+        "{version}"
+    );
+    let hits = crawl
+        .pipeline
+        .search("pelican health check", 5, &staff)
+        .await
+        .unwrap();
+    assert!(
+        !hits.iter().any(|h| h.page_id == footer),
+        "{version}: {hits:#?}"
+    );
+    assert!(!hits.is_empty(), "other pages still answer");
 }

@@ -133,6 +133,7 @@ mod tests {
                 title: "Long".into(),
                 version: Some(1),
                 access: None,
+                parts: None,
             })]))
         }
         async fn fetch(&self, id: &PageId) -> Result<Fetched> {

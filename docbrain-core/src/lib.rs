@@ -27,7 +27,7 @@
 //! # #[derive(Debug)] struct OnePage;
 //! # #[async_trait] impl Fetcher for OnePage {
 //! #     fn list<'a>(&'a self, _: &'a Scope) -> PageStream<'a> {
-//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None })]))
+//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None, parts: None })]))
 //! #     }
 //! #     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
 //! #         Ok(Fetched::Page(Page::new(id.clone(), "ENG", "Deploys",
@@ -97,7 +97,10 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use fetcher::{Fetcher, PageStream, Scope};
 pub use health::{CallCounter, CallHealth};
 pub use memory::MemoryStore;
-pub use page::{Fetched, ListedAccess, Page, PageId, PageStatus, PageSummary};
+pub use page::{
+    parts_digest, Fetched, ListedAccess, Page, PageId, PageStatus, PageSummary, Part, PartKind,
+    PartRef,
+};
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
 pub use reading::{PageText, SpaceSummary};
 pub use search::{

@@ -64,6 +64,9 @@ pub struct SearchArgs {
 pub struct PageArgs {
     /// The page id, as a `search_docs` hit gives it.
     pub page_id: String,
+    /// Also return the page's comments (default false).
+    #[serde(default)]
+    pub include_comments: bool,
 }
 
 /// One `search_docs` hit.
@@ -111,6 +114,23 @@ pub struct PageResult {
     pub markdown: String,
     /// Whether `markdown` was cut at 60,000 characters.
     pub truncated: bool,
+    /// The page's comments, oldest first, when asked for (`include_comments`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<PageComment>,
+}
+
+/// One comment of a page, as `get_page` returns it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PageComment {
+    /// The comment's id.
+    pub id: String,
+    /// `Comment by <author>`.
+    pub title: String,
+    /// A link to the page focused on the comment.
+    pub url: Option<String>,
+    /// The comment, in Markdown (an inline comment opens with the text it is anchored to,
+    /// quoted).
+    pub markdown: String,
 }
 
 /// One space of `list_spaces`.
@@ -230,7 +250,7 @@ impl DocsTools {
 
     #[tool(
         description = "Read one documentation page as indexed, in Markdown, with its title, link and version. \
-            Takes a page id from a search_docs hit.",
+            Takes a page id from a search_docs hit; include_comments adds the page's comments.",
         output_schema = schema_for_output::<PageResult>()
     )]
     async fn get_page(
@@ -259,7 +279,34 @@ impl DocsTools {
             }
             Err(e) => return answer_error(&e),
         };
-        let (markdown, truncated) = cut(&page.markdown, MAX_PAGE_CHARS);
+        let (markdown, mut truncated) = cut(&page.markdown, MAX_PAGE_CHARS);
+        let mut comments = Vec::new();
+        if args.include_comments {
+            let parts = match self
+                .pipeline
+                .page_parts(&page.page_id, &self.caller_of(&context))
+                .await
+            {
+                Ok(parts) => parts,
+                Err(e) => return answer_error(&e),
+            };
+            // The comments share the page's budget.
+            let mut left = MAX_PAGE_CHARS.saturating_sub(markdown.chars().count());
+            for part in parts {
+                let (text, cut_short) = cut(&part.markdown, left);
+                left = left.saturating_sub(text.chars().count());
+                truncated |= cut_short;
+                comments.push(PageComment {
+                    id: part.page_id.to_string(),
+                    title: part.title,
+                    url: part.url,
+                    markdown: text,
+                });
+                if left == 0 {
+                    break;
+                }
+            }
+        }
         let result = PageResult {
             page_id: page.page_id.to_string(),
             title: page.title,
@@ -268,8 +315,9 @@ impl DocsTools {
             version: page.version,
             markdown,
             truncated,
+            comments,
         };
-        let readable = format!(
+        let mut readable = format!(
             "# {}\n\n{} (space {}, version {})\n\n{}",
             result.title,
             result.url.as_deref().unwrap_or("(no link)"),
@@ -277,6 +325,9 @@ impl DocsTools {
             result.version,
             result.markdown
         );
+        for comment in &result.comments {
+            readable.push_str(&format!("\n\n## {}\n\n{}", comment.title, comment.markdown));
+        }
         structured(&result, readable)
     }
 

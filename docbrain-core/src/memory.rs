@@ -206,7 +206,8 @@ impl IndexStore for MemoryStore {
     async fn stats(&self) -> Result<IndexStats> {
         let inner = self.lock()?;
         Ok(IndexStats {
-            pages: inner.pages.len() as u64,
+            pages: inner.pages.values().filter(|p| p.parent.is_none()).count() as u64,
+            parts: inner.pages.values().filter(|p| p.parent.is_some()).count() as u64,
             chunks: inner.chunks.values().map(|c| c.len() as u64).sum(),
             model_id: inner.model.as_ref().map(|m| m.model_id.clone()),
             dimension: inner.model.as_ref().map(|m| m.dimension),

@@ -130,6 +130,11 @@ pub struct Page {
     /// re-embeds nothing).
     #[serde(default = "ReadAccess::anyone")]
     pub access: ReadAccess,
+    /// What the page carries that is searched on its own (its comments), each indexed as a
+    /// record of its own under the page: with the page's read rule and place, and leaving the
+    /// index with it. Not part of [`Page::content_hash`].
+    #[serde(default)]
+    pub parts: Vec<Part>,
 }
 
 impl Page {
@@ -153,6 +158,7 @@ impl Page {
             body: body.into(),
             ancestor_ids: Vec::new(),
             access: ReadAccess::anyone(),
+            parts: Vec::new(),
         }
     }
 
@@ -192,6 +198,59 @@ pub struct PageSummary {
     /// holds costs no request then, and a changed one only its body. `None`: the crawl reads
     /// the rule of an unchanged page on its own.
     pub access: Option<ListedAccess>,
+    /// [`parts_digest`] of the page's parts (comments) as the listing saw them: a page whose
+    /// version the index holds is read again when its parts changed. `None`: the listing does
+    /// not say, and only the page's version counts.
+    #[serde(default)]
+    pub parts: Option<u128>,
+}
+
+/// What a page carries that is searched as a hit of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PartKind {
+    /// A footer or inline comment, or a reply to one.
+    Comment,
+}
+
+/// One part of a page (a comment), as its source gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Its id, unique among the source's pages and parts (Confluence content ids are).
+    pub id: PageId,
+    /// What it is.
+    pub kind: PartKind,
+    /// The title its hits show (`Comment by Alice`).
+    pub title: String,
+    /// Its own version: a part whose version and rule the index holds is not embedded again.
+    pub version: u64,
+    /// A link a person can open.
+    pub url: Option<String>,
+    /// The text as Markdown.
+    pub body: String,
+}
+
+/// What a page's record keeps of one of its parts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartRef {
+    /// The part's id (its own record's).
+    pub id: PageId,
+    /// The version indexed.
+    pub version: u64,
+}
+
+/// A digest of a page's parts by id and version, in any order: the same parts, the same
+/// digest. A listing and the index compare parts through it.
+pub fn parts_digest<'a>(parts: impl IntoIterator<Item = (&'a PageId, u64)>) -> u128 {
+    let mut parts: Vec<(&PageId, u64)> = parts.into_iter().collect();
+    parts.sort_unstable();
+    let mut h = StableHasher::new();
+    for (id, version) in parts {
+        h.field(id.as_str());
+        h.field(&version.to_string());
+    }
+    h.finish()
 }
 
 /// What a listing says of who may read a page and where it sits, read whole.

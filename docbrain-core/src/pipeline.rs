@@ -15,7 +15,7 @@ use crate::chunker::Chunker;
 use crate::embedder::Embedder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fetcher::{Fetcher, Scope};
-use crate::page::{Fetched, Page, PageId, PageSummary};
+use crate::page::{parts_digest, Fetched, Page, PageId, PageSummary, Part, PartRef};
 use crate::readers::ReaderCache;
 use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
 use crate::store::{IndexStore, IndexedPage, PageState, ReplaceOutcome};
@@ -248,8 +248,9 @@ impl Pipeline {
         &self.embedder
     }
 
-    /// Brings one page of the index in line with its source: a live page is upserted, a page
-    /// that is gone, trashed or otherwise not current loses all its chunks.
+    /// Brings one page of the index in line with its source: a live page is upserted with its
+    /// parts, a page that is gone, trashed or otherwise not current loses all its chunks and
+    /// parts. The id of a part the index holds (a comment) brings its page in line.
     ///
     /// # Errors
     /// Fetch, embedding or store failures; the index is left as it was.
@@ -268,6 +269,9 @@ impl Pipeline {
         id: &PageId,
         wanted: Option<u64>,
     ) -> Result<PageOutcome> {
+        // A part (a comment) is brought in line with its page.
+        let part_of = self.store.page(id).await?.and_then(|held| held.parent);
+        let id = part_of.as_ref().unwrap_or(id);
         let read_ms = crate::text::now_ms();
         let fetched = self.fetcher.fetch(id).await?;
         if let (Fetched::Page(page), Some(wanted)) = (&fetched, wanted) {
@@ -325,22 +329,117 @@ impl Pipeline {
             return self.remove(&page.id, &why).await;
         }
         let held = self.store.page(&page.id).await?;
-        if let Some(held) = &held {
+        if let Some(held) = held.as_ref().filter(|h| h.version > page.version) {
+            debug!(page_id = %page.id, held = held.version, fetched = page.version, "skipped stale version");
+            return Ok(PageOutcome::Stale {
+                held: held.version,
+                fetched: page.version,
+            });
+        }
+        // Parts first: the page's record then names only parts the index holds.
+        let (refs, parts) = self.write_parts(&page, read_ms).await?;
+        let outcome = self
+            .write_record(&page, held.as_ref(), None, refs, read_ms)
+            .await?;
+        let written = matches!(
+            outcome,
+            PageOutcome::Updated { .. } | PageOutcome::Unchanged
+        );
+        let gone = held
+            .iter()
+            .filter(|_| written)
+            .flat_map(|h| &h.parts)
+            .filter(|r| !page.parts.iter().any(|p| p.id == r.id));
+        for part in gone {
+            let chunks = self.store.delete_page(&part.id).await?;
+            debug!(page_id = %page.id, part = %part.id, chunks, "removed a part the page no longer carries");
+        }
+        Ok(match outcome {
+            PageOutcome::Updated {
+                chunks,
+                embedded,
+                reused,
+            } => PageOutcome::Updated {
+                chunks: chunks + parts.chunks,
+                embedded: embedded + parts.embedded,
+                reused: reused + parts.chunks - parts.embedded,
+            },
+            PageOutcome::Unchanged if parts.written => {
+                let chunks = held.map_or(0, |h| h.chunk_count);
+                PageOutcome::Updated {
+                    chunks: chunks + parts.chunks,
+                    embedded: parts.embedded,
+                    reused: chunks + parts.chunks - parts.embedded,
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Writes the records of `page`'s parts (a part whose version, rule and place the index
+    /// holds is left as it is; a changed one re-embeds only its own changed chunks), and
+    /// returns what the page's record keeps of them.
+    async fn write_parts(&self, page: &Page, read_ms: u64) -> Result<(Vec<PartRef>, PartCounts)> {
+        let mut refs = Vec::with_capacity(page.parts.len());
+        let mut counts = PartCounts::default();
+        for part in &page.parts {
+            let record = part_page(page, part);
+            let held = self.store.page(&part.id).await?;
+            let held_chunks = held.as_ref().map_or(0, |h| h.chunk_count);
+            match self
+                .write_record(&record, held.as_ref(), Some(&page.id), Vec::new(), read_ms)
+                .await?
+            {
+                PageOutcome::Updated {
+                    chunks, embedded, ..
+                } => {
+                    counts.written = true;
+                    counts.chunks += chunks;
+                    counts.embedded += embedded;
+                }
+                _ => counts.chunks += held_chunks,
+            }
+            refs.push(PartRef {
+                id: part.id.clone(),
+                version: part.version,
+            });
+        }
+        Ok((refs, counts))
+    }
+
+    /// Writes the record of `page` (a part of page `parent`, or a page with parts `parts`):
+    /// chunks it, embeds the chunks whose content the index does not hold and replaces its
+    /// chunks atomically; nothing when the index holds the same version, content, rule, place
+    /// and parts.
+    async fn write_record(
+        &self,
+        page: &Page,
+        held: Option<&IndexedPage>,
+        parent: Option<&PageId>,
+        parts: Vec<PartRef>,
+        read_ms: u64,
+    ) -> Result<PageOutcome> {
+        if let Some(held) = held {
             if held.version > page.version {
-                debug!(page_id = %page.id, held = held.version, fetched = page.version, "skipped stale version");
                 return Ok(PageOutcome::Stale {
                     held: held.version,
                     fetched: page.version,
                 });
             }
             if held.version == page.version && held.content_hash == page.content_hash() {
-                if held.access == page.access && held.ancestor_ids == page.ancestor_ids {
+                if held.access == page.access
+                    && held.ancestor_ids == page.ancestor_ids
+                    && held.parts == parts
+                    && held.parent.as_ref() == parent
+                {
                     return Ok(PageOutcome::Unchanged);
                 }
-                info!(page_id = %page.id, "permissions of '{}' changed; re-indexing without embedding", printable(&page.title));
+                if held.access != page.access {
+                    info!(page_id = %page.id, "permissions of '{}' changed; re-indexing without embedding", printable(&page.title));
+                }
             }
         }
-        let chunks = self.chunker.chunk(&page);
+        let chunks = self.chunker.chunk(page);
         let mut cached: HashMap<String, Vec<f32>> = if held.is_some() {
             self.store
                 .chunk_vectors(&page.id)
@@ -386,15 +485,24 @@ impl Pipeline {
         let record = IndexedPage {
             access_read_ms: read_ms,
             source: self.source.to_string(),
-            ..IndexedPage::of(&page, total)
+            parent: parent.cloned(),
+            parts,
+            ..IndexedPage::of(page, total)
         };
         match self.store.replace_page(&record, &out).await? {
             ReplaceOutcome::Replaced => {
-                info!(
-                    page_id = %page.id, space = %page.space_key, version = page.version,
-                    chunks = total, embedded,
-                    "Updated page '{}' — {total} chunks re-indexed", printable(&page.title)
-                );
+                match parent {
+                    None => info!(
+                        page_id = %page.id, space = %page.space_key, version = page.version,
+                        chunks = total, embedded,
+                        "Updated page '{}' — {total} chunks re-indexed", printable(&page.title)
+                    ),
+                    Some(parent) => debug!(
+                        page_id = %parent, part = %page.id, version = page.version,
+                        chunks = total, embedded,
+                        "Updated '{}' of the page — {total} chunks re-indexed", printable(&page.title)
+                    ),
+                }
                 Ok(PageOutcome::Updated {
                     chunks: total,
                     embedded,
@@ -414,8 +522,17 @@ impl Pipeline {
             return Ok(PageOutcome::Absent);
         };
         let chunks = self.store.delete_page(id).await?;
+        self.delete_parts(&held.parts).await?;
         info!(page_id = %id, chunks, "Deleted page '{}' ({why}) — {chunks} chunks removed", printable(&held.title));
         Ok(PageOutcome::Deleted { chunks })
+    }
+
+    /// Deletes the records of a deleted page's parts.
+    async fn delete_parts(&self, parts: &[PartRef]) -> Result<()> {
+        for part in parts {
+            self.store.delete_page(&part.id).await?;
+        }
+        Ok(())
     }
 
     /// Runs a full crawl of `scope`; see [`Pipeline::sync_with`].
@@ -450,14 +567,28 @@ impl Pipeline {
         // Only this source's pages are the crawl's to keep in step (and to delete); a record
         // from before sources were kept counts only in the spaces the listing names.
         let source = &*self.source;
+        // Pages are walked; their parts (comments) go where their page goes.
+        let mut parts: Vec<PageState> = Vec::new();
         let indexed: HashMap<PageId, PageState> = self
             .store
             .page_states()
             .await?
             .into_iter()
             .filter(|p| p.source == source || p.source.is_empty())
-            .map(|p| (p.id.clone(), p))
+            .filter_map(|p| match p.parent {
+                Some(_) => {
+                    parts.push(p);
+                    None
+                }
+                None => Some((p.id.clone(), p)),
+            })
             .collect();
+        let mut part_chunks: HashMap<&PageId, u64> = HashMap::new();
+        for part in &parts {
+            if let Some(parent) = &part.parent {
+                *part_chunks.entry(parent).or_default() += u64::from(part.chunk_count);
+            }
+        }
         let mut report = SyncReport::default();
         let mut walk = Walk {
             seen: HashSet::new(),
@@ -495,7 +626,15 @@ impl Pipeline {
                     }
                     let held = indexed.get(&summary.id);
                     match (summary.version, held) {
-                        (Some(v), Some(h)) if h.version >= v => Step::Access(summary, h.clone()),
+                        (Some(v), Some(h))
+                            if h.version >= v
+                                && summary.parts.is_none_or(|listed| {
+                                    listed
+                                        == parts_digest(h.parts.iter().map(|r| (&r.id, r.version)))
+                                }) =>
+                        {
+                            Step::Access(summary, h.clone())
+                        }
                         _ => Step::Fetch(summary),
                     }
                 })
@@ -538,7 +677,8 @@ impl Pipeline {
                     PageOutcome::Unchanged | PageOutcome::Stale { .. } | PageOutcome::Behind { .. },
                 ) => {
                     report.pages_unchanged += 1;
-                    report.chunks_total += held.map_or(0, |h| u64::from(h.chunk_count));
+                    report.chunks_total += held.map_or(0, |h| u64::from(h.chunk_count))
+                        + part_chunks.get(&summary.id).copied().unwrap_or(0);
                 }
                 Ok(PageOutcome::Updated {
                     chunks,
@@ -619,6 +759,18 @@ impl Pipeline {
                 self.delete_unlisted(page, &mut report).await?;
             }
         }
+        // Parts whose page the index no longer holds (a write cut short): nothing would ever
+        // bring them in line again.
+        for part in parts.iter().filter(|_| !truncated) {
+            let Some(parent) = &part.parent else { continue };
+            if !indexed.contains_key(parent)
+                && !seen.contains(parent)
+                && self.store.page(parent).await?.is_none()
+            {
+                debug!(part = %part.id, page_id = %parent, "removed a part whose page the index does not hold");
+                self.store.delete_page_if(&part.id, part.version).await?;
+            }
+        }
         self.store.flush().await?;
         if report.is_clean() {
             self.store.record_sync(crate::text::now_ms()).await?;
@@ -666,7 +818,18 @@ impl Pipeline {
     /// returns `why`: the next crawl or event brings it back.
     async fn withdraw(&self, id: &PageId, why: Error) -> Result<PageOutcome> {
         warn!(page_id = %id, error = %why, "permissions changed while the page was read and it could not be read again: it is taken out of the index until it can");
-        if let Err(e) = self.store.delete_page(id).await {
+        let parts = match self.store.page(id).await {
+            Ok(held) => held.map(|h| h.parts).unwrap_or_default(),
+            Err(e) => {
+                warn!(page_id = %id, error = %e, "could not take the page out of the index");
+                return Err(why);
+            }
+        };
+        let deleted = match self.store.delete_page(id).await {
+            Ok(_) => self.delete_parts(&parts).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
             warn!(page_id = %id, error = %e, "could not take the page out of the index");
         }
         Err(why)
@@ -722,6 +885,7 @@ impl Pipeline {
         }
         match self.store.delete_page_if(&page.id, page.version).await? {
             Some(chunks) => {
+                self.delete_parts(&page.parts).await?;
                 info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", printable(&page.title));
                 report.pages_deleted += 1;
             }
@@ -796,6 +960,40 @@ impl Pipeline {
     }
 }
 
+/// What writing a page's parts did.
+#[derive(Debug, Default, Clone, Copy)]
+struct PartCounts {
+    /// Some part's record was written.
+    written: bool,
+    /// Chunks the parts have now.
+    chunks: u32,
+    /// Chunks embedded.
+    embedded: u32,
+}
+
+/// The page a part of `page` is indexed as: its own id, title, version, link and text, under
+/// the page (the page's breadcrumb and title above it, the page among its ancestors) with the
+/// page's read rule.
+fn part_page(page: &Page, part: &Part) -> Page {
+    let mut ancestors = page.ancestors.clone();
+    ancestors.push(page.title.clone());
+    let mut ancestor_ids = page.ancestor_ids.clone();
+    ancestor_ids.push(page.id.clone());
+    Page {
+        version: part.version,
+        url: part.url.clone(),
+        ancestors,
+        ancestor_ids,
+        access: page.access.clone(),
+        ..Page::new(
+            part.id.clone(),
+            page.space_key.clone(),
+            part.title.clone(),
+            part.body.clone(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -857,6 +1055,7 @@ mod tests {
                         title: p.title.clone(),
                         version: self.versions_in_listing.then_some(p.version),
                         access: None,
+                        parts: None,
                     })
                 })
                 .collect();

@@ -17,7 +17,7 @@ pub struct SpaceSummary {
     pub key: String,
     /// Pages the caller may read.
     pub pages: u64,
-    /// Their chunks.
+    /// Their chunks, their comments' included.
     pub chunks: u64,
     /// When the last full sync completed (every crawled space at once), in milliseconds since
     /// the Unix epoch.
@@ -54,6 +54,7 @@ impl Pipeline {
             if reader.as_ref().is_some_and(|r| !page.access.admits(r)) {
                 continue;
             }
+            let is_page = page.parent.is_none();
             let entry = spaces
                 .entry(page.space_key.clone())
                 .or_insert_with(|| SpaceSummary {
@@ -62,7 +63,7 @@ impl Pipeline {
                     chunks: 0,
                     last_sync_ms,
                 });
-            entry.pages += 1;
+            entry.pages += u64::from(is_page);
             entry.chunks += u64::from(page.chunk_count);
         }
         Ok(spaces.into_values().collect())
@@ -87,6 +88,25 @@ impl Pipeline {
                 }
             ),
         ))
+    }
+
+    /// The parts (comments) of page `id` as indexed, in the page's order, if `caller` may read
+    /// the page: empty for a page that is not indexed or that the caller may not read.
+    ///
+    /// # Errors
+    /// Store failures; a user the source does not know.
+    pub async fn page_parts(&self, id: &PageId, caller: &Caller) -> Result<Vec<PageText>> {
+        let Some(page) = self.store().page(id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut parts = Vec::with_capacity(page.parts.len());
+        for part in &page.parts {
+            // Each part is read under its own record's rule (its page's).
+            if let Some(text) = self.page_text(&part.id, caller).await? {
+                parts.push(text);
+            }
+        }
+        Ok(parts)
     }
 
     /// Page `id` as indexed, if `caller` may read it: `None` for a page that is not indexed and

@@ -11,7 +11,7 @@ use crate::access::ReadAccess;
 use crate::chunk::EmbeddedChunk;
 use crate::embedder::ModelInfo;
 use crate::error::Result;
-use crate::page::{Page, PageId};
+use crate::page::{Page, PageId, PartRef};
 use crate::search::{SearchHit, SearchRequest};
 
 /// What an index keeps about a page (everything but the body, which lives in its chunks).
@@ -50,6 +50,12 @@ pub struct IndexedPage {
     /// written before sources were recorded. A crawl only ever deletes pages of its own source.
     #[serde(default)]
     pub source: String,
+    /// The page this record is a part of (a comment's page); `None` for a page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<PageId>,
+    /// The parts of this page the index holds, each a record of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartRef>,
 }
 
 impl IndexedPage {
@@ -69,6 +75,8 @@ impl IndexedPage {
             access: page.access.clone(),
             access_read_ms: 0,
             source: String::new(),
+            parent: None,
+            parts: Vec::new(),
         }
     }
 
@@ -102,6 +110,10 @@ pub struct PageState {
     pub access: Arc<ReadAccess>,
     /// [`PageState::place_of`] its ancestor ids.
     pub place: u128,
+    /// [`IndexedPage::parent`].
+    pub parent: Option<PageId>,
+    /// [`IndexedPage::parts`].
+    pub parts: Vec<PartRef>,
 }
 
 impl PageState {
@@ -142,6 +154,8 @@ impl PageStates {
             chunk_count: page.chunk_count,
             source: page.source,
             access,
+            parent: page.parent,
+            parts: page.parts,
         });
     }
 
@@ -179,6 +193,9 @@ pub enum ReplaceOutcome {
 pub struct IndexStats {
     /// Number of pages.
     pub pages: u64,
+    /// Number of page parts (comments), each a record of its own.
+    #[serde(default)]
+    pub parts: u64,
     /// Number of chunks.
     pub chunks: u64,
     /// The model the vectors come from, once bound.

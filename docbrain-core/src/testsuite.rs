@@ -93,6 +93,8 @@ fn record(id: &str, space: &str, title: &str, version: u64, chunks: u32) -> Inde
         access: ReadAccess::anyone(),
         access_read_ms: 0,
         source: String::new(),
+        parent: None,
+        parts: Vec::new(),
     }
 }
 

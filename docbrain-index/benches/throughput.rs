@@ -220,6 +220,8 @@ async fn bench_store(
             access: access_of(p),
             access_read_ms: 0,
             source: String::new(),
+            parent: None,
+            parts: Vec::new(),
         };
         let store = Arc::clone(&store);
         writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });

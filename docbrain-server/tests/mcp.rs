@@ -90,6 +90,12 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
         "<p>Salary bands and shift notes for HR.</p>",
     );
     sim.restrict_page(&salary, Some(Grants::only(&[], &["hr"])));
+    // Comments carry their page's rule: an outsider sees neither the page nor its comment.
+    let comment = sim.add_comment(
+        &salary,
+        "Hana",
+        "<p>Shift notes: the pay committee meets in October.</p>",
+    );
     let shifts: Vec<_> = (0..6)
         .map(|i| {
             sim.create_page(
@@ -136,6 +142,7 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
             "url": format!("{perm_base}/mcp"), "key": "key-b-0123456789abcdef0123456789abcdef",
             "member": "bob", "outsider": "ann", "outsider_pages": 7,
             "restricted_title": "Salary bands", "restricted_id": salary.to_string(),
+            "restricted_comment_id": comment.to_string(), "restricted_comment": "pay committee",
             "query": "salary bands shift notes",
             "load": {"sessions": 20, "calls": 10, "query": "shift notes handover"},
         },

@@ -113,8 +113,12 @@ async def permissions_hold(cfg):
         titles = [h["title"] for h in result.structured_content["hits"]]
         check(titles and restricted not in titles, "an outsider never sees the restricted page", titles)
         check(restricted not in text, "nor in the readable text")
-        result, text = await call(c, "get_page", {"page_id": cfg["restricted_id"]})
-        check(result.is_error and "no page" in text, "get_page of an unreadable page is as unknown", text)
+        ids = [h["page_id"] for h in result.structured_content["hits"]]
+        check(cfg["restricted_comment_id"] not in ids, "nor its comment", ids)
+        check(cfg["restricted_comment"] not in text, "nor the comment's text")
+        for page in (cfg["restricted_id"], cfg["restricted_comment_id"]):
+            result, text = await call(c, "get_page", {"page_id": page, "include_comments": True})
+            check(result.is_error and "no page" in text, "get_page of an unreadable page or comment is as unknown", text)
         result, _ = await call(c, "list_spaces", {})
         pages = {s["key"]: s["pages"] for s in result.structured_content["spaces"]}
         check(pages.get("ENG") == cfg["outsider_pages"], "list_spaces counts readable pages only", pages)
@@ -124,6 +128,16 @@ async def permissions_hold(cfg):
         check(restricted in titles, "a member sees it", titles)
         result, text = await call(c, "get_page", {"page_id": cfg["restricted_id"]})
         check(not result.is_error and result.structured_content["title"] == restricted, "and reads it", text[:200])
+        check("comments" not in result.structured_content, "comments only on request", result.structured_content)
+        result, text = await call(c, "get_page", {"page_id": cfg["restricted_id"], "include_comments": True})
+        comments = result.structured_content.get("comments", [])
+        check(
+            [c["id"] for c in comments] == [cfg["restricted_comment_id"]]
+            and cfg["restricted_comment"] in comments[0]["markdown"]
+            and cfg["restricted_comment"] in text,
+            "with its comments on request",
+            comments,
+        )
     print("ok: http: permissions hold through MCP")
 
 

@@ -290,13 +290,60 @@ async fn every_page_event_in_every_body_shape_reaches_the_index() {
 }
 
 #[tokio::test]
+async fn comment_events_bring_comments_into_the_index_and_take_them_out() {
+    for (version, shape) in [
+        (ApiVersion::V1, BodyShape::DataCenter),
+        (ApiVersion::V2, BodyShape::CloudStringId),
+    ] {
+        let h = Harness::new(version).await;
+        let page = h
+            .sim
+            .create_page("ENG", "Deploys", "<p>Run the deploy pipeline.</p>");
+        assert_eq!(h.send(PageEvent::Created, &page, shape).await, 200);
+        h.wait_version(&page, Some(1)).await;
+        let comment = h.sim.add_comment(
+            &page,
+            "Carol",
+            "<p>The canary waits for the flamingo check.</p>",
+        );
+        let post = |event| {
+            let h = &h;
+            let body = h.sim.comment_webhook_body(event, &comment, &page, shape);
+            let signature = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+            async move { h.post(&body, Some(&signature)).await.status() }
+        };
+        assert_eq!(post(PageEvent::CommentCreated).await, 200);
+        h.until(Duration::from_secs(20), "the comment found", || async {
+            h.searchable("flamingo check", &comment).await
+        })
+        .await;
+        h.sim
+            .edit_comment(&comment, "<p>The canary waits for the pelican check.</p>");
+        assert_eq!(post(PageEvent::CommentUpdated).await, 200);
+        h.until(
+            Duration::from_secs(20),
+            "the edited comment found",
+            || async { h.searchable("pelican check", &comment).await },
+        )
+        .await;
+        h.sim.delete_comment(&comment);
+        assert_eq!(post(PageEvent::CommentRemoved).await, 200);
+        h.until(Duration::from_secs(20), "the comment gone", || async {
+            h.store.page(&comment).await.unwrap().is_none()
+        })
+        .await;
+        assert!(!h.searchable("pelican check", &comment).await, "{version}");
+        // The page stays: a removed comment never removes its page.
+        assert_eq!(h.indexed_version(&page).await, Some(1), "{version}");
+    }
+}
+
+#[tokio::test]
 async fn other_events_are_acknowledged_and_ignored() {
     let h = Harness::new(ApiVersion::V1).await;
     h.sim.clear_log();
     for body in [
         r#"{"timestamp":1,"event":"space_created","userKey":"k","space":{"key":"NEW"}}"#,
-        r#"{"timestamp":1,"event":"comment_created","comment":{"id":5}}"#,
-        r#"{"comment":{"id":"7","parent":{"id":"5"}},"userAccountId":"a"}"#,
         r#"{"test":true}"#,
     ] {
         let r = h

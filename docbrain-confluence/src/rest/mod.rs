@@ -8,6 +8,7 @@
 //! indexed: trashed, archived (hidden from Confluence's own search by default), draft and
 //! historical pages are removed from the index.
 
+mod comments;
 mod http;
 mod permissions;
 mod v1;
@@ -20,8 +21,8 @@ use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
 use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
 use docbrain_core::{
-    CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream, PageSummary,
-    ReadAccess, Reader, Scope,
+    parts_digest, CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream,
+    PageSummary, ReadAccess, Reader, Scope,
 };
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
@@ -127,6 +128,8 @@ struct Inner {
     read_permissions: bool,
     /// Whether the site lets anonymous users in (`CONFLUENCE_ANONYMOUS_ACCESS`).
     anonymous_access: bool,
+    /// Whether comments are read (`COMMENTS`).
+    comments: bool,
     /// Titles of pages seen in listings (ancestor breadcrumbs) and space keys by space id (v2).
     cache: Mutex<Cache>,
 }
@@ -219,6 +222,7 @@ impl ConfluenceClient {
                 page_size: page_size.clamp(1, 250),
                 read_permissions: config.read_permissions,
                 anonymous_access: config.anonymous_access,
+                comments: config.comments,
                 cache: Mutex::new(Cache::default()),
             }),
         })
@@ -251,10 +255,14 @@ impl ConfluenceClient {
 
     /// Fetches page `id` with its rule: the one `listed` gives when the page is still of the
     /// listed version, in the listed space, under the listed ancestors; else read (`reads`).
+    ///
+    /// Its comments are read with it, unless `parts` (the listing's digest of them) says it has
+    /// none.
     async fn fetch_placed(
         &self,
         id: &PageId,
         listed: Option<Listing<'_>>,
+        parts: Option<u128>,
         reads: Reads,
     ) -> Result<Fetched, SourceError> {
         let (fetched, whole) = match self.inner.version {
@@ -288,9 +296,12 @@ impl ConfluenceClient {
                             ancestors: page.ancestor_ids.clone(),
                             whole,
                         };
-                        self.access_at(id, &located, reads).await?
+                        self.access_at(&page.id, &located, reads).await?
                     }
                 };
+                if self.inner.comments && parts != Some(parts_digest([])) {
+                    page.parts = comments::read(&self.inner, &page).await?;
+                }
                 Fetched::Page(page)
             }
             other => other,
@@ -337,6 +348,10 @@ impl ConfluenceClient {
                 (listed, rules)
             }
         };
+        let comments = match self.inner.comments {
+            true => Some(comments::list_space(&self.inner, &space.key).await?),
+            false => None,
+        };
         let pages: Vec<PageSummary> = listed
             .into_iter()
             .zip(rules)
@@ -345,6 +360,15 @@ impl ConfluenceClient {
                     rule,
                     ancestor_ids: placed.ancestors.unwrap_or_default(),
                     read_ms,
+                }),
+                parts: comments.as_ref().map(|listed| {
+                    parts_digest(
+                        listed
+                            .get(&page.id)
+                            .into_iter()
+                            .flatten()
+                            .map(|(id, version)| (id, *version)),
+                    )
                 }),
                 ..page
             })
@@ -470,7 +494,7 @@ impl Fetcher for ConfluenceClient {
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
-        Ok(self.fetch_placed(id, None, Reads::Exact).await?)
+        Ok(self.fetch_placed(id, None, None, Reads::Exact).await?)
     }
 
     async fn fetch_listed(&self, summary: &PageSummary) -> docbrain_core::Result<Fetched> {
@@ -483,7 +507,9 @@ impl Fetcher for ConfluenceClient {
                 space_key: &summary.space_key,
                 access: l,
             });
-        Ok(self.fetch_placed(&summary.id, listed, Reads::Crawl).await?)
+        Ok(self
+            .fetch_placed(&summary.id, listed, summary.parts, Reads::Crawl)
+            .await?)
     }
 
     async fn read_access(&self, id: &PageId) -> docbrain_core::Result<ReadAccess> {
@@ -549,23 +575,7 @@ async fn walk_listing(
     let mut next = Some(first);
     while let Some(url) = next.take() {
         let path = http::path_of(&url);
-        if !inner.on_site(&url) {
-            return Err(SourceError::Decode {
-                path,
-                detail: format!(
-                    "the listing's next link leads to {}, not to CONFLUENCE_BASE_URL ({}): not following it with the credentials",
-                    url.origin().ascii_serialization(),
-                    inner.base.origin().ascii_serialization()
-                ),
-            });
-        }
-        if !seen.insert(url.clone()) {
-            return Err(SourceError::Decode {
-                path,
-                detail: "the listing leads back to a page it already returned: it would never end"
-                    .into(),
-            });
-        }
+        check_next(inner, &url, &mut seen)?;
         let answer = inner
             .get_found(&url, || SourceError::SpaceNotFound {
                 key: space.key.clone(),
@@ -580,6 +590,30 @@ async fn walk_listing(
         next = next_url(inner, &answer)?;
     }
     Ok(pages)
+}
+
+/// Checks that a listing's next request, `url`, is on the configured site and not one it made
+/// already (`seen`, which gains it).
+fn check_next(inner: &Inner, url: &Url, seen: &mut HashSet<Url>) -> Result<(), SourceError> {
+    let path = http::path_of(url);
+    if !inner.on_site(url) {
+        return Err(SourceError::Decode {
+            path,
+            detail: format!(
+                "the listing's next link leads to {}, not to CONFLUENCE_BASE_URL ({}): not following it with the credentials",
+                url.origin().ascii_serialization(),
+                inner.base.origin().ascii_serialization()
+            ),
+        });
+    }
+    if !seen.insert(url.clone()) {
+        return Err(SourceError::Decode {
+            path,
+            detail: "the listing leads back to a page it already returned: it would never end"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// What a listing says of a page's read rule (Data Center's expansions).
@@ -632,6 +666,7 @@ fn summaries(
                     title: r["title"].as_str().unwrap_or_default().to_owned(),
                     version: r["version"]["number"].as_u64(),
                     access: None,
+                    parts: None,
                 },
                 ListedRule {
                     own,

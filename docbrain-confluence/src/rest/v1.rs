@@ -11,7 +11,7 @@ use crate::{storage_to_markdown, SourceError};
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
 /// context path, so it is appended rather than joined).
-fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
+pub(super) fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
     // Relative links are relative to the site (`_links.base`), which is the configured base:
     // resolve them against CONFLUENCE_BASE_URL, never against an address the answer names.
     answer.json["_links"]["next"]
@@ -105,15 +105,34 @@ pub(super) async fn list_space(
 }
 
 /// Fetches one page expanded with body, version, space, ancestors and labels (its rule not yet
-/// read), and whether its ancestors came whole (Data Center lists them all, root first).
+/// read), and whether its ancestors came whole (Data Center lists them all, root first). The id
+/// of a comment (a Data Center comment event names only that) fetches the page it is on.
 pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool), SourceError> {
-    let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
-    url.query_pairs_mut().append_pair(
-        "expand",
-        "body.storage,version,space,ancestors,metadata.labels",
-    );
-    let path = path_of(&url);
-    let Some(answer) = inner.get(&url).await? else {
+    let mut answer = None;
+    let mut id = id.clone();
+    // A comment's container is a page (or a blog post); one hop at most.
+    for _ in 0..2 {
+        let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
+        url.query_pairs_mut().append_pair(
+            "expand",
+            "body.storage,version,space,ancestors,metadata.labels,container",
+        );
+        let Some(found) = inner.get(&url).await? else {
+            return Ok((Fetched::Gone, true));
+        };
+        match (
+            found.json["type"].as_str(),
+            id_of(&found.json["container"]["id"]),
+        ) {
+            (Some("comment"), Some(container)) => id = container,
+            (Some("comment"), None) => return Ok((Fetched::Gone, true)),
+            _ => {
+                answer = Some((path_of(&url), found));
+                break;
+            }
+        }
+    }
+    let Some((path, answer)) = answer else {
         return Ok((Fetched::Gone, true));
     };
     let json = &answer.json;
@@ -156,7 +175,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
         .as_str()
         .map(|w| format!("{base}{w}"));
     Ok(Fetched::Page(Page {
-        id: id.clone(),
+        id,
         space_key,
         title,
         version,
@@ -167,6 +186,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
         body: storage.map(storage_to_markdown).unwrap_or_default(),
         ancestor_ids,
         access: ReadAccess::nobody(),
+        parts: Vec::new(),
     }))
     .map(|fetched| (fetched, ancestors_whole(json)))
 }

@@ -231,6 +231,7 @@ pub(super) async fn fetch(
         body: storage.map(storage_to_markdown).unwrap_or_default(),
         ancestor_ids: chain.ids,
         access: ReadAccess::nobody(),
+        parts: Vec::new(),
     }))
     .map(|fetched| (fetched, chain.whole))
 }

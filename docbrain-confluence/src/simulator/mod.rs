@@ -67,6 +67,23 @@ pub struct SimPage {
     pub folder: bool,
 }
 
+/// A comment as the simulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimComment {
+    /// The comment id (from the same counter as pages, as Confluence's content ids are).
+    pub id: u64,
+    /// The page it is on.
+    pub page: u64,
+    /// Its author's display name.
+    pub author: String,
+    /// The storage-format body.
+    pub body: String,
+    /// The version number, 1 on creation, +1 per edit.
+    pub version: u64,
+    /// For an inline comment, the page text it is anchored to.
+    pub inline: Option<String>,
+}
+
 /// Which API call a request was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -80,6 +97,8 @@ pub enum Route {
     PageMeta,
     /// Space permissions, page restrictions, users and their groups.
     Permissions,
+    /// Comment listings: a space's (CQL search) or a page's (`child/comment`).
+    Comments,
     /// Anything else.
     Other,
 }
@@ -166,6 +185,7 @@ struct Space {
 pub(crate) struct State {
     spaces: BTreeMap<String, Space>,
     pages: BTreeMap<u64, SimPage>,
+    comments: BTreeMap<u64, SimComment>,
     users: BTreeMap<String, SimUser>,
     /// The site lets anonymous users in.
     anonymous_access: bool,
@@ -219,6 +239,7 @@ impl Simulator {
         let state = Arc::new(Mutex::new(State {
             spaces: BTreeMap::new(),
             pages: BTreeMap::new(),
+            comments: BTreeMap::new(),
             users: BTreeMap::new(),
             anonymous_access: false,
             restriction_answer: None,
@@ -432,6 +453,69 @@ impl Simulator {
         })
     }
 
+    /// Adds a footer comment by `author` to page `page` and returns its id.
+    pub fn add_comment(&self, page: &PageId, author: &str, storage_body: &str) -> PageId {
+        self.insert_comment(page, author, storage_body, None)
+    }
+
+    /// Adds an inline comment anchored to the page text `selection`.
+    pub fn add_inline_comment(
+        &self,
+        page: &PageId,
+        author: &str,
+        selection: &str,
+        storage_body: &str,
+    ) -> PageId {
+        self.insert_comment(page, author, storage_body, Some(selection.to_owned()))
+    }
+
+    fn insert_comment(
+        &self,
+        page: &PageId,
+        author: &str,
+        storage_body: &str,
+        inline: Option<String>,
+    ) -> PageId {
+        let mut s = self.state();
+        let id = s.next_id;
+        s.next_id += 1;
+        s.comments.insert(
+            id,
+            SimComment {
+                id,
+                page: page.as_str().parse().unwrap_or_default(),
+                author: author.to_owned(),
+                body: storage_body.to_owned(),
+                version: 1,
+                inline,
+            },
+        );
+        PageId::from(id)
+    }
+
+    /// Replaces a comment's body, bumping its version (the page's stays); returns the new one.
+    pub fn edit_comment(&self, id: &PageId, storage_body: &str) -> Option<u64> {
+        let key: u64 = id.as_str().parse().ok()?;
+        let mut s = self.state();
+        let comment = s.comments.get_mut(&key)?;
+        comment.body = storage_body.to_owned();
+        comment.version += 1;
+        Some(comment.version)
+    }
+
+    /// Deletes a comment (Confluence deletes comments for good).
+    pub fn delete_comment(&self, id: &PageId) -> bool {
+        id.as_str()
+            .parse::<u64>()
+            .is_ok_and(|key| self.state().comments.remove(&key).is_some())
+    }
+
+    /// Returns a comment as the simulator holds it.
+    pub fn comment(&self, id: &PageId) -> Option<SimComment> {
+        let key: u64 = id.as_str().parse().ok()?;
+        self.state().comments.get(&key).cloned()
+    }
+
     /// Purges a page: it answers 404 from now on.
     pub fn delete_page(&self, id: &PageId) -> bool {
         let Ok(key) = id.as_str().parse::<u64>() else {
@@ -540,6 +624,43 @@ impl Simulator {
             version: page.as_ref().map(|p| p.version),
         };
         webhook::body(event, &reference, shape, now_ms())
+    }
+
+    /// The body Confluence sends for comment event `event` (`CommentCreated`, `CommentUpdated`,
+    /// `CommentRemoved`) on comment `comment` of page `page`: Data Center's id-only body, or
+    /// Cloud's nameless one with the comment's page.
+    pub fn comment_webhook_body(
+        &self,
+        event: PageEvent,
+        comment: &PageId,
+        page: &PageId,
+        shape: BodyShape,
+    ) -> String {
+        let number = |id: &PageId| id.as_str().parse::<u64>().unwrap_or_default();
+        let held = self.page(page);
+        let version = self.comment(comment).map_or(1, |c| c.version);
+        let body = match shape {
+            BodyShape::DataCenter | BodyShape::DataCenterFull => serde_json::json!({
+                "timestamp": now_ms(), "event": event.name(),
+                "userKey": "2c9280839e460b0f019e460ba6440000",
+                "comment": {"id": number(comment)},
+            }),
+            BodyShape::Cloud | BodyShape::CloudStringId => serde_json::json!({
+                "userAccountId": "557058:0a1b2c3d-docbrain-simulator", "accountType": "customer",
+                "timestamp": now_ms(),
+                "comment": {
+                    "id": comment.as_str(), "idAsString": comment.as_str(), "contentType": "comment",
+                    "version": version,
+                    "parent": {
+                        "id": page.as_str(), "idAsString": page.as_str(), "contentType": "page",
+                        "title": held.as_ref().map(|p| p.title.clone()),
+                        "spaceKey": held.as_ref().map(|p| p.space_key.clone()),
+                        "version": held.as_ref().map(|p| p.version),
+                    },
+                },
+            }),
+        };
+        body.to_string()
     }
 
     /// POSTs a webhook for `event` on page `id` to `url`, signed with `secret` when given, and

@@ -17,7 +17,7 @@ use reqwest::Url;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use super::{permissions, Request, Route, SimPage, State, API_TOKEN, EMAIL, PAT};
+use super::{permissions, Request, Route, SimComment, SimPage, State, API_TOKEN, EMAIL, PAT};
 
 pub(super) type Answer = Response<Full<Bytes>>;
 
@@ -71,6 +71,7 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     };
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = match seg.as_slice() {
+        [.., "content", _, "child", "comment"] | [.., "content", "search"] => Route::Comments,
         ["wiki", "api", "v2", "spaces", _, "permissions"]
         | ["rest", "api", "space", _, "permissions", ..]
         | ["wiki", "rest", "api", "space", _]
@@ -154,6 +155,14 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 ["rest", "api", "user"] => permissions::v1_user(&s, &query),
                 ["rest", "api", "space"] => v1_spaces(&s, &query, &base),
                 ["rest", "api", "space", key] => v1_space(&s, key),
+                ["rest", "api", "content", "search"]
+                | ["wiki", "rest", "api", "content", "search"] => {
+                    v1_comment_search(&s, &query, &base)
+                }
+                ["rest", "api", "content", id, "child", "comment"]
+                | ["wiki", "rest", "api", "content", id, "child", "comment"] => {
+                    v1_page_comments(&s, id, &query, &base)
+                }
                 ["rest", "api", "content"] => v1_contents(&s, &query, &base, false),
                 ["wiki", "rest", "api", "content"] => v1_contents(&s, &query, &base, true),
                 ["rest", "api", "content", id] => {
@@ -855,7 +864,116 @@ fn v1_contents(
     )
 }
 
+/// A comment of a page the account can see, in v1's shape with the expansions asked for.
+fn v1_comment_json(s: &State, c: &SimComment, expand: &str) -> Option<Value> {
+    let page = visible(s, &c.page.to_string()).filter(|p| p.status == PageStatus::Current)?;
+    let mut v = json!({
+        "id": c.id.to_string(), "type": "comment", "status": "current",
+        "title": format!("Re: {}", page.title),
+        "_links": {"webui": format!("{}?focusedCommentId={}#comment-{}", webui(page), c.id, c.id)},
+    });
+    if expand.contains("version") {
+        v["version"] =
+            json!({"number": c.version, "minorEdit": false, "when": "2026-01-05T09:00:00.000Z"});
+    }
+    if expand.contains("container") {
+        v["container"] = json!({"id": page.id.to_string(), "type": "page", "status": "current", "title": page.title});
+    }
+    if expand.contains("body.storage") {
+        v["body"] = json!({"storage": {"value": c.body, "representation": "storage"}});
+    }
+    if expand.contains("history") {
+        v["history"] = json!({"latest": true, "createdDate": "2026-01-05T09:00:00.000Z",
+            "createdBy": {"type": "known", "username": c.author.to_lowercase(), "displayName": c.author}});
+    }
+    if expand.contains("extensions") {
+        v["extensions"] = match &c.inline {
+            Some(selection) => json!({"location": "inline",
+                "inlineProperties": {"originalSelection": selection, "markerRef": format!("m{}", c.id)}}),
+            None => json!({"location": "footer"}),
+        };
+    }
+    Some(v)
+}
+
+/// `GET rest/api/content/search` for the one CQL query a crawl sends:
+/// `space="KEY" and type=comment`.
+fn v1_comment_search(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> Answer {
+    let cql = query("cql").unwrap_or_default();
+    let key = cql
+        .strip_prefix("space=\"")
+        .and_then(|rest| rest.strip_suffix("\" and type=comment"));
+    let Some(key) = key else {
+        return error(
+            400,
+            false,
+            "this simulator's CQL knows only: space=\"KEY\" and type=comment",
+        );
+    };
+    let expand = query("expand").unwrap_or_default();
+    let all: Vec<Value> = s
+        .comments
+        .values()
+        .filter(|c| s.pages.get(&c.page).is_some_and(|p| p.space_key == key))
+        .filter_map(|c| v1_comment_json(s, c, &expand))
+        .collect();
+    let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
+    let limit = limit_of(s, query, 25);
+    let (results, next) = window(&all, start, limit);
+    let next = next.map(|n| {
+        let mut link = Url::parse("http://sim/rest/api/content/search")
+            .unwrap_or_else(|_| unreachable!("a valid URL"));
+        link.query_pairs_mut()
+            .append_pair("cql", &cql)
+            .append_pair("expand", &expand)
+            .append_pair("limit", &limit.to_string())
+            .append_pair("start", &n.to_string());
+        format!("{}?{}", link.path(), link.query().unwrap_or_default())
+    });
+    respond(
+        200,
+        &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
+    )
+}
+
+/// `GET rest/api/content/{id}/child/comment`: every comment of a page the account can see.
+fn v1_page_comments(
+    s: &State,
+    id: &str,
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+) -> Answer {
+    if visible(s, id).is_none_or(|p| p.status != PageStatus::Current) {
+        return error(
+            404,
+            false,
+            &format!("No content found with id: ContentId{{id={id}}}"),
+        );
+    }
+    let expand = query("expand").unwrap_or_default();
+    let all: Vec<Value> = s
+        .comments
+        .values()
+        .filter(|c| c.page.to_string() == id)
+        .filter_map(|c| v1_comment_json(s, c, &expand))
+        .collect();
+    let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
+    let limit = limit_of(s, query, 25);
+    let (results, next) = window(&all, start, limit);
+    let next = next.map(|n| {
+        format!("/rest/api/content/{id}/child/comment?expand={expand}&depth=all&limit={limit}&start={n}")
+    });
+    respond(
+        200,
+        &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
+    )
+}
+
 fn v1_content(s: &State, id: &str, base: &str, expand: &str) -> Answer {
+    let comment = id.parse::<u64>().ok().and_then(|key| s.comments.get(&key));
+    if let Some(json) = comment.and_then(|c| v1_comment_json(s, c, expand)) {
+        return respond(200, &json);
+    }
     // Without a `status` parameter v1 returns only current content.
     match visible(s, id).filter(|p| p.status == PageStatus::Current) {
         Some(p) => respond(200, &v1_content_json(s, p, base, expand, false)),

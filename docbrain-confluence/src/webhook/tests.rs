@@ -123,15 +123,24 @@ fn our_bodies_of_each_shape_name_their_event_and_page() {
         page_of(parse(&trashed, Some("page_removed"), Some("page_trashed")).unwrap()).0,
         PageEvent::Removed
     );
-    for other in ["dc-space_created.json", "cloud-comment_created.json"] {
-        assert!(
-            matches!(
-                parse(&ours(other), None, None).unwrap(),
-                Delivery::Ignored { .. }
-            ),
-            "{other}"
-        );
-    }
+    // A comment event reconciles the page the comment is on; an id-only Data Center body names
+    // the comment, whose page the reconcile finds.
+    let (event, page) = page_of(parse(&ours("cloud-comment_created.json"), None, None).unwrap());
+    assert_eq!(
+        (event, page.id.as_str()),
+        (PageEvent::CommentChanged, "98310")
+    );
+    assert_eq!(page.title.as_deref(), Some("Deploys"));
+    let (event, page) = page_of(parse(&ours("dc-comment_removed.json"), None, None).unwrap());
+    assert_eq!(
+        (event, page.id.as_str()),
+        (PageEvent::CommentRemoved, "98401")
+    );
+    assert!(event.is_comment() && !PageEvent::Removed.is_comment());
+    assert!(matches!(
+        parse(&ours("dc-space_created.json"), None, None).unwrap(),
+        Delivery::Ignored { .. }
+    ));
 }
 
 #[test]
@@ -301,15 +310,18 @@ fn captured_cloud_bodies_have_no_event_name_and_ids_of_both_types() {
         page_of(parse(&body, Some("page_removed"), Some("page_trashed")).unwrap()).0,
         PageEvent::Removed
     );
-    assert!(matches!(
+    let (event, page) = page_of(
         parse(
             &read("cloud/comment_created.string-id.crewlet.json"),
             None,
-            None
+            None,
         )
         .unwrap(),
-        Delivery::Ignored { .. }
-    ));
+    );
+    assert_eq!(
+        (event, page.id.as_str(), page.version),
+        (PageEvent::CommentChanged, "10000001", Some(2))
+    );
 }
 
 #[test]

@@ -140,6 +140,9 @@ pub struct ConfluenceSettings {
     /// `CONFLUENCE_ANONYMOUS_ACCESS`: the site lets anonymous users in, so a space's
     /// anonymous view permission opens its pages to everyone (off: such grants admit nobody).
     pub anonymous_access: bool,
+    /// `COMMENTS`: index each page's comments, as hits of their own under the page (on by
+    /// default).
+    pub comments: bool,
 }
 
 impl ConfluenceSettings {
@@ -156,6 +159,7 @@ impl ConfluenceSettings {
             fetch_concurrency: 4,
             read_permissions: true,
             anonymous_access: false,
+            comments: true,
         }
     }
 

@@ -93,6 +93,7 @@ pub const VARS: &[Var] = &[
     var("CONFLUENCE_TLS_VERIFY", "confluence-tls-verify", Sync, "Verify Confluence's certificate [default: true]"),
     var("CONFLUENCE_FETCH_CONCURRENCY", "confluence-fetch-concurrency", Sync, "Pages fetched and indexed at once during a crawl [default: 4]"),
     var("CONFLUENCE_ANONYMOUS_ACCESS", "confluence-anonymous-access", Sync, "The site lets anonymous users view spaces that grant it; off, such grants admit nobody [default: false]"),
+    var("COMMENTS", "comments", Sync, "Index Confluence comments (footer, inline, replies) as hits under their page: on or off [default: on]"),
     var("CHUNK_MAX_TOKENS", "chunk-tokens", Sync, "Chunk budget in model tokens, breadcrumb included [default: 254]"),
     var("MAX_DELETE_FRACTION", "max-delete-fraction", Sync, "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]"),
     var("DELETE_GUARD_FLOOR", "delete-guard-floor", Sync, "Deleting up to this many pages of a space always passes the guard [default: 2]"),
@@ -367,6 +368,7 @@ fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
     c.tls_verify = r.flag("CONFLUENCE_TLS_VERIFY", true)?;
     c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
     c.anonymous_access = r.flag("CONFLUENCE_ANONYMOUS_ACCESS", false)?;
+    c.comments = r.flag("COMMENTS", true)?;
     Ok(c)
 }
 

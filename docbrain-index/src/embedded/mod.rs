@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::{debug, info};
 
 use crate::error::IndexError;
-use schema::{CREATE, MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA_VERSION};
+use schema::{CREATE, MIGRATE_1_TO_2, MIGRATE_2_TO_3, MIGRATE_3_TO_4, SCHEMA_VERSION};
 use vectors::{Keep, VectorCache};
 
 /// How many candidates each ranking contributes to the fusion.
@@ -162,11 +162,15 @@ impl EmbeddedStore {
             1 => {
                 tx.execute_batch(MIGRATE_1_TO_2)?;
                 tx.execute_batch(MIGRATE_2_TO_3)?;
+                tx.execute_batch(MIGRATE_3_TO_4)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 info!(path = %path.display(), "upgraded the index to schema {SCHEMA_VERSION}: pages stay hidden from permission-filtered searches until the next crawl reads their permissions");
             }
-            2 => {
-                tx.execute_batch(MIGRATE_2_TO_3)?;
+            2 | 3 => {
+                if version == 2 {
+                    tx.execute_batch(MIGRATE_2_TO_3)?;
+                }
+                tx.execute_batch(MIGRATE_3_TO_4)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 info!(path = %path.display(), "upgraded the index to schema {SCHEMA_VERSION}");
             }
@@ -235,7 +239,7 @@ fn bound_dimension(conn: &Connection) -> Result<Option<usize>> {
 }
 
 /// A page row with its JSON columns still as text.
-type RawPage = (IndexedPage, [String; 4]);
+type RawPage = (IndexedPage, [String; 5]);
 
 fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
     Ok((
@@ -253,8 +257,18 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
             access: ReadAccess::nobody(),
             access_read_ms: row.get::<_, i64>(11)? as u64,
             source: row.get(12)?,
+            parent: Some(row.get::<_, String>(13)?)
+                .filter(|p| !p.is_empty())
+                .map(PageId::new),
+            parts: Vec::new(),
         },
-        [row.get(5)?, row.get(6)?, row.get(9)?, row.get(10)?],
+        [
+            row.get(5)?,
+            row.get(6)?,
+            row.get(9)?,
+            row.get(10)?,
+            row.get(14)?,
+        ],
     ))
 }
 
@@ -263,10 +277,11 @@ const MMAP_BYTES: i64 = 1 << 30;
 /// SQLite's page cache for searches and writes (negative: KiB).
 const CACHE_KIB: i64 = -65_536;
 
-const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms, source";
+const PAGE_COLUMNS: &str = "page_id, space_key, title, version, url, ancestors, labels, content_hash, chunk_count, ancestor_ids, access, access_read_ms, source, parent, parts";
 
 fn decode_page(raw: RawPage) -> Result<IndexedPage> {
-    let (mut page, [ancestors, labels, ancestor_ids, access]) = raw;
+    let (mut page, [ancestors, labels, ancestor_ids, access, parts]) = raw;
+    page.parts = serde_json::from_str(&parts).map_err(|_| IndexError::Corrupt { what: "parts" })?;
     page.ancestors = from_json(&ancestors)?;
     page.labels = from_json(&labels)?;
     page.ancestor_ids = from_json(&ancestor_ids)?
@@ -611,7 +626,7 @@ impl IndexStore for EmbeddedStore {
             tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
             let access = access_json(&page.access);
             tx.execute(
-                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
                 params![
                     page.id.as_str(),
                     page.space_key,
@@ -626,6 +641,8 @@ impl IndexStore for EmbeddedStore {
                     access,
                     page.access_read_ms as i64,
                     page.source,
+                    page.parent.as_ref().map_or("", PageId::as_str),
+                    serde_json::to_string(&page.parts).unwrap_or_else(|_| "[]".into()),
                     now_ms(),
                 ],
             )?;
@@ -741,7 +758,8 @@ impl IndexStore for EmbeddedStore {
                 Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
             };
             Ok(IndexStats {
-                pages: count("SELECT count(*) FROM pages")?,
+                pages: count("SELECT count(*) FROM pages WHERE parent = ''")?,
+                parts: count("SELECT count(*) FROM pages WHERE parent != ''")?,
                 chunks: count("SELECT count(*) FROM chunks")?,
                 model_id: meta(conn, "model_id")?,
                 dimension: bound_dimension(conn)?,

@@ -2,7 +2,7 @@
 
 /// Bumped whenever the tables change; an index of another version is refused, not migrated
 /// silently.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Brings a version 1 file to version 2: pages gain their ancestor ids and read rule. Records
 /// written before read `[[]]`, nobody, until a crawl reads their permissions.
@@ -17,6 +17,13 @@ ALTER TABLE pages ADD COLUMN access TEXT NOT NULL DEFAULT '[[]]';
 pub(crate) const MIGRATE_2_TO_3: &str = "
 ALTER TABLE pages ADD COLUMN access_read_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pages ADD COLUMN source TEXT NOT NULL DEFAULT '';
+";
+
+/// Brings a version 3 file to version 4: records gain the page they are a part of (empty: a
+/// page) and the parts a page carries (comments, each a record of its own).
+pub(crate) const MIGRATE_3_TO_4: &str = "
+ALTER TABLE pages ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+ALTER TABLE pages ADD COLUMN parts TEXT NOT NULL DEFAULT '[]';
 ";
 
 pub(crate) const CREATE: &str = "
@@ -38,7 +45,9 @@ CREATE TABLE pages (
     ancestor_ids TEXT NOT NULL DEFAULT '[]',
     access       TEXT NOT NULL DEFAULT '[[]]',
     access_read_ms INTEGER NOT NULL DEFAULT 0,
-    source       TEXT NOT NULL DEFAULT ''
+    source       TEXT NOT NULL DEFAULT '',
+    parent       TEXT NOT NULL DEFAULT '',
+    parts        TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE chunks (
     id           INTEGER PRIMARY KEY,

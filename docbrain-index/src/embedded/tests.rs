@@ -26,6 +26,8 @@ fn record(id: &str, version: u64, chunks: u32) -> IndexedPage {
         access: ReadAccess::anyone(),
         access_read_ms: 0,
         source: String::new(),
+        parent: None,
+        parts: Vec::new(),
     }
 }
 
@@ -225,7 +227,7 @@ async fn an_index_from_before_permissions_opens_with_its_pages_hidden_until_recr
     {
         let conn = Connection::open(dir.path().join(EmbeddedStore::FILE_NAME)).unwrap();
         conn.execute_batch(
-            "ALTER TABLE pages DROP COLUMN source; ALTER TABLE pages DROP COLUMN access_read_ms; ALTER TABLE pages DROP COLUMN access; ALTER TABLE pages DROP COLUMN ancestor_ids; PRAGMA user_version = 1;",
+            "ALTER TABLE pages DROP COLUMN parts; ALTER TABLE pages DROP COLUMN parent; ALTER TABLE pages DROP COLUMN source; ALTER TABLE pages DROP COLUMN access_read_ms; ALTER TABLE pages DROP COLUMN access; ALTER TABLE pages DROP COLUMN ancestor_ids; PRAGMA user_version = 1;",
         )
         .unwrap();
     }

@@ -123,7 +123,7 @@ impl OpenSearchStore {
                 });
             }
             let record = json!({
-                "kind": "page",
+                "kind": if page.parent.is_some() { "part" } else { "page" },
                 "page_id": page.id.as_str(),
                 "space_key": page.space_key,
                 "generation": generation,

@@ -111,7 +111,7 @@ impl OpenSearchStore {
         loop {
             let mut query = json!({
                 "size": 5000,
-                "query": {"term": {"kind": "page"}},
+                "query": {"terms": {"kind": ["page", "part"]}},
                 "sort": [{"page_id": "asc"}],
                 "_source": ["record"],
             });
@@ -479,15 +479,28 @@ impl IndexStore for OpenSearchStore {
                 &format!("/{}/_search", self.pages),
                 Body::Json(&json!({
                     "size": 0, "track_total_hits": true,
-                    "query": {"term": {"kind": "page"}},
-                    "aggs": {"chunks": {"sum": {"field": "chunk_count"}}}
+                    "query": {"terms": {"kind": ["page", "part"]}},
+                    "aggs": {
+                        "chunks": {"sum": {"field": "chunk_count"}},
+                        "kinds": {"terms": {"field": "kind"}}
+                    }
                 })),
                 "count pages",
             )
             .await?;
         let sync = self.meta_doc(SYNC_DOC, "read the sync time").await?;
+        let kind = |name: &str| {
+            answer["aggregations"]["kinds"]["buckets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|b| b["key"] == name)
+                .and_then(|b| b["doc_count"].as_u64())
+                .unwrap_or(0)
+        };
         Ok(IndexStats {
-            pages: answer["hits"]["total"]["value"].as_u64().unwrap_or(0),
+            pages: kind("page"),
+            parts: kind("part"),
             chunks: answer["aggregations"]["chunks"]["value"]
                 .as_f64()
                 .unwrap_or(0.0) as u64,

@@ -55,6 +55,8 @@ fn page(version: u64, chunks: u32) -> IndexedPage {
         access: ReadAccess::anyone(),
         access_read_ms: 0,
         source: String::new(),
+        parent: None,
+        parts: Vec::new(),
     }
 }
 

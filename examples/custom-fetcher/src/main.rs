@@ -75,6 +75,7 @@ impl Fetcher for IncidentLog {
                             title: i.title.into(),
                             version: Some(i.revision),
                             access: None,
+                            parts: None,
                         })
                     })
                     .collect()
