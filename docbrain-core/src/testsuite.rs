@@ -303,6 +303,52 @@ where
     filters_by_permission(new_store().await.as_ref()).await;
     records_sync_time(new_store().await.as_ref()).await;
     notes_rule_changes(new_store().await.as_ref()).await;
+    keeps_parts_apart_from_pages(new_store().await.as_ref()).await;
+}
+
+/// A page's parts (comments) are records of their own: each names its page, the page lists
+/// them, both read back as written; they are counted apart from pages, found by search as
+/// their own hits, and a crawl sees them among the states.
+pub async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
+    store.bind_model(&model()).await.unwrap();
+    let part = IndexedPage {
+        parent: Some("300".into()),
+        title: "Comment by Carol".into(),
+        ..record("301", "ENG", "Comment by Carol", 2, 1)
+    };
+    store
+        .replace_page(&part, &chunks("301", "Comment by Carol", &[("flamingo check", 3)]))
+        .await
+        .unwrap();
+    let page = IndexedPage {
+        parts: vec![crate::PartRef {
+            id: "301".into(),
+            version: 2,
+        }],
+        ..record("300", "ENG", "Deploys", 1, 1)
+    };
+    put(store, "299", "ENG", "Other", 1, &[("unrelated", 1)]).await;
+    store
+        .replace_page(&page, &chunks("300", "Deploys", &[("run the pipeline", 0)]))
+        .await
+        .unwrap();
+    assert_eq!(store.page(&"301".into()).await.unwrap(), Some(part.clone()));
+    assert_eq!(store.page(&"300".into()).await.unwrap(), Some(page.clone()));
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pages, stats.parts, stats.chunks), (2, 1, 3));
+    let states = store.page_states().await.unwrap();
+    let of = |id: &str| states.iter().find(|s| s.id.as_str() == id).unwrap();
+    assert_eq!(of("301").parent, part.parent);
+    assert_eq!(of("300").parts, page.parts);
+    assert_eq!(of("300").parent, None);
+    let hits = store
+        .search(&request("flamingo", 3, 5, None))
+        .await
+        .unwrap();
+    assert_eq!(hits.first().map(|h| h.page_id.as_str()), Some("301"));
+    assert_eq!(hits[0].title, "Comment by Carol");
+    store.delete_page(&"301".into()).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().parts, 0);
 }
 
 /// The first model binds; the same model binds again; another model or dimension is refused.
