@@ -139,6 +139,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.ingest.confluence.pageLimit | quote }}
 - name: CONFLUENCE_ANONYMOUS_ACCESS
   value: {{ .Values.ingest.confluence.anonymousAccess | quote }}
+- name: COMMENTS
+  value: {{ .Values.ingest.confluence.comments | quote }}
 {{- end -}}
 
 {{- define "docbrain.volumes" -}}
