@@ -5,12 +5,14 @@
 //! - [`LocalFetcher`]: a folder of exported pages (`SOURCE_TYPE=local`).
 //! - [`Sources`]: builds the source that [`docbrain_core::settings::SourceSettings`] names.
 //! - [`storage_to_markdown`]: the storage-format (XHTML) to Markdown converter both use.
+//! - [`extract`]: text from attachments (PDF, DOCX, PPTX, XLSX, text), in a child process.
 //! - [`webhook`]: `X-Hub-Signature` checks and webhook bodies in the Cloud and Data Center shapes.
 //! - `simulator` (feature `simulator`): a Confluence on loopback for tests, with both API
 //!   versions, faults, a request log and signed webhooks.
 
 mod build;
 mod error;
+pub mod extract;
 mod local;
 #[cfg(feature = "rest")]
 mod rest;

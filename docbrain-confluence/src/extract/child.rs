@@ -1,0 +1,172 @@
+//! Extraction in a child process of the same binary, under a time and a memory limit.
+//!
+//! The parent writes one JSON header line (type, character cap, memory limit) and the file's
+//! bytes to the child's stdin; the child, having limited its own address space
+//! (`RLIMIT_AS`), extracts and writes one line, `DOCBRAIN-EXTRACTED ` and a JSON answer, to
+//! stdout. A child that panics answers an error; one that crashes, runs out of memory or
+//! answers nothing fails that file; one past the time limit is killed.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{extract, ExtractError, FileType};
+
+/// Set in the child's environment: [`serve_if_child`] extracts and exits when it is.
+pub const CHILD_ENV: &str = "DOCBRAIN_EXTRACT_CHILD";
+
+/// Opens the child's answer line (libtest and others may write to stdout before it).
+const MARKER: &str = "DOCBRAIN-EXTRACTED ";
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    kind: FileType,
+    max_chars: usize,
+    memory_bytes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Answer {
+    Text(String),
+    Error(ExtractError),
+}
+
+/// Runs [`extract`] in a child process: the binary itself by default
+/// ([`Extractor::this_binary`], whose `main` calls [`serve_if_child`] first), with a time
+/// limit (30 s by default) and a memory limit (1 GiB by default).
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    program: PathBuf,
+    args: Vec<OsString>,
+    /// How long one file may take; the child is killed then.
+    pub timeout: Duration,
+    /// The child's address-space limit in bytes (0: none).
+    pub memory_bytes: u64,
+}
+
+impl Extractor {
+    /// The running executable as the extractor: its `main` must call [`serve_if_child`]
+    /// before anything else (both DocBrain binaries do).
+    ///
+    /// # Errors
+    /// When the executable's path cannot be read.
+    pub fn this_binary() -> std::io::Result<Self> {
+        Ok(Self::command(std::env::current_exe()?, Vec::new()))
+    }
+
+    /// `program` with `args` as the extractor (a test binary running the one test that calls
+    /// [`serve_if_child`]).
+    pub fn command(program: impl Into<PathBuf>, args: Vec<OsString>) -> Self {
+        Self {
+            program: program.into(),
+            args,
+            timeout: Duration::from_secs(30),
+            memory_bytes: 1 << 30,
+        }
+    }
+
+    /// The text of `bytes`, a file of type `kind`, cut at `max_chars` characters, extracted
+    /// in a child process.
+    ///
+    /// # Errors
+    /// What [`extract`] fails with; [`ExtractError::Crashed`] when the child cannot start,
+    /// dies, runs out of memory or time, or answers nothing.
+    pub async fn extract(
+        &self,
+        kind: FileType,
+        bytes: &[u8],
+        max_chars: usize,
+    ) -> Result<String, ExtractError> {
+        let crashed = |what: String| ExtractError::Crashed(what);
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .env(CHILD_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| crashed(format!("could not start: {e}")))?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(crashed("has no stdin or stdout".into()));
+        };
+        let header = serde_json::to_string(&Header {
+            kind,
+            max_chars,
+            memory_bytes: self.memory_bytes,
+        })
+        .map_err(|e| crashed(e.to_string()))?;
+        // An answer is at most the capped text, escaped: anything longer is not one.
+        let cap = (max_chars as u64).saturating_mul(12).saturating_add(1 << 20);
+        let work = async {
+            let write = async {
+                // The child may die before reading it all: that shows in its answer.
+                let _ = stdin.write_all(header.as_bytes()).await;
+                let _ = stdin.write_all(b"\n").await;
+                let _ = stdin.write_all(bytes).await;
+                drop(stdin);
+            };
+            let read = async {
+                let mut out = Vec::new();
+                let _ = stdout.take(cap).read_to_end(&mut out).await;
+                out
+            };
+            let ((), out) = tokio::join!(write, read);
+            (out, child.wait().await)
+        };
+        let (out, status) = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| crashed(format!("took longer than {:?} and was stopped", self.timeout)))?;
+        let answer = String::from_utf8_lossy(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix(MARKER).map(str::to_owned));
+        match answer.and_then(|a| serde_json::from_str::<Answer>(&a).ok()) {
+            Some(Answer::Text(text)) => Ok(text),
+            Some(Answer::Error(e)) => Err(e),
+            None => Err(crashed(match status {
+                Ok(status) => format!("answered nothing ({status}): out of memory, or crashed"),
+                Err(e) => format!("answered nothing: {e}"),
+            })),
+        }
+    }
+}
+
+/// In a child started by [`Extractor`] (its environment has [`CHILD_ENV`]): limits its own
+/// memory, extracts the file on stdin, writes the answer and exits. Elsewhere returns at once.
+/// Binaries call it first thing in `main`.
+pub fn serve_if_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let code = match serve() {
+        Ok(()) => 0,
+        Err(_) => 2,
+    };
+    std::process::exit(code);
+}
+
+fn serve() -> std::io::Result<()> {
+    let mut input = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut input)?;
+    let split = input.iter().position(|b| *b == b'\n').unwrap_or(input.len());
+    let header: Header = serde_json::from_slice(&input[..split])?;
+    if header.memory_bytes > 0 {
+        rlimit::setrlimit(rlimit::Resource::AS, header.memory_bytes, header.memory_bytes)?;
+    }
+    let bytes = input.get(split + 1..).unwrap_or_default();
+    let answer = match std::panic::catch_unwind(|| extract(header.kind, bytes, header.max_chars)) {
+        Ok(Ok(text)) => Answer::Text(text),
+        Ok(Err(e)) => Answer::Error(e),
+        Err(_) => Answer::Error(ExtractError::Crashed("panicked".into())),
+    };
+    let line = serde_json::to_string(&answer)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(format!("\n{MARKER}{line}\n").as_bytes())?;
+    stdout.flush()
+}
