@@ -402,7 +402,7 @@ async fn the_child_process_extracts_and_fails_without_taking_the_caller_down() {
         .unwrap_err();
     assert!(err.to_string().contains("memory"), "{err}");
     let roomy = extractor.extract(FileType::Docx, &big, 100).await;
-    assert!(roomy.is_err(), "a document part of spaces only is no document");
+    assert_eq!(roomy, Ok(String::new()), "with room, it reads (to no text)");
     // A child that hangs is killed at the time limit.
     let mut hang = Extractor::command("sleep", vec!["30".into()]);
     hang.timeout = Duration::from_millis(300);
