@@ -8,6 +8,8 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Started as an attachment extractor: extract, answer, exit.
+    docbrain_confluence::extract::serve_if_child();
     let matches = docbrain_cli::command().get_matches();
     let outcome = docbrain_cli::parse(&matches).and_then(|(cli, settings)| {
         docbrain_cli::init_logging(&cli, &settings)?;

@@ -106,6 +106,14 @@ pub enum SourceError {
         /// What was wrong.
         detail: String,
     },
+    /// An attachment's text could not be read (the page is indexed without it).
+    #[error("cannot read the text of attachment {name:?}: {detail}")]
+    Attachment {
+        /// The file name.
+        name: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl From<SourceError> for docbrain_core::Error {
@@ -115,7 +123,9 @@ impl From<SourceError> for docbrain_core::Error {
             | SourceError::BadId { .. }
             | SourceError::Config(_)
             | SourceError::SpaceNotFound { .. } => ErrorKind::InvalidConfig,
-            SourceError::NotText { .. } | SourceError::Decode { .. } => ErrorKind::Decode,
+            SourceError::NotText { .. }
+            | SourceError::Decode { .. }
+            | SourceError::Attachment { .. } => ErrorKind::Decode,
             SourceError::Unauthorized { .. } => ErrorKind::Unauthorized,
             SourceError::UnknownUser { .. } => ErrorKind::NotFound,
             SourceError::Unavailable {

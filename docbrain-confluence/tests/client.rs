@@ -37,7 +37,33 @@ fn config(sim: &Simulator, version: ApiVersion, spaces: &[&str]) -> ConfluenceCo
     site.space_keys = spaces.iter().map(|s| (*s).to_owned()).collect();
     let mut c = ConfluenceConfig::from(site);
     c.retry = quick_retry();
+    c.extractor = Some(test_extractor());
     c
+}
+
+/// The attachment extractor's child when this test binary is started as one; a plain
+/// `--ignored` run does nothing.
+#[test]
+#[ignore = "the child process of the attachment tests"]
+fn extractor_child() {
+    docbrain_confluence::extract::serve_if_child();
+}
+
+/// This test binary as the attachment extractor: it runs `extractor_child` only.
+fn test_extractor() -> docbrain_confluence::extract::Extractor {
+    docbrain_confluence::extract::Extractor::command(
+        std::env::current_exe().unwrap(),
+        [
+            "extractor_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect(),
+    )
 }
 
 fn client(sim: &Simulator, version: ApiVersion, spaces: &[&str]) -> ConfluenceClient {
@@ -1351,4 +1377,212 @@ async fn comments_under_their_page(version: ApiVersion) {
         "{version}: {hits:#?}"
     );
     assert!(!hits.is_empty(), "other pages still answer");
+}
+
+#[tokio::test]
+async fn attachments_of_each_type_are_found_under_their_page_with_its_rule() {
+    for version in VERSIONS {
+        attachments_under_their_page(version).await;
+    }
+}
+
+/// A fact only inside a PDF, a DOCX, a PPTX or an XLSX is found in the top 3, as a hit of the
+/// file under its page; a restricted page's attachment stays hidden; too large and textless
+/// files are skipped, hostile ones fail alone; a re-crawl downloads nothing unchanged.
+async fn attachments_under_their_page(version: ApiVersion) {
+    use docbrain_confluence::simulator::files::{docx, pdf, pptx, xlsx};
+    use docbrain_confluence::simulator::{Grants, SimUser};
+    use docbrain_core::{Caller, NotIndexed, SearchFilter};
+    const PDF: &str = "application/pdf";
+    const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    let sim = Simulator::start().await.unwrap();
+    sim.set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    sim.add_user("sam", &["staff"]);
+    let runbooks = sim.create_page("ENG", "Runbooks", "<p>Files for the on-call.</p>");
+    for i in 0..6 {
+        sim.create_page("ENG", &format!("Quiet {i}"), &body(i));
+    }
+    let files = [
+        sim.add_attachment(
+            &runbooks,
+            "vault.pdf",
+            PDF,
+            pdf(&["The vault unseal quorum is three of five keyholders."]),
+        ),
+        sim.add_attachment(
+            &runbooks,
+            "onboarding.docx",
+            DOCX,
+            docx(&[
+                (Some("Heading1"), "Day one"),
+                (None, "New hires collect the yubikey from the front desk."),
+            ]),
+        ),
+        sim.add_attachment(
+            &runbooks,
+            "roadmap.pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            pptx(&[(
+                "Launch the heron project in May",
+                Some("The heron budget is frozen"),
+            )]),
+        ),
+        sim.add_attachment(
+            &runbooks,
+            "budget.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            xlsx(&[("Budget", vec![vec!["osprey allowance", "125000"]])]),
+        ),
+    ];
+    let image = sim.add_attachment(
+        &runbooks,
+        "diagram.png",
+        "image/png",
+        vec![0x89, b'P', b'N', b'G'],
+    );
+    let huge = sim.add_attachment(
+        &runbooks,
+        "huge.pdf",
+        PDF,
+        [b"%PDF-1.5 ".as_slice(), &vec![b' '; 2 << 20]].concat(),
+    );
+    let garbage = sim.add_attachment(
+        &runbooks,
+        "garbage.pdf",
+        PDF,
+        b"%PDF-1.5 not really".to_vec(),
+    );
+    let salaries = sim.create_page("ENG", "Salary bands", "<p>Bands.</p>");
+    sim.restrict_page(&salaries, Some(Grants::only(&[], &["hr"])));
+    let secret = sim.add_attachment(
+        &salaries,
+        "bands.docx",
+        DOCX,
+        docx(&[(None, "The zeppelin bonus is paid in March.")]),
+    );
+
+    let mut config = config(&sim, version, &["ENG"]);
+    config.site.attachments.max_bytes = 1 << 20;
+    let crawl = crawl_setup(ConfluenceClient::new(config).unwrap()).await;
+    let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(first.pages_updated, 8, "{version}: {first:?}");
+    assert!(
+        first.is_clean(),
+        "{version}: an attachment fails alone: {first:?}"
+    );
+    assert_eq!(first.parts_failed, 1, "{version}: {first:?}");
+
+    let staff = SearchFilter::for_caller(Caller::User(match version {
+        ApiVersion::V2 => SimUser::account_id("sam"),
+        ApiVersion::V1 => "sam".to_owned(),
+    }));
+    for (query, file, name) in [
+        ("vault unseal quorum keyholders", &files[0], "vault.pdf"),
+        ("yubikey front desk new hires", &files[1], "onboarding.docx"),
+        ("heron budget frozen", &files[2], "roadmap.pptx"),
+        ("osprey allowance", &files[3], "budget.xlsx"),
+    ] {
+        let hits = crawl.pipeline.search(query, 3, &staff).await.unwrap();
+        let hit = hits.iter().find(|h| &h.page_id == file);
+        let hit = hit
+            .unwrap_or_else(|| panic!("{version}: {name} in the top 3 for {query:?}: {hits:#?}"));
+        assert_eq!(hit.title, name);
+        assert!(
+            hit.url
+                .as_deref()
+                .unwrap()
+                .contains(&format!("/download/attachments/{runbooks}/{name}")),
+            "{hit:?}"
+        );
+        let record = crawl.store.page(file).await.unwrap().unwrap();
+        assert_eq!(
+            (record.parent.as_ref(), record.ancestors.as_slice()),
+            (Some(&runbooks), ["Runbooks".to_owned()].as_slice())
+        );
+    }
+    let hits = crawl
+        .pipeline
+        .search("zeppelin bonus", 5, &staff)
+        .await
+        .unwrap();
+    assert!(
+        !hits.iter().any(|h| h.page_id == secret),
+        "{version}: {hits:#?}"
+    );
+    let held = crawl.store.page(&runbooks).await.unwrap().unwrap();
+    let state = |id: &PageId| {
+        held.parts
+            .iter()
+            .find(|r| &r.id == id)
+            .unwrap()
+            .not_indexed
+            .clone()
+    };
+    assert!(
+        matches!(state(&image), Some(NotIndexed::Skipped(why)) if why.contains("image/png")),
+        "{:?}",
+        state(&image)
+    );
+    assert!(
+        matches!(state(&huge), Some(NotIndexed::Skipped(why)) if why.contains("ATTACHMENT_MAX_BYTES")),
+        "{:?}",
+        state(&huge)
+    );
+    assert!(
+        matches!(state(&garbage), Some(NotIndexed::Failed(_))),
+        "{:?}",
+        state(&garbage)
+    );
+    assert!(crawl.store.page(&garbage).await.unwrap().is_none());
+
+    // Unchanged: nothing downloaded again but the failed file, tried again.
+    sim.clear_log();
+    let again = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(again.chunks_embedded, 0, "{version}: {again:?}");
+    let downloads: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::Download)
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(downloads.len(), 1, "{version}: {downloads:?}");
+    assert!(downloads[0].contains("garbage.pdf"), "{downloads:?}");
+
+    // A new version is downloaded and embedded alone; a deleted file leaves.
+    sim.update_attachment(
+        &files[0],
+        pdf(&["The vault unseal quorum is four of seven keyholders."]),
+    );
+    sim.delete_attachment(&files[1]);
+    sim.clear_log();
+    let changed = crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(
+        sim.count(Route::Download),
+        2,
+        "{version}: the new version and the failed file"
+    );
+    assert!(changed.chunks_embedded >= 1, "{changed:?}");
+    let hits = crawl
+        .pipeline
+        .search("four of seven keyholders", 3, &staff)
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.first().map(|h| &h.page_id),
+        Some(&files[0]),
+        "{version}: {hits:#?}"
+    );
+    assert!(
+        crawl.store.page(&files[1]).await.unwrap().is_none(),
+        "{version}"
+    );
+    // The page goes, its files with it.
+    sim.delete_page(&runbooks);
+    crawl.pipeline.sync(&Scope::all()).await.unwrap();
+    for file in &files {
+        assert!(
+            crawl.store.page(file).await.unwrap().is_none(),
+            "{version}: {file}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use crate::access::{ReadAccess, Reader};
 use crate::error::Result;
 use crate::health::CallHealth;
-use crate::page::{Fetched, PageId, PageSummary};
+use crate::page::{Fetched, Page, PageId, PageSummary, Part, PartText};
 
 /// A stream of listing entries, produced page by page as the source paginates.
 pub type PageStream<'a> = BoxStream<'a, Result<PageSummary>>;
@@ -73,6 +73,17 @@ pub trait Fetcher: Debug + Send + Sync + 'static {
     /// As [`Fetcher::fetch`].
     async fn fetch_listed(&self, summary: &PageSummary) -> Result<Fetched> {
         self.fetch(&summary.id).await
+    }
+
+    /// The text of part `part` of `page` whose [`Part::body`] the source left to read on
+    /// demand (an attachment: downloaded and extracted). The pipeline asks only for parts whose
+    /// version the index does not hold. The default skips it.
+    ///
+    /// # Errors
+    /// A download or extraction that failed: the part is counted as failed and tried again at
+    /// the next crawl; the page and the crawl go on.
+    async fn fetch_part(&self, _page: &Page, _part: &Part) -> Result<PartText> {
+        Ok(PartText::Skipped("this source reads no attachments".into()))
     }
 
     /// Who may read page `id` now, without fetching its body: a crawl calls this for pages whose

@@ -98,8 +98,8 @@ pub use fetcher::{Fetcher, PageStream, Scope};
 pub use health::{CallCounter, CallHealth};
 pub use memory::MemoryStore;
 pub use page::{
-    parts_digest, Fetched, ListedAccess, Page, PageId, PageStatus, PageSummary, Part, PartKind,
-    PartRef,
+    parts_digest, Fetched, ListedAccess, NotIndexed, Page, PageId, PageStatus, PageSummary, Part,
+    PartKind, PartRef, PartText,
 };
 pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
 pub use reading::{PageText, SpaceSummary};

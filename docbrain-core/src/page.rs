@@ -212,23 +212,43 @@ pub struct PageSummary {
 pub enum PartKind {
     /// A footer or inline comment, or a reply to one.
     Comment,
+    /// A file attached to the page (its text extracted).
+    Attachment,
 }
 
-/// One part of a page (a comment), as its source gives it.
+/// One part of a page (a comment, an attachment), as its source gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
     /// Its id, unique among the source's pages and parts (Confluence content ids are).
     pub id: PageId,
     /// What it is.
     pub kind: PartKind,
-    /// The title its hits show (`Comment by Alice`).
+    /// The title its hits show (`Comment by Alice`, an attachment's file name).
     pub title: String,
     /// Its own version: a part whose version and rule the index holds is not embedded again.
     pub version: u64,
-    /// A link a person can open.
+    /// A link a person can open (an attachment's download link).
     pub url: Option<String>,
-    /// The text as Markdown.
-    pub body: String,
+    /// The text as Markdown, when the source has it at hand (a comment); `None`: the pipeline
+    /// asks [`crate::Fetcher::fetch_part`] for it, only when the index does not hold this
+    /// version (an attachment is downloaded once per version).
+    pub body: Option<String>,
+    /// The media type, as the source says (attachments).
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// The size in bytes, as the source says (attachments).
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// What [`crate::Fetcher::fetch_part`] found for a part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartText {
+    /// Its text, as Markdown.
+    Text(String),
+    /// Not indexed, and why (too large, a type without text): counted, and not read again
+    /// until its version changes.
+    Skipped(String),
 }
 
 /// What a page's record keeps of one of its parts.
@@ -238,6 +258,43 @@ pub struct PartRef {
     pub id: PageId,
     /// The version indexed.
     pub version: u64,
+    /// What it is.
+    #[serde(default = "comment")]
+    pub kind: PartKind,
+    /// Why it is not indexed (skipped or failed); `None` when its record holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_indexed: Option<NotIndexed>,
+}
+
+fn comment() -> PartKind {
+    PartKind::Comment
+}
+
+/// Why a page's part is not indexed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotIndexed {
+    /// Skipped for good at this version (too large, no text to read), and why.
+    Skipped(String),
+    /// Reading it failed (a damaged or hostile file, a download error), and why: tried again
+    /// at the next crawl.
+    Failed(String),
+}
+
+impl PartRef {
+    /// The version a listing is compared with: a failed part's never matches, so the next
+    /// crawl tries it again.
+    pub fn listed_version(&self) -> u64 {
+        match self.not_indexed {
+            Some(NotIndexed::Failed(_)) => 0,
+            _ => self.version,
+        }
+    }
+
+    /// [`parts_digest`] of a page's parts as its record keeps them.
+    pub fn digest(parts: &[PartRef]) -> u128 {
+        parts_digest(parts.iter().map(|r| (&r.id, r.listed_version())))
+    }
 }
 
 /// A digest of a page's parts by id and version, in any order: the same parts, the same

@@ -15,7 +15,7 @@ use crate::chunker::Chunker;
 use crate::embedder::Embedder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fetcher::{Fetcher, Scope};
-use crate::page::{parts_digest, Fetched, Page, PageId, PageSummary, Part, PartRef};
+use crate::page::{Fetched, NotIndexed, Page, PageId, PageSummary, Part, PartRef, PartText};
 use crate::readers::ReaderCache;
 use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
 use crate::store::{IndexStore, IndexedPage, PageState, ReplaceOutcome};
@@ -113,6 +113,10 @@ pub struct SyncReport {
     pub chunks_total: u64,
     /// Wall time of the sync.
     pub elapsed_ms: u64,
+    /// Parts of pages (attachments) that could not be read; their pages were indexed, and
+    /// they are tried again at the next crawl. Not a failure of the sync.
+    #[serde(default)]
+    pub parts_failed: u64,
     /// Per-page failures: `(page id, error)`.
     pub failures: Vec<(PageId, String)>,
     /// Deletions the guard refused, one message per space.
@@ -192,6 +196,8 @@ pub struct Pipeline {
     readers: Arc<ReaderCache>,
     /// The source's [`Fetcher::source_id`], asked once: records keep it.
     source: Arc<str>,
+    /// Parts (attachments) that could not be read, since the pipeline was built.
+    part_failures: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Pipeline {
@@ -214,6 +220,7 @@ impl Pipeline {
             store,
             options: PipelineOptions::default(),
             readers: Arc::default(),
+            part_failures: Arc::default(),
         })
     }
 
@@ -246,6 +253,12 @@ impl Pipeline {
     /// Returns the embedder.
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder
+    }
+
+    /// How many parts (attachments) could not be read since the pipeline was built: each is
+    /// logged, named in its page's record and tried again at the next crawl.
+    pub fn part_failures(&self) -> u64 {
+        self.part_failures.load(Ordering::Relaxed)
     }
 
     /// Brings one page of the index in line with its source: a live page is upserted with its
@@ -337,7 +350,8 @@ impl Pipeline {
             });
         }
         // Parts first: the page's record then names only parts the index holds.
-        let (refs, parts) = self.write_parts(&page, read_ms).await?;
+        let held_refs = held.as_ref().map_or(&[][..], |h| h.parts.as_slice());
+        let (refs, parts) = self.write_parts(&page, held_refs, read_ms).await?;
         let outcome = self
             .write_record(&page, held.as_ref(), None, refs, read_ms)
             .await?;
@@ -378,13 +392,70 @@ impl Pipeline {
 
     /// Writes the records of `page`'s parts (a part whose version, rule and place the index
     /// holds is left as it is; a changed one re-embeds only its own changed chunks), and
-    /// returns what the page's record keeps of them.
-    async fn write_parts(&self, page: &Page, read_ms: u64) -> Result<(Vec<PartRef>, PartCounts)> {
+    /// returns what the page's record keeps of them. A part read on demand (an attachment) is
+    /// read only when the index does not hold its version; one that is skipped or fails to be
+    /// read has no record (the old one goes), and is named so in the page's record.
+    async fn write_parts(
+        &self,
+        page: &Page,
+        held_refs: &[PartRef],
+        read_ms: u64,
+    ) -> Result<(Vec<PartRef>, PartCounts)> {
         let mut refs = Vec::with_capacity(page.parts.len());
         let mut counts = PartCounts::default();
         for part in &page.parts {
-            let record = part_page(page, part);
+            let mut record = part_page(page, part);
             let held = self.store.page(&part.id).await?;
+            let mut reference = PartRef {
+                id: part.id.clone(),
+                version: part.version,
+                kind: part.kind,
+                not_indexed: None,
+            };
+            if part.body.is_none() {
+                let skipped = held_refs.iter().find(|r| {
+                    r.id == part.id
+                        && r.version == part.version
+                        && matches!(r.not_indexed, Some(NotIndexed::Skipped(_)))
+                });
+                if let Some(skipped) = skipped {
+                    refs.push(skipped.clone());
+                    continue;
+                }
+                if let Some(held) = held.as_ref().filter(|h| holds(h, &record, &page.id)) {
+                    counts.chunks += held.chunk_count;
+                    refs.push(reference);
+                    continue;
+                }
+                let outcome = self.fetcher.fetch_part(page, part).await;
+                match outcome {
+                    Ok(PartText::Text(text)) => record.body = text,
+                    Ok(PartText::Skipped(why)) => {
+                        debug!(page_id = %page.id, part = %part.id, "skipped '{}': {why}", printable(&part.title));
+                        reference.not_indexed = Some(NotIndexed::Skipped(why));
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Unauthorized | ErrorKind::InvalidConfig
+                        ) =>
+                    {
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        warn!(page_id = %page.id, part = %part.id, error = %e, "could not read '{}' of page '{}'; tried again at the next crawl", printable(&part.title), printable(&page.title));
+                        self.part_failures.fetch_add(1, Ordering::Relaxed);
+                        reference.not_indexed = Some(NotIndexed::Failed(e.to_string()));
+                    }
+                }
+                if reference.not_indexed.is_some() {
+                    if held.is_some() {
+                        self.store.delete_page(&part.id).await?;
+                    }
+                    refs.push(reference);
+                    continue;
+                }
+            }
             let held_chunks = held.as_ref().map_or(0, |h| h.chunk_count);
             match self
                 .write_record(&record, held.as_ref(), Some(&page.id), Vec::new(), read_ms)
@@ -399,10 +470,7 @@ impl Pipeline {
                 }
                 _ => counts.chunks += held_chunks,
             }
-            refs.push(PartRef {
-                id: part.id.clone(),
-                version: part.version,
-            });
+            refs.push(reference);
         }
         Ok((refs, counts))
     }
@@ -559,6 +627,7 @@ impl Pipeline {
         progress: &dyn SyncProgress,
     ) -> Result<SyncReport> {
         let started = Instant::now();
+        let part_failures = self.part_failures();
         // Rules the crawl reads (listed, or layers shared between pages) are as old as this.
         let crawl = Began {
             started_ms: crate::text::now_ms(),
@@ -628,10 +697,9 @@ impl Pipeline {
                     match (summary.version, held) {
                         (Some(v), Some(h))
                             if h.version >= v
-                                && summary.parts.is_none_or(|listed| {
-                                    listed
-                                        == parts_digest(h.parts.iter().map(|r| (&r.id, r.version)))
-                                }) =>
+                                && summary
+                                    .parts
+                                    .is_none_or(|listed| listed == PartRef::digest(&h.parts)) =>
                         {
                             Step::Access(summary, h.clone())
                         }
@@ -775,6 +843,7 @@ impl Pipeline {
         if report.is_clean() {
             self.store.record_sync(crate::text::now_ms()).await?;
         }
+        report.parts_failed = self.part_failures() - part_failures;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
@@ -971,6 +1040,18 @@ struct PartCounts {
     embedded: u32,
 }
 
+/// Whether `held`, a part's record, is `record` (its page's part at this version) under the
+/// page's current rule and place: then nothing is read again.
+fn holds(held: &IndexedPage, record: &Page, page: &PageId) -> bool {
+    held.version == record.version
+        && held.parent.as_ref() == Some(page)
+        && held.access == record.access
+        && held.ancestor_ids == record.ancestor_ids
+        && held.ancestors == record.ancestors
+        && held.title == record.title
+        && held.url == record.url
+}
+
 /// The page a part of `page` is indexed as: its own id, title, version, link and text, under
 /// the page (the page's breadcrumb and title above it, the page among its ancestors) with the
 /// page's read rule.
@@ -989,7 +1070,7 @@ fn part_page(page: &Page, part: &Part) -> Page {
             part.id.clone(),
             page.space_key.clone(),
             part.title.clone(),
-            part.body.clone(),
+            part.body.clone().unwrap_or_default(),
         )
     }
 }

@@ -317,13 +317,18 @@ pub async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
         ..record("301", "ENG", "Comment by Carol", 2, 1)
     };
     store
-        .replace_page(&part, &chunks("301", "Comment by Carol", &[("flamingo check", 3)]))
+        .replace_page(
+            &part,
+            &chunks("301", "Comment by Carol", &[("flamingo check", 3)]),
+        )
         .await
         .unwrap();
     let page = IndexedPage {
         parts: vec![crate::PartRef {
             id: "301".into(),
             version: 2,
+            kind: crate::PartKind::Comment,
+            not_indexed: None,
         }],
         ..record("300", "ENG", "Deploys", 1, 1)
     };

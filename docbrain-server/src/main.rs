@@ -12,6 +12,8 @@ use docbrain_core::settings::Group;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Started as an attachment extractor: extract, answer, exit.
+    docbrain_confluence::extract::serve_if_child();
     let matches = Command::new("docbrain-server")
         .version(env!("CARGO_PKG_VERSION"))
         .about("The Confluence webhook receiver and search server of DocBrain Sync")

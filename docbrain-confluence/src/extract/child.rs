@@ -20,6 +20,9 @@ use super::{extract, ExtractError, FileType};
 /// Set in the child's environment: [`serve_if_child`] extracts and exits when it is.
 pub const CHILD_ENV: &str = "DOCBRAIN_EXTRACT_CHILD";
 
+/// Set by [`serve_if_child`]: this binary can be its own extractor.
+static SERVES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Opens the child's answer line (libtest and others may write to stdout before it).
 const MARKER: &str = "DOCBRAIN-EXTRACTED ";
 
@@ -51,13 +54,26 @@ pub struct Extractor {
 }
 
 impl Extractor {
-    /// The running executable as the extractor: its `main` must call [`serve_if_child`]
-    /// before anything else (both DocBrain binaries do).
+    /// The running executable as the extractor, once its `main` has called
+    /// [`serve_if_child`] (both DocBrain binaries do, first thing).
     ///
     /// # Errors
-    /// When the executable's path cannot be read.
+    /// When `main` did not call [`serve_if_child`] (started as a child, such a binary would run
+    /// its own `main` again), or the executable's path cannot be read.
     pub fn this_binary() -> std::io::Result<Self> {
+        if !SERVES.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other(
+                "this program does not run attachment extraction: its main must call docbrain_confluence::extract::serve_if_child() first",
+            ));
+        }
         Ok(Self::command(std::env::current_exe()?, Vec::new()))
+    }
+
+    /// This extractor with a time limit and a memory limit (bytes; 0: none).
+    pub fn with_limits(mut self, timeout: Duration, memory_bytes: u64) -> Self {
+        self.timeout = timeout;
+        self.memory_bytes = memory_bytes;
+        self
     }
 
     /// `program` with `args` as the extractor (a test binary running the one test that calls
@@ -103,7 +119,9 @@ impl Extractor {
         })
         .map_err(|e| crashed(e.to_string()))?;
         // An answer is at most the capped text, escaped: anything longer is not one.
-        let cap = (max_chars as u64).saturating_mul(12).saturating_add(1 << 20);
+        let cap = (max_chars as u64)
+            .saturating_mul(12)
+            .saturating_add(1 << 20);
         let work = async {
             let write = async {
                 // The child may die before reading it all: that shows in its answer.
@@ -122,7 +140,12 @@ impl Extractor {
         };
         let (out, status) = tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| crashed(format!("took longer than {:?} and was stopped", self.timeout)))?;
+            .map_err(|_| {
+                crashed(format!(
+                    "took longer than {:?} and was stopped",
+                    self.timeout
+                ))
+            })?;
         let answer = String::from_utf8_lossy(&out)
             .lines()
             .find_map(|l| l.strip_prefix(MARKER).map(str::to_owned));
@@ -142,6 +165,7 @@ impl Extractor {
 /// Binaries call it first thing in `main`.
 pub fn serve_if_child() {
     if std::env::var_os(CHILD_ENV).is_none() {
+        SERVES.store(true, std::sync::atomic::Ordering::Relaxed);
         return;
     }
     let code = match serve() {
@@ -154,10 +178,17 @@ pub fn serve_if_child() {
 fn serve() -> std::io::Result<()> {
     let mut input = Vec::new();
     std::io::stdin().lock().read_to_end(&mut input)?;
-    let split = input.iter().position(|b| *b == b'\n').unwrap_or(input.len());
+    let split = input
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap_or(input.len());
     let header: Header = serde_json::from_slice(&input[..split])?;
     if header.memory_bytes > 0 {
-        rlimit::setrlimit(rlimit::Resource::AS, header.memory_bytes, header.memory_bytes)?;
+        rlimit::setrlimit(
+            rlimit::Resource::AS,
+            header.memory_bytes,
+            header.memory_bytes,
+        )?;
     }
     let bytes = input.get(split + 1..).unwrap_or_default();
     let answer = match std::panic::catch_unwind(|| extract(header.kind, bytes, header.max_chars)) {

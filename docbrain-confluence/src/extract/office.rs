@@ -26,8 +26,8 @@ struct Parts<'a> {
 
 impl<'a> Parts<'a> {
     fn open(kind: &'static str, bytes: &'a [u8]) -> Result<Self, ExtractError> {
-        let zip = zip::ZipArchive::new(Cursor::new(bytes))
-            .map_err(|e| ExtractError::corrupt(kind, e))?;
+        let zip =
+            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ExtractError::corrupt(kind, e))?;
         Ok(Self {
             kind,
             zip,
@@ -97,7 +97,11 @@ enum XmlEvent<'e> {
 }
 
 /// Hands every event of `xml` to `each`.
-fn walk(kind: &'static str, xml: &[u8], mut each: impl FnMut(XmlEvent<'_>)) -> Result<(), ExtractError> {
+fn walk(
+    kind: &'static str,
+    xml: &[u8],
+    mut each: impl FnMut(XmlEvent<'_>),
+) -> Result<(), ExtractError> {
     let corrupt = |detail: String| ExtractError::corrupt(kind, detail);
     let mut reader = Reader::from_reader(xml);
     let mut buf = Vec::new();
@@ -143,9 +147,11 @@ fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| local(a.key.as_ref()) == name)
-        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::default())
-            .ok()
-            .map(std::borrow::Cow::into_owned))
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::default())
+                .ok()
+                .map(std::borrow::Cow::into_owned)
+        })
 }
 
 /// The relationship an element points to (its namespaced `r:id`, beside any plain `id`).
@@ -153,9 +159,11 @@ fn rel_id(e: &BytesStart<'_>) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.as_ref().contains(':') && local(a.key.as_ref()) == "id")
-        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::default())
-            .ok()
-            .map(std::borrow::Cow::into_owned))
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::default())
+                .ok()
+                .map(std::borrow::Cow::into_owned)
+        })
 }
 
 /// A Word document: its paragraphs in order, headings marked as Markdown headings.
@@ -217,11 +225,7 @@ fn drawing_text(kind: &'static str, xml: &[u8]) -> Result<String, ExtractError> 
         XmlEvent::Text(t) if in_text && !in_field => out.push_str(t),
         XmlEvent::Close("t") => in_text = false,
         XmlEvent::Close("fld") => in_field = false,
-        XmlEvent::Close("p") => {
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
-            }
-        }
+        XmlEvent::Close("p") if !out.is_empty() && !out.ends_with('\n') => out.push('\n'),
         _ => {}
     })?;
     Ok(out)

@@ -4,193 +4,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::*;
-
-/// A zip of `(name, content)` entries, deflated.
-pub(crate) fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, content) in entries {
-        zip.start_file(*name, options).unwrap();
-        zip.write_all(content.as_bytes()).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
-}
-
-const W: &str = r#"xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main""#;
-
-/// A Word document of `(style, text)` paragraphs.
-pub(crate) fn docx(paragraphs: &[(Option<&str>, &str)]) -> Vec<u8> {
-    let body: String = paragraphs
-        .iter()
-        .map(|(style, text)| {
-            let style = style
-                .map(|s| format!(r#"<w:pPr><w:pStyle w:val="{s}"/></w:pPr>"#))
-                .unwrap_or_default();
-            format!(r#"<w:p>{style}<w:r><w:t xml:space="preserve">{text}</w:t></w:r></w:p>"#)
-        })
-        .collect();
-    zip_of(&[(
-        "word/document.xml",
-        &format!(r#"<?xml version="1.0"?><w:document {W}><w:body>{body}</w:body></w:document>"#),
-    )])
-}
-
-const A: &str = r#"xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships""#;
-
-fn drawing(root: &str, paragraphs: &[&str]) -> String {
-    let ps: String = paragraphs
-        .iter()
-        .map(|p| format!("<a:p><a:r><a:t>{p}</a:t></a:r></a:p>"))
-        .collect();
-    format!(r#"<p:{root} {A}><p:cSld><p:spTree><p:sp><p:txBody>{ps}<a:p><a:fld type="slidenum"><a:t>7</a:t></a:fld></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:{root}>"#)
-}
-
-/// A deck of `(slide text, notes)`, its files numbered in reverse of the deck's order, with a
-/// layout whose boilerplate must not show.
-pub(crate) fn pptx(slides: &[(&str, Option<&str>)]) -> Vec<u8> {
-    let n = slides.len();
-    let mut files: Vec<(String, String)> = Vec::new();
-    let mut ids = String::new();
-    let mut rels = String::new();
-    for (i, (text, notes)) in slides.iter().enumerate() {
-        let file = n - i;
-        ids.push_str(&format!(r#"<p:sldId id="{}" r:id="rId{file}"/>"#, 256 + i));
-        rels.push_str(&format!(
-            r#"<Relationship Id="rId{file}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide" Target="slides/slide{file}.xml"/>"#
-        ));
-        files.push((format!("ppt/slides/slide{file}.xml"), drawing("sld", &[text])));
-        let mut slide_rels = String::from(
-            r#"<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/slideLayout" Target="../slideLayouts/slideLayout1.xml"/>"#,
-        );
-        if let Some(notes) = notes {
-            slide_rels.push_str(&format!(
-                r#"<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/notesSlide" Target="../notesSlides/notesSlide{file}.xml"/>"#
-            ));
-            files.push((
-                format!("ppt/notesSlides/notesSlide{file}.xml"),
-                drawing("notes", &[notes]),
-            ));
-        }
-        files.push((
-            format!("ppt/slides/_rels/slide{file}.xml.rels"),
-            format!(r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{slide_rels}</Relationships>"#),
-        ));
-    }
-    files.push((
-        "ppt/presentation.xml".into(),
-        format!(r#"<p:presentation {A}><p:sldIdLst>{ids}</p:sldIdLst></p:presentation>"#),
-    ));
-    files.push((
-        "ppt/_rels/presentation.xml.rels".into(),
-        format!(r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{rels}</Relationships>"#),
-    ));
-    files.push((
-        "ppt/slideLayouts/slideLayout1.xml".into(),
-        drawing("sldLayout", &["Click to edit Master title style"]),
-    ));
-    let entries: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    zip_of(&entries)
-}
-
-/// A workbook of `(sheet name, rows)`; strings go through the shared table, numbers inline.
-pub(crate) fn xlsx(sheets: &[(&str, Vec<Vec<&str>>)]) -> Vec<u8> {
-    let mut shared: Vec<String> = Vec::new();
-    let mut files: Vec<(String, String)> = Vec::new();
-    let mut list = String::new();
-    let mut rels = String::new();
-    for (i, (name, rows)) in sheets.iter().enumerate() {
-        let n = i + 1;
-        list.push_str(&format!(r#"<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>"#));
-        rels.push_str(&format!(
-            r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#
-        ));
-        let mut data = String::new();
-        for row in rows {
-            data.push_str("<row>");
-            for cell in row {
-                if cell.parse::<f64>().is_ok() {
-                    data.push_str(&format!("<c><v>{cell}</v></c>"));
-                } else {
-                    shared.push((*cell).to_owned());
-                    data.push_str(&format!(r#"<c t="s"><v>{}</v></c>"#, shared.len() - 1));
-                }
-            }
-            data.push_str("</row>");
-        }
-        files.push((
-            format!("xl/worksheets/sheet{n}.xml"),
-            format!(r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{data}</sheetData></worksheet>"#),
-        ));
-    }
-    let strings: String = shared.iter().map(|s| format!("<si><t>{s}</t></si>")).collect();
-    files.push((
-        "xl/sharedStrings.xml".into(),
-        format!(r#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{strings}</sst>"#),
-    ));
-    files.push((
-        "xl/workbook.xml".into(),
-        format!(r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>{list}</sheets></workbook>"#),
-    ));
-    files.push((
-        "xl/_rels/workbook.xml.rels".into(),
-        format!(r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{rels}</Relationships>"#),
-    ));
-    let entries: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    zip_of(&entries)
-}
-
-/// A PDF with one page per text, in Helvetica.
-pub(crate) fn pdf(pages: &[&str]) -> Vec<u8> {
-    use lopdf::content::{Content, Operation};
-    use lopdf::{dictionary, Document, Object, Stream};
-    let mut doc = Document::with_version("1.5");
-    let pages_id = doc.new_object_id();
-    let font = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let resources = doc.add_object(dictionary! {
-        "Font" => dictionary! { "F1" => font },
-    });
-    let mut kids: Vec<Object> = Vec::new();
-    for text in pages {
-        let content = Content {
-            operations: vec![
-                Operation::new("BT", vec![]),
-                Operation::new("Tf", vec!["F1".into(), 12.into()]),
-                Operation::new("Td", vec![72.into(), 720.into()]),
-                Operation::new("Tj", vec![Object::string_literal(*text)]),
-                Operation::new("ET", vec![]),
-            ],
-        };
-        let stream = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
-        let page = doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => stream,
-        });
-        kids.push(page.into());
-    }
-    let count = kids.len() as i64;
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => kids, "Count" => count,
-            "Resources" => resources, "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
-        }),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).unwrap();
-    out
-}
+use crate::simulator::files::{docx, pdf, pptx, xlsx, zip_of};
 
 #[test]
 fn word_paragraphs_keep_their_order_and_headings() {
@@ -224,7 +38,10 @@ fn slides_come_in_deck_order_with_notes_and_without_boilerplate() {
 #[test]
 fn sheets_read_row_by_row_under_their_names() {
     let file = xlsx(&[
-        ("Budget", vec![vec!["Team", "Amount"], vec!["Platform", "125000"]]),
+        (
+            "Budget",
+            vec![vec!["Team", "Amount"], vec!["Platform", "125000"]],
+        ),
         ("Notes", vec![vec!["Approved by finance"]]),
     ]);
     let text = extract(FileType::Xlsx, &file, 10_000).unwrap();
@@ -236,7 +53,10 @@ fn sheets_read_row_by_row_under_their_names() {
     let rows: Vec<Vec<&str>> = (0..12_000).map(|_| vec!["row"]).collect();
     let long = extract(FileType::Xlsx, &xlsx(&[("Big", rows)]), 1_000_000).unwrap();
     assert_eq!(long.matches("row").count(), 10_000);
-    assert_eq!(extract(FileType::Xlsx, &file, 13).unwrap(), "## Budget\n\nTe");
+    assert_eq!(
+        extract(FileType::Xlsx, &file, 13).unwrap(),
+        "## Budget\n\nTe"
+    );
 }
 
 #[test]
@@ -259,7 +79,12 @@ fn text_like_files_read_as_text() {
         "# Runbook\n\nRestart it."
     );
     assert_eq!(
-        extract(FileType::Xml, b"<a><b>one</b><c>two &amp; three</c></a>", 100).unwrap(),
+        extract(
+            FileType::Xml,
+            b"<a><b>one</b><c>two &amp; three</c></a>",
+            100
+        )
+        .unwrap(),
         "one\ntwo\n&\nthree"
     );
 }
@@ -268,10 +93,19 @@ fn text_like_files_read_as_text() {
 fn the_type_is_the_media_types_or_the_names_and_the_content_must_agree() {
     let of = |media: Option<&str>, name: &str| FileType::of(media, name);
     assert_eq!(of(Some("application/pdf"), "x"), Ok(FileType::Pdf));
-    assert_eq!(of(Some("application/octet-stream"), "deck.PPTX"), Ok(FileType::Pptx));
+    assert_eq!(
+        of(Some("application/octet-stream"), "deck.PPTX"),
+        Ok(FileType::Pptx)
+    );
     assert_eq!(of(None, "notes.md"), Ok(FileType::Text));
-    assert_eq!(of(Some("text/csv; charset=utf-8"), "a.bin"), Ok(FileType::Text));
-    assert!(of(Some("image/png"), "diagram.png").unwrap_err().0.contains("image/png"));
+    assert_eq!(
+        of(Some("text/csv; charset=utf-8"), "a.bin"),
+        Ok(FileType::Text)
+    );
+    assert!(of(Some("image/png"), "diagram.png")
+        .unwrap_err()
+        .0
+        .contains("image/png"));
     assert!(of(None, "archive.tar.gz").is_err());
     // A PDF by its type whose bytes are not one fails; so does binary "text".
     assert!(matches!(
@@ -318,17 +152,23 @@ pub(crate) fn hostile() -> Vec<(&'static str, FileType, Vec<u8>)> {
     let laughs = {
         let mut dtd = String::from(r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">"#);
         for i in 1..10 {
-            let prev = if i == 1 { "lol".to_owned() } else { format!("lol{}", i - 1) };
+            let prev = if i == 1 {
+                "lol".to_owned()
+            } else {
+                format!("lol{}", i - 1)
+            };
             dtd.push_str(&format!(
                 r#"<!ENTITY lol{i} "{}">"#,
                 format!("&{prev};").repeat(10)
             ));
         }
-        dtd.push_str(&format!("]><w:document {W}><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>"));
+        dtd.push_str(&format!("]><w:document {}><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>", crate::simulator::files::W));
         zip_of(&[("word/document.xml", &dtd)])
     };
     let encrypted = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1 an OLE container".to_vec();
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     vec![
         ("truncated PDF", FileType::Pdf, truncated),
         ("zip bomb", FileType::Docx, bomb),
@@ -370,10 +210,16 @@ fn extractor_child() {
 pub(crate) fn test_extractor() -> Extractor {
     Extractor::command(
         std::env::current_exe().unwrap(),
-        ["extract::tests::extractor_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"]
-            .iter()
-            .map(Into::into)
-            .collect(),
+        [
+            "extract::tests::extractor_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect(),
     )
 }
 
@@ -387,7 +233,10 @@ async fn the_child_process_extracts_and_fails_without_taking_the_caller_down() {
     assert_eq!(text, "Rotate the keys.");
     for (what, kind, bytes) in hostile() {
         match extractor.extract(kind, &bytes, 200_000).await {
-            Ok(text) => assert!(what == "billion laughs" && text.len() < 100, "{what}: {text}"),
+            Ok(text) => assert!(
+                what == "billion laughs" && text.len() < 100,
+                "{what}: {text}"
+            ),
             Err(e) => assert!(!e.to_string().is_empty(), "{what}"),
         }
     }

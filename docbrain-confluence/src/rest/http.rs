@@ -93,6 +93,44 @@ impl Http {
     /// GETs `url` as JSON; `Ok(None)` is a 404.
     pub(crate) async fn get(&self, url: &Url) -> Result<Option<Answer>, SourceError> {
         let path = path_of(url);
+        self.fetch(url, self.max_body_bytes, |headers, body| {
+            let json = serde_json::from_slice(&body).map_err(|e| SourceError::Decode {
+                path: path.clone(),
+                detail: format!(
+                    "not JSON ({e}): {}",
+                    detail_of(&String::from_utf8_lossy(&body))
+                ),
+            })?;
+            let link_next = headers
+                .get_all(LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            Ok(Answer { json, link_next })
+        })
+        .await
+    }
+
+    /// GETs `url` as bytes, at most `cap` of them (a longer answer is an error); `Ok(None)` is
+    /// a 404.
+    pub(crate) async fn download(
+        &self,
+        url: &Url,
+        cap: usize,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
+        self.fetch(url, cap, |_, body| Ok(body)).await
+    }
+
+    /// GETs `url` with retries, reading at most `cap` bytes of a successful answer into
+    /// `parse`; `Ok(None)` is a 404.
+    async fn fetch<T>(
+        &self,
+        url: &Url,
+        cap: usize,
+        parse: impl Fn(&HeaderMap, Vec<u8>) -> Result<T, SourceError>,
+    ) -> Result<Option<T>, SourceError> {
+        let path = path_of(url);
+        let parse = &parse;
         let attempt = |_| async {
             let request = self.client.get(url.clone()).timeout(self.retry.timeout);
             let request = match &self.auth {
@@ -112,20 +150,21 @@ impl Http {
                 })?;
             let status = response.status();
             let headers = response.headers().clone();
-            let text = read_text(response, self.max_body_bytes)
-                .await
-                .map_err(|e| match e {
-                    // Asking again brings the same answer.
-                    Unread::TooLarge(detail) => Attempt::Fatal(SourceError::Decode {
-                        path: path.clone(),
-                        detail,
-                    }),
-                    Unread::CutOff(problem) => Attempt::Retry {
-                        problem,
-                        retry_after: None,
-                    },
-                })?;
-            self.judge(status, &headers, &text, &path)
+            let body = read_body(response, cap).await.map_err(|e| match e {
+                // Asking again brings the same answer.
+                Unread::TooLarge(detail) => Attempt::Fatal(SourceError::Decode {
+                    path: path.clone(),
+                    detail,
+                }),
+                Unread::CutOff(problem) => Attempt::Retry {
+                    problem,
+                    retry_after: None,
+                },
+            })?;
+            if !self.judge(status, &headers, &body, &path)? {
+                return Ok(None);
+            }
+            parse(&headers, body).map(Some).map_err(Attempt::Fatal)
         };
         let counted = |n| {
             let outcome = attempt(n);
@@ -224,30 +263,23 @@ impl Http {
         None
     }
 
+    /// Whether an answer of `status` is one to read (`false`: a 404); an error to retry or
+    /// to stop at otherwise.
     fn judge(
         &self,
         status: StatusCode,
         headers: &HeaderMap,
-        text: &str,
+        body: &[u8],
         path: &str,
-    ) -> Result<Option<Answer>, Attempt<SourceError>> {
+    ) -> Result<bool, Attempt<SourceError>> {
         if status.is_success() {
-            let json = serde_json::from_str(text).map_err(|e| {
-                Attempt::Fatal(SourceError::Decode {
-                    path: path.to_owned(),
-                    detail: format!("not JSON ({e}): {}", detail_of(text)),
-                })
-            })?;
-            let link_next = headers
-                .get_all(LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(next_link);
-            return Ok(Some(Answer { json, link_next }));
+            return Ok(true);
         }
         if status == StatusCode::NOT_FOUND {
-            return Ok(None);
+            return Ok(false);
         }
+        let text = String::from_utf8_lossy(body);
+        let text = text.as_ref();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Err(Attempt::Retry {
                 problem: format!("HTTP {}: {}", status.as_u16(), detail_of(text)),
@@ -321,8 +353,8 @@ enum Unread {
     CutOff(String),
 }
 
-/// Reads an answer's body as text, refusing more than `cap` bytes.
-async fn read_text(mut response: reqwest::Response, cap: usize) -> Result<String, Unread> {
+/// Reads an answer's body, refusing more than `cap` bytes.
+async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, Unread> {
     let too_big = || Unread::TooLarge(format!("the answer is larger than {cap} bytes"));
     if response.content_length().is_some_and(|n| n > cap as u64) {
         return Err(too_big());
@@ -338,7 +370,7 @@ async fn read_text(mut response: reqwest::Response, cap: usize) -> Result<String
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    Ok(body)
 }
 
 /// The `rel="next"` target of one `Link` header value.

@@ -8,8 +8,8 @@
 //! indexed: trashed, archived (hidden from Confluence's own search by default), draft and
 //! historical pages are removed from the index.
 
-mod comments;
 mod http;
+mod parts;
 mod permissions;
 mod v1;
 mod v2;
@@ -44,6 +44,10 @@ pub struct ConfluenceConfig {
     pub retry: RetryPolicy,
     /// The largest answer read; a longer one is an error, never buffered whole.
     pub max_body_bytes: usize,
+    /// Runs attachment extraction in a child process; `None` (the default): this binary, which
+    /// must call [`crate::extract::serve_if_child`] first in `main` (else attachments fail,
+    /// counted, with that reason).
+    pub extractor: Option<crate::extract::Extractor>,
 }
 
 /// What a listing said of a page: its version, space, and rule and place.
@@ -106,6 +110,7 @@ impl From<ConfluenceSettings> for ConfluenceConfig {
             retry: RetryPolicy::default(),
             // A listing page of 250 pages with bodies is a few MB.
             max_body_bytes: 32 * 1024 * 1024,
+            extractor: None,
             site,
         }
     }
@@ -130,6 +135,10 @@ struct Inner {
     anonymous_access: bool,
     /// Whether comments are read (`COMMENTS`).
     comments: bool,
+    /// Whether attachments are read, and within what limits (`ATTACHMENTS`, …).
+    attachments: docbrain_core::settings::AttachmentSettings,
+    /// Runs attachment extraction; `None`: this binary, if it serves as the extractor.
+    extractor: Option<crate::extract::Extractor>,
     /// Titles of pages seen in listings (ancestor breadcrumbs) and space keys by space id (v2).
     cache: Mutex<Cache>,
 }
@@ -174,6 +183,7 @@ impl ConfluenceClient {
             page_size,
             retry,
             max_body_bytes,
+            extractor,
         } = config.into();
         config
             .validate()
@@ -223,6 +233,8 @@ impl ConfluenceClient {
                 read_permissions: config.read_permissions,
                 anonymous_access: config.anonymous_access,
                 comments: config.comments,
+                attachments: config.attachments.clone(),
+                extractor,
                 cache: Mutex::new(Cache::default()),
             }),
         })
@@ -299,8 +311,8 @@ impl ConfluenceClient {
                         self.access_at(&page.id, &located, reads).await?
                     }
                 };
-                if self.inner.comments && parts != Some(parts_digest([])) {
-                    page.parts = comments::read(&self.inner, &page).await?;
+                if parts::read_any(&self.inner) && parts != Some(parts_digest([])) {
+                    page.parts = parts::read(&self.inner, &page).await?;
                 }
                 Fetched::Page(page)
             }
@@ -348,8 +360,8 @@ impl ConfluenceClient {
                 (listed, rules)
             }
         };
-        let comments = match self.inner.comments {
-            true => Some(comments::list_space(&self.inner, &space.key).await?),
+        let comments = match parts::read_any(&self.inner) {
+            true => Some(parts::list_space(&self.inner, &space.key).await?),
             false => None,
         };
         let pages: Vec<PageSummary> = listed
@@ -510,6 +522,25 @@ impl Fetcher for ConfluenceClient {
         Ok(self
             .fetch_placed(&summary.id, listed, summary.parts, Reads::Crawl)
             .await?)
+    }
+
+    async fn fetch_part(
+        &self,
+        _page: &docbrain_core::Page,
+        part: &docbrain_core::Part,
+    ) -> docbrain_core::Result<docbrain_core::PartText> {
+        let limits = &self.inner.attachments;
+        let extractor = match &self.inner.extractor {
+            Some(extractor) => extractor.clone(),
+            None => {
+                crate::extract::Extractor::this_binary().map_err(|e| SourceError::Attachment {
+                    name: part.title.clone(),
+                    detail: e.to_string(),
+                })?
+            }
+        }
+        .with_limits(limits.timeout, limits.memory_mb.saturating_mul(1 << 20));
+        Ok(parts::text(&self.inner, &extractor, part).await?)
     }
 
     async fn read_access(&self, id: &PageId) -> docbrain_core::Result<ReadAccess> {

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod files;
 mod permissions;
 mod routes;
 
@@ -84,6 +85,23 @@ pub struct SimComment {
     pub inline: Option<String>,
 }
 
+/// An attachment as the simulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAttachment {
+    /// The number in its id (`att<id>`).
+    pub id: u64,
+    /// The page it is attached to.
+    pub page: u64,
+    /// The file name.
+    pub title: String,
+    /// The media type.
+    pub media_type: String,
+    /// The content.
+    pub content: Vec<u8>,
+    /// The version number, 1 on upload, +1 per new upload.
+    pub version: u64,
+}
+
 /// Which API call a request was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -97,8 +115,13 @@ pub enum Route {
     PageMeta,
     /// Space permissions, page restrictions, users and their groups.
     Permissions,
-    /// Comment listings: a space's (CQL search) or a page's (`child/comment`).
+    /// Comment listings: a space's (CQL search, which lists attachments too) or a page's
+    /// (`child/comment`).
     Comments,
+    /// A page's attachment listing.
+    Attachments,
+    /// An attachment's download.
+    Download,
     /// Anything else.
     Other,
 }
@@ -186,6 +209,7 @@ pub(crate) struct State {
     spaces: BTreeMap<String, Space>,
     pages: BTreeMap<u64, SimPage>,
     comments: BTreeMap<u64, SimComment>,
+    attachments: BTreeMap<u64, SimAttachment>,
     users: BTreeMap<String, SimUser>,
     /// The site lets anonymous users in.
     anonymous_access: bool,
@@ -240,6 +264,7 @@ impl Simulator {
             spaces: BTreeMap::new(),
             pages: BTreeMap::new(),
             comments: BTreeMap::new(),
+            attachments: BTreeMap::new(),
             users: BTreeMap::new(),
             anonymous_access: false,
             restriction_answer: None,
@@ -514,6 +539,49 @@ impl Simulator {
     pub fn comment(&self, id: &PageId) -> Option<SimComment> {
         let key: u64 = id.as_str().parse().ok()?;
         self.state().comments.get(&key).cloned()
+    }
+
+    /// Attaches file `title` of type `media_type` to page `page`; returns its id (`att<n>`).
+    pub fn add_attachment(
+        &self,
+        page: &PageId,
+        title: &str,
+        media_type: &str,
+        content: Vec<u8>,
+    ) -> PageId {
+        let mut s = self.state();
+        let id = s.next_id;
+        s.next_id += 1;
+        s.attachments.insert(
+            id,
+            SimAttachment {
+                id,
+                page: page.as_str().parse().unwrap_or_default(),
+                title: title.to_owned(),
+                media_type: media_type.to_owned(),
+                content,
+                version: 1,
+            },
+        );
+        PageId::new(format!("att{id}"))
+    }
+
+    /// Uploads a new version of attachment `id`; returns its version.
+    pub fn update_attachment(&self, id: &PageId, content: Vec<u8>) -> Option<u64> {
+        let key: u64 = id.as_str().strip_prefix("att")?.parse().ok()?;
+        let mut s = self.state();
+        let file = s.attachments.get_mut(&key)?;
+        file.content = content;
+        file.version += 1;
+        Some(file.version)
+    }
+
+    /// Deletes attachment `id`.
+    pub fn delete_attachment(&self, id: &PageId) -> bool {
+        id.as_str()
+            .strip_prefix("att")
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|key| self.state().attachments.remove(&key).is_some())
     }
 
     /// Purges a page: it answers 404 from now on.

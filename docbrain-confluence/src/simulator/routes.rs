@@ -17,7 +17,9 @@ use reqwest::Url;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use super::{permissions, Request, Route, SimComment, SimPage, State, API_TOKEN, EMAIL, PAT};
+use super::{
+    permissions, Request, Route, SimAttachment, SimComment, SimPage, State, API_TOKEN, EMAIL, PAT,
+};
 
 pub(super) type Answer = Response<Full<Bytes>>;
 
@@ -72,6 +74,9 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = match seg.as_slice() {
         [.., "content", _, "child", "comment"] | [.., "content", "search"] => Route::Comments,
+        [.., "content", _, "child", "attachment"]
+        | ["wiki", "api", "v2", "pages", _, "attachments"] => Route::Attachments,
+        ["download", ..] | ["wiki", "download", ..] => Route::Download,
         ["wiki", "api", "v2", "spaces", _, "permissions"]
         | ["rest", "api", "space", _, "permissions", ..]
         | ["wiki", "rest", "api", "space", _]
@@ -155,6 +160,15 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 ["rest", "api", "user"] => permissions::v1_user(&s, &query),
                 ["rest", "api", "space"] => v1_spaces(&s, &query, &base),
                 ["rest", "api", "space", key] => v1_space(&s, key),
+                ["wiki", "api", "v2", "pages", id, "attachments"] => {
+                    v2_attachments(&s, id, &query, &base)
+                }
+                ["rest", "api", "content", id, "child", "attachment"]
+                | ["wiki", "rest", "api", "content", id, "child", "attachment"] => {
+                    v1_attachments(&s, id, &query, &base)
+                }
+                ["download", "attachments", page, name]
+                | ["wiki", "download", "attachments", page, name] => download(&s, page, name),
                 ["rest", "api", "content", "search"]
                 | ["wiki", "rest", "api", "content", "search"] => {
                     v1_comment_search(&s, &query, &base)
@@ -900,23 +914,46 @@ fn v1_comment_json(s: &State, c: &SimComment, expand: &str) -> Option<Value> {
 /// `space="KEY" and type=comment`.
 fn v1_comment_search(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &str) -> Answer {
     let cql = query("cql").unwrap_or_default();
-    let key = cql
-        .strip_prefix("space=\"")
-        .and_then(|rest| rest.strip_suffix("\" and type=comment"));
-    let Some(key) = key else {
+    let parsed = cql.strip_prefix("space=\"").and_then(|rest| {
+        let (key, types) = rest.split_once("\" and type")?;
+        let types: Vec<&str> = match types.strip_prefix('=') {
+            Some(one) => vec![one.trim()],
+            None => types
+                .trim()
+                .strip_prefix("in (")?
+                .strip_suffix(')')?
+                .split(',')
+                .map(str::trim)
+                .collect(),
+        };
+        Some((key, types))
+    });
+    let Some((key, types)) = parsed else {
         return error(
             400,
             false,
-            "this simulator's CQL knows only: space=\"KEY\" and type=comment",
+            "this simulator's CQL knows only: space=\"KEY\" and type=T, or type in (T, U)",
         );
     };
     let expand = query("expand").unwrap_or_default();
-    let all: Vec<Value> = s
-        .comments
-        .values()
-        .filter(|c| s.pages.get(&c.page).is_some_and(|p| p.space_key == key))
-        .filter_map(|c| v1_comment_json(s, c, &expand))
-        .collect();
+    let in_space = |page: u64| s.pages.get(&page).is_some_and(|p| p.space_key == key);
+    let mut all: Vec<Value> = Vec::new();
+    if types.contains(&"comment") {
+        all.extend(
+            s.comments
+                .values()
+                .filter(|c| in_space(c.page))
+                .filter_map(|c| v1_comment_json(s, c, &expand)),
+        );
+    }
+    if types.contains(&"attachment") {
+        all.extend(
+            s.attachments
+                .values()
+                .filter(|a| in_space(a.page))
+                .filter_map(|a| v1_attachment_json(s, a, &expand)),
+        );
+    }
     let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
     let limit = limit_of(s, query, 25);
     let (results, next) = window(&all, start, limit);
@@ -934,6 +971,136 @@ fn v1_comment_search(s: &State, query: &dyn Fn(&str) -> Option<String>, base: &s
         200,
         &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
     )
+}
+
+/// The page of an attachment or comment, when the account can see it and it is current.
+fn live_page(s: &State, page: u64) -> Option<&SimPage> {
+    visible(s, &page.to_string()).filter(|p| p.status == PageStatus::Current)
+}
+
+/// An attachment's download link, relative to the site (`/wiki` on Cloud).
+fn download_link(a: &SimAttachment) -> String {
+    format!(
+        "/download/attachments/{}/{}?version={}&modificationDate=1767603600000&api=v2",
+        a.page, a.title, a.version
+    )
+}
+
+/// An attachment in v1's shape (CQL search, `child/attachment`).
+fn v1_attachment_json(s: &State, a: &SimAttachment, expand: &str) -> Option<Value> {
+    let page = live_page(s, a.page)?;
+    let mut v = json!({
+        "id": format!("att{}", a.id), "type": "attachment", "status": "current", "title": a.title,
+        "_links": {"download": download_link(a),
+                   "webui": format!("/pages/viewpageattachments.action?pageId={}&preview=/{}/att{}/{}", a.page, a.page, a.id, a.title)},
+    });
+    if expand.contains("version") {
+        v["version"] =
+            json!({"number": a.version, "minorEdit": false, "when": "2026-01-05T09:00:00.000Z"});
+    }
+    if expand.contains("container") {
+        v["container"] = json!({"id": page.id.to_string(), "type": "page", "status": "current", "title": page.title});
+    }
+    if expand.contains("extensions") {
+        v["extensions"] =
+            json!({"mediaType": a.media_type, "fileSize": a.content.len(), "comment": ""});
+    }
+    Some(v)
+}
+
+/// `GET wiki/api/v2/pages/{id}/attachments`: cursor-paged, v2's shape.
+fn v2_attachments(
+    s: &State,
+    id: &str,
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+) -> Answer {
+    let Some(page) = visible(s, id).filter(|p| p.status == PageStatus::Current) else {
+        return error(404, true, "Not Found");
+    };
+    let all: Vec<Value> = s
+        .attachments
+        .values()
+        .filter(|a| a.page == page.id)
+        .map(|a| {
+            json!({
+                "id": format!("att{}", a.id), "status": "current", "title": a.title,
+                "pageId": a.page.to_string(), "mediaType": a.media_type,
+                "fileSize": a.content.len(), "fileId": format!("f{}", a.id),
+                "version": {"number": a.version, "createdAt": "2026-01-05T09:00:00.000Z"},
+                "downloadLink": download_link(a),
+                "webuiLink": format!("/pages/viewpageattachments.action?pageId={}", a.page),
+                "_links": {"download": download_link(a)},
+            })
+        })
+        .collect();
+    let offset = offset_of(query("cursor"));
+    let limit = limit_of(s, query, 50);
+    let (results, next) = window(&all, offset, limit);
+    let next = next.map(|n| {
+        format!(
+            "/wiki/api/v2/pages/{id}/attachments?limit={limit}&cursor={}",
+            cursor(n)
+        )
+    });
+    let mut body = json!({"results": results, "_links": {"base": format!("{base}/wiki")}});
+    if let Some(n) = &next {
+        body["_links"]["next"] = json!(n);
+    }
+    with_next(respond(200, &body), next, base)
+}
+
+/// `GET rest/api/content/{id}/child/attachment`: v1's shape.
+fn v1_attachments(
+    s: &State,
+    id: &str,
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+) -> Answer {
+    if visible(s, id).is_none_or(|p| p.status != PageStatus::Current) {
+        return error(
+            404,
+            false,
+            &format!("No content found with id: ContentId{{id={id}}}"),
+        );
+    }
+    let expand = query("expand").unwrap_or_default();
+    let all: Vec<Value> = s
+        .attachments
+        .values()
+        .filter(|a| a.page.to_string() == id)
+        .filter_map(|a| v1_attachment_json(s, a, &expand))
+        .collect();
+    let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
+    let limit = limit_of(s, query, 25);
+    let (results, next) = window(&all, start, limit);
+    let next = next.map(|n| {
+        format!("/rest/api/content/{id}/child/attachment?expand={expand}&limit={limit}&start={n}")
+    });
+    respond(
+        200,
+        &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
+    )
+}
+
+/// `GET download/attachments/{page}/{name}`: the file, when its page is visible.
+fn download(s: &State, page: &str, name: &str) -> Answer {
+    let found = page.parse::<u64>().ok().and_then(|page| {
+        live_page(s, page)?;
+        s.attachments
+            .values()
+            .find(|a| a.page == page && a.title == name)
+    });
+    match found {
+        Some(a) => {
+            let mut answer = Response::new(Full::new(Bytes::from(a.content.clone())));
+            if let Ok(v) = HeaderValue::from_str(&a.media_type) {
+                answer.headers_mut().insert(CONTENT_TYPE, v);
+            }
+            answer
+        }
+        None => html(404, "Not Found"),
+    }
 }
 
 /// `GET rest/api/content/{id}/child/comment`: every comment of a page the account can see.

@@ -143,6 +143,36 @@ pub struct ConfluenceSettings {
     /// `COMMENTS`: index each page's comments, as hits of their own under the page (on by
     /// default).
     pub comments: bool,
+    /// `ATTACHMENTS` and its limits.
+    pub attachments: AttachmentSettings,
+}
+
+/// Which attachments are read, and within what limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentSettings {
+    /// `ATTACHMENTS`: index the text of attachments, as hits of their own under their page
+    /// (on by default).
+    pub enabled: bool,
+    /// `ATTACHMENT_MAX_BYTES`: larger attachments are skipped, never downloaded (10 MiB).
+    pub max_bytes: u64,
+    /// `ATTACHMENT_MAX_CHARS`: the text kept of one attachment (200,000 characters).
+    pub max_chars: usize,
+    /// `ATTACHMENT_TIMEOUT`: how long one extraction may take (30 s).
+    pub timeout: Duration,
+    /// `ATTACHMENT_MEMORY_MB`: the memory one extraction may use (1,024 MiB).
+    pub memory_mb: u64,
+}
+
+impl Default for AttachmentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 10 * 1024 * 1024,
+            max_chars: 200_000,
+            timeout: Duration::from_secs(30),
+            memory_mb: 1024,
+        }
+    }
 }
 
 impl ConfluenceSettings {
@@ -160,6 +190,7 @@ impl ConfluenceSettings {
             read_permissions: true,
             anonymous_access: false,
             comments: true,
+            attachments: AttachmentSettings::default(),
         }
     }
 

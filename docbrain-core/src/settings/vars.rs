@@ -93,6 +93,11 @@ pub const VARS: &[Var] = &[
     var("CONFLUENCE_TLS_VERIFY", "confluence-tls-verify", Sync, "Verify Confluence's certificate [default: true]"),
     var("CONFLUENCE_FETCH_CONCURRENCY", "confluence-fetch-concurrency", Sync, "Pages fetched and indexed at once during a crawl [default: 4]"),
     var("CONFLUENCE_ANONYMOUS_ACCESS", "confluence-anonymous-access", Sync, "The site lets anonymous users view spaces that grant it; off, such grants admit nobody [default: false]"),
+    var("ATTACHMENTS", "attachments", Sync, "Index the text of attachments (PDF, DOCX, PPTX, XLSX, text) as hits under their page: on or off [default: on]"),
+    var("ATTACHMENT_MAX_BYTES", "attachment-max-bytes", Sync, "Larger attachments are skipped, never downloaded [default: 10485760]"),
+    var("ATTACHMENT_MAX_CHARS", "attachment-max-chars", Sync, "Text kept of one attachment, in characters [default: 200000]"),
+    var("ATTACHMENT_TIMEOUT", "attachment-timeout", Sync, "Time one attachment's extraction may take, e.g. 30s [default: 30s]"),
+    var("ATTACHMENT_MEMORY_MB", "attachment-memory-mb", Sync, "Memory one attachment's extraction may use, in MiB [default: 1024]"),
     var("COMMENTS", "comments", Sync, "Index Confluence comments (footer, inline, replies) as hits under their page: on or off [default: on]"),
     var("CHUNK_MAX_TOKENS", "chunk-tokens", Sync, "Chunk budget in model tokens, breadcrumb included [default: 254]"),
     var("MAX_DELETE_FRACTION", "max-delete-fraction", Sync, "Refuse to delete more than this share (0-1) of a space in one run [default: 0.5]"),
@@ -369,6 +374,12 @@ fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
     c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
     c.anonymous_access = r.flag("CONFLUENCE_ANONYMOUS_ACCESS", false)?;
     c.comments = r.flag("COMMENTS", true)?;
+    let a = &mut c.attachments;
+    a.enabled = r.flag("ATTACHMENTS", a.enabled)?;
+    a.max_bytes = r.number("ATTACHMENT_MAX_BYTES", a.max_bytes)?;
+    a.max_chars = r.number("ATTACHMENT_MAX_CHARS", a.max_chars)?;
+    a.timeout = r.duration("ATTACHMENT_TIMEOUT", a.timeout)?;
+    a.memory_mb = r.number("ATTACHMENT_MEMORY_MB", a.memory_mb)?;
     Ok(c)
 }
 
