@@ -130,6 +130,17 @@ pub enum PageEvent {
     CommentRemoved,
     /// A Cloud body with a `comment` and no event name: a comment of the page changed.
     CommentChanged,
+    /// `attachment_created`: the page the file is attached to (Data Center's `attachedTo`),
+    /// else the attachment, whose page a reconcile finds.
+    AttachmentCreated,
+    /// `attachment_updated` (a new version): as [`PageEvent::AttachmentCreated`].
+    AttachmentUpdated,
+    /// `attachment_removed` (to the trash): as [`PageEvent::AttachmentCreated`].
+    AttachmentRemoved,
+    /// `attachment_trashed` (purged from the trash): as [`PageEvent::AttachmentCreated`].
+    AttachmentTrashed,
+    /// `attachment_restored`: as [`PageEvent::AttachmentCreated`].
+    AttachmentRestored,
 }
 
 impl PageEvent {
@@ -149,6 +160,11 @@ impl PageEvent {
             Self::CommentUpdated => "comment_updated",
             Self::CommentRemoved => "comment_removed",
             Self::CommentChanged => "comment_changed",
+            Self::AttachmentCreated => "attachment_created",
+            Self::AttachmentUpdated => "attachment_updated",
+            Self::AttachmentRemoved => "attachment_removed",
+            Self::AttachmentTrashed => "attachment_trashed",
+            Self::AttachmentRestored => "attachment_restored",
         }
     }
 
@@ -158,14 +174,20 @@ impl PageEvent {
         matches!(self, Self::PermissionsUpdated | Self::Moved)
     }
 
-    /// Whether the event is about a comment (its page is reconciled, never removed for it).
-    pub fn is_comment(self) -> bool {
+    /// Whether the event is about a part of a page, a comment or an attachment (its page is
+    /// reconciled, never removed for it).
+    pub fn is_part(self) -> bool {
         matches!(
             self,
             Self::CommentCreated
                 | Self::CommentUpdated
                 | Self::CommentRemoved
                 | Self::CommentChanged
+                | Self::AttachmentCreated
+                | Self::AttachmentUpdated
+                | Self::AttachmentRemoved
+                | Self::AttachmentTrashed
+                | Self::AttachmentRestored
         )
     }
 
@@ -193,6 +215,13 @@ impl PageEvent {
             "comment_created" | "avi:confluence:created:comment" => Self::CommentCreated,
             "comment_updated" | "avi:confluence:updated:comment" => Self::CommentUpdated,
             "comment_removed" | "avi:confluence:deleted:comment" => Self::CommentRemoved,
+            "attachment_created" | "avi:confluence:created:attachment" => Self::AttachmentCreated,
+            "attachment_updated" | "avi:confluence:updated:attachment" => Self::AttachmentUpdated,
+            "attachment_removed" | "avi:confluence:trashed:attachment" => Self::AttachmentRemoved,
+            "attachment_trashed" | "avi:confluence:deleted:attachment" => Self::AttachmentTrashed,
+            "attachment_restored" | "avi:confluence:restored:attachment" => {
+                Self::AttachmentRestored
+            }
             _ => return None,
         })
     }
@@ -298,15 +327,15 @@ pub fn parse(
             space_key: key.to_owned(),
         });
     }
-    let comment_event = match named {
-        Some(name) => PageEvent::from_name(name).filter(|e| e.is_comment()),
+    let part_event = match named {
+        Some(name) => PageEvent::from_name(name).filter(|e| e.is_part()),
         None if page.is_none() && value.get("comment").is_some_and(Value::is_object) => {
             Some(PageEvent::CommentChanged)
         }
         None => None,
     };
-    if let Some(event) = comment_event {
-        return comment_delivery(event, &value);
+    if let Some(event) = part_event {
+        return part_delivery(event, &value);
     }
     let event = match (named, page) {
         (Some(name), _) => match PageEvent::from_name(name) {
@@ -346,26 +375,29 @@ pub fn parse(
     })
 }
 
-/// A comment event: the page the comment is on when the body names it (Cloud's
-/// `comment.parent`, the Forge relay's `content.container`), else the comment itself (Data
-/// Center's id-only body), whose page a reconcile finds.
-fn comment_delivery(event: PageEvent, value: &Value) -> Result<Delivery, PayloadError> {
+/// A comment or attachment event: the page the part belongs to when the body names it (Cloud's
+/// `comment.parent`, Data Center's `attachedTo`, the Forge relay's `content.container`), else
+/// the part itself (Data Center's id-only comment body), whose page a reconcile finds.
+fn part_delivery(event: PageEvent, value: &Value) -> Result<Delivery, PayloadError> {
     let no_id = || PayloadError::NoPageId {
         event: event.name().into(),
     };
-    let comment = value
-        .get("comment")
-        .or_else(|| value.get("content"))
-        .filter(|c| c.is_object())
-        .ok_or_else(no_id)?;
+    let part = ["comment", "attachment", "content"]
+        .iter()
+        .filter_map(|k| value.get(*k).filter(|c| c.is_object()))
+        .chain(value["attachments"].as_array().and_then(|a| a.first()))
+        .next();
     let fields = |v: &Value| {
         serde_json::from_value::<PageFields>(v.clone())
             .ok()
             .and_then(|f| f.id_as_string.clone().or(f.id.clone()).map(|id| (id, f)))
     };
-    let page = ["parent", "container"]
-        .iter()
-        .filter_map(|k| comment.get(*k).filter(|p| p.is_object()))
+    let page = part
+        .into_iter()
+        .flat_map(|p| ["parent", "container"].map(|k| p.get(k)))
+        .chain([value.get("attachedTo")])
+        .flatten()
+        .filter(|p| p.is_object())
         .find_map(fields);
     let page = match page {
         Some((id, f)) => PageRef {
@@ -375,7 +407,7 @@ fn comment_delivery(event: PageEvent, value: &Value) -> Result<Delivery, Payload
             version: f.version,
         },
         None => {
-            let (id, _) = fields(comment).ok_or_else(no_id)?;
+            let (id, _) = part.and_then(fields).ok_or_else(no_id)?;
             PageRef {
                 id,
                 title: None,

@@ -74,6 +74,18 @@ impl Harness {
         site.anonymous_access = true;
         let mut c = ConfluenceConfig::from(site);
         c.retry = quick();
+        c.extractor = Some(docbrain_confluence::extract::Extractor::command(
+            std::env::current_exe().unwrap(),
+            [
+                "extractor_child",
+                "--exact",
+                "--ignored",
+                "--test-threads=1",
+            ]
+            .iter()
+            .map(Into::into)
+            .collect(),
+        ));
         let store = Arc::new(MemoryStore::new());
         let pipeline = Pipeline::new(
             Arc::new(ConfluenceClient::new(c).unwrap()),
@@ -289,8 +301,15 @@ async fn every_page_event_in_every_body_shape_reaches_the_index() {
     }
 }
 
+/// The attachment extractor's child when this test binary is started as one.
+#[test]
+#[ignore = "the child process of the attachment extractor"]
+fn extractor_child() {
+    docbrain_confluence::extract::serve_if_child();
+}
+
 #[tokio::test]
-async fn comment_events_bring_comments_into_the_index_and_take_them_out() {
+async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_out() {
     for (version, shape) in [
         (ApiVersion::V1, BodyShape::DataCenter),
         (ApiVersion::V2, BodyShape::CloudStringId),
@@ -334,6 +353,34 @@ async fn comment_events_bring_comments_into_the_index_and_take_them_out() {
         .await;
         assert!(!h.searchable("pelican check", &comment).await, "{version}");
         // The page stays: a removed comment never removes its page.
+        assert_eq!(h.indexed_version(&page).await, Some(1), "{version}");
+
+        // Attachments: Data Center names the page as `attachedTo`.
+        let file = h.sim.add_attachment(
+            &page,
+            "rota.txt",
+            "text/plain",
+            b"The kestrel rota starts on Monday.".to_vec(),
+        );
+        let attachment = |event: &str| {
+            let body = serde_json::json!({"timestamp": 1, "event": event, "userKey": "k",
+                "attachedTo": {"id": page.as_str()}, "attachments": [{"id": file.as_str()}]})
+            .to_string();
+            let signature = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+            let h = &h;
+            async move { h.post(&body, Some(&signature)).await.status() }
+        };
+        assert_eq!(attachment("attachment_created").await, 200);
+        h.until(Duration::from_secs(20), "the attachment found", || async {
+            h.searchable("kestrel rota", &file).await
+        })
+        .await;
+        h.sim.delete_attachment(&file);
+        assert_eq!(attachment("attachment_trashed").await, 200);
+        h.until(Duration::from_secs(20), "the attachment gone", || async {
+            h.store.page(&file).await.unwrap().is_none()
+        })
+        .await;
         assert_eq!(h.indexed_version(&page).await, Some(1), "{version}");
     }
 }

@@ -106,11 +106,11 @@ pub(super) async fn list_space(
 
 /// Fetches one page expanded with body, version, space, ancestors and labels (its rule not yet
 /// read), and whether its ancestors came whole (Data Center lists them all, root first). The id
-/// of a comment (a Data Center comment event names only that) fetches the page it is on.
+/// of a comment or attachment (a Data Center event may name only that) fetches its page.
 pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool), SourceError> {
     let mut answer = None;
     let mut id = id.clone();
-    // A comment's container is a page (or a blog post); one hop at most.
+    // A comment's or attachment's container is a page (or a blog post); one hop at most.
     for _ in 0..2 {
         let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
         url.query_pairs_mut().append_pair(
@@ -124,8 +124,8 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
             found.json["type"].as_str(),
             id_of(&found.json["container"]["id"]),
         ) {
-            (Some("comment"), Some(container)) => id = container,
-            (Some("comment"), None) => return Ok((Fetched::Gone, true)),
+            (Some("comment" | "attachment"), Some(container)) => id = container,
+            (Some("comment" | "attachment"), None) => return Ok((Fetched::Gone, true)),
             _ => {
                 answer = Some((path_of(&url), found));
                 break;

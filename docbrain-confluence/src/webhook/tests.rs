@@ -136,7 +136,20 @@ fn our_bodies_of_each_shape_name_their_event_and_page() {
         (event, page.id.as_str()),
         (PageEvent::CommentRemoved, "98401")
     );
-    assert!(event.is_comment() && !PageEvent::Removed.is_comment());
+    assert!(event.is_part() && !PageEvent::Removed.is_part());
+    // Data Center names an attachment's page as `attachedTo`.
+    let body = br#"{"timestamp":1,"event":"attachment_created","userKey":"k","attachedTo":{"id":98310},"attachments":[{"id":"att98500"}]}"#;
+    let (event, page) = page_of(parse(body, None, None).unwrap());
+    assert_eq!(
+        (event, page.id.as_str()),
+        (PageEvent::AttachmentCreated, "98310")
+    );
+    let body = br#"{"timestamp":1,"event":"attachment_trashed","attachments":[{"id":"att98500"}]}"#;
+    let (event, page) = page_of(parse(body, None, None).unwrap());
+    assert_eq!(
+        (event, page.id.as_str()),
+        (PageEvent::AttachmentTrashed, "att98500")
+    );
     assert!(matches!(
         parse(&ours("dc-space_created.json"), None, None).unwrap(),
         Delivery::Ignored { .. }
