@@ -56,7 +56,7 @@ out="$(run_in_image -e LOCAL_DOCS_PATH=/sample -- sh -c \
   'id -u && docbrain ingest 2>&1 | tail -n 2 && docbrain search "how do I roll back a bad deploy?" --top 1')"
 echo "$out"
 [ "$(echo "$out" | head -n 1)" != 0 ] || fail "the image runs as root"
-echo "$out" | grep -q "Ingestion complete: 20 pages" || fail "ingest did not index the 20 sample pages"
+echo "$out" | grep -q "Ingestion complete: 22 pages" || fail "ingest did not index the 20 sample pages and their PDF and DOCX"
 echo "$out" | grep -q "Deploying and Rolling Back" || fail "search did not find the deploy page"
 
 echo "== webhook server against the Confluence simulator"

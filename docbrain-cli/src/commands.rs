@@ -191,6 +191,7 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
     require_index(settings)?;
     let store = Backends.store(settings).await?;
     let stats = store.stats().await?;
+    let parts = docbrain_core::PartsSummary::of(&store.page_states().await?);
     let last_sync = stats.last_sync_ms.map(format_utc);
     let location = match &settings.store {
         StoreSettings::Embedded => display(&settings.data_dir.join(EmbeddedStore::FILE_NAME)),
@@ -206,7 +207,12 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
             json!({
                 "index": location,
                 "pages": stats.pages,
-                "comments": stats.parts,
+                "comments": parts.comments,
+                "attachments": {
+                    "indexed": parts.attachments,
+                    "skipped": parts.skipped,
+                    "failed": parts.failed,
+                },
                 "chunks": stats.chunks,
                 "model_id": stats.model_id,
                 "dimension": stats.dimension,
@@ -218,7 +224,15 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
     }
     println!("index:     {location}");
     println!("pages:     {}", stats.pages);
-    println!("comments:  {}", stats.parts);
+    println!("comments:  {}", parts.comments);
+    let skipped: u64 = parts.skipped.values().sum();
+    println!(
+        "attachments: {} indexed, {skipped} skipped, {} failed (tried again at the next crawl)",
+        parts.attachments, parts.failed
+    );
+    for (why, n) in &parts.skipped {
+        println!("  skipped {n}: {why}");
+    }
     println!("chunks:    {}", stats.chunks);
     println!(
         "model:     {}",

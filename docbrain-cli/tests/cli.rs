@@ -139,8 +139,9 @@ fn ingest_search_edit_and_delete_on_opensearch() {
 
 fn ingest_search_edit_and_delete_in(ws: &Workspace) {
     let first = ws.ingest();
-    assert_eq!(first["pages_seen"], 20);
-    assert_eq!(first["pages_updated"], 20);
+    // 20 pages, a PDF and a DOCX.
+    assert_eq!(first["pages_seen"], 22);
+    assert_eq!(first["pages_updated"], 22);
     let chunks = first["index_chunks"].as_u64().unwrap();
     assert!(chunks >= 40, "{first}");
     assert_eq!(first["chunks_embedded"].as_u64(), Some(chunks));
@@ -159,6 +160,15 @@ fn ingest_search_edit_and_delete_in(ws: &Workspace) {
             "incidents/incident-response.md",
         ),
         ("roll back a bad release", "release/deploy-process.md"),
+        // Answers found only inside the sample space's PDF and DOCX.
+        (
+            "how often does the disaster recovery drill run?",
+            "runbooks/disaster-recovery-drill.pdf",
+        ),
+        (
+            "what stipend do on-call engineers get?",
+            "onboarding/on-call-handbook.docx",
+        ),
         (
             "who gets paged when the primary does not acknowledge",
             "incidents/paging-and-escalation.md",
@@ -173,7 +183,7 @@ fn ingest_search_edit_and_delete_in(ws: &Workspace) {
             second["pages_unchanged"].as_u64(),
             second["chunks_embedded"].as_u64()
         ),
-        (Some(20), Some(0))
+        (Some(22), Some(0))
     );
 
     let page = ws.docs.join("runbooks/payments-service-restart.md");
@@ -199,7 +209,7 @@ fn ingest_search_edit_and_delete_in(ws: &Workspace) {
     std::fs::remove_file(ws.docs.join("runbooks/disk-full.md")).unwrap();
     let fourth = ws.ingest();
     assert_eq!(fourth["pages_deleted"], 1, "{fourth}");
-    assert_eq!(fourth["index_pages"], 19);
+    assert_eq!(fourth["index_pages"], 21);
     assert_ne!(
         ws.top_page("journalctl vacuum log hosts disk full"),
         "runbooks/disk-full.md"
@@ -207,7 +217,7 @@ fn ingest_search_edit_and_delete_in(ws: &Workspace) {
 
     let status = ws.run(&["status", "--json"]);
     let status = last_json(&status);
-    assert_eq!(status["pages"], 19);
+    assert_eq!(status["pages"], 21);
     assert_eq!(status["model_id"], "sentence-transformers/all-MiniLM-L6-v2");
     assert_eq!(status["dimension"], 384);
     assert!(status["last_sync"].as_str().unwrap().ends_with("UTC"));
@@ -252,7 +262,7 @@ fn an_ingest_killed_midway_leaves_a_consistent_index_that_the_next_run_completes
             }
             assert_eq!(counts.len(), pages.len(), "chunks without a page");
             if expect_all {
-                assert_eq!(pages.len(), 20);
+                assert_eq!(pages.len(), 22);
             } else {
                 assert!(
                     (3..16).contains(&pages.len()),
@@ -264,7 +274,7 @@ fn an_ingest_killed_midway_leaves_a_consistent_index_that_the_next_run_completes
     };
     consistent(false);
     let resumed = ws.ingest();
-    assert_eq!(resumed["pages_seen"], 20);
+    assert_eq!(resumed["pages_seen"], 22);
     assert!(
         resumed["pages_unchanged"].as_u64().unwrap() >= 3,
         "{resumed}"
@@ -415,7 +425,7 @@ fn reading_commands_need_no_crawl_settings_and_announce_no_crawl() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(last_json(&out)["pages"], 20);
+    assert_eq!(last_json(&out)["pages"], 22);
     let out = ws.run(&["search", "roll back a deploy"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(

@@ -21,7 +21,8 @@ impl SourceBuilder for Sources {
         Ok(match settings {
             SourceSettings::None => None,
             SourceSettings::Local(local) => {
-                let fetcher = LocalFetcher::new(&local.path, &local.space_key)?;
+                let fetcher = LocalFetcher::new(&local.path, &local.space_key)?
+                    .with_attachments(local.attachments.clone());
                 debug!(folder = %fetcher.root().display(), space = %local.space_key, "source: a local folder");
                 Some(Arc::new(fetcher))
             }

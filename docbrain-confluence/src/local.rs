@@ -7,14 +7,22 @@
 //! heading, else its file name; `labels:` in front matter become labels, and the folders above
 //! it become its breadcrumb. Files carry no
 //! version numbers, so the version is 0 and the content hash decides what changed.
+//!
+//! With attachments on (`ATTACHMENTS`, the default), every `.pdf`, `.docx`, `.pptx`, `.xlsx`,
+//! `.csv` and `.json` file is a page too, titled by its file name, its text extracted in a
+//! child process ([`crate::extract::Extractor`]); its version is its modification time (ms),
+//! so an unchanged file is never read again. Files over `ATTACHMENT_MAX_BYTES` are skipped
+//! with one log line.
 
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
+use docbrain_core::settings::AttachmentSettings;
 use docbrain_core::{Fetched, Fetcher, Page, PageId, PageStream, PageSummary, Scope};
 use futures::StreamExt;
 
 use crate::error::SourceError;
+use crate::extract::{Extractor, FileType};
 use crate::storage_format::storage_to_markdown;
 
 /// Reads pages from a folder.
@@ -22,10 +30,15 @@ use crate::storage_format::storage_to_markdown;
 pub struct LocalFetcher {
     root: PathBuf,
     space_key: String,
+    attachments: AttachmentSettings,
+    /// Runs extraction; `None`: this binary ([`Extractor::this_binary`]).
+    extractor: Option<Extractor>,
 }
 
 const MARKDOWN: &[&str] = &["md", "markdown", "txt"];
 const STORAGE_FORMAT: &[&str] = &["xml", "html", "htm"];
+/// Files read as attachments: their text extracted.
+const ATTACHMENTS: &[&str] = &["pdf", "docx", "pptx", "xlsx", "csv", "json"];
 
 impl LocalFetcher {
     /// The space key used when none is configured.
@@ -46,7 +59,28 @@ impl LocalFetcher {
         Ok(Self {
             root,
             space_key: space_key.into(),
+            attachments: AttachmentSettings::default(),
+            extractor: None,
         })
+    }
+
+    /// This fetcher reading attachment files as `settings` say (on by default, within its
+    /// limits).
+    pub fn with_attachments(mut self, settings: AttachmentSettings) -> Self {
+        self.attachments = settings;
+        self
+    }
+
+    /// This fetcher extracting attachments' text with `extractor` (by default this binary,
+    /// whose `main` calls [`crate::extract::serve_if_child`]).
+    pub fn with_extractor(mut self, extractor: Extractor) -> Self {
+        self.extractor = Some(extractor);
+        self
+    }
+
+    /// Whether `path` is a file read as an attachment.
+    fn is_attachment(&self, path: &Path) -> bool {
+        self.attachments.enabled && has_extension(path, ATTACHMENTS)
     }
 
     /// Returns the folder this fetcher reads.
@@ -82,7 +116,7 @@ impl LocalFetcher {
                 }
                 if path.is_dir() {
                     dirs.push(path);
-                } else if is_page(&path) {
+                } else if is_page(&path) || self.is_attachment(&path) {
                     files.push(path);
                 }
             }
@@ -135,27 +169,88 @@ impl LocalFetcher {
                     .collect()
             })
             .unwrap_or_default();
-        let ancestors = id
-            .as_str()
-            .split('/')
-            .rev()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .map(humanize)
-            .collect();
-        let url = std::fs::canonicalize(&path)
-            .ok()
-            .map(|p| format!("file://{}", p.display()));
         Ok(Some(Page {
             version: 0,
-            url,
-            ancestors,
+            url: file_url(&path),
+            ancestors: breadcrumb(id),
             labels,
             ..Page::new(id.clone(), self.space_key.clone(), title, body.trim())
         }))
     }
+
+    /// An attachment file as a page: titled by its file name, its text extracted in the
+    /// child process. `None` when it is gone or over `ATTACHMENT_MAX_BYTES`.
+    async fn read_attachment(&self, id: &PageId) -> Result<Option<Page>, SourceError> {
+        let path = self.path_of(id)?;
+        let Some(version) = modified_ms(&path) else {
+            return Ok(None);
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let failed = |detail: String| SourceError::Attachment {
+            name: name.clone(),
+            detail,
+        };
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if size > self.attachments.max_bytes {
+            tracing::info!(path = %path.display(), size, "skipped {name}: larger than ATTACHMENT_MAX_BYTES ({} bytes)", self.attachments.max_bytes);
+            return Ok(None);
+        }
+        let kind = FileType::of(None, &name).map_err(|skip| failed(skip.0))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| SourceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let extractor = match &self.extractor {
+            Some(extractor) => extractor.clone(),
+            None => Extractor::this_binary().map_err(|e| failed(e.to_string()))?,
+        }
+        .with_limits(
+            self.attachments.timeout,
+            self.attachments.memory_mb.saturating_mul(1 << 20),
+        );
+        let text = extractor
+            .extract(kind, &bytes, self.attachments.max_chars)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Some(Page {
+            version,
+            url: file_url(&path),
+            ancestors: breadcrumb(id),
+            ..Page::new(id.clone(), self.space_key.clone(), name.clone(), text)
+        }))
+    }
+}
+
+/// The folders above page `id`, humanized, root first.
+fn breadcrumb(id: &PageId) -> Vec<String> {
+    let mut folders: Vec<&str> = id.as_str().split('/').collect();
+    folders.pop();
+    folders.into_iter().map(humanize).collect()
+}
+
+/// A `file://` link to `path`.
+fn file_url(path: &Path) -> Option<String> {
+    std::fs::canonicalize(path)
+        .ok()
+        .map(|p| format!("file://{}", p.display()))
+}
+
+/// When `path` was last modified, in ms since the Unix epoch: an attachment file's version.
+fn modified_ms(path: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let ms = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    u64::try_from(ms).ok()
 }
 
 fn has_extension(path: &Path, extensions: &[&str]) -> bool {
@@ -227,11 +322,18 @@ impl Fetcher for LocalFetcher {
                         .into_iter()
                         .map(|path| {
                             let id = this.id_of(&path);
+                            // An attachment's version is its modification time: unchanged,
+                            // it is never read again.
+                            let version = if this.is_attachment(&path) {
+                                modified_ms(&path)
+                            } else {
+                                None
+                            };
                             Ok(PageSummary {
                                 title: file_stem(&path),
                                 id,
                                 space_key: this.space_key.clone(),
-                                version: None,
+                                version,
                                 access: None,
                                 parts: None,
                             })
@@ -260,6 +362,10 @@ impl Fetcher for LocalFetcher {
     }
 
     async fn fetch(&self, id: &PageId) -> docbrain_core::Result<Fetched> {
+        if self.is_attachment(&self.path_of(id)?) {
+            let page = self.read_attachment(id).await?;
+            return Ok(page.map_or(Fetched::Gone, Fetched::Page));
+        }
         let this = self.clone();
         let id = id.clone();
         let page = tokio::task::spawn_blocking(move || this.read(&id))
@@ -361,5 +467,61 @@ mod tests {
         assert!(err.to_string().contains("not UTF-8"), "{err}");
         let err = LocalFetcher::new(dir.path().join("missing"), "ENG").unwrap_err();
         assert!(err.to_string().contains("LOCAL_DOCS_PATH"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn attachment_files_are_pages_read_once_per_modification() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "runbooks/index.md", "# Runbooks");
+        let handbook = crate::simulator::files::docx(&[(None, "The kestrel rota starts Monday.")]);
+        std::fs::write(dir.path().join("runbooks/handbook.docx"), handbook).unwrap();
+        std::fs::write(dir.path().join("runbooks/huge.pdf"), vec![b'%'; 4096]).unwrap();
+        std::fs::write(dir.path().join("runbooks/logo.png"), b"png").unwrap();
+        let fetcher = LocalFetcher::new(dir.path(), "DOCS")
+            .unwrap()
+            .with_attachments(AttachmentSettings {
+                max_bytes: 1024,
+                ..AttachmentSettings::default()
+            })
+            .with_extractor(crate::extract::tests::test_extractor());
+        let listed: Vec<PageSummary> = fetcher.list(&Scope::all()).try_collect().await.unwrap();
+        let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "runbooks/handbook.docx",
+                "runbooks/huge.pdf",
+                "runbooks/index.md"
+            ]
+        );
+        // A file's version is its modification time: unchanged, it is not read again.
+        assert!(listed[0].version.is_some_and(|v| v > 0) && listed[2].version.is_none());
+        let Fetched::Page(page) = fetcher
+            .fetch(&"runbooks/handbook.docx".into())
+            .await
+            .unwrap()
+        else {
+            panic!("the handbook is a page");
+        };
+        assert_eq!(
+            (page.title.as_str(), page.body.as_str()),
+            ("handbook.docx", "The kestrel rota starts Monday.")
+        );
+        assert_eq!(page.ancestors, ["Runbooks"]);
+        assert_eq!(Some(page.version), listed[0].version);
+        // Over ATTACHMENT_MAX_BYTES: skipped, never read.
+        assert_eq!(
+            fetcher.fetch(&"runbooks/huge.pdf".into()).await.unwrap(),
+            Fetched::Gone
+        );
+        // Off: attachment files are not pages at all.
+        let off = LocalFetcher::new(dir.path(), "DOCS")
+            .unwrap()
+            .with_attachments(AttachmentSettings {
+                enabled: false,
+                ..AttachmentSettings::default()
+            });
+        let listed: Vec<PageSummary> = off.list(&Scope::all()).try_collect().await.unwrap();
+        assert_eq!(listed.len(), 1);
     }
 }

@@ -1470,7 +1470,13 @@ async fn attachments_under_their_page(version: ApiVersion) {
         first.is_clean(),
         "{version}: an attachment fails alone: {first:?}"
     );
-    assert_eq!(first.parts_failed, 1, "{version}: {first:?}");
+    assert_eq!(first.attachments_failed, 1, "{version}: {first:?}");
+    let counts = crawl.pipeline.attachment_counts();
+    assert_eq!(
+        (counts.indexed, counts.skipped, counts.failed),
+        (5, 2, 1),
+        "{version}"
+    );
 
     let staff = SearchFilter::for_caller(Caller::User(match version {
         ApiVersion::V2 => SimUser::account_id("sam"),

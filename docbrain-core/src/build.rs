@@ -172,6 +172,7 @@ mod tests {
             source: SourceSettings::Local(LocalSettings {
                 path: "docs".into(),
                 space_key: "DOCS".into(),
+                attachments: Default::default(),
             }),
             ..Settings::default()
         }

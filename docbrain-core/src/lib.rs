@@ -101,7 +101,9 @@ pub use page::{
     parts_digest, Fetched, ListedAccess, NotIndexed, Page, PageId, PageStatus, PageSummary, Part,
     PartKind, PartRef, PartText,
 };
-pub use pipeline::{PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport};
+pub use pipeline::{
+    AttachmentCounts, PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport,
+};
 pub use reading::{PageText, SpaceSummary};
 pub use search::{
     by_page, query_terms, reciprocal_rank_fusion, PageHit, SearchFilter, SearchHit, SearchRequest,
@@ -110,5 +112,6 @@ pub use search::{
 pub use secret::Secret;
 pub use settings::Settings;
 pub use store::{
-    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates, ReplaceOutcome,
+    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates, PartsSummary,
+    ReplaceOutcome,
 };

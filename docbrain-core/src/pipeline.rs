@@ -1,7 +1,7 @@
 //! The one ingest pipeline both binaries and library users call.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,10 +113,10 @@ pub struct SyncReport {
     pub chunks_total: u64,
     /// Wall time of the sync.
     pub elapsed_ms: u64,
-    /// Parts of pages (attachments) that could not be read; their pages were indexed, and
-    /// they are tried again at the next crawl. Not a failure of the sync.
+    /// Attachments that could not be read; their pages were indexed, and they are tried again
+    /// at the next crawl. Not a failure of the sync.
     #[serde(default)]
-    pub parts_failed: u64,
+    pub attachments_failed: u64,
     /// Per-page failures: `(page id, error)`.
     pub failures: Vec<(PageId, String)>,
     /// Deletions the guard refused, one message per space.
@@ -196,8 +196,8 @@ pub struct Pipeline {
     readers: Arc<ReaderCache>,
     /// The source's [`Fetcher::source_id`], asked once: records keep it.
     source: Arc<str>,
-    /// Parts (attachments) that could not be read, since the pipeline was built.
-    part_failures: Arc<std::sync::atomic::AtomicU64>,
+    /// How attachments have gone since the pipeline was built.
+    attachments: Arc<AttachmentTally>,
 }
 
 impl Pipeline {
@@ -220,7 +220,7 @@ impl Pipeline {
             store,
             options: PipelineOptions::default(),
             readers: Arc::default(),
-            part_failures: Arc::default(),
+            attachments: Arc::default(),
         })
     }
 
@@ -255,10 +255,16 @@ impl Pipeline {
         &self.embedder
     }
 
-    /// How many parts (attachments) could not be read since the pipeline was built: each is
-    /// logged, named in its page's record and tried again at the next crawl.
-    pub fn part_failures(&self) -> u64 {
-        self.part_failures.load(Ordering::Relaxed)
+    /// How attachments have gone since the pipeline was built: read and indexed, skipped,
+    /// failed (each failure is logged, named in its page's record and tried again at the next
+    /// crawl).
+    pub fn attachment_counts(&self) -> AttachmentCounts {
+        let t = &self.attachments;
+        AttachmentCounts {
+            indexed: t.indexed.load(Ordering::Relaxed),
+            skipped: t.skipped.load(Ordering::Relaxed),
+            failed: t.failed.load(Ordering::Relaxed),
+        }
     }
 
     /// Brings one page of the index in line with its source: a live page is upserted with its
@@ -355,19 +361,20 @@ impl Pipeline {
         let outcome = self
             .write_record(&page, held.as_ref(), None, refs, read_ms)
             .await?;
-        let written = matches!(
-            outcome,
-            PageOutcome::Updated { .. } | PageOutcome::Unchanged
-        );
-        let gone = held
-            .iter()
-            .filter(|_| written)
-            .flat_map(|h| &h.parts)
-            .filter(|r| !page.parts.iter().any(|p| p.id == r.id));
-        for part in gone {
-            let chunks = self.store.delete_page(&part.id).await?;
-            debug!(page_id = %page.id, part = %part.id, chunks, "removed a part the page no longer carries");
+        if matches!(outcome, PageOutcome::Stale { .. }) {
+            // A later read of the page won: the parts this call wrote carry a rule older than
+            // its, or are ones it no longer lists. They go; what the winner lists stays, and
+            // a part it lists at another version is read again at the next crawl.
+            self.delete_parts(&page.id, &parts.written_ids).await?;
+            return Ok(outcome);
         }
+        let gone: Vec<PartRef> = held
+            .iter()
+            .flat_map(|h| &h.parts)
+            .filter(|r| !page.parts.iter().any(|p| p.id == r.id))
+            .cloned()
+            .collect();
+        self.delete_parts(&page.id, &gone).await?;
         Ok(match outcome {
             PageOutcome::Updated {
                 chunks,
@@ -378,7 +385,7 @@ impl Pipeline {
                 embedded: embedded + parts.embedded,
                 reused: reused + parts.chunks - parts.embedded,
             },
-            PageOutcome::Unchanged if parts.written => {
+            PageOutcome::Unchanged if !parts.written_ids.is_empty() => {
                 let chunks = held.map_or(0, |h| h.chunk_count);
                 PageOutcome::Updated {
                     chunks: chunks + parts.chunks,
@@ -428,23 +435,22 @@ impl Pipeline {
                     continue;
                 }
                 let outcome = self.fetcher.fetch_part(page, part).await;
+                let tally = &self.attachments;
                 match outcome {
-                    Ok(PartText::Text(text)) => record.body = text,
+                    Ok(PartText::Text(text)) => {
+                        tally.indexed.fetch_add(1, Ordering::Relaxed);
+                        record.body = text;
+                    }
                     Ok(PartText::Skipped(why)) => {
+                        tally.skipped.fetch_add(1, Ordering::Relaxed);
                         debug!(page_id = %page.id, part = %part.id, "skipped '{}': {why}", printable(&part.title));
                         reference.not_indexed = Some(NotIndexed::Skipped(why));
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            ErrorKind::Unauthorized | ErrorKind::InvalidConfig
-                        ) =>
-                    {
-                        return Err(e);
-                    }
+                    // Whatever the reason (a refused or blocked download included), one file
+                    // fails alone: the page and its rule are still written.
                     Err(e) => {
                         warn!(page_id = %page.id, part = %part.id, error = %e, "could not read '{}' of page '{}'; tried again at the next crawl", printable(&part.title), printable(&page.title));
-                        self.part_failures.fetch_add(1, Ordering::Relaxed);
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
                         reference.not_indexed = Some(NotIndexed::Failed(e.to_string()));
                     }
                 }
@@ -464,9 +470,19 @@ impl Pipeline {
                 PageOutcome::Updated {
                     chunks, embedded, ..
                 } => {
-                    counts.written = true;
+                    counts.written_ids.push(reference.clone());
                     counts.chunks += chunks;
                     counts.embedded += embedded;
+                }
+                PageOutcome::Stale { .. }
+                    if held.as_ref().is_some_and(|h| {
+                        h.access != record.access || h.ancestor_ids != record.ancestor_ids
+                    }) =>
+                {
+                    // The index holds a newer version under another rule (this read lags):
+                    // it goes rather than stay more open than its page; the next crawl finds
+                    // the newer version listed and reads it.
+                    self.store.delete_page(&part.id).await?;
                 }
                 _ => counts.chunks += held_chunks,
             }
@@ -589,16 +605,22 @@ impl Pipeline {
             debug!(page_id = %id, "page {why} and is not indexed");
             return Ok(PageOutcome::Absent);
         };
+        // Parts first: a part never outlives its page's record, even for a moment.
+        self.delete_parts(id, &held.parts).await?;
         let chunks = self.store.delete_page(id).await?;
-        self.delete_parts(&held.parts).await?;
         info!(page_id = %id, chunks, "Deleted page '{}' ({why}) — {chunks} chunks removed", printable(&held.title));
         Ok(PageOutcome::Deleted { chunks })
     }
 
-    /// Deletes the records of a deleted page's parts.
-    async fn delete_parts(&self, parts: &[PartRef]) -> Result<()> {
+    /// Deletes the records of parts `parts` of page `page`: each only while it is still that
+    /// page's (an attachment moved to another page stays with it).
+    async fn delete_parts(&self, page: &PageId, parts: &[PartRef]) -> Result<()> {
         for part in parts {
-            self.store.delete_page(&part.id).await?;
+            let held = self.store.page(&part.id).await?;
+            if held.is_some_and(|h| h.parent.as_ref() == Some(page)) {
+                let chunks = self.store.delete_page(&part.id).await?;
+                debug!(page_id = %page, part = %part.id, chunks, "removed a part of the page");
+            }
         }
         Ok(())
     }
@@ -627,7 +649,7 @@ impl Pipeline {
         progress: &dyn SyncProgress,
     ) -> Result<SyncReport> {
         let started = Instant::now();
-        let part_failures = self.part_failures();
+        let failed_before = self.attachment_counts().failed;
         // Rules the crawl reads (listed, or layers shared between pages) are as old as this.
         let crawl = Began {
             started_ms: crate::text::now_ms(),
@@ -827,25 +849,67 @@ impl Pipeline {
                 self.delete_unlisted(page, &mut report).await?;
             }
         }
-        // Parts whose page the index no longer holds (a write cut short): nothing would ever
-        // bring them in line again.
-        for part in parts.iter().filter(|_| !truncated) {
-            let Some(parent) = &part.parent else { continue };
-            if !indexed.contains_key(parent)
-                && !seen.contains(parent)
-                && self.store.page(parent).await?.is_none()
-            {
-                debug!(part = %part.id, page_id = %parent, "removed a part whose page the index does not hold");
-                self.store.delete_page_if(&part.id, part.version).await?;
-            }
+        if !truncated {
+            self.sweep_parts(&parts, &indexed, crawl).await?;
         }
         self.store.flush().await?;
         if report.is_clean() {
             self.store.record_sync(crate::text::now_ms()).await?;
         }
-        report.parts_failed = self.part_failures() - part_failures;
+        report.attachments_failed = self.attachment_counts().failed - failed_before;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Repairs parts out of step with their page (a write cut short, a lost race): a part whose
+    /// page the index does not hold, or that its page does not list, goes; one under another
+    /// rule or place than its page's has its page read again (and goes if that fails). Each is
+    /// judged on records read now, and a part written since the crawl began is left alone (a
+    /// webhook may be between writing it and its page).
+    async fn sweep_parts(
+        &self,
+        parts: &[PageState],
+        indexed: &HashMap<PageId, PageState>,
+        crawl: Began,
+    ) -> Result<()> {
+        for part in parts {
+            let Some(parent) = &part.parent else { continue };
+            let in_step = indexed.get(parent).is_some_and(|p| {
+                *p.access == *part.access && p.parts.iter().any(|r| r.id == part.id)
+            });
+            if in_step {
+                continue;
+            }
+            let Some(held) = self.store.page(&part.id).await? else {
+                continue;
+            };
+            if held.access_read_ms >= crawl.started_ms || held.parent.as_ref() != Some(parent) {
+                continue;
+            }
+            let page = self.store.page(parent).await?;
+            let listed = page
+                .as_ref()
+                .is_some_and(|p| p.parts.iter().any(|r| r.id == part.id));
+            if !listed {
+                debug!(part = %part.id, page_id = %parent, "removed a part its page does not hold");
+                self.store.delete_page_if(&part.id, held.version).await?;
+                continue;
+            }
+            let mut place = page
+                .as_ref()
+                .map(|p| p.ancestor_ids.clone())
+                .unwrap_or_default();
+            place.push(parent.clone());
+            if page.is_some_and(|p| p.access == held.access) && held.ancestor_ids == place {
+                continue;
+            }
+            info!(part = %part.id, page_id = %parent, "a part's rule is not its page's: reading the page again");
+            if let Err(e) = self.reconcile(parent).await {
+                warn!(part = %part.id, page_id = %parent, error = %e, "could not read the page again: its part is taken out of the index until it can");
+                self.store.delete_page(&part.id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Brings a listed page whose version or rule the index does not hold in line: its body
@@ -894,8 +958,8 @@ impl Pipeline {
                 return Err(why);
             }
         };
-        let deleted = match self.store.delete_page(id).await {
-            Ok(_) => self.delete_parts(&parts).await,
+        let deleted = match self.delete_parts(id, &parts).await {
+            Ok(()) => self.store.delete_page(id).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = deleted {
@@ -954,7 +1018,7 @@ impl Pipeline {
         }
         match self.store.delete_page_if(&page.id, page.version).await? {
             Some(chunks) => {
-                self.delete_parts(&page.parts).await?;
+                self.delete_parts(&page.id, &page.parts).await?;
                 info!(page_id = %page.id, chunks, "Deleted page '{}' (no longer listed) — {chunks} chunks removed", printable(&page.title));
                 report.pages_deleted += 1;
             }
@@ -1029,11 +1093,30 @@ impl Pipeline {
     }
 }
 
+/// How attachments have gone, counted as they go.
+#[derive(Debug, Default)]
+struct AttachmentTally {
+    indexed: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// How attachments have gone since a [`Pipeline`] was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentCounts {
+    /// Read and indexed (new, or a new version).
+    pub indexed: u64,
+    /// Skipped: too large, or of a type without text.
+    pub skipped: u64,
+    /// Failed: a damaged or hostile file, a download error.
+    pub failed: u64,
+}
+
 /// What writing a page's parts did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct PartCounts {
-    /// Some part's record was written.
-    written: bool,
+    /// The parts whose records were written.
+    written_ids: Vec<PartRef>,
     /// Chunks the parts have now.
     chunks: u32,
     /// Chunks embedded.
@@ -1729,5 +1812,153 @@ mod tests {
             matches!(outcome, PageOutcome::Deleted { .. }),
             "{outcome:?}"
         );
+    }
+
+    fn comment(id: &str, body: &str) -> Part {
+        Part {
+            id: id.into(),
+            kind: crate::PartKind::Comment,
+            title: "Comment by Carol".into(),
+            version: 1,
+            url: None,
+            body: Some(body.into()),
+            media_type: None,
+            size: None,
+        }
+    }
+
+    fn hr_only() -> crate::ReadAccess {
+        crate::ReadAccess::of([[crate::Principal::Group("hr".into())].into()])
+    }
+
+    async fn anonymous_finds(f: &Fixture, text: &str, id: &str) -> bool {
+        f.pipeline
+            .search(text, 10, &SearchFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.page_id.as_str() == id)
+    }
+
+    #[tokio::test]
+    async fn a_slower_read_that_loses_leaves_none_of_its_parts_behind() {
+        let f = fixture(Source::default()).await;
+        // Read later: restricted, and the comment deleted.
+        let later = Page {
+            access: hr_only(),
+            ..page("p", "ENG", "Salary bands", "Bands by level.")
+        };
+        f.pipeline.upsert_read_at(later, 200).await.unwrap();
+        // Read earlier, written after: open, with the comment.
+        let earlier = Page {
+            parts: vec![comment("c", "The zeppelin bonus is paid in March.")],
+            ..page("p", "ENG", "Salary bands", "Bands by level.")
+        };
+        let outcome = f.pipeline.upsert_read_at(earlier, 100).await.unwrap();
+        assert!(matches!(outcome, PageOutcome::Stale { .. }), "{outcome:?}");
+        assert!(f.store.page(&"c".into()).await.unwrap().is_none());
+        assert!(!anonymous_finds(&f, "zeppelin bonus", "c").await);
+        assert_eq!(
+            f.store.page(&"p".into()).await.unwrap().unwrap().access,
+            hr_only()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crawl_repairs_parts_out_of_step_with_their_page() {
+        let source = Source {
+            versions_in_listing: true,
+            ..Source::default()
+        };
+        let f = fixture(source).await;
+        f.source.put(Page {
+            access: hr_only(),
+            parts: vec![comment("c1", "The zeppelin bonus is paid in March.")],
+            ..page("p", "ENG", "Salary bands", "Bands by level.")
+        });
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        let held = f.store.page(&"c1".into()).await.unwrap().unwrap();
+        // Left by writes cut short: a part its page does not list, and a listed part under a
+        // more open rule than its page's.
+        let mut stray = IndexedPage {
+            id: "c2".into(),
+            access: crate::ReadAccess::anyone(),
+            access_read_ms: 1,
+            ..held.clone()
+        };
+        let chunks = |id: &str, text: &str| {
+            vec![EmbeddedChunk {
+                chunk: crate::Chunk::new(&PageId::from(id), 0, vec!["Comment".into()], text, 8),
+                vector: vec![1.0; f.embedder.model().dimension],
+            }]
+        };
+        f.store
+            .replace_page(&stray, &chunks("c2", "The osprey stipend doubles."))
+            .await
+            .unwrap();
+        stray.id = "c1".into();
+        stray.version = held.version;
+        f.store.delete_page(&"c1".into()).await.unwrap();
+        f.store
+            .replace_page(
+                &stray,
+                &chunks("c1", "The zeppelin bonus is paid in March."),
+            )
+            .await
+            .unwrap();
+        assert!(
+            anonymous_finds(&f, "zeppelin bonus", "c1").await,
+            "the test leaks to begin with"
+        );
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert!(
+            f.store.page(&"c2".into()).await.unwrap().is_none(),
+            "the unlisted part goes"
+        );
+        assert_eq!(
+            f.store.page(&"c1".into()).await.unwrap().unwrap().access,
+            hr_only()
+        );
+        assert!(!anonymous_finds(&f, "zeppelin bonus", "c1").await);
+        assert!(!anonymous_finds(&f, "osprey stipend", "c2").await);
+    }
+
+    #[tokio::test]
+    async fn a_removed_page_takes_its_parts_but_not_a_part_moved_to_another_page() {
+        let f = fixture(Source::default()).await;
+        let with = |id: &str, parts: Vec<Part>| Page {
+            parts,
+            ..page(id, "ENG", id, "Body.")
+        };
+        f.pipeline
+            .upsert(with("a", vec![comment("c", "Kestrel rota.")]))
+            .await
+            .unwrap();
+        // The part moves to page b (an attachment moved between pages keeps its id).
+        let moved = Page {
+            version: 2,
+            ..with("b", vec![comment("c", "Kestrel rota.")])
+        };
+        f.pipeline.upsert(moved).await.unwrap();
+        f.pipeline
+            .upsert(Page {
+                version: 2,
+                ..with("a", Vec::new())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            f.store.page(&"c".into()).await.unwrap().unwrap().parent,
+            Some("b".into())
+        );
+        f.pipeline
+            .upsert(Page {
+                status: PageStatus::Trashed,
+                version: 3,
+                ..with("b", Vec::new())
+            })
+            .await
+            .unwrap();
+        assert!(f.store.page(&"c".into()).await.unwrap().is_none());
     }
 }

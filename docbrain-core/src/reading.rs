@@ -96,9 +96,13 @@ impl Pipeline {
     /// # Errors
     /// Store failures; a user the source does not know.
     pub async fn page_parts(&self, id: &PageId, caller: &Caller) -> Result<Vec<PageText>> {
+        let reader = self.reader_for(caller).await?;
         let Some(page) = self.store().page(id).await? else {
             return Ok(Vec::new());
         };
+        if reader.as_ref().is_some_and(|r| !page.access.admits(r)) {
+            return Ok(Vec::new());
+        }
         let mut parts = Vec::with_capacity(page.parts.len());
         for part in &page.parts {
             // Each part is read under its own record's rule (its page's).

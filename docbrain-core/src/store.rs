@@ -165,6 +165,37 @@ impl PageStates {
     }
 }
 
+/// What an index holds of pages' parts, read from the pages' records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartsSummary {
+    /// Comments indexed.
+    pub comments: u64,
+    /// Attachments indexed.
+    pub attachments: u64,
+    /// Attachments skipped, by reason.
+    pub skipped: std::collections::BTreeMap<String, u64>,
+    /// Attachments whose reading failed (tried again at the next crawl).
+    pub failed: u64,
+}
+
+impl PartsSummary {
+    /// The summary of the parts of the pages in `states`.
+    pub fn of(states: &[PageState]) -> Self {
+        let mut summary = Self::default();
+        for part in states.iter().flat_map(|s| &s.parts) {
+            match (&part.not_indexed, part.kind) {
+                (None, crate::PartKind::Comment) => summary.comments += 1,
+                (None, _) => summary.attachments += 1,
+                (Some(crate::NotIndexed::Skipped(why)), _) => {
+                    *summary.skipped.entry(why.clone()).or_default() += 1;
+                }
+                (Some(crate::NotIndexed::Failed(_)), _) => summary.failed += 1,
+            }
+        }
+        summary
+    }
+}
+
 /// A chunk as an index returns it for reading a page back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexedChunk {

@@ -113,6 +113,7 @@ fn parts_health(state: &AppState) -> PartsHealth {
         store: store.health().map(|h| (store.kind(), h)),
         embedder: state.pipeline.embedder().health(),
         retrying: state.webhook.as_ref().map_or(0, |w| w.retrying() as u64),
+        attachments: state.pipeline.attachment_counts(),
     }
 }
 

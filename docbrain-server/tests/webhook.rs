@@ -375,6 +375,12 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
             h.searchable("kestrel rota", &file).await
         })
         .await;
+        assert_eq!(
+            h.metric("docbrain_attachments_total{outcome=\"indexed\"}")
+                .await,
+            1,
+            "{version}"
+        );
         h.sim.delete_attachment(&file);
         assert_eq!(attachment("attachment_trashed").await, 200);
         h.until(Duration::from_secs(20), "the attachment gone", || async {

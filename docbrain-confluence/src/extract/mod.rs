@@ -102,4 +102,4 @@ fn pdf(bytes: &[u8]) -> Result<String, ExtractError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -312,7 +312,15 @@ impl ConfluenceClient {
                     }
                 };
                 if parts::read_any(&self.inner) && parts != Some(parts_digest([])) {
-                    page.parts = parts::read(&self.inner, &page).await?;
+                    match parts::read(&self.inner, &page).await {
+                        Ok(read) => page.parts = read,
+                        // The page and its fresh rule are written all the same; the parts it
+                        // held leave with it (none is kept under an older rule) and are read
+                        // again at the next crawl.
+                        Err(e) => {
+                            warn!(page_id = %id, error = %e, "could not list the page's comments and attachments: it is indexed without them until they can be read");
+                        }
+                    }
                 }
                 Fetched::Page(page)
             }
@@ -361,7 +369,15 @@ impl ConfluenceClient {
             }
         };
         let comments = match parts::read_any(&self.inner) {
-            true => Some(parts::list_space(&self.inner, &space.key).await?),
+            true => match parts::list_space(&self.inner, &space.key).await {
+                Ok(listed) => Some(listed),
+                // Without it, pages whose version is unchanged keep the parts they have; a
+                // changed page still reads its own.
+                Err(e) => {
+                    warn!(space = %space.key, error = %e, "could not list the space's comments and attachments: changes to them on unchanged pages wait for the next crawl");
+                    None
+                }
+            },
             false => None,
         };
         let pages: Vec<PageSummary> = listed

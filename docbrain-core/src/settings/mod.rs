@@ -81,6 +81,8 @@ pub struct LocalSettings {
     pub path: PathBuf,
     /// `LOCAL_SPACE_KEY`: the space key its pages get.
     pub space_key: String,
+    /// `ATTACHMENTS` and its limits: the folder's PDF, DOCX, PPTX, XLSX, CSV and JSON files.
+    pub attachments: AttachmentSettings,
 }
 
 /// Which Confluence REST API to speak (`CONFLUENCE_API_VERSION`).

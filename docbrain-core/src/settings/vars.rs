@@ -348,6 +348,7 @@ fn source(r: &Reader<'_>) -> Result<SourceSettings> {
             Ok(SourceSettings::Local(LocalSettings {
                 path: PathBuf::from(path),
                 space_key: r.get("LOCAL_SPACE_KEY").unwrap_or_else(|| "LOCAL".into()),
+                attachments: attachments(r)?,
             }))
         }
         Some("confluence") => Ok(SourceSettings::Confluence(confluence(r)?)),
@@ -355,6 +356,16 @@ fn source(r: &Reader<'_>) -> Result<SourceSettings> {
             "SOURCE_TYPE={other} is not a known source: use local or confluence"
         ))),
     }
+}
+
+fn attachments(r: &Reader<'_>) -> Result<super::AttachmentSettings> {
+    let mut a = super::AttachmentSettings::default();
+    a.enabled = r.flag("ATTACHMENTS", a.enabled)?;
+    a.max_bytes = r.number("ATTACHMENT_MAX_BYTES", a.max_bytes)?;
+    a.max_chars = r.number("ATTACHMENT_MAX_CHARS", a.max_chars)?;
+    a.timeout = r.duration("ATTACHMENT_TIMEOUT", a.timeout)?;
+    a.memory_mb = r.number("ATTACHMENT_MEMORY_MB", a.memory_mb)?;
+    Ok(a)
 }
 
 fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
@@ -374,12 +385,7 @@ fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
     c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
     c.anonymous_access = r.flag("CONFLUENCE_ANONYMOUS_ACCESS", false)?;
     c.comments = r.flag("COMMENTS", true)?;
-    let a = &mut c.attachments;
-    a.enabled = r.flag("ATTACHMENTS", a.enabled)?;
-    a.max_bytes = r.number("ATTACHMENT_MAX_BYTES", a.max_bytes)?;
-    a.max_chars = r.number("ATTACHMENT_MAX_CHARS", a.max_chars)?;
-    a.timeout = r.duration("ATTACHMENT_TIMEOUT", a.timeout)?;
-    a.memory_mb = r.number("ATTACHMENT_MEMORY_MB", a.memory_mb)?;
+    c.attachments = attachments(r)?;
     Ok(c)
 }
 

@@ -20,6 +20,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Started as the attachment extractor (PDFs, Office files in the folder): extract, exit.
+    docbrain_confluence::extract::serve_if_child();
     let question = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "what is a SEV1?".into());
@@ -32,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         source: SourceSettings::Local(LocalSettings {
             path: "examples/sample-space".into(),
             space_key: "ENG".into(),
+            attachments: Default::default(),
         }),
         data_dir: data.path().to_owned(),
         ..Settings::default()

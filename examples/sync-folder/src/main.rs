@@ -22,6 +22,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Started as the attachment extractor (PDFs, Office files in the folder): extract, exit.
+    docbrain_confluence::extract::serve_if_child();
     let mut args = std::env::args().skip(1);
     let folder = args
         .next()
