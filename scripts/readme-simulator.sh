@@ -40,7 +40,7 @@ target/debug/examples/confluence-simulator --port "$sim_port" \
     2>"$work/sim.log" &
 pids+=($!)
 check "the simulator starts" wait_for 30 grep -q "ctrl-c stops it" "$work/sim.log"
-check "it loads the whole sample space and the hr-only page" grep -q "21 pages in space ENG" "$work/sim.log"
+check "it loads the whole sample space, its attachments and the hr-only page" grep -q "21 pages (2 attachments) in space ENG" "$work/sim.log"
 
 export SOURCE_TYPE=confluence DOCBRAIN_DATA_DIR="$work/docbrain-sim" CONFLUENCE_API_VERSION=v1 \
        CONFLUENCE_BASE_URL="http://127.0.0.1:$sim_port" CONFLUENCE_API_TOKEN=sim-personal-access-token \
@@ -52,6 +52,8 @@ target/debug/docbrain search "salary bands" --as bob >"$work/bob.out"
 check "bob (hr) finds the restricted page" grep -q "^1\. Salary bands" "$work/bob.out"
 target/debug/docbrain search "salary bands" --as alice >"$work/alice.out"
 check "alice (not hr) does not, though she finds other pages" bash -c "grep -q '^1\. ' '$work/alice.out' && ! grep -q 'Salary bands' '$work/alice.out'"
+target/debug/docbrain search "how often does the disaster recovery drill run" --as alice --top 3 >"$work/drill.out"
+check "an answer only inside an attached PDF is found" grep -q "disaster-recovery-drill.pdf" "$work/drill.out"
 
 SERVER_PORT=$server_port SERVER_BIND=127.0.0.1 CONFLUENCE_WEBHOOK_SECRET=sim-webhook-secret \
     target/debug/docbrain-server >/dev/null 2>"$work/server.log" &

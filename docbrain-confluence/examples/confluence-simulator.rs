@@ -9,7 +9,8 @@
 //!
 //! `--from` loads every page of a folder the way `LOCAL_DOCS_PATH` reads it (Markdown, text and
 //! storage-format `.xml`; titles from front matter or the first heading), Markdown rendered to
-//! storage format; `--pages` adds generated pages. Two users and a restricted page come too:
+//! storage format, and attaches its PDF, DOCX, PPTX, XLSX, CSV and JSON files to the first page
+//! of their folder; `--pages` adds generated pages. Two users and a restricted page come too:
 //! `alice` (group `staff`) and `bob` (groups `staff`, `hr`), and "Salary bands" readable by `hr`
 //! only. With `--webhook-url`, an edit made with
 //! `curl -X POST 'http://127.0.0.1:8090/_sim/pages?title=…' --data '<p>new text</p>'` sends
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use docbrain_confluence::simulator::{Grants, SimUser, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::LocalFetcher;
+use docbrain_core::settings::AttachmentSettings;
 use docbrain_core::{Fetched, Fetcher, Scope};
 use futures::TryStreamExt;
 
@@ -37,10 +39,16 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-/// The pages of `dir` as (title, storage-format body): storage files as they are, Markdown
-/// and text rendered to XHTML.
-async fn folder_pages(dir: &Path) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
-    let folder = LocalFetcher::new(dir, "SIM")?;
+/// The pages of `dir` as (folder, title, storage-format body): storage files as they are,
+/// Markdown and text rendered to XHTML.
+async fn folder_pages(
+    dir: &Path,
+) -> Result<Vec<(String, String, String)>, Box<dyn std::error::Error>> {
+    let only_pages = AttachmentSettings {
+        enabled: false,
+        ..AttachmentSettings::default()
+    };
+    let folder = LocalFetcher::new(dir, "SIM")?.with_attachments(only_pages);
     let mut listed: Vec<_> = folder.list(&Scope::all()).try_collect().await?;
     listed.sort_by(|a, b| a.id.cmp(&b.id));
     let mut pages = Vec::with_capacity(listed.len());
@@ -59,9 +67,50 @@ async fn folder_pages(dir: &Path) -> Result<Vec<(String, String)>, Box<dyn std::
             );
             html
         };
-        pages.push((page.title, body));
+        let parent = summary.id.as_str().rsplit_once('/').map_or("", |(f, _)| f);
+        pages.push((parent.to_owned(), page.title, body));
     }
     Ok(pages)
+}
+
+/// The attachment files of `dir` as (folder, file name, media type, content).
+fn folder_files(dir: &Path) -> std::io::Result<Vec<(String, String, &'static str, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(current) = dirs.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let media = match path.extension().and_then(|e| e.to_str()) {
+                Some("pdf") => "application/pdf",
+                Some("docx") => {
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+                }
+                Some("pptx") => {
+                    "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+                }
+                Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                Some("csv") => "text/csv",
+                Some("json") => "application/json",
+                _ => continue,
+            };
+            let folder = path
+                .parent()
+                .and_then(|p| p.strip_prefix(dir).ok())
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((folder, name, media, std::fs::read(&path)?));
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[tokio::main]
@@ -79,10 +128,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Its spaces are open to anyone, and the site lets anonymous users in.
     sim.set_anonymous_access(true);
     let mut count = 0;
+    let mut files = 0;
     if let Some(dir) = arg(&args, "--from") {
-        for (title, body) in folder_pages(Path::new(&dir)).await? {
-            sim.create_page(&space, &title, &body);
+        let mut first_of: std::collections::HashMap<String, docbrain_core::PageId> =
+            std::collections::HashMap::new();
+        for (folder, title, body) in folder_pages(Path::new(&dir)).await? {
+            let id = sim.create_page(&space, &title, &body);
+            first_of.entry(folder).or_insert(id);
             count += 1;
+        }
+        for (folder, name, media, content) in folder_files(Path::new(&dir))? {
+            if let Some(page) = first_of.get(&folder) {
+                sim.add_attachment(page, &name, media, content);
+                files += 1;
+            }
         }
     }
     for i in 1..=generated {
@@ -114,7 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
     writeln!(
         out,
-        "Confluence simulator: {count} pages in space {space}{}; users alice (staff) and bob (staff, hr); \"Salary bands\" readable by hr only\n\
+        "Confluence simulator: {count} pages ({files} attachments) in space {space}{}; users alice (staff) and bob (staff, hr); \"Salary bands\" readable by hr only\n\
          Cloud (v2):       CONFLUENCE_BASE_URL={} CONFLUENCE_USER_EMAIL={EMAIL} CONFLUENCE_API_TOKEN={API_TOKEN} CONFLUENCE_ANONYMOUS_ACCESS=true   (users: {} {})\n\
          Data Center (v1): CONFLUENCE_API_VERSION=v1 CONFLUENCE_BASE_URL={} CONFLUENCE_API_TOKEN={PAT} CONFLUENCE_ANONYMOUS_ACCESS=true   (users: alice bob)\n\
          Edit a page: curl -X POST 'http://{}/_sim/pages?title=Salary+bands' --data '<p>new text</p>'\n\

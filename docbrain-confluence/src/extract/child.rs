@@ -40,6 +40,27 @@ enum Answer {
     Error(ExtractError),
 }
 
+/// The child's answer line.
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    answer: Answer,
+    /// The child's peak resident memory, in KiB (`VmHWM`), when it can tell.
+    peak_kib: Option<u64>,
+}
+
+/// This process's peak resident memory in KiB (Linux's `VmHWM`).
+pub fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Runs [`extract`] in a child process: the binary itself by default
 /// ([`Extractor::this_binary`], whose `main` calls [`serve_if_child`] first), with a time
 /// limit (30 s by default) and a memory limit (1 GiB by default).
@@ -51,6 +72,8 @@ pub struct Extractor {
     pub timeout: Duration,
     /// The child's address-space limit in bytes (0: none).
     pub memory_bytes: u64,
+    /// The highest peak memory a child reported, in KiB, shared by clones.
+    peak_kib: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Extractor {
@@ -84,7 +107,14 @@ impl Extractor {
             args,
             timeout: Duration::from_secs(30),
             memory_bytes: 1 << 30,
+            peak_kib: std::sync::Arc::default(),
         }
+    }
+
+    /// The highest peak resident memory (KiB) any child of this extractor (or its clones)
+    /// reported.
+    pub fn peak_kib(&self) -> u64 {
+        self.peak_kib.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The text of `bytes`, a file of type `kind`, cut at `max_chars` characters, extracted
@@ -146,10 +176,21 @@ impl Extractor {
                     self.timeout
                 ))
             })?;
-        let answer = String::from_utf8_lossy(&out)
+        let reply = String::from_utf8_lossy(&out)
             .lines()
-            .find_map(|l| l.strip_prefix(MARKER).map(str::to_owned));
-        match answer.and_then(|a| serde_json::from_str::<Answer>(&a).ok()) {
+            .find_map(|l| l.strip_prefix(MARKER).map(str::to_owned))
+            .and_then(|a| serde_json::from_str::<Reply>(&a).ok());
+        if let Some(peak) = reply.as_ref().and_then(|r| r.peak_kib) {
+            self.peak_kib
+                .fetch_max(peak, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(
+                kind = kind.name(),
+                bytes = bytes.len(),
+                peak_kib = peak,
+                "extracted in a child process"
+            );
+        }
+        match reply.map(|r| r.answer) {
             Some(Answer::Text(text)) => Ok(text),
             Some(Answer::Error(e)) => Err(e),
             None => Err(crashed(match status {
@@ -196,7 +237,10 @@ fn serve() -> std::io::Result<()> {
         Ok(Err(e)) => Answer::Error(e),
         Err(_) => Answer::Error(ExtractError::Crashed("panicked".into())),
     };
-    let line = serde_json::to_string(&answer)?;
+    let line = serde_json::to_string(&Reply {
+        answer,
+        peak_kib: peak_rss_kib(),
+    })?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(format!("\n{MARKER}{line}\n").as_bytes())?;
     stdout.flush()

@@ -12,7 +12,7 @@ mod child;
 mod detect;
 mod office;
 
-pub use child::{serve_if_child, Extractor, CHILD_ENV};
+pub use child::{peak_rss_kib, serve_if_child, Extractor, CHILD_ENV};
 pub use detect::{FileType, Skip};
 
 /// Why a file's text could not be read.

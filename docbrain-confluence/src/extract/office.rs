@@ -12,8 +12,9 @@ use quick_xml::Reader;
 
 use super::ExtractError;
 
-/// The most bytes one file's parts may expand to, all parts together.
-const EXPANDED_BYTES: u64 = 128 * 1024 * 1024;
+/// The most bytes one file's parts may expand to, all parts together (a 10 MiB workbook of
+/// varied cells expands ten to twenty times).
+const EXPANDED_BYTES: u64 = 256 * 1024 * 1024;
 /// The most rows read from one sheet.
 const SHEET_ROWS: usize = 10_000;
 

@@ -140,8 +140,8 @@ pub(crate) fn hostile() -> Vec<(&'static str, FileType, Vec<u8>)> {
         let full = pdf(&["cut short"]);
         full[..full.len() / 3].to_vec()
     };
-    // 200 MB of spaces deflate to ~200 kB: past the expansion budget.
-    let bomb = bomb(200);
+    // 300 MiB of spaces deflate to ~300 kB: past the expansion budget.
+    let bomb = bomb(300);
     let nested = {
         let mut body = b"%PDF-1.5\n1 0 obj\n".to_vec();
         body.extend(std::iter::repeat_n(b'[', 5_000));
