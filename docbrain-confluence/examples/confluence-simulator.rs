@@ -73,8 +73,11 @@ async fn folder_pages(
     Ok(pages)
 }
 
-/// The attachment files of `dir` as (folder, file name, media type, content).
-fn folder_files(dir: &Path) -> std::io::Result<Vec<(String, String, &'static str, Vec<u8>)>> {
+/// An attachment file of a folder: its folder, file name, media type and content.
+type FolderFile = (String, String, &'static str, Vec<u8>);
+
+/// The attachment files of `dir`.
+fn folder_files(dir: &Path) -> std::io::Result<Vec<FolderFile>> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_owned()];
     while let Some(current) = dirs.pop() {
