@@ -1452,6 +1452,13 @@ async fn attachments_under_their_page(version: ApiVersion) {
         PDF,
         b"%PDF-1.5 not really".to_vec(),
     );
+    // The hostile corpus, on a page of its own: each file fails alone.
+    let uploads = sim.create_page("ENG", "Uploads", "<p>Files people sent.</p>");
+    let hostile = docbrain_confluence::simulator::files::hostile();
+    for h in &hostile {
+        sim.add_attachment(&uploads, h.file_name, h.media_type, h.content.clone());
+    }
+    let failed = 1 + hostile.len() as u64;
     let salaries = sim.create_page("ENG", "Salary bands", "<p>Bands.</p>");
     sim.restrict_page(&salaries, Some(Grants::only(&[], &["hr"])));
     let secret = sim.add_attachment(
@@ -1465,16 +1472,26 @@ async fn attachments_under_their_page(version: ApiVersion) {
     config.site.attachments.max_bytes = 1 << 20;
     let crawl = crawl_setup(ConfluenceClient::new(config).unwrap()).await;
     let first = crawl.pipeline.sync(&Scope::all()).await.unwrap();
-    assert_eq!(first.pages_updated, 8, "{version}: {first:?}");
+    assert_eq!(first.pages_updated, 9, "{version}: {first:?}");
     assert!(
         first.is_clean(),
         "{version}: an attachment fails alone: {first:?}"
     );
-    assert_eq!(first.attachments_failed, 1, "{version}: {first:?}");
+    assert_eq!(first.attachments_failed, failed, "{version}: {first:?}");
+    let held = crawl.store.page(&uploads).await.unwrap().unwrap();
+    assert!(
+        held.parts.len() == hostile.len()
+            && held
+                .parts
+                .iter()
+                .all(|r| matches!(r.not_indexed, Some(NotIndexed::Failed(_)))),
+        "{version}: each hostile file counted as failed: {:?}",
+        held.parts
+    );
     let counts = crawl.pipeline.attachment_counts();
     assert_eq!(
         (counts.indexed, counts.skipped, counts.failed),
-        (5, 2, 1),
+        (5, 2, failed),
         "{version}"
     );
 
@@ -1551,8 +1568,13 @@ async fn attachments_under_their_page(version: ApiVersion) {
         .filter(|r| r.route == Route::Download)
         .map(|r| r.uri)
         .collect();
-    assert_eq!(downloads.len(), 1, "{version}: {downloads:?}");
-    assert!(downloads[0].contains("garbage.pdf"), "{downloads:?}");
+    assert_eq!(downloads.len() as u64, failed, "{version}: {downloads:?}");
+    assert!(
+        downloads
+            .iter()
+            .all(|d| d.contains("garbage.pdf") || d.contains(&format!("/{uploads}/"))),
+        "only the failed files are downloaded again: {downloads:?}"
+    );
 
     // A new version is downloaded and embedded alone; a deleted file leaves.
     sim.update_attachment(
@@ -1563,9 +1585,9 @@ async fn attachments_under_their_page(version: ApiVersion) {
     sim.clear_log();
     let changed = crawl.pipeline.sync(&Scope::all()).await.unwrap();
     assert_eq!(
-        sim.count(Route::Download),
-        2,
-        "{version}: the new version and the failed file"
+        sim.count(Route::Download) as u64,
+        1 + failed,
+        "{version}: the new version and the failed files"
     );
     assert!(changed.chunks_embedded >= 1, "{changed:?}");
     let hits = crawl

@@ -381,6 +381,31 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
             1,
             "{version}"
         );
+        // Hostile files fail alone: counted, and the server and the page's other files stay.
+        let hostile = docbrain_confluence::simulator::files::hostile();
+        for f in &hostile {
+            h.sim
+                .add_attachment(&page, f.file_name, f.media_type, f.content.clone());
+        }
+        assert_eq!(attachment("attachment_created").await, 200);
+        h.until(
+            Duration::from_secs(60),
+            "the hostile files counted",
+            || async {
+                h.metric("docbrain_attachments_total{outcome=\"failed\"}")
+                    .await
+                    == hostile.len() as u64
+            },
+        )
+        .await;
+        let ready = h
+            .http
+            .get(format!("{}/readyz", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200, "{version}");
+        assert!(h.searchable("kestrel rota", &file).await, "{version}");
         h.sim.delete_attachment(&file);
         assert_eq!(attachment("attachment_trashed").await, 200);
         h.until(Duration::from_secs(20), "the attachment gone", || async {

@@ -1,10 +1,9 @@
 //! Extraction of each type from files built here, and the hostile files that must fail alone.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::simulator::files::{docx, pdf, pptx, xlsx, zip_of};
+use crate::simulator::files::{bomb, docx, pdf, pptx, xlsx, zip_of};
 
 #[test]
 fn word_paragraphs_keep_their_order_and_headings() {
@@ -118,65 +117,41 @@ fn the_type_is_the_media_types_or_the_names_and_the_content_must_agree() {
     ));
 }
 
-/// A DOCX whose document part expands to `mib` MiB of spaces.
-fn bomb(mib: usize) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
-    zip.start_file("word/document.xml", options).unwrap();
-    let spaces = vec![b' '; 1 << 20];
-    for _ in 0..mib {
-        zip.write_all(&spaces).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
-}
-
-/// What a hostile attachment may be; each must fail on its own, quickly.
+/// The hostile corpus with its types, and a document whose entities would expand a
+/// billion-fold (billion laughs), which reads as no text.
 pub(crate) fn hostile() -> Vec<(&'static str, FileType, Vec<u8>)> {
-    let truncated = {
-        let full = pdf(&["cut short"]);
-        full[..full.len() / 3].to_vec()
-    };
-    // 300 MiB of spaces deflate to ~300 kB: past the expansion budget.
-    let bomb = bomb(300);
-    let nested = {
-        let mut body = b"%PDF-1.5\n1 0 obj\n".to_vec();
-        body.extend(std::iter::repeat_n(b'[', 5_000));
-        body.extend(std::iter::repeat_n(b']', 5_000));
-        body.extend(b"\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
-        body
-    };
-    let laughs = {
-        let mut dtd = String::from(r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">"#);
-        for i in 1..10 {
-            let prev = if i == 1 {
-                "lol".to_owned()
-            } else {
-                format!("lol{}", i - 1)
-            };
-            dtd.push_str(&format!(
-                r#"<!ENTITY lol{i} "{}">"#,
-                format!("&{prev};").repeat(10)
-            ));
-        }
-        dtd.push_str(&format!("]><w:document {}><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>", crate::simulator::files::W));
-        zip_of(&[("word/document.xml", &dtd)])
-    };
-    let encrypted = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1 an OLE container".to_vec();
-    let garbage: Vec<u8> = (0..4096u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+    let mut all: Vec<(&'static str, FileType, Vec<u8>)> = crate::simulator::files::hostile()
+        .into_iter()
+        .map(|h| {
+            (
+                h.what,
+                FileType::of(Some(h.media_type), h.file_name).unwrap(),
+                h.content,
+            )
+        })
         .collect();
-    vec![
-        ("truncated PDF", FileType::Pdf, truncated),
-        ("zip bomb", FileType::Docx, bomb),
-        ("5,000-level nesting", FileType::Pdf, nested),
-        ("billion laughs", FileType::Docx, laughs),
-        ("encrypted DOCX", FileType::Docx, encrypted),
-        ("garbage bytes", FileType::Xlsx, garbage),
-    ]
+    let mut dtd = String::from(r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">"#);
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        dtd.push_str(&format!(
+            r#"<!ENTITY lol{i} "{}">"#,
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    dtd.push_str(&format!(
+        "]><w:document {}><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>",
+        crate::simulator::files::W
+    ));
+    all.push((
+        "billion laughs",
+        FileType::Docx,
+        zip_of(&[("word/document.xml", &dtd)]),
+    ));
+    all
 }
 
 #[test]

@@ -204,3 +204,86 @@ pub fn pdf(pages: &[&str]) -> Vec<u8> {
     doc.save_to(&mut out).expect("writing to memory");
     out
 }
+
+/// A DOCX whose document part expands to `mib` MiB of spaces.
+pub fn bomb(mib: usize) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    zip.start_file("word/document.xml", options)
+        .expect("writing to memory");
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..mib {
+        zip.write_all(&spaces).expect("writing to memory");
+    }
+    zip.finish().expect("writing to memory");
+    out.into_inner()
+}
+
+/// A file an attacker might attach.
+#[derive(Debug, Clone)]
+pub struct Hostile {
+    /// What it is.
+    pub what: &'static str,
+    /// Its file name.
+    pub file_name: &'static str,
+    /// The media type it claims.
+    pub media_type: &'static str,
+    /// Its bytes.
+    pub content: Vec<u8>,
+}
+
+/// Files that must each fail on their own: a truncated PDF, a zip bomb (300 MiB expanded), a
+/// PDF nested 5,000 deep, an encrypted DOCX, and garbage bytes claiming to be a workbook.
+pub fn hostile() -> Vec<Hostile> {
+    let truncated = {
+        let full = pdf(&["cut short"]);
+        full[..full.len() / 3].to_vec()
+    };
+    let nested = {
+        let mut body = b"%PDF-1.5\n1 0 obj\n".to_vec();
+        body.extend(std::iter::repeat_n(b'[', 5_000));
+        body.extend(std::iter::repeat_n(b']', 5_000));
+        body.extend(b"\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+        body
+    };
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let hostile = |what, file_name, media_type, content| Hostile {
+        what,
+        file_name,
+        media_type,
+        content,
+    };
+    const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    vec![
+        hostile(
+            "truncated PDF",
+            "truncated.pdf",
+            "application/pdf",
+            truncated,
+        ),
+        hostile("zip bomb", "bomb.docx", DOCX, bomb(300)),
+        hostile(
+            "5,000-level nesting",
+            "nested.pdf",
+            "application/pdf",
+            nested,
+        ),
+        hostile(
+            "encrypted DOCX",
+            "encrypted.docx",
+            DOCX,
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1 an OLE container".to_vec(),
+        ),
+        hostile(
+            "garbage bytes",
+            "garbage.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            garbage,
+        ),
+    ]
+}
