@@ -1,7 +1,8 @@
 // The relay itself, free of Forge imports so it runs under plain Node in the tests.
 //
 // A Confluence page event is forwarded to docbrain-server's POST /confluence/events as a small
-// JSON body (the event name and the page's id, title and space), signed like Data Center's
+// JSON body (the event name and the page's id, title and space; for a comment or attachment
+// event, also the page it belongs to, its `container`), signed like Data Center's
 // webhooks: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`, keyed with the shared
 // secret. The server decides what the event means. Nothing is stored and nothing is retried: a
 // failed delivery is logged, and the server's scheduled crawl is the safety net.
@@ -20,6 +21,18 @@ export const PAGE_EVENTS = new Set([
   'avi:confluence:permissions_updated:page',
 ]);
 
+/** The comment and attachment events forwarded: the server re-reads the page they belong to. */
+export const PART_EVENTS = new Set([
+  'avi:confluence:created:comment',
+  'avi:confluence:updated:comment',
+  'avi:confluence:deleted:comment',
+  'avi:confluence:created:attachment',
+  'avi:confluence:updated:attachment',
+  'avi:confluence:trashed:attachment',
+  'avi:confluence:restored:attachment',
+  'avi:confluence:deleted:attachment',
+]);
+
 /**
  * The body and signature to send for a Forge event, or null when it is not forwarded.
  * @param {object} event the Forge event payload
@@ -27,18 +40,21 @@ export const PAGE_EVENTS = new Set([
  */
 export function delivery(event, secret) {
   const id = event?.content?.id;
-  if (!PAGE_EVENTS.has(event?.eventType) || id === undefined || id === null || id === '') {
+  const known = PAGE_EVENTS.has(event?.eventType) || PART_EVENTS.has(event?.eventType);
+  if (!known || id === undefined || id === null || id === '') {
     return null;
   }
-  const body = JSON.stringify({
-    eventType: event.eventType,
-    content: {
-      id: String(id),
-      type: event.content.type ?? 'page',
-      title: event.content.title ?? null,
-      spaceKey: event.content.space?.key ?? null,
-    },
-  });
+  const content = {
+    id: String(id),
+    type: event.content.type ?? 'page',
+    title: event.content.title ?? null,
+    spaceKey: event.content.space?.key ?? null,
+  };
+  const container = event.content.container;
+  if (PART_EVENTS.has(event.eventType) && container?.id) {
+    content.container = { id: String(container.id), type: container.type ?? 'page' };
+  }
+  const body = JSON.stringify({ eventType: event.eventType, content });
   const signature = 'sha256=' + createHmac('sha256', secret).update(body, 'utf8').digest('hex');
   return { body, signature };
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { delivery, relay, PAGE_EVENTS } from '../src/relay.js';
+import { delivery, relay, PAGE_EVENTS, PART_EVENTS } from '../src/relay.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const events = join(here, 'events');
@@ -39,6 +39,17 @@ test('every recorded page event becomes a signed body the server can read', () =
     assert.equal(body.content.id, event.content.id);
     assert.equal(body.content.spaceKey, 'ENG');
     assert.ok(!out.body.includes(event.atlassianId), 'no user id leaves the site');
+  }
+});
+
+test('comment and attachment events carry the page they belong to', () => {
+  for (const file of ['created-comment.json', 'created-attachment.json']) {
+    const event = recorded(file);
+    assert.ok(PART_EVENTS.has(event.eventType), file);
+    const body = JSON.parse(delivery(event, SECRET).body);
+    assert.equal(body.eventType, event.eventType);
+    assert.equal(body.content.id, event.content.id);
+    assert.deepEqual(body.content.container, { id: '100001', type: 'page' });
   }
 });
 

@@ -144,6 +144,13 @@ fn our_bodies_of_each_shape_name_their_event_and_page() {
         (event, page.id.as_str()),
         (PageEvent::AttachmentCreated, "98310")
     );
+    // The Forge relay names the page as the part's `container`.
+    let body = br#"{"eventType":"avi:confluence:created:comment","content":{"id":"98402","type":"comment","container":{"id":"98310","type":"page"}}}"#;
+    let (event, page) = page_of(parse(body, None, None).unwrap());
+    assert_eq!(
+        (event, page.id.as_str()),
+        (PageEvent::CommentCreated, "98310")
+    );
     let body = br#"{"timestamp":1,"event":"attachment_trashed","attachments":[{"id":"att98500"}]}"#;
     let (event, page) = page_of(parse(body, None, None).unwrap());
     assert_eq!(
