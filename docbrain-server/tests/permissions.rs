@@ -511,7 +511,8 @@ fn grants(rng: &mut Rng) -> Grants {
 }
 
 /// One random world: users in random groups, spaces open or not, a forest of pages with random
-/// restrictions; then every user's search results against the rule evaluated directly.
+/// restrictions, some with a comment; then every user's search results (pages and comments,
+/// a comment readable exactly when its page is) against the rule evaluated directly.
 async fn property(seed: u64, kind: Store) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let version = if seed.is_multiple_of(2) {
@@ -533,6 +534,8 @@ async fn property(seed: u64, kind: Store) {
         sim.set_space_readers(space, readers);
     }
     let mut pages: Vec<(PageId, String)> = Vec::new();
+    // The comments: their page, and the title their hits show.
+    let mut comments: Vec<(PageId, String)> = Vec::new();
     for i in 0..14 {
         let space = SPACES[rng.below(SPACES.len())];
         let parent = (!pages.is_empty() && rng.chance(60))
@@ -547,6 +550,10 @@ async fn property(seed: u64, kind: Store) {
         );
         if rng.chance(35) {
             sim.restrict_page(&id, Some(grants(&mut rng)));
+        }
+        if rng.chance(40) {
+            sim.add_comment(&id, &title, &format!("<p>zebra token{i} remark</p>"));
+            comments.push((id.clone(), format!("Comment by {title}")));
         }
         pages.push((id, title));
     }
@@ -581,13 +588,19 @@ async fn property(seed: u64, kind: Store) {
     }
     w.pipeline.sync(&Scope::all()).await.unwrap();
     let context = format!("seed {seed} ({version}, {kind:?})");
+    // What `user` may see (of `space`): the pages they may read, and those pages' comments.
+    let allowed_for = |user: Option<&str>, space: Option<&str>| -> BTreeSet<String> {
+        pages
+            .iter()
+            .chain(&comments)
+            .filter(|(id, _)| sim.may_read(user, id))
+            .filter(|(id, _)| space.is_none_or(|s| sim.page(id).is_some_and(|p| p.space_key == s)))
+            .map(|(_, t)| t.clone())
+            .collect()
+    };
     let readers: Vec<Option<&str>> = std::iter::once(None).chain(USERS.map(Some)).collect();
     for user in readers {
-        let allowed: BTreeSet<String> = pages
-            .iter()
-            .filter(|(id, _)| sim.may_read(user, id))
-            .map(|(_, t)| t.clone())
-            .collect();
+        let allowed = allowed_for(user, None);
         let hits = w.seen_k(user, "zebra", 50, None).await;
         let titles: BTreeSet<String> = hits
             .iter()
@@ -597,7 +610,8 @@ async fn property(seed: u64, kind: Store) {
         // No snippet carries another page's words.
         for hit in &hits {
             let title = hit["title"].as_str().unwrap();
-            let own = format!("token{}", title.trim_start_matches("Page "));
+            let page = title.trim_start_matches("Comment by ");
+            let own = format!("token{}", page.trim_start_matches("Page "));
             let text = hit["text"].as_str().unwrap();
             assert!(text.contains(&own), "{context}: {text}");
         }
@@ -605,12 +619,7 @@ async fn property(seed: u64, kind: Store) {
         let top = w.seen_k(user, "zebra", 3, None).await;
         assert_eq!(top.len(), allowed.len().min(3), "{context}: {user:?} k=3");
         for space in SPACES {
-            let in_space: BTreeSet<String> = pages
-                .iter()
-                .filter(|(id, _)| sim.page(id).is_some_and(|p| p.space_key == space))
-                .map(|(_, t)| t.clone())
-                .filter(|t| allowed.contains(t))
-                .collect();
+            let in_space = allowed_for(user, Some(space));
             if in_space.is_empty() {
                 // A space the user can read nothing in is as unknown as one that is not there.
                 let mut path = format!("/search?q=zebra&k=50&space={space}");
@@ -642,11 +651,7 @@ async fn property(seed: u64, kind: Store) {
     let report = w.pipeline.sync(&Scope::all()).await.unwrap();
     assert_eq!(report.chunks_embedded, 0, "{context}: {report:?}");
     for user in std::iter::once(None).chain(USERS.map(Some)) {
-        let allowed: BTreeSet<String> = pages
-            .iter()
-            .filter(|(id, _)| sim.may_read(user, id))
-            .map(|(_, t)| t.clone())
-            .collect();
+        let allowed = allowed_for(user, None);
         let titles: BTreeSet<String> = w
             .seen_k(user, "zebra", 50, None)
             .await
