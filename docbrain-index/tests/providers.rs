@@ -43,9 +43,15 @@ fn ollama(fake: &Fake) -> RemoteConfig {
     c
 }
 
+/// The sample space's pages (its attachments are not what these tests are about).
 fn sample_space() -> LocalFetcher {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-space");
-    LocalFetcher::new(root, "LOCAL").unwrap()
+    LocalFetcher::new(root, "LOCAL").unwrap().with_attachments(
+        docbrain_core::settings::AttachmentSettings {
+            enabled: false,
+            ..Default::default()
+        },
+    )
 }
 
 /// Syncs the sample space through `embedder` into a fresh embedded store; returns the pipeline.

@@ -47,6 +47,8 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Started as the attachment extractor (the sample space's PDF and DOCX): extract, exit.
+    docbrain_confluence::extract::serve_if_child();
     let queries: usize = std::env::var("MCP_QUERIES")
         .ok()
         .and_then(|v| v.parse().ok())

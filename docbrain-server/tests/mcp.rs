@@ -67,6 +67,8 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
     ingest(&[
         ("LOCAL_DOCS_PATH", docs.display().to_string()),
         ("DOCBRAIN_DATA_DIR", sample.display().to_string()),
+        // In this test binary, which is no attachment extractor: the pages only.
+        ("ATTACHMENTS", "off".to_owned()),
     ])
     .await;
     let mut open = support::command(None);

@@ -1,7 +1,8 @@
 //! Extraction in a child process of the same binary, under a time and a memory limit.
 //!
-//! The parent writes one JSON header line (type, character cap, memory limit) and the file's
-//! bytes to the child's stdin; the child, having limited its own address space
+//! The child starts with an empty environment (no credential reaches it). The parent writes
+//! one JSON header line (type, character cap, memory limit) and the file's bytes to the
+//! child's stdin; the child, having limited its own address space
 //! (`RLIMIT_AS`), extracts and writes one line, `DOCBRAIN-EXTRACTED ` and a JSON answer, to
 //! stdout. A child that panics answers an error; one that crashes, runs out of memory or
 //! answers nothing fails that file; one past the time limit is killed.
@@ -130,8 +131,11 @@ impl Extractor {
         max_chars: usize,
     ) -> Result<String, ExtractError> {
         let crashed = |what: String| ExtractError::Crashed(what);
+        // The child reads a stranger's file: it gets none of this process's environment (no
+        // token, key or secret), only the variable that makes it an extractor.
         let mut child = tokio::process::Command::new(&self.program)
             .args(&self.args)
+            .env_clear()
             .env(CHILD_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

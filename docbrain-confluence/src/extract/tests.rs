@@ -206,6 +206,19 @@ async fn the_child_process_extracts_and_fails_without_taking_the_caller_down() {
         .await
         .unwrap();
     assert_eq!(text, "Rotate the keys.");
+    // The child sees none of the caller's environment (HOME, a token…), only CHILD_ENV.
+    assert!(std::env::var_os("HOME").is_some());
+    let echo = Extractor::command(
+        "/bin/sh",
+        vec![
+            "-c".into(),
+            r#"printf 'DOCBRAIN-EXTRACTED {"answer":{"text":"%s"},"peak_kib":null}\n' "${HOME:-none}${DOCBRAIN_EXTRACT_CHILD:+ child}""#.into(),
+        ],
+    );
+    assert_eq!(
+        echo.extract(FileType::Text, b"x", 10).await.unwrap(),
+        "none child"
+    );
     for (what, kind, bytes) in hostile() {
         match extractor.extract(kind, &bytes, 200_000).await {
             Ok(text) => assert!(
