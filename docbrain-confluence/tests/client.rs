@@ -1490,8 +1490,13 @@ async fn attachments_under_their_page(version: ApiVersion) {
     );
     let counts = crawl.pipeline.attachment_counts();
     assert_eq!(
-        (counts.indexed, counts.skipped, counts.failed),
-        (5, 2, failed),
+        (
+            counts.indexed,
+            counts.skipped,
+            counts.skipped_too_large,
+            counts.failed
+        ),
+        (5, 2, 1, failed),
         "{version}"
     );
 

@@ -263,6 +263,7 @@ impl Pipeline {
         AttachmentCounts {
             indexed: t.indexed.load(Ordering::Relaxed),
             skipped: t.skipped.load(Ordering::Relaxed),
+            skipped_too_large: t.too_large.load(Ordering::Relaxed),
             failed: t.failed.load(Ordering::Relaxed),
         }
     }
@@ -443,6 +444,9 @@ impl Pipeline {
                     }
                     Ok(PartText::Skipped(why)) => {
                         tally.skipped.fetch_add(1, Ordering::Relaxed);
+                        if why.contains("ATTACHMENT_MAX_BYTES") {
+                            tally.too_large.fetch_add(1, Ordering::Relaxed);
+                        }
                         debug!(page_id = %page.id, part = %part.id, "skipped '{}': {why}", printable(&part.title));
                         reference.not_indexed = Some(NotIndexed::Skipped(why));
                     }
@@ -1098,6 +1102,7 @@ impl Pipeline {
 struct AttachmentTally {
     indexed: AtomicU64,
     skipped: AtomicU64,
+    too_large: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -1108,6 +1113,8 @@ pub struct AttachmentCounts {
     pub indexed: u64,
     /// Skipped: too large, or of a type without text.
     pub skipped: u64,
+    /// Of those skipped, the ones over `ATTACHMENT_MAX_BYTES` (the rest have no text to read).
+    pub skipped_too_large: u64,
     /// Failed: a damaged or hostile file, a download error.
     pub failed: u64,
 }

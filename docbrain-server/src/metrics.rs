@@ -168,7 +168,7 @@ impl Metrics {
             );
         }
         let a = parts.attachments;
-        let _ = writeln!(out, "# HELP docbrain_attachments_total Attachments read since start, by outcome: indexed (new or a new version), skipped (too large, no text to read; see docbrain status for the reasons), failed (tried again at the next crawl).\n# TYPE docbrain_attachments_total counter\ndocbrain_attachments_total{{outcome=\"indexed\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\"}} {}\ndocbrain_attachments_total{{outcome=\"failed\"}} {}", a.indexed, a.skipped, a.failed);
+        let _ = writeln!(out, "# HELP docbrain_attachments_total Attachments read since start, by outcome: indexed (new or a new version), skipped by reason (too_large: over ATTACHMENT_MAX_BYTES; unsupported_type: no text to read; docbrain status names each type), failed (tried again at the next crawl).\n# TYPE docbrain_attachments_total counter\ndocbrain_attachments_total{{outcome=\"indexed\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\",reason=\"too_large\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\",reason=\"unsupported_type\"}} {}\ndocbrain_attachments_total{{outcome=\"failed\"}} {}", a.indexed, a.skipped_too_large, a.skipped - a.skipped_too_large, a.failed);
         let _ = writeln!(out, "# HELP docbrain_webhook_retrying Pages whose reconcile failed and waits to be tried again (events waiting on Confluence, the store or the embedder).\n# TYPE docbrain_webhook_retrying gauge\ndocbrain_webhook_retrying {}", parts.retrying);
         let _ = writeln!(out, "# HELP docbrain_webhook_events_total Webhook deliveries by event and outcome.\n# TYPE docbrain_webhook_events_total counter");
         for ((event, outcome), n) in self
