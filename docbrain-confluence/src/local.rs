@@ -114,9 +114,15 @@ impl LocalFetcher {
                 if entry.file_name().to_string_lossy().starts_with('.') {
                     continue;
                 }
-                if path.is_dir() {
+                // Symbolic links are not followed: what is indexed is what lies in the folder
+                // (a link to a secret elsewhere, or back up the tree, is skipped).
+                let kind = entry.file_type().map_err(|source| SourceError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if kind.is_dir() {
                     dirs.push(path);
-                } else if is_page(&path) || self.is_attachment(&path) {
+                } else if kind.is_file() && (is_page(&path) || self.is_attachment(&path)) {
                     files.push(path);
                 }
             }
@@ -139,10 +145,8 @@ impl LocalFetcher {
         if !is_page(&path) {
             return Ok(None);
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(SourceError::Io { path, source }),
+        let Some(bytes) = read_regular(&path, PAGE_MAX_BYTES)? else {
+            return Ok(None);
         };
         let text =
             String::from_utf8(bytes).map_err(|_| SourceError::NotText { path: path.clone() })?;
@@ -193,21 +197,18 @@ impl LocalFetcher {
             name: name.clone(),
             detail,
         };
-        let size = tokio::fs::metadata(&path)
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if size > self.attachments.max_bytes {
-            tracing::info!(path = %path.display(), size, "skipped {name}: larger than ATTACHMENT_MAX_BYTES ({} bytes)", self.attachments.max_bytes);
-            return Ok(None);
-        }
         let kind = FileType::of(None, &name).map_err(|skip| failed(skip.0))?;
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|source| SourceError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let max = self.attachments.max_bytes;
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read_regular(&path, max))
+                .await
+                .map_err(SourceError::from)??
+        };
+        let Some(bytes) = read else {
+            tracing::info!(path = %path.display(), "skipped {name}: not a regular file, or larger than ATTACHMENT_MAX_BYTES ({max} bytes)");
+            return Ok(None);
+        };
         let extractor = match &self.extractor {
             Some(extractor) => extractor.clone(),
             None => Extractor::this_binary().map_err(|e| failed(e.to_string()))?,
@@ -227,6 +228,32 @@ impl LocalFetcher {
             ..Page::new(id.clone(), self.space_key.clone(), name.clone(), text)
         }))
     }
+}
+
+/// The most bytes of one page file read: a larger one is skipped.
+const PAGE_MAX_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The content of `path` when it is a regular file (not a link, a device or a pipe) of at most
+/// `max` bytes; `None` when it is gone, not regular or larger.
+fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>, SourceError> {
+    use std::io::Read;
+    let io = |source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if !meta.is_file() || meta.len() > max {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// The folders above page `id`, humanized, root first.
@@ -523,5 +550,24 @@ mod tests {
             });
         let listed: Vec<PageSummary> = off.list(&Scope::all()).try_collect().await.unwrap();
         assert_eq!(listed.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn links_out_of_the_folder_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "secret.md", "# Secret\n\nthe vault key");
+        write(dir.path(), "page.md", "# Page\n\nhello");
+        std::os::unix::fs::symlink(outside.path().join("secret.md"), dir.path().join("link.md"))
+            .unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        let fetcher = LocalFetcher::new(dir.path(), "DOCS").unwrap();
+        let listed: Vec<PageSummary> = fetcher.list(&Scope::all()).try_collect().await.unwrap();
+        let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["page.md"]);
+        assert_eq!(
+            fetcher.fetch(&"link.md".into()).await.unwrap(),
+            Fetched::Gone
+        );
     }
 }

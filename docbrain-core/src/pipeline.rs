@@ -359,14 +359,32 @@ impl Pipeline {
         // Parts first: the page's record then names only parts the index holds.
         let held_refs = held.as_ref().map_or(&[][..], |h| h.parts.as_slice());
         let (refs, parts) = self.write_parts(&page, held_refs, read_ms).await?;
-        let outcome = self
-            .write_record(&page, held.as_ref(), None, refs, read_ms)
-            .await?;
+        // Writing parts may take a while (downloads, extraction): the page is judged against
+        // its record as it is now, so a later read written meanwhile is seen to have won.
+        let held = self.store.page(&page.id).await?;
+        let lost = held.as_ref().is_some_and(|h| {
+            IndexedPage {
+                version: page.version,
+                access_read_ms: read_ms,
+                ..h.clone()
+            }
+            .is_stale_against(h.version, h.access_read_ms)
+        });
+        let outcome = if lost {
+            PageOutcome::Stale {
+                held: held.as_ref().map_or(page.version, |h| h.version),
+                fetched: page.version,
+            }
+        } else {
+            self.write_record(&page, held.as_ref(), None, refs, read_ms)
+                .await?
+        };
         if matches!(outcome, PageOutcome::Stale { .. }) {
             // A later read of the page won: the parts this call wrote carry a rule older than
-            // its, or are ones it no longer lists. They go; what the winner lists stays, and
-            // a part it lists at another version is read again at the next crawl.
-            self.delete_parts(&page.id, &parts.written_ids).await?;
+            // its, or are ones it no longer lists. They go, unless the winner wrote them since;
+            // what the winner lists stays.
+            self.delete_own_parts(&page.id, &parts.written_ids, read_ms)
+                .await?;
             return Ok(outcome);
         }
         let gone: Vec<PartRef> = held
@@ -480,12 +498,16 @@ impl Pipeline {
                 }
                 PageOutcome::Stale { .. }
                     if held.as_ref().is_some_and(|h| {
-                        h.access != record.access || h.ancestor_ids != record.ancestor_ids
+                        h.version > record.version
+                            && h.access_read_ms < read_ms
+                            && h.parent.as_ref() == Some(&page.id)
+                            && (h.access != record.access || h.ancestor_ids != record.ancestor_ids)
                     }) =>
                 {
-                    // The index holds a newer version under another rule (this read lags):
-                    // it goes rather than stay more open than its page; the next crawl finds
-                    // the newer version listed and reads it.
+                    // The index holds a newer version under a rule read before this one (this
+                    // read lags on the part, not on the rule): it goes rather than stay under
+                    // the older rule; the page lists this older version, so the next crawl
+                    // finds the newer one listed and reads it.
                     self.store.delete_page(&part.id).await?;
                 }
                 _ => counts.chunks += held_chunks,
@@ -616,6 +638,24 @@ impl Pipeline {
         Ok(PageOutcome::Deleted { chunks })
     }
 
+    /// Deletes the records of parts `parts` of page `page` that a write of a read begun at
+    /// `read_ms` put there and no later write has replaced.
+    async fn delete_own_parts(&self, page: &PageId, parts: &[PartRef], read_ms: u64) -> Result<()> {
+        for part in parts {
+            let held = self.store.page(&part.id).await?;
+            let own = held.is_some_and(|h| {
+                h.parent.as_ref() == Some(page)
+                    && h.version == part.version
+                    && h.access_read_ms == read_ms
+            });
+            if own {
+                self.store.delete_page(&part.id).await?;
+                debug!(page_id = %page, part = %part.id, "removed a part a later read of its page replaced");
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes the records of parts `parts` of page `page`: each only while it is still that
     /// page's (an attachment moved to another page stays with it).
     async fn delete_parts(&self, page: &PageId, parts: &[PartRef]) -> Result<()> {
@@ -678,6 +718,8 @@ impl Pipeline {
                 None => Some((p.id.clone(), p)),
             })
             .collect();
+        // A page listing a part the index has no record of (lost to a race) is read again.
+        let present: HashSet<&PageId> = parts.iter().map(|p| &p.id).collect();
         let mut part_chunks: HashMap<&PageId, u64> = HashMap::new();
         for part in &parts {
             if let Some(parent) = &part.parent {
@@ -725,7 +767,10 @@ impl Pipeline {
                             if h.version >= v
                                 && summary
                                     .parts
-                                    .is_none_or(|listed| listed == PartRef::digest(&h.parts)) =>
+                                    .is_none_or(|listed| listed == PartRef::digest(&h.parts))
+                                && h.parts.iter().all(|r| {
+                                    r.not_indexed.is_some() || present.contains(&r.id)
+                                }) =>
                         {
                             Step::Access(summary, h.clone())
                         }
@@ -1869,6 +1914,33 @@ mod tests {
             f.store.page(&"p".into()).await.unwrap().unwrap().access,
             hr_only()
         );
+    }
+
+    #[tokio::test]
+    async fn a_slower_read_that_loses_keeps_the_winners_parts() {
+        let f = fixture(Source::default()).await;
+        let with_comment = |access| Page {
+            access,
+            parts: vec![comment("c", "The zeppelin bonus is paid in March.")],
+            ..page("p", "ENG", "Salary bands", "Bands by level.")
+        };
+        f.pipeline
+            .upsert_read_at(with_comment(hr_only()), 200)
+            .await
+            .unwrap();
+        let outcome = f
+            .pipeline
+            .upsert_read_at(with_comment(crate::ReadAccess::anyone()), 100)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, PageOutcome::Stale { .. }), "{outcome:?}");
+        let kept = f.store.page(&"c".into()).await.unwrap();
+        assert_eq!(
+            kept.map(|c| c.access),
+            Some(hr_only()),
+            "the winner's part stays"
+        );
+        assert!(!anonymous_finds(&f, "zeppelin bonus", "c").await);
     }
 
     #[tokio::test]
