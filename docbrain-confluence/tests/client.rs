@@ -51,19 +51,7 @@ fn extractor_child() {
 
 /// This test binary as the attachment extractor: it runs `extractor_child` only.
 fn test_extractor() -> docbrain_confluence::extract::Extractor {
-    docbrain_confluence::extract::Extractor::command(
-        std::env::current_exe().unwrap(),
-        [
-            "extractor_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-    )
+    docbrain_confluence::simulator::test_extractor("extractor_child")
 }
 
 fn client(sim: &Simulator, version: ApiVersion, spaces: &[&str]) -> ConfluenceClient {

@@ -74,17 +74,8 @@ impl Harness {
         site.anonymous_access = true;
         let mut c = ConfluenceConfig::from(site);
         c.retry = quick();
-        c.extractor = Some(docbrain_confluence::extract::Extractor::command(
-            std::env::current_exe().unwrap(),
-            [
-                "extractor_child",
-                "--exact",
-                "--ignored",
-                "--test-threads=1",
-            ]
-            .iter()
-            .map(Into::into)
-            .collect(),
+        c.extractor = Some(docbrain_confluence::simulator::test_extractor(
+            "extractor_child",
         ));
         let store = Arc::new(MemoryStore::new());
         let pipeline = Pipeline::new(

@@ -183,19 +183,7 @@ fn extractor_child() {
 
 /// This test binary as the extractor: it runs `extractor_child` only.
 pub(crate) fn test_extractor() -> Extractor {
-    Extractor::command(
-        std::env::current_exe().unwrap(),
-        [
-            "extract::tests::extractor_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-    )
+    crate::simulator::test_extractor("extract::tests::extractor_child")
 }
 
 #[tokio::test]

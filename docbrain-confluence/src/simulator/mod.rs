@@ -40,6 +40,22 @@ pub const API_TOKEN: &str = "sim-api-token";
 /// The Data Center personal access token the simulator accepts (Bearer, REST v1).
 pub const PAT: &str = "sim-personal-access-token";
 
+/// This test binary as the attachment extractor: it runs only its test `test`, which calls
+/// [`crate::extract::serve_if_child`] (an `#[ignore]`d test, so plain runs skip it).
+///
+/// # Panics
+/// When the test binary's path cannot be read.
+#[allow(clippy::expect_used)]
+pub fn test_extractor(test: &str) -> crate::extract::Extractor {
+    crate::extract::Extractor::command(
+        std::env::current_exe().expect("the test binary's path"),
+        [test, "--exact", "--ignored", "--test-threads=1"]
+            .iter()
+            .map(Into::into)
+            .collect(),
+    )
+}
+
 /// A page as the simulator holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimPage {

@@ -165,7 +165,7 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 }
                 ["rest", "api", "content", id, "child", "attachment"]
                 | ["wiki", "rest", "api", "content", id, "child", "attachment"] => {
-                    v1_attachments(&s, id, &query, &base)
+                    v1_children(&s, id, "attachment", &query, &base)
                 }
                 ["download", "attachments", page, name]
                 | ["wiki", "download", "attachments", page, name] => download(&s, page, name),
@@ -175,7 +175,7 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
                 }
                 ["rest", "api", "content", id, "child", "comment"]
                 | ["wiki", "rest", "api", "content", id, "child", "comment"] => {
-                    v1_page_comments(&s, id, &query, &base)
+                    v1_children(&s, id, "comment", &query, &base)
                 }
                 ["rest", "api", "content"] => v1_contents(&s, &query, &base, false),
                 ["wiki", "rest", "api", "content"] => v1_contents(&s, &query, &base, true),
@@ -1050,39 +1050,6 @@ fn v2_attachments(
     with_next(respond(200, &body), next, base)
 }
 
-/// `GET rest/api/content/{id}/child/attachment`: v1's shape.
-fn v1_attachments(
-    s: &State,
-    id: &str,
-    query: &dyn Fn(&str) -> Option<String>,
-    base: &str,
-) -> Answer {
-    if visible(s, id).is_none_or(|p| p.status != PageStatus::Current) {
-        return error(
-            404,
-            false,
-            &format!("No content found with id: ContentId{{id={id}}}"),
-        );
-    }
-    let expand = query("expand").unwrap_or_default();
-    let all: Vec<Value> = s
-        .attachments
-        .values()
-        .filter(|a| a.page.to_string() == id)
-        .filter_map(|a| v1_attachment_json(s, a, &expand))
-        .collect();
-    let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
-    let limit = limit_of(s, query, 25);
-    let (results, next) = window(&all, start, limit);
-    let next = next.map(|n| {
-        format!("/rest/api/content/{id}/child/attachment?expand={expand}&limit={limit}&start={n}")
-    });
-    respond(
-        200,
-        &json!({"results": results, "start": start, "limit": limit, "size": results.len(), "_links": v1_links(base, next)}),
-    )
-}
-
 /// `GET download/attachments/{page}/{name}`: the file, when its page is visible.
 fn download(s: &State, page: &str, name: &str) -> Answer {
     let found = page.parse::<u64>().ok().and_then(|page| {
@@ -1103,10 +1070,12 @@ fn download(s: &State, page: &str, name: &str) -> Answer {
     }
 }
 
-/// `GET rest/api/content/{id}/child/comment`: every comment of a page the account can see.
-fn v1_page_comments(
+/// `GET rest/api/content/{id}/child/comment` or `…/child/attachment` (`kind`): every comment
+/// or attachment of a page the account can see, in v1's shape.
+fn v1_children(
     s: &State,
     id: &str,
+    kind: &str,
     query: &dyn Fn(&str) -> Option<String>,
     base: &str,
 ) -> Answer {
@@ -1118,17 +1087,26 @@ fn v1_page_comments(
         );
     }
     let expand = query("expand").unwrap_or_default();
-    let all: Vec<Value> = s
-        .comments
-        .values()
-        .filter(|c| c.page.to_string() == id)
-        .filter_map(|c| v1_comment_json(s, c, &expand))
-        .collect();
+    let all: Vec<Value> = if kind == "comment" {
+        s.comments
+            .values()
+            .filter(|c| c.page.to_string() == id)
+            .filter_map(|c| v1_comment_json(s, c, &expand))
+            .collect()
+    } else {
+        s.attachments
+            .values()
+            .filter(|a| a.page.to_string() == id)
+            .filter_map(|a| v1_attachment_json(s, a, &expand))
+            .collect()
+    };
     let start = query("start").and_then(|x| x.parse().ok()).unwrap_or(0);
     let limit = limit_of(s, query, 25);
     let (results, next) = window(&all, start, limit);
     let next = next.map(|n| {
-        format!("/rest/api/content/{id}/child/comment?expand={expand}&depth=all&limit={limit}&start={n}")
+        format!(
+            "/rest/api/content/{id}/child/{kind}?expand={expand}&depth=all&limit={limit}&start={n}"
+        )
     });
     respond(
         200,
