@@ -191,7 +191,7 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
     require_index(settings)?;
     let store = Backends.store(settings).await?;
     let stats = store.stats().await?;
-    let parts = docbrain_core::PartsSummary::of(&store.page_states().await?);
+    let parts = docbrain_core::PartsSummary::read(&*store).await?;
     let last_sync = stats.last_sync_ms.map(format_utc);
     let location = match &settings.store {
         StoreSettings::Embedded => display(&settings.data_dir.join(EmbeddedStore::FILE_NAME)),

@@ -112,6 +112,6 @@ pub use search::{
 pub use secret::Secret;
 pub use settings::Settings;
 pub use store::{
-    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates, PartsSummary,
-    ReplaceOutcome,
+    each_state, IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates,
+    PartsSummary, ReplaceOutcome, STATE_BATCH,
 };

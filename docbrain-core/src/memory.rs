@@ -10,7 +10,9 @@ use crate::embedder::ModelInfo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::PageId;
 use crate::search::{query_terms, reciprocal_rank_fusion, SearchHit, SearchRequest};
-use crate::store::{IndexStats, IndexStore, IndexedChunk, IndexedPage, ReplaceOutcome};
+use crate::store::{
+    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates, ReplaceOutcome,
+};
 
 /// An [`IndexStore`] that keeps everything in memory, with the same contract as the others.
 /// Keyword ranking is a plain tf-idf over the chunk text.
@@ -74,6 +76,26 @@ impl IndexStore for MemoryStore {
 
     async fn page(&self, id: &PageId) -> Result<Option<IndexedPage>> {
         Ok(self.lock()?.pages.get(id).cloned())
+    }
+
+    async fn page_states(&self, after: Option<&PageId>, limit: usize) -> Result<Vec<PageState>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let inner = self.lock()?;
+        let from = after.map_or(Unbounded, Excluded);
+        let mut states = PageStates::default();
+        for page in inner.pages.range((from, Unbounded)).take(limit) {
+            states.push(page.1.clone());
+        }
+        Ok(states.into_vec())
+    }
+
+    async fn page_states_of(&self, ids: &[PageId]) -> Result<Vec<PageState>> {
+        let inner = self.lock()?;
+        let mut states = PageStates::default();
+        for page in ids.iter().filter_map(|id| inner.pages.get(id)) {
+            states.push(page.clone());
+        }
+        Ok(states.into_vec())
     }
 
     async fn chunk_vectors(&self, id: &PageId) -> Result<Vec<(String, Vec<f32>)>> {

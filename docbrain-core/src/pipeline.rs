@@ -1,10 +1,11 @@
 //! The one ingest pipeline both binaries and library users call.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
@@ -18,7 +19,7 @@ use crate::fetcher::{Fetcher, Scope};
 use crate::page::{Fetched, NotIndexed, Page, PageId, PageSummary, Part, PartRef, PartText};
 use crate::readers::ReaderCache;
 use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
-use crate::store::{IndexStore, IndexedPage, PageState, ReplaceOutcome};
+use crate::store::{IndexStore, IndexedPage, PageState, ReplaceOutcome, STATE_BATCH};
 use crate::text::printable;
 
 /// Settings of a [`Pipeline`].
@@ -142,9 +143,140 @@ impl SyncProgress for () {}
 
 /// What a sync knows about the listing so far.
 struct Walk {
-    seen: HashSet<PageId>,
+    /// A digest of each page listed so far ([`Walk::key`]): 16 bytes a page.
+    seen: HashSet<u128>,
     spaces: BTreeSet<String>,
     truncated: bool,
+}
+
+impl Walk {
+    fn key(id: &PageId) -> u128 {
+        let mut h = crate::hash::StableHasher::new();
+        h.field(id.as_str());
+        h.finish()
+    }
+
+    /// Admits a listed page the first time the listing names it, within the scope's page
+    /// limit (past it, the listing is `stop`ped).
+    fn admit(
+        &mut self,
+        summary: PageSummary,
+        scope: &Scope,
+        stop: &AtomicBool,
+    ) -> Option<PageSummary> {
+        let key = Self::key(&summary.id);
+        if self.seen.contains(&key) {
+            return None;
+        }
+        if scope
+            .page_limit
+            .is_some_and(|limit| self.seen.len() >= limit)
+        {
+            self.truncated = true;
+            stop.store(true, Ordering::Relaxed);
+            return None;
+        }
+        self.seen.insert(key);
+        if scope.spaces.is_empty() {
+            self.spaces.insert(summary.space_key.clone());
+        }
+        Some(summary)
+    }
+
+    /// Whether the listing named page `id`.
+    fn listed(&self, id: &PageId) -> bool {
+        self.seen.contains(&Self::key(id))
+    }
+}
+
+/// What the index holds of one listed page: its state, whether the parts it lists have their
+/// records, and their chunks.
+struct Held {
+    state: PageState,
+    parts_present: bool,
+    part_chunks: u64,
+}
+
+impl Held {
+    /// The chunks of the page and its parts.
+    fn chunks(&self) -> u64 {
+        u64::from(self.state.chunk_count) + self.part_chunks
+    }
+}
+
+/// What the index holds of a crawled space after the listing.
+#[derive(Default)]
+struct SpaceHeld {
+    /// The pages it holds.
+    pages: usize,
+    /// Whether one of them is this source's (not only records from before sources were kept).
+    ours: bool,
+    /// Those the listing did not name.
+    doomed: Vec<PageState>,
+}
+
+/// What the index holds that the listing did not speak for.
+struct Unlisted {
+    spaces: BTreeMap<String, SpaceHeld>,
+    /// Parts out of step with their page.
+    parts: Vec<PageState>,
+}
+
+/// Decides each listed page of a batch against what the index holds of the batch.
+fn decide(batch: Vec<Result<PageSummary>>, mut held: HashMap<PageId, Held>) -> Vec<Step> {
+    let mut decide = |summary: PageSummary| match (summary.version, held.remove(&summary.id)) {
+        (Some(v), Some(h))
+            if h.state.version >= v
+                && summary
+                    .parts
+                    .is_none_or(|listed| listed == PartRef::digest(&h.state.parts))
+                && h.parts_present =>
+        {
+            Step::Access(summary, h)
+        }
+        (_, h) => Step::Fetch(summary, h.map_or(0, |h| h.chunks())),
+    };
+    batch
+        .into_iter()
+        .map(|item| item.map_or_else(Step::Fail, &mut decide))
+        .collect()
+}
+
+/// Counts one page's outcome into `report`; a refused credential or a configuration error
+/// ends the crawl.
+fn tally(
+    report: &mut SyncReport,
+    summary: &PageSummary,
+    outcome: Result<PageOutcome>,
+    held_chunks: u64,
+) -> Result<()> {
+    match outcome {
+        Ok(PageOutcome::Unchanged | PageOutcome::Stale { .. } | PageOutcome::Behind { .. }) => {
+            report.pages_unchanged += 1;
+            report.chunks_total += held_chunks;
+        }
+        Ok(PageOutcome::Updated {
+            chunks,
+            embedded,
+            reused,
+        }) => {
+            report.pages_updated += 1;
+            report.chunks_embedded += u64::from(embedded);
+            report.chunks_reused += u64::from(reused);
+            report.chunks_total += u64::from(chunks);
+        }
+        Ok(PageOutcome::Deleted { .. }) => report.pages_deleted += 1,
+        Ok(PageOutcome::Absent) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::InvalidConfig) => {
+            return Err(e);
+        }
+        Err(e) => {
+            warn!(page_id = %summary.id, title = %printable(&summary.title), error = %e, "page failed; its indexed state is kept");
+            report.pages_failed += 1;
+            report.failures.push((summary.id.clone(), e.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// When a crawl began: the time its rules date from, and the permission changes noted by then.
@@ -154,12 +286,12 @@ struct Began {
     rule_changes: u64,
 }
 
-/// One listed entry: decided already, to be fetched, or held at its version (its permissions
-/// are read again).
+/// One listed entry: a failed listing or index read, a page to fetch (with the chunks the
+/// index held of it), or one held at its version and parts (its rule is checked).
 enum Step {
-    Ready(Result<Option<(PageSummary, Result<PageOutcome>)>>),
-    Fetch(PageSummary),
-    Access(PageSummary, PageState),
+    Fail(Error),
+    Fetch(PageSummary, u64),
+    Access(PageSummary, Held),
 }
 
 /// The source of a search-only pipeline.
@@ -699,33 +831,6 @@ impl Pipeline {
             started_ms: crate::text::now_ms(),
             rule_changes: self.store.rule_changes().await?,
         };
-        // Only this source's pages are the crawl's to keep in step (and to delete); a record
-        // from before sources were kept counts only in the spaces the listing names.
-        let source = &*self.source;
-        // Pages are walked; their parts (comments) go where their page goes.
-        let mut parts: Vec<PageState> = Vec::new();
-        let indexed: HashMap<PageId, PageState> = self
-            .store
-            .page_states()
-            .await?
-            .into_iter()
-            .filter(|p| p.source == source || p.source.is_empty())
-            .filter_map(|p| match p.parent {
-                Some(_) => {
-                    parts.push(p);
-                    None
-                }
-                None => Some((p.id.clone(), p)),
-            })
-            .collect();
-        // A page listing a part the index has no record of (lost to a race) is read again.
-        let present: HashSet<&PageId> = parts.iter().map(|p| &p.id).collect();
-        let mut part_chunks: HashMap<&PageId, u64> = HashMap::new();
-        for part in &parts {
-            if let Some(parent) = &part.parent {
-                *part_chunks.entry(parent).or_default() += u64::from(part.chunk_count);
-            }
-        }
         let mut report = SyncReport::default();
         let mut walk = Walk {
             seen: HashSet::new(),
@@ -733,173 +838,25 @@ impl Pipeline {
             truncated: false,
         };
         let stop = AtomicBool::new(false);
-        let mut listing = Box::pin(
-            self.fetcher
-                .list(scope)
-                .take_while(|_| futures::future::ready(!stop.load(Ordering::Relaxed)))
-                .map(|item| {
-                    let summary = match item {
-                        Ok(summary) => summary,
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            return Step::Ready(Err(e));
-                        }
-                    };
-                    progress.listed(&summary);
-                    if walk.seen.contains(&summary.id) {
-                        return Step::Ready(Ok(None));
-                    }
-                    if scope
-                        .page_limit
-                        .is_some_and(|limit| walk.seen.len() >= limit)
-                    {
-                        walk.truncated = true;
-                        stop.store(true, Ordering::Relaxed);
-                        return Step::Ready(Ok(None));
-                    }
-                    walk.seen.insert(summary.id.clone());
-                    if scope.spaces.is_empty() {
-                        walk.spaces.insert(summary.space_key.clone());
-                    }
-                    let held = indexed.get(&summary.id);
-                    match (summary.version, held) {
-                        (Some(v), Some(h))
-                            if h.version >= v
-                                && summary
-                                    .parts
-                                    .is_none_or(|listed| listed == PartRef::digest(&h.parts))
-                                && h.parts.iter().all(|r| {
-                                    r.not_indexed.is_some() || present.contains(&r.id)
-                                }) =>
-                        {
-                            Step::Access(summary, h.clone())
-                        }
-                        _ => Step::Fetch(summary),
-                    }
-                })
-                .map(|step| async move {
-                    match step {
-                        Step::Ready(r) => r,
-                        Step::Fetch(summary) => {
-                            let outcome = self.reconcile_listed(&summary, crawl).await;
-                            Ok(Some((summary, outcome)))
-                        }
-                        Step::Access(summary, held) => {
-                            let outcome = match &summary.access {
-                                // The listing gave the rule and place: no request when they
-                                // are unchanged.
-                                Some(listed)
-                                    if listed.rule == *held.access
-                                        && PageState::place_of(&listed.ancestor_ids)
-                                            == held.place =>
-                                {
-                                    Ok(PageOutcome::Unchanged)
-                                }
-                                Some(_) => self.reconcile_listed(&summary, crawl).await,
-                                None => self.recheck_access(&held).await,
-                            };
-                            Ok(Some((summary, outcome)))
-                        }
-                    }
-                })
-                .buffer_unordered(self.options.fetch_concurrency.max(1)),
-        );
-        while let Some(step) = listing.next().await {
-            let Some((summary, outcome)) = step? else {
-                continue;
-            };
+        let mut listing = self.walk(scope, progress, &mut walk, &stop, crawl);
+        while let Some(done) = listing.next().await {
+            let (summary, outcome, held_chunks) = done?;
             report.pages_seen += 1;
             progress.page_done(&summary, &outcome);
-            let held = indexed.get(&summary.id);
-            match outcome {
-                Ok(
-                    PageOutcome::Unchanged | PageOutcome::Stale { .. } | PageOutcome::Behind { .. },
-                ) => {
-                    report.pages_unchanged += 1;
-                    report.chunks_total += held.map_or(0, |h| u64::from(h.chunk_count))
-                        + part_chunks.get(&summary.id).copied().unwrap_or(0);
-                }
-                Ok(PageOutcome::Updated {
-                    chunks,
-                    embedded,
-                    reused,
-                }) => {
-                    report.pages_updated += 1;
-                    report.chunks_embedded += u64::from(embedded);
-                    report.chunks_reused += u64::from(reused);
-                    report.chunks_total += u64::from(chunks);
-                }
-                Ok(PageOutcome::Deleted { .. }) => report.pages_deleted += 1,
-                Ok(PageOutcome::Absent) => {}
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::InvalidConfig) =>
-                {
-                    return Err(e);
-                }
-                Err(e) => {
-                    warn!(page_id = %summary.id, title = %printable(&summary.title), error = %e, "page failed; its indexed state is kept");
-                    report.pages_failed += 1;
-                    report.failures.push((summary.id.clone(), e.to_string()));
-                }
-            }
+            tally(&mut report, &summary, outcome, held_chunks)?;
         }
         drop(listing);
-        let Walk {
-            seen,
-            spaces,
-            truncated,
-        } = walk;
-        if truncated {
+        if walk.truncated {
             info!(
                 limit = scope.page_limit,
                 "page limit reached: the listing was cut short, so nothing is deleted for being unlisted"
             );
-        }
-
-        // With no spaces named, a complete listing speaks for every space: one the index holds
-        // that the listing no longer names has vanished (deleted, or no longer readable).
-        let mut spaces = spaces;
-        if scope.spaces.is_empty() && !truncated {
-            spaces.extend(
-                indexed
-                    .values()
-                    .filter(|p| p.source == source)
-                    .map(|p| p.space_key.clone()),
-            );
-        }
-        for space in spaces.iter().filter(|_| !truncated) {
-            let in_space: Vec<&PageState> =
-                indexed.values().filter(|p| &p.space_key == space).collect();
-            let doomed: Vec<&PageState> = in_space
-                .iter()
-                .copied()
-                .filter(|p| !seen.contains(&p.id))
-                .collect();
-            if doomed.is_empty() {
-                continue;
+        } else {
+            let unlisted = self.unlisted(scope, &walk).await?;
+            for (space, held) in unlisted.spaces {
+                self.delete_unlisted_in(&space, held, &mut report).await?;
             }
-            let share = doomed.len() as f64 / in_space.len() as f64;
-            let guarded = doomed.len() > self.options.delete_floor
-                && share > self.options.max_delete_fraction;
-            if guarded && !self.options.allow_mass_delete {
-                let msg = format!(
-                    "refused to delete {} of the {} indexed pages of space {space} ({:.0}% > the {:.0}% limit): \
-                     the listing may be incomplete; if those pages really are gone, run again with --allow-mass-delete",
-                    doomed.len(),
-                    in_space.len(),
-                    share * 100.0,
-                    self.options.max_delete_fraction * 100.0
-                );
-                warn!(space = %space, "{msg}");
-                report.refused_deletions.push(msg);
-                continue;
-            }
-            for page in doomed {
-                self.delete_unlisted(page, &mut report).await?;
-            }
-        }
-        if !truncated {
-            self.sweep_parts(&parts, &indexed, crawl).await?;
+            self.sweep_parts(&unlisted.parts, crawl).await?;
         }
         self.store.flush().await?;
         if report.is_clean() {
@@ -910,25 +867,244 @@ impl Pipeline {
         Ok(report)
     }
 
+    /// The listing, each page compared with the index and brought in line: the page, its
+    /// outcome and the chunks the index held of it. The index is read a batch of listed pages
+    /// at a time, so the walk holds what it read of the index for one batch, and one digest
+    /// per listed page.
+    fn walk<'a>(
+        &'a self,
+        scope: &'a Scope,
+        progress: &'a dyn SyncProgress,
+        walk: &'a mut Walk,
+        stop: &'a AtomicBool,
+        crawl: Began,
+    ) -> BoxStream<'a, Result<(PageSummary, Result<PageOutcome>, u64)>> {
+        self.fetcher
+            .list(scope)
+            .take_while(|_| futures::future::ready(!stop.load(Ordering::Relaxed)))
+            .filter_map(move |item| {
+                futures::future::ready(match item {
+                    Ok(summary) => {
+                        progress.listed(&summary);
+                        walk.admit(summary, scope, stop).map(Ok)
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        Some(Err(e))
+                    }
+                })
+            })
+            .ready_chunks(STATE_BATCH)
+            .then(|batch| self.decide(batch))
+            .flat_map(futures::stream::iter)
+            .map(move |step| self.take(step, crawl))
+            .buffer_unordered(self.options.fetch_concurrency.max(1))
+            .boxed()
+    }
+
+    /// Whether an indexed record is this crawl's to keep in step: its source's, or one from
+    /// before sources were kept.
+    fn is_mine(&self, state: &PageState) -> bool {
+        state.source == *self.source || state.source.is_empty()
+    }
+
+    /// Decides, for a batch of listed pages, which the index holds at their listed version
+    /// and parts (their rule is then checked) and which are fetched.
+    async fn decide(&self, batch: Vec<Result<PageSummary>>) -> Vec<Step> {
+        let ids: Vec<PageId> = batch
+            .iter()
+            .filter_map(|s| s.as_ref().ok().map(|s| s.id.clone()))
+            .collect();
+        match self.held_of(&ids).await {
+            Ok(held) => decide(batch, held),
+            Err(e) => vec![Step::Fail(e)],
+        }
+    }
+
+    /// What the index holds of pages `ids` (this source's): each state, whether every part it
+    /// lists as indexed has its record (one lost to a race has the page read again), and the
+    /// chunks of its parts.
+    async fn held_of(&self, ids: &[PageId]) -> Result<HashMap<PageId, Held>> {
+        let pages: Vec<PageState> = self
+            .store
+            .page_states_of(ids)
+            .await?
+            .into_iter()
+            .filter(|s| self.is_mine(s) && s.parent.is_none())
+            .collect();
+        let part_ids: Vec<PageId> = pages
+            .iter()
+            .flat_map(|p| &p.parts)
+            .filter(|r| r.not_indexed.is_none())
+            .map(|r| r.id.clone())
+            .collect();
+        let parts = match part_ids.is_empty() {
+            true => Vec::new(),
+            false => self.store.page_states_of(&part_ids).await?,
+        };
+        let parts: HashMap<&PageId, &PageState> = parts
+            .iter()
+            .filter(|p| self.is_mine(p) && p.parent.is_some())
+            .map(|p| (&p.id, p))
+            .collect();
+        Ok(pages
+            .into_iter()
+            .map(|state| {
+                let listed = state.parts.iter().filter(|r| r.not_indexed.is_none());
+                let parts_present = listed.clone().all(|r| parts.contains_key(&r.id));
+                let part_chunks = listed
+                    .filter_map(|r| parts.get(&r.id))
+                    .filter(|p| p.parent.as_ref() == Some(&state.id))
+                    .map(|p| u64::from(p.chunk_count))
+                    .sum();
+                let held = Held {
+                    state,
+                    parts_present,
+                    part_chunks,
+                };
+                (held.state.id.clone(), held)
+            })
+            .collect())
+    }
+
+    /// Carries out one step of the walk: the page, its outcome, and the chunks the index held
+    /// of it.
+    async fn take(
+        &self,
+        step: Step,
+        crawl: Began,
+    ) -> Result<(PageSummary, Result<PageOutcome>, u64)> {
+        match step {
+            Step::Fail(e) => Err(e),
+            Step::Fetch(summary, held_chunks) => {
+                let outcome = self.reconcile_listed(&summary, crawl).await;
+                Ok((summary, outcome, held_chunks))
+            }
+            Step::Access(summary, held) => {
+                let outcome = match &summary.access {
+                    // The listing gave the rule and place: no request when they are unchanged.
+                    Some(listed)
+                        if listed.rule == *held.state.access
+                            && PageState::place_of(&listed.ancestor_ids) == held.state.place =>
+                    {
+                        Ok(PageOutcome::Unchanged)
+                    }
+                    Some(_) => self.reconcile_listed(&summary, crawl).await,
+                    None => self.recheck_access(&held.state).await,
+                };
+                Ok((summary, outcome, held.chunks()))
+            }
+        }
+    }
+
+    /// Reads the index after the listing, a batch at a time: per crawled space, how many pages
+    /// it holds and which the listing did not name; and the parts out of step with their page.
+    /// What it keeps grows with what is to be deleted or repaired, not with the index.
+    async fn unlisted(&self, scope: &Scope, walk: &Walk) -> Result<Unlisted> {
+        let mut spaces: BTreeMap<String, SpaceHeld> = BTreeMap::new();
+        let mut parts = Vec::new();
+        let mut after: Option<PageId> = None;
+        loop {
+            let batch = self.store.page_states(after.as_ref(), STATE_BATCH).await?;
+            let full = batch.len() == STATE_BATCH;
+            after = batch.last().map(|s| s.id.clone());
+            let mut batch_parts = Vec::new();
+            for state in batch.into_iter().filter(|s| self.is_mine(s)) {
+                if state.parent.is_some() {
+                    batch_parts.push(state);
+                    continue;
+                }
+                // With no spaces named, a complete listing speaks for every space of this
+                // source: one the listing no longer names has vanished (deleted, or no longer
+                // readable).
+                let crawled = walk.spaces.contains(&state.space_key) || scope.spaces.is_empty();
+                if !crawled {
+                    continue;
+                }
+                let space = spaces.entry(state.space_key.clone()).or_default();
+                space.pages += 1;
+                space.ours |= state.source == *self.source;
+                if !walk.listed(&state.id) {
+                    space.doomed.push(state);
+                }
+            }
+            parts.extend(self.out_of_step(batch_parts).await?);
+            if !full {
+                break;
+            }
+        }
+        spaces.retain(|space, held| walk.spaces.contains(space) || held.ours);
+        Ok(Unlisted { spaces, parts })
+    }
+
+    /// Those of `parts` whose page the index does not hold (as this source's), does not list
+    /// them, or holds under another rule.
+    async fn out_of_step(&self, parts: Vec<PageState>) -> Result<Vec<PageState>> {
+        if parts.is_empty() {
+            return Ok(parts);
+        }
+        let parents: Vec<PageId> = parts.iter().filter_map(|p| p.parent.clone()).collect();
+        let pages: HashMap<PageId, PageState> = self
+            .store
+            .page_states_of(&parents)
+            .await?
+            .into_iter()
+            .filter(|p| self.is_mine(p) && p.parent.is_none())
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        Ok(parts
+            .into_iter()
+            .filter(|part| {
+                let page = part.parent.as_ref().and_then(|id| pages.get(id));
+                !page.is_some_and(|p| {
+                    *p.access == *part.access && p.parts.iter().any(|r| r.id == part.id)
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes the pages of `space` the listing no longer names, unless that is more of the
+    /// space than the guard lets go at once.
+    async fn delete_unlisted_in(
+        &self,
+        space: &str,
+        held: SpaceHeld,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let doomed = held.doomed;
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let share = doomed.len() as f64 / held.pages as f64;
+        let guarded =
+            doomed.len() > self.options.delete_floor && share > self.options.max_delete_fraction;
+        if guarded && !self.options.allow_mass_delete {
+            let msg = format!(
+                "refused to delete {} of the {} indexed pages of space {space} ({:.0}% > the {:.0}% limit): \
+                 the listing may be incomplete; if those pages really are gone, run again with --allow-mass-delete",
+                doomed.len(),
+                held.pages,
+                share * 100.0,
+                self.options.max_delete_fraction * 100.0
+            );
+            warn!(space = %space, "{msg}");
+            report.refused_deletions.push(msg);
+            return Ok(());
+        }
+        for page in &doomed {
+            self.delete_unlisted(page, report).await?;
+        }
+        Ok(())
+    }
+
     /// Repairs parts out of step with their page (a write cut short, a lost race): a part whose
     /// page the index does not hold, or that its page does not list, goes; one under another
     /// rule or place than its page's has its page read again (and goes if that fails). Each is
     /// judged on records read now, and a part written since the crawl began is left alone (a
     /// webhook may be between writing it and its page).
-    async fn sweep_parts(
-        &self,
-        parts: &[PageState],
-        indexed: &HashMap<PageId, PageState>,
-        crawl: Began,
-    ) -> Result<()> {
+    async fn sweep_parts(&self, parts: &[PageState], crawl: Began) -> Result<()> {
         for part in parts {
             let Some(parent) = &part.parent else { continue };
-            let in_step = indexed.get(parent).is_some_and(|p| {
-                *p.access == *part.access && p.parts.iter().any(|r| r.id == part.id)
-            });
-            if in_step {
-                continue;
-            }
             let Some(held) = self.store.page(&part.id).await? else {
                 continue;
             };

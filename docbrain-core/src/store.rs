@@ -89,9 +89,8 @@ impl IndexedPage {
     }
 }
 
-/// What a crawl keeps of an indexed page while it walks a listing: no breadcrumbs, labels or
-/// link, its place as a digest and its rule shared with every page of the same rule, so a
-/// crawl of a large site holds a few hundred bytes per page.
+/// What a crawl reads of an indexed page, a batch at a time: no breadcrumbs, labels or link,
+/// its place as a digest and its rule shared with every page of the batch under the same rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageState {
     /// The page id.
@@ -165,6 +164,34 @@ impl PageStates {
     }
 }
 
+/// How many states [`each_state`] and a crawl read from a store at once.
+pub const STATE_BATCH: usize = 1_000;
+
+/// Hands the states `store` holds to `each` in id order, [`STATE_BATCH`] read at a time, until
+/// `each` returns `false`.
+///
+/// # Errors
+/// Store failures.
+pub async fn each_state(
+    store: &dyn IndexStore,
+    mut each: impl FnMut(PageState) -> bool + Send,
+) -> Result<()> {
+    let mut after: Option<PageId> = None;
+    loop {
+        let batch = store.page_states(after.as_ref(), STATE_BATCH).await?;
+        let full = batch.len() == STATE_BATCH;
+        after = batch.last().map(|s| s.id.clone());
+        for state in batch {
+            if !each(state) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
 /// What an index holds of pages' parts, read from the pages' records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartsSummary {
@@ -179,20 +206,27 @@ pub struct PartsSummary {
 }
 
 impl PartsSummary {
-    /// The summary of the parts of the pages in `states`.
-    pub fn of(states: &[PageState]) -> Self {
+    /// The summary of the parts of the pages `store` holds.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn read(store: &dyn IndexStore) -> Result<Self> {
         let mut summary = Self::default();
-        for part in states.iter().flat_map(|s| &s.parts) {
-            match (&part.not_indexed, part.kind) {
-                (None, crate::PartKind::Comment) => summary.comments += 1,
-                (None, _) => summary.attachments += 1,
-                (Some(crate::NotIndexed::Skipped(why)), _) => {
-                    *summary.skipped.entry(why.clone()).or_default() += 1;
+        each_state(store, |state| {
+            for part in &state.parts {
+                match (&part.not_indexed, part.kind) {
+                    (None, crate::PartKind::Comment) => summary.comments += 1,
+                    (None, _) => summary.attachments += 1,
+                    (Some(crate::NotIndexed::Skipped(why)), _) => {
+                        *summary.skipped.entry(why.clone()).or_default() += 1;
+                    }
+                    (Some(crate::NotIndexed::Failed(_)), _) => summary.failed += 1,
                 }
-                (Some(crate::NotIndexed::Failed(_)), _) => summary.failed += 1,
             }
-        }
-        summary
+            true
+        })
+        .await?;
+        Ok(summary)
     }
 }
 
@@ -285,12 +319,33 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
     /// Lists every indexed page.
     async fn list_pages(&self) -> Result<Vec<IndexedPage>>;
 
-    /// Lists what a crawl keeps of every indexed page. The default reads
-    /// [`IndexStore::list_pages`]; stores override it to hold one full record at a time.
-    async fn page_states(&self) -> Result<Vec<PageState>> {
+    /// Lists what a crawl keeps of indexed pages and parts, in id order: at most `limit` of
+    /// them, the first one after `after` (from the first when `None`). A crawl reads the index
+    /// a batch at a time through it, so its memory does not grow with the index. The default
+    /// reads [`IndexStore::list_pages`]; stores override it to read only the batch.
+    async fn page_states(&self, after: Option<&PageId>, limit: usize) -> Result<Vec<PageState>> {
+        let mut pages: Vec<IndexedPage> = self
+            .list_pages()
+            .await?
+            .into_iter()
+            .filter(|p| after.is_none_or(|after| p.id > *after))
+            .collect();
+        pages.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let mut states = PageStates::default();
-        for page in self.list_pages().await? {
+        for page in pages.into_iter().take(limit) {
             states.push(page);
+        }
+        Ok(states.into_vec())
+    }
+
+    /// The states of those of `ids` the index holds, in any order. The default reads one
+    /// record at a time; stores override it to read them in one request.
+    async fn page_states_of(&self, ids: &[PageId]) -> Result<Vec<PageState>> {
+        let mut states = PageStates::default();
+        for id in ids {
+            if let Some(page) = self.page(id).await? {
+                states.push(page);
+            }
         }
         Ok(states.into_vec())
     }

@@ -341,7 +341,7 @@ pub async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
     assert_eq!(store.page(&"300".into()).await.unwrap(), Some(page.clone()));
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.pages, stats.parts, stats.chunks), (2, 1, 3));
-    let states = store.page_states().await.unwrap();
+    let states = store.page_states(None, 10).await.unwrap();
     let of = |id: &str| states.iter().find(|s| s.id.as_str() == id).unwrap();
     assert_eq!(of("301").parent, part.parent);
     assert_eq!(of("300").parts, page.parts);
@@ -420,8 +420,28 @@ pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
     assert_eq!(store.list_pages().await.unwrap(), vec![page.clone()]);
     // What a crawl keeps is the record's, with one shared copy of each rule.
     put(store, "101", "OPS", "Pager", 1, &[("page the on-call", 2)]).await;
-    let mut states = store.page_states().await.unwrap();
-    states.sort_by(|a, b| a.id.cmp(&b.id));
+    // Read one at a time, in id order, each after the last.
+    let first = store.page_states(None, 1).await.unwrap();
+    let mut states = first.clone();
+    states.extend(store.page_states(Some(&first[0].id), 1).await.unwrap());
+    assert!(store
+        .page_states(Some(&states[1].id), 1)
+        .await
+        .unwrap()
+        .is_empty());
+    let both = store.page_states(None, 5).await.unwrap();
+    assert_eq!(both, states, "all of them within the limit");
+    assert!(
+        Arc::ptr_eq(&both[0].access, &both[1].access),
+        "one copy of a rule the pages of one read share"
+    );
+    let mut of = store
+        .page_states_of(&["101".into(), "999".into(), "100".into()])
+        .await
+        .unwrap();
+    of.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(of, states, "the held ones of the ids asked for");
+    assert!(store.page_states_of(&[]).await.unwrap().is_empty());
     assert_eq!(
         states
             .iter()
@@ -444,10 +464,6 @@ pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
         crate::PageState::place_of(&page.ancestor_ids)
     );
     assert_ne!(states[0].place, crate::PageState::place_of(&[]));
-    assert!(
-        Arc::ptr_eq(&states[0].access, &states[1].access),
-        "one copy of a rule many pages share"
-    );
     store.delete_page(&"101".into()).await.unwrap();
     let read: Vec<(u32, String)> = store
         .chunks(&"100".into())

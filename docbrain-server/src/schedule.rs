@@ -21,8 +21,14 @@ pub async fn run_schedule(
     metrics: Arc<Metrics>,
 ) {
     let source = pipeline.fetcher().source_id();
-    let empty = match pipeline.store().page_states().await {
-        Ok(pages) => !pages.iter().any(|p| p.source == source),
+    let mut empty = true;
+    let read = docbrain_core::each_state(&**pipeline.store(), |p| {
+        empty = p.source != source;
+        empty
+    })
+    .await;
+    let empty = match read {
+        Ok(()) => empty,
         Err(e) => {
             warn!(error = %e, "cannot read the index to see whether it holds this source's pages; the first crawl waits for the schedule");
             false

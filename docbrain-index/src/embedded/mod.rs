@@ -274,6 +274,8 @@ fn read_page(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawPage> {
 
 /// How much of the index file searches read through a memory map.
 const MMAP_BYTES: i64 = 1 << 30;
+/// How many page ids one statement looks up.
+const STATE_LOOKUP: usize = 500;
 /// SQLite's page cache for searches and writes (negative: KiB).
 const CACHE_KIB: i64 = -65_536;
 
@@ -298,17 +300,34 @@ fn access_json(access: &ReadAccess) -> String {
 }
 
 impl State {
-    /// Hands every page record to `each`, one row decoded at a time, in the order `order`
-    /// (an `ORDER BY` clause, or nothing for the table's own).
-    fn each_page(&self, order: &str, mut each: impl FnMut(IndexedPage)) -> Result<()> {
+    /// Hands the page records `clause` (what follows `FROM pages`, with `params`) selects to
+    /// `each`, one row decoded at a time.
+    fn each_page(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+        mut each: impl FnMut(IndexedPage),
+    ) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {PAGE_COLUMNS} FROM pages {order}"))?;
-        let mut rows = stmt.query([])?;
+            .prepare(&format!("SELECT {PAGE_COLUMNS} FROM pages {clause}"))?;
+        let mut rows = stmt.query(params)?;
         while let Some(row) = rows.next()? {
             each(decode_page(read_page(row)?)?);
         }
         Ok(())
+    }
+
+    /// Runs `read` through a small page cache rather than the memory map or the searches'
+    /// 64 MiB cache: page records sit among the chunks in the file, and a crawl's pass over
+    /// them should not leave its footprint grown with the file.
+    fn lean<T>(&mut self, read: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "mmap_size", 0)?;
+        self.conn.pragma_update(None, "cache_size", -2_048)?;
+        let out = read(self);
+        self.conn.pragma_update(None, "cache_size", CACHE_KIB)?;
+        self.conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        out
     }
 
     /// Returns the vector mirror, reloading it if another connection committed since.
@@ -694,25 +713,53 @@ impl IndexStore for EmbeddedStore {
     async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {
         self.run(|state| {
             let mut pages = Vec::new();
-            state.each_page("ORDER BY page_id", |page| pages.push(page))?;
+            state.each_page("ORDER BY page_id", [], |page| pages.push(page))?;
             Ok(pages)
         })
         .await
     }
 
-    async fn page_states(&self) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
-        self.run(|state| {
-            // Read page by page through a small page cache rather than the memory map or the
-            // searches' 64 MiB cache: page records sit among the chunks in the file, and one
-            // pass over them should not leave a crawl's footprint grown with the file.
-            state.conn.pragma_update(None, "mmap_size", 0)?;
-            state.conn.pragma_update(None, "cache_size", -2_048)?;
-            let mut states = docbrain_core::PageStates::default();
-            let read = state.each_page("", |page| states.push(page));
-            state.conn.pragma_update(None, "cache_size", CACHE_KIB)?;
-            state.conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
-            read?;
-            Ok(states.into_vec())
+    async fn page_states(
+        &self,
+        after: Option<&PageId>,
+        limit: usize,
+    ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
+        // Every id sorts after the empty one.
+        let after = after.map_or_else(String::new, |id| id.as_str().to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |state| {
+            state.lean(|state| {
+                let mut states = docbrain_core::PageStates::default();
+                state.each_page(
+                    "WHERE page_id > ?1 ORDER BY page_id LIMIT ?2",
+                    rusqlite::params![after, limit],
+                    |page| states.push(page),
+                )?;
+                Ok(states.into_vec())
+            })
+        })
+        .await
+    }
+
+    async fn page_states_of(
+        &self,
+        ids: &[PageId],
+    ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
+        let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+        self.run(move |state| {
+            state.lean(|state| {
+                let mut states = docbrain_core::PageStates::default();
+                // Within SQLite's bound on parameters per statement.
+                for ids in ids.chunks(STATE_LOOKUP) {
+                    let marks = vec!["?"; ids.len()].join(",");
+                    state.each_page(
+                        &format!("WHERE page_id IN ({marks})"),
+                        rusqlite::params_from_iter(ids),
+                        |page| states.push(page),
+                    )?;
+                }
+                Ok(states.into_vec())
+            })
         })
         .await
     }

@@ -83,6 +83,16 @@ impl From<OpenSearchSettings> for OpenSearchConfig {
     }
 }
 
+/// How many records one search of [`IndexStore::list_pages`] reads.
+const LIST_BATCH: usize = 5_000;
+
+/// A page record as the store keeps it in `record`.
+fn record_of(record: Value) -> Result<IndexedPage, IndexError> {
+    serde_json::from_value(record).map_err(|_| IndexError::Corrupt {
+        what: "page record",
+    })
+}
+
 impl OpenSearchStore {
     /// The meta document `id` of the pages index; `None` when it was never written.
     async fn meta_doc(&self, id: &str, what: &str) -> Result<Option<Value>, IndexError> {
@@ -98,53 +108,47 @@ impl OpenSearchStore {
         Ok((status == 200).then_some(doc))
     }
 
-    /// Hands every page record to `each`, 5,000 read at a time.
-    async fn each_page(
+    /// The page and part records in id order: at most `size`, the first after `after`.
+    /// `refresh` first makes every write visible to the search that reads them.
+    async fn records_after(
         &self,
-        mut each: impl FnMut(IndexedPage) + Send,
-    ) -> docbrain_core::Result<()> {
+        after: Option<&PageId>,
+        size: usize,
+        refresh: bool,
+    ) -> docbrain_core::Result<Vec<IndexedPage>> {
         if self.read_model().await?.is_none() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        self.refresh(&self.pages).await?;
-        let mut after: Option<Value> = None;
-        loop {
-            let mut query = json!({
-                "size": 5000,
-                "query": {"terms": {"kind": ["page", "part"]}},
-                "sort": [{"page_id": "asc"}],
-                "_source": ["record"],
-            });
-            if let Some(a) = &after {
-                query["search_after"] = a.clone();
-            }
-            let (_, mut answer) = self
-                .client
-                .call(
-                    Method::POST,
-                    &format!("/{}/_search", self.pages),
-                    Body::Json(&query),
-                    "list pages",
-                )
-                .await?;
-            let hits = match answer["hits"]["hits"].take() {
-                Value::Array(hits) => hits,
-                _ => Vec::new(),
-            };
-            let full = hits.len() == 5000;
-            after = hits.last().map(|last| last["sort"].clone());
-            for mut hit in hits {
-                let record: IndexedPage = serde_json::from_value(hit["_source"]["record"].take())
-                    .map_err(|_| IndexError::Corrupt {
-                    what: "page record",
-                })?;
-                each(record);
-            }
-            if !full {
-                break;
-            }
+        if refresh {
+            self.refresh(&self.pages).await?;
         }
-        Ok(())
+        let mut query = json!({
+            "size": size,
+            "query": {"terms": {"kind": ["page", "part"]}},
+            "sort": [{"page_id": "asc"}],
+            "_source": ["record"],
+        });
+        if let Some(after) = after {
+            query["search_after"] = json!([after.as_str()]);
+        }
+        let (_, mut answer) = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/{}/_search", self.pages),
+                Body::Json(&query),
+                "list pages",
+            )
+            .await?;
+        let hits = match answer["hits"]["hits"].take() {
+            Value::Array(hits) => hits,
+            _ => Vec::new(),
+        };
+        let mut records = Vec::with_capacity(hits.len());
+        for mut hit in hits {
+            records.push(record_of(hit["_source"]["record"].take())?);
+        }
+        Ok(records)
     }
 
     /// Deletes a page unless its record holds a version above `at_most` or changes under us
@@ -452,14 +456,61 @@ impl IndexStore for OpenSearchStore {
     }
 
     async fn list_pages(&self) -> docbrain_core::Result<Vec<IndexedPage>> {
-        let mut out = Vec::new();
-        self.each_page(|page| out.push(page)).await?;
-        Ok(out)
+        let mut out: Vec<IndexedPage> = Vec::new();
+        loop {
+            let after = out.last().map(|p| p.id.clone());
+            let batch = self
+                .records_after(after.as_ref(), LIST_BATCH, after.is_none())
+                .await?;
+            let full = batch.len() == LIST_BATCH;
+            out.extend(batch);
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
-    async fn page_states(&self) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
+    async fn page_states(
+        &self,
+        after: Option<&PageId>,
+        limit: usize,
+    ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
         let mut states = docbrain_core::PageStates::default();
-        self.each_page(|page| states.push(page)).await?;
+        for page in self.records_after(after, limit, after.is_none()).await? {
+            states.push(page);
+        }
+        Ok(states.into_vec())
+    }
+
+    async fn page_states_of(
+        &self,
+        ids: &[PageId],
+    ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
+        let mut states = docbrain_core::PageStates::default();
+        if ids.is_empty() || self.read_model().await?.is_none() {
+            return Ok(states.into_vec());
+        }
+        // A multi-get reads the records as written, with no refresh.
+        let ids: Vec<&str> = ids.iter().map(PageId::as_str).collect();
+        let (_, mut answer) = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/{}/_mget?_source=kind,record", self.pages),
+                Body::Json(&json!({"ids": ids})),
+                "read page records",
+            )
+            .await?;
+        let docs = match answer["docs"].take() {
+            Value::Array(docs) => docs,
+            _ => Vec::new(),
+        };
+        for mut doc in docs {
+            let kind = &doc["_source"]["kind"];
+            if doc["found"] == true && (kind == "page" || kind == "part") {
+                states.push(record_of(doc["_source"]["record"].take())?);
+            }
+        }
         Ok(states.into_vec())
     }
 
