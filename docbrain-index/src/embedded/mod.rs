@@ -799,18 +799,21 @@ impl IndexStore for EmbeddedStore {
     }
 
     async fn stats(&self) -> docbrain_core::Result<IndexStats> {
+        // Counting scans the page records: outside the memory map, as a crawl reads them.
         self.run(|state| {
-            let conn = &state.conn;
-            let count = |sql: &str| -> Result<u64> {
-                Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
-            };
-            Ok(IndexStats {
-                pages: count("SELECT count(*) FROM pages WHERE parent = ''")?,
-                parts: count("SELECT count(*) FROM pages WHERE parent != ''")?,
-                chunks: count("SELECT count(*) FROM chunks")?,
-                model_id: meta(conn, "model_id")?,
-                dimension: bound_dimension(conn)?,
-                last_sync_ms: meta(conn, "last_sync_ms")?.and_then(|v| v.parse().ok()),
+            state.lean(|state| {
+                let conn = &state.conn;
+                let count = |sql: &str| -> Result<u64> {
+                    Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+                };
+                Ok(IndexStats {
+                    pages: count("SELECT count(*) FROM pages WHERE parent = ''")?,
+                    parts: count("SELECT count(*) FROM pages WHERE parent != ''")?,
+                    chunks: count("SELECT count(*) FROM chunks")?,
+                    model_id: meta(conn, "model_id")?,
+                    dimension: bound_dimension(conn)?,
+                    last_sync_ms: meta(conn, "last_sync_ms")?.and_then(|v| v.parse().ok()),
+                })
             })
         })
         .await
