@@ -1719,6 +1719,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_crawl_over_several_batches_of_the_index_deletes_exactly_the_unlisted() {
+        let f = fixture(Source::default()).await;
+        // More pages than one batch of the index holds, in two spaces, so the listing and the
+        // pass after it each read the index in several batches.
+        let n = 2 * STATE_BATCH + 500;
+        for i in 0..n {
+            let space = if i % 2 == 0 { "ENG" } else { "OPS" };
+            let id = format!("p{i:05}");
+            f.source.put(page(&id, space, &id, &format!("Body {id}.")));
+        }
+        let first = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(first.pages_updated as usize, n + 5);
+        let gone: Vec<PageId> = (0..n)
+            .step_by(97)
+            .map(|i| PageId::new(format!("p{i:05}")))
+            .collect();
+        for id in &gone {
+            f.source.pages.lock().unwrap().remove(id);
+        }
+        let again = f.pipeline.sync(&Scope::all()).await.unwrap();
+        assert!(again.is_clean(), "{again:?}");
+        assert_eq!(again.pages_deleted as usize, gone.len());
+        assert_eq!(again.pages_unchanged as usize, n + 5 - gone.len());
+        assert_eq!(again.pages_updated, 0);
+        let stats = f.store.stats().await.unwrap();
+        assert_eq!(stats.pages as usize, n + 5 - gone.len());
+        for id in &gone {
+            assert!(f.store.page(id).await.unwrap().is_none(), "{id} deleted");
+        }
+        assert!(f.store.page(&"p00001".into()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn mass_deletion_is_refused_and_explained() {
         let f = fixture(Source::default()).await;
         f.pipeline.sync(&Scope::all()).await.unwrap();

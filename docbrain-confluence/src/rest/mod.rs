@@ -338,6 +338,23 @@ impl ConfluenceClient {
             .map(|(id, _)| id.clone())
     }
 
+    /// Keeps the titles of the listed pages that are above another one: v2 names the links of
+    /// a chain by their titles, read by id. A leaf's title (most pages') is never needed, so
+    /// a crawl does not keep one per page.
+    fn keep_titles_above(&self, listed: &[Listed]) {
+        let above: HashSet<&PageId> = listed
+            .iter()
+            .flat_map(|(_, rule)| {
+                let parent = rule.parent.as_ref().and_then(|(id, _)| id.as_ref());
+                rule.ancestors.iter().flatten().chain(parent)
+            })
+            .collect();
+        let mut cache = self.inner.lock_cache();
+        for (page, _) in listed.iter().filter(|(p, _)| above.contains(&p.id)) {
+            cache.titles.insert(page.id.clone(), page.title.clone());
+        }
+    }
+
     /// Lists one space's current pages, following `next` links to the end, with their read
     /// rules and ancestors where the listings give them whole.
     async fn list_space(&self, space: SpaceRef) -> Result<Vec<PageSummary>, SourceError> {
@@ -380,6 +397,9 @@ impl ConfluenceClient {
             },
             false => None,
         };
+        if self.inner.version == ApiVersion::V2 {
+            self.keep_titles_above(&listed);
+        }
         let pages: Vec<PageSummary> = listed
             .into_iter()
             .zip(rules)
@@ -401,12 +421,6 @@ impl ConfluenceClient {
                 ..page
             })
             .collect();
-        {
-            let mut cache = self.inner.lock_cache();
-            for p in &pages {
-                cache.titles.insert(p.id.clone(), p.title.clone());
-            }
-        }
         info!(space = %space.key, pages = pages.len(), "Fetching pages from space {}... {} pages found", space.key, pages.len());
         Ok(pages)
     }
