@@ -102,7 +102,7 @@ pub use page::{
     PartKind, PartRef, PartText,
 };
 pub use pipeline::{
-    AttachmentCounts, PageOutcome, Pipeline, PipelineOptions, SyncProgress, SyncReport,
+    AttachmentCounts, PageOutcome, Pipeline, PipelineOptions, Reach, SyncProgress, SyncReport,
 };
 pub use reading::{PageText, SpaceSummary};
 pub use search::{

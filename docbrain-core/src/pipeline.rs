@@ -93,6 +93,15 @@ pub enum PageOutcome {
     },
 }
 
+/// Whom an access change reaches beyond one page ([`Pipeline::pages_reached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// Every page below this one (its restrictions or place changed).
+    Below(&'a PageId),
+    /// Every page of this space (its permissions changed).
+    Space(&'a str),
+}
+
 /// Figures of one [`Pipeline::sync`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncReport {
@@ -232,7 +241,7 @@ fn decide(batch: Vec<Result<PageSummary>>, mut held: HashMap<PageId, Held>) -> V
                     .is_none_or(|listed| listed == PartRef::digest(&h.state.parts))
                 && h.parts_present =>
         {
-            Step::Access(summary, h)
+            Step::Access(summary, Box::new(h))
         }
         (_, h) => Step::Fetch(summary, h.map_or(0, |h| h.chunks())),
     };
@@ -291,7 +300,7 @@ struct Began {
 enum Step {
     Fail(Error),
     Fetch(PageSummary, u64),
-    Access(PageSummary, Held),
+    Access(PageSummary, Box<Held>),
 }
 
 /// The source of a search-only pipeline.
@@ -1191,6 +1200,32 @@ impl Pipeline {
             warn!(page_id = %id, error = %e, "could not take the page out of the index");
         }
         Err(why)
+    }
+
+    /// The indexed pages (not their parts: a page's reconcile carries them) an access change
+    /// reaches: every page below page `above`, or of space `space`. The index is read a batch
+    /// at a time; a webhook's worker expands such an event through it, after the answer.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn pages_reached(&self, reach: Reach<'_>) -> Result<Vec<PageState>> {
+        let mut reached = Vec::new();
+        let mut after: Option<PageId> = None;
+        loop {
+            let batch = self.store.page_states(after.as_ref(), STATE_BATCH).await?;
+            let full = batch.len() == STATE_BATCH;
+            after = batch.last().map(|s| s.id.clone());
+            reached.extend(batch.into_iter().filter(|s| {
+                s.parent.is_none()
+                    && match reach {
+                        Reach::Below(above) => s.ancestor_ids.contains(above),
+                        Reach::Space(space) => s.space_key == space,
+                    }
+            }));
+            if !full {
+                return Ok(reached);
+            }
+        }
     }
 
     /// Notes in the store that permissions changed (a restriction, a move, a space's

@@ -109,6 +109,8 @@ pub struct PageState {
     pub access: Arc<ReadAccess>,
     /// [`PageState::place_of`] its ancestor ids.
     pub place: u128,
+    /// Its ancestors' ids, root first (an access change above it reaches it).
+    pub ancestor_ids: Vec<PageId>,
     /// [`IndexedPage::parent`].
     pub parent: Option<PageId>,
     /// [`IndexedPage::parts`].
@@ -146,6 +148,7 @@ impl PageStates {
         };
         self.states.push(PageState {
             place: PageState::place_of(&page.ancestor_ids),
+            ancestor_ids: page.ancestor_ids,
             id: page.id,
             space_key: page.space_key,
             title: page.title,

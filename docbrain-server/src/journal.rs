@@ -53,6 +53,21 @@ pub(crate) struct Entry {
     pub(crate) title: Option<String>,
     /// When it was accepted, in milliseconds since the Unix epoch.
     pub(crate) at_ms: u64,
+    /// What the event reaches beyond its page, for a worker to expand: none for a plain page
+    /// event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reach: Option<Reach>,
+}
+
+/// The indexed pages an access change reaches, expanded after the answer (the ack never
+/// waits on a read of the index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Reach {
+    /// Every page below the entry's page (its restrictions or place changed).
+    Below,
+    /// Every page of this space (its permissions changed).
+    Space(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -386,6 +401,7 @@ mod tests {
             version: Some(seq),
             title: None,
             at_ms: 1,
+            reach: None,
         }
     }
 

@@ -20,11 +20,11 @@ use docbrain_confluence::webhook::{PageEvent, PageRef};
 use docbrain_core::settings::WebhookSettings;
 use docbrain_core::text::{now_ms, printable};
 use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::journal::{Entry, Journal};
+use crate::journal::{Entry, Journal, Reach};
 use crate::metrics::Metrics;
 use crate::ServerError;
 
@@ -83,6 +83,10 @@ pub struct Webhook {
     metrics: Arc<Metrics>,
     next_seq: AtomicU64,
     stopping: Arc<AtomicBool>,
+    /// Woken when the service stops (the expander waits on it).
+    stopped: Notify,
+    /// Journaled events that reach further than their page, for the expander.
+    expansions: mpsc::UnboundedSender<Entry>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -98,6 +102,7 @@ impl Webhook {
     ) -> Result<Arc<Self>, ServerError> {
         let (journal, pending) = Journal::open(&config.journal_dir)?;
         let next = pending.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+        let (expansions, to_expand) = mpsc::unbounded_channel();
         let webhook = Arc::new(Self {
             journal,
             queue: Arc::new(Queue::default()),
@@ -105,6 +110,8 @@ impl Webhook {
             // Sequence numbers stay unique across restarts: time-based, above anything replayed.
             next_seq: AtomicU64::new(next.max(now_ms() * 1000)),
             stopping: Arc::new(AtomicBool::new(false)),
+            stopped: Notify::new(),
+            expansions,
             workers: Mutex::new(Vec::new()),
             config,
         });
@@ -116,9 +123,16 @@ impl Webhook {
             );
         }
         for entry in pending {
-            webhook.enqueue(&entry);
+            webhook.queue_entry(entry);
         }
         let mut workers = lock(&webhook.workers);
+        {
+            let w = Arc::clone(&webhook);
+            let p = pipeline.clone();
+            workers.push(tokio::spawn(
+                async move { w.expand_all(p, to_expand).await },
+            ));
+        }
         for _ in 0..webhook.config.workers.max(1) {
             let w = Arc::clone(&webhook);
             let p = pipeline.clone();
@@ -157,17 +171,129 @@ impl Webhook {
     /// # Errors
     /// When the journal cannot be written (the delivery must not be acknowledged then).
     pub async fn accept(&self, event: PageEvent, page: PageRef) -> Result<(), ServerError> {
+        self.journal_entry(event.name(), page, None).await
+    }
+
+    /// Journals an event that reaches further than its page: every indexed page below page
+    /// `page` ([`Reach::Below`]) or of a space ([`Reach::Space`]). Resolves once it is on disk;
+    /// the pages it reaches are found after the answer, each then journaled and queued.
+    ///
+    /// # Errors
+    /// When the journal cannot be written (the delivery must not be acknowledged then).
+    pub(crate) async fn accept_reach(
+        &self,
+        event: PageEvent,
+        page: PageId,
+        reach: Reach,
+    ) -> Result<(), ServerError> {
+        let page = PageRef {
+            id: page,
+            title: None,
+            space_key: None,
+            version: None,
+        };
+        self.journal_entry(event.name(), page, Some(reach)).await
+    }
+
+    async fn journal_entry(
+        &self,
+        event: &str,
+        page: PageRef,
+        reach: Option<Reach>,
+    ) -> Result<(), ServerError> {
         let entry = Entry {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             page: page.id,
-            event: event.name().to_owned(),
+            event: event.to_owned(),
             version: page.version,
             title: page.title,
             at_ms: now_ms(),
+            reach,
         };
         self.journal.add(entry.clone()).await?;
-        self.enqueue(&entry);
+        self.queue_entry(entry);
         Ok(())
+    }
+
+    /// Hands a journaled entry on: to the expander when it reaches further than its page,
+    /// else to the page queue.
+    fn queue_entry(&self, entry: Entry) {
+        if entry.reach.is_none() {
+            self.enqueue(&entry);
+        } else if self.expansions.send(entry).is_err() {
+            // The expander is gone (the service is stopping): the entry stays journaled.
+            debug!("the webhook service is stopping; an event stays journaled for the next start");
+        }
+    }
+
+    /// Expands journaled events that reach further than their page, one at a time: the pages
+    /// each reaches are journaled and queued as events of their own, then it is settled. A
+    /// failed read of the index is tried again with backoff; a stop leaves it journaled.
+    async fn expand_all(
+        self: Arc<Self>,
+        pipeline: Pipeline,
+        mut entries: mpsc::UnboundedReceiver<Entry>,
+    ) {
+        loop {
+            let stopped = self.stopped.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let entry = tokio::select! {
+                entry = entries.recv() => match entry {
+                    Some(entry) => entry,
+                    None => return,
+                },
+                () = &mut stopped => return,
+            };
+            let mut attempt = 0;
+            loop {
+                match self.expand(&pipeline, &entry).await {
+                    Ok(count) => {
+                        info!(event = %printable(&entry.event), pages = count, "Queued the {count} indexed pages an access change reaches");
+                        self.journal.done(vec![entry.seq]);
+                        break;
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        let wait =
+                            backoff(self.config.retry_initial, self.config.retry_max, attempt);
+                        warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the index for the pages an access change reaches; trying again");
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = &mut stopped => return,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Journals and queues, as events of their own, the indexed pages `entry` reaches.
+    async fn expand(&self, pipeline: &Pipeline, entry: &Entry) -> Result<usize, ServerError> {
+        let reach = match &entry.reach {
+            Some(Reach::Below) => docbrain_core::Reach::Below(&entry.page),
+            Some(Reach::Space(key)) => docbrain_core::Reach::Space(key),
+            None => return Ok(0),
+        };
+        let pages = pipeline
+            .pages_reached(reach)
+            .await
+            .map_err(|e| ServerError::Index(e.to_string()))?;
+        let count = pages.len();
+        futures::future::try_join_all(pages.into_iter().map(|p| {
+            let page = PageRef {
+                id: p.id,
+                title: Some(p.title),
+                space_key: Some(p.space_key),
+                version: None,
+            };
+            self.journal_entry(&entry.event, page, None)
+        }))
+        .await?;
+        Ok(count)
     }
 
     /// Journals one event for each of `pages` and queues them; resolves once all are on disk
@@ -223,6 +349,7 @@ impl Webhook {
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
         self.queue.notify.notify_waiters();
+        self.stopped.notify_waiters();
         let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.workers));
         let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
         if tokio::time::timeout(grace, futures_join(handles))

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use docbrain_confluence::webhook::{
     self, Delivery, PageEvent, PageRef, PayloadError, SignatureError,
 };
-use docbrain_core::{text, Caller, ErrorKind, IndexedPage, SearchFilter, MAX_K};
+use docbrain_core::{text, Caller, ErrorKind, PageId, SearchFilter, MAX_K};
+
+use crate::journal::Reach;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
@@ -262,27 +264,26 @@ enum Target {
     Space(String),
 }
 
-/// Journals the pages an event reaches (answering only once they are on disk) and queues them.
+/// Journals an event (answering only once it is on disk) and queues its page. An access change
+/// (a page's restrictions or place, a space's permissions) is first noted in the store, so a
+/// crawl under way reads again what it read before; the pages it reaches are found after the
+/// answer, so the answer never waits on a read of the index.
 async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target) -> Response {
     let page_id = match &target {
         Target::Page(page) => Some(page.id.clone()),
         Target::Space(_) => None,
     };
-    let journaled = match affected(state, event, target).await {
-        Ok(pages) => {
-            let count = pages.len();
-            w.accept_all(event, pages).await.map(|()| count)
-        }
-        Err(e) => Err(e),
-    };
+    let journaled = journal(state, w, event, target).await;
     match journaled {
-        Ok(count) => {
-            debug!(event = event.name(), page_id = ?page_id, pages = count, "journaled webhook event");
+        Ok(reach) => {
+            debug!(event = event.name(), page_id = ?page_id, "journaled webhook event");
             state.metrics.event(event.name(), "accepted");
-            json_response(
-                StatusCode::OK,
-                &json!({ "status": "accepted", "event": event.name(), "page_id": page_id, "pages": count }),
-            )
+            let mut answer =
+                json!({ "status": "accepted", "event": event.name(), "page_id": page_id });
+            if let Some(reach) = reach {
+                answer["reaches"] = json!(reach);
+            }
+            json_response(StatusCode::OK, &answer)
         }
         Err(e) => {
             log_error!(error = %e, "cannot journal a webhook event; answering 503 so Confluence retries");
@@ -295,48 +296,42 @@ async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target)
     }
 }
 
-/// The pages an event reaches: the page; with its indexed descendants when its restrictions
-/// or place changed; every indexed page of a space whose permissions changed.
-async fn affected(
+/// Journals what an event asks for: its page; with the pages below it when its restrictions or
+/// place changed; every page of a space whose permissions changed. Returns what it reaches
+/// beyond its page (`below`, `space`).
+async fn journal(
     state: &AppState,
+    w: &Webhook,
     event: PageEvent,
     target: Target,
-) -> Result<Vec<PageRef>, ServerError> {
-    let reference = |p: IndexedPage| PageRef {
-        id: p.id,
-        title: Some(p.title),
-        space_key: Some(p.space_key),
-        version: None,
-    };
-    let indexed = |e: docbrain_core::Error| ServerError::Index(e.to_string());
+) -> Result<Option<&'static str>, ServerError> {
     if event.reaches_descendants() || matches!(target, Target::Space(_)) {
         // A crawl running now (here or in another process) may hold rules read before this
-        // change, for pages not indexed yet that no expansion below can reach: it reads them
-        // again.
-        state.pipeline.note_rules_changed().await.map_err(indexed)?;
+        // change, for pages not indexed yet that no expansion can reach: it reads them again.
+        state
+            .pipeline
+            .note_rules_changed()
+            .await
+            .map_err(|e| ServerError::Index(e.to_string()))?;
     }
-    Ok(match target {
-        Target::Page(page) if !event.reaches_descendants() => vec![page],
+    match target {
+        Target::Page(page) if !event.reaches_descendants() => {
+            w.accept(event, page).await?;
+            Ok(None)
+        }
         Target::Page(page) => {
-            let mut pages = vec![page.clone()];
-            let listed = state.pipeline.store().list_pages().await.map_err(indexed)?;
-            pages.extend(
-                listed
-                    .into_iter()
-                    .filter(|p| p.ancestor_ids.contains(&page.id))
-                    .map(reference),
-            );
-            pages
+            let id = page.id.clone();
+            w.accept(event, page).await?;
+            w.accept_reach(event, id, Reach::Below).await?;
+            Ok(Some("below"))
         }
         Target::Space(key) => {
-            let listed = state.pipeline.store().list_pages().await.map_err(indexed)?;
-            listed
-                .into_iter()
-                .filter(|p| p.space_key == key)
-                .map(reference)
-                .collect()
+            // The entry's page names the space: it is expanded, never fetched.
+            let id = PageId::new(format!("space:{key}"));
+            w.accept_reach(event, id, Reach::Space(key)).await?;
+            Ok(Some("space"))
         }
-    })
+    }
 }
 
 /// Whether a request names this machine: its `Host` (or absolute URI) and, when present, its

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::simulator::{Fault, Grants, Route, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
@@ -14,7 +14,8 @@ use docbrain_core::settings::ServerSettings;
 use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
-    IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, SearchFilter, Secret,
+    IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, Scope, SearchFilter,
+    Secret,
 };
 use docbrain_server::{serve, AppState, Metrics, Webhook};
 use tokio::net::TcpListener;
@@ -754,6 +755,60 @@ async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
         "a parked event is not replayed"
     );
     assert_eq!(h.indexed_version(&poison).await, None);
+}
+
+#[tokio::test]
+async fn an_access_change_reaches_every_page_below_it_after_the_answer_and_across_a_restart() {
+    let mut h = Harness::new(ApiVersion::V1).await;
+    let deploys = h
+        .sim
+        .create_page("ENG", "Handbook", "<p>How we roll back a release.</p>");
+    let runbook = h
+        .sim
+        .create_page("ENG", "Runbook", "<p>Drain the flamingo queue.</p>");
+    h.sim.set_parent(&runbook, Some(&deploys));
+    let report = h.pipeline.sync(&Scope::all()).await.unwrap();
+    assert_eq!(report.pages_updated, 3, "{report:?}");
+    assert!(h.searchable("flamingo queue", &runbook).await);
+
+    // Data Center's space_permissions_updated: the answer names what the event reaches, and
+    // every indexed page of the space follows the new rule.
+    h.sim
+        .set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    let body = h.sim.space_permissions_webhook_body("ENG");
+    let signature = webhook::sign(SECRET.as_bytes(), body.as_bytes());
+    let answer = h.post(&body, Some(&signature)).await;
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["reaches"], "space", "{answer}");
+    h.until(
+        Duration::from_secs(20),
+        "the space's pages closed",
+        || async {
+            !h.searchable("flamingo queue", &runbook).await
+                && !h.searchable("roll back a release", &deploys).await
+        },
+    )
+    .await;
+
+    // A restriction change journaled but not yet expanded when the server stopped: the next
+    // start expands it, and the page below is read again.
+    h.sim.set_space_readers("ENG", Grants::anyone());
+    let journal = tempfile::tempdir().unwrap();
+    let entry = serde_json::json!({"op": "add", "seq": 1, "page": deploys.as_str(),
+        "event": "content_permissions_updated", "at_ms": 1, "reach": "below"});
+    std::fs::write(
+        journal.path().join("webhook-journal.jsonl"),
+        format!("{entry}\n"),
+    )
+    .unwrap();
+    h.restart(webhook_config(journal.path())).await;
+    h.until(
+        Duration::from_secs(20),
+        "the page below open again",
+        || async { h.searchable("flamingo queue", &runbook).await },
+    )
+    .await;
 }
 
 #[tokio::test]
