@@ -1202,8 +1202,8 @@ impl Pipeline {
         Err(why)
     }
 
-    /// The indexed pages (not their parts: a page's reconcile carries them) an access change
-    /// reaches: every page below page `above`, or of space `space`. The index is read a batch
+    /// The indexed pages of this source (not their parts: a page's reconcile carries them) an
+    /// access change reaches: every page below page `above`, or of space `space`. The index is read a batch
     /// at a time; a webhook's worker expands such an event through it, after the answer.
     ///
     /// # Errors
@@ -1217,6 +1217,7 @@ impl Pipeline {
             after = batch.last().map(|s| s.id.clone());
             reached.extend(batch.into_iter().filter(|s| {
                 s.parent.is_none()
+                    && self.is_mine(s)
                     && match reach {
                         Reach::Below(above) => s.ancestor_ids.contains(above),
                         Reach::Space(space) => s.space_key == space,
@@ -1784,6 +1785,49 @@ mod tests {
             assert!(f.store.page(id).await.unwrap().is_none(), "{id} deleted");
         }
         assert!(f.store.page(&"p00001".into()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_access_change_reaches_only_this_sources_pages_below_it_or_in_its_space() {
+        let f = fixture(Source {
+            name: "confluence:http://site/wiki".into(),
+            ..Source::default()
+        })
+        .await;
+        f.source.edit("1", |p| p.ancestor_ids = vec!["0".into()]);
+        f.source
+            .edit("2", |p| p.ancestor_ids = vec!["0".into(), "1".into()]);
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        // Another source's pages in a space of the same key, one of them "below" page 0.
+        let folder = Arc::new(Source {
+            name: "local:/docs".into(),
+            ..Source::default()
+        });
+        let mut doc = page("doc", "ENG", "Doc", "Folder text.");
+        doc.ancestor_ids = vec!["0".into()];
+        folder.put(doc);
+        let local = Pipeline::new(
+            folder.clone(),
+            Arc::new(MarkdownChunker::default()),
+            f.embedder.clone(),
+            f.store.clone(),
+        )
+        .await
+        .unwrap();
+        local.sync(&Scope::all()).await.unwrap();
+        let ids = |states: Vec<PageState>| {
+            let mut ids: Vec<String> = states.into_iter().map(|s| s.id.to_string()).collect();
+            ids.sort();
+            ids
+        };
+        let below = f
+            .pipeline
+            .pages_reached(Reach::Below(&"0".into()))
+            .await
+            .unwrap();
+        assert_eq!(ids(below), ["1", "2"]);
+        let space = f.pipeline.pages_reached(Reach::Space("ENG")).await.unwrap();
+        assert_eq!(ids(space), ["0", "1", "2", "3", "big"]);
     }
 
     #[tokio::test]

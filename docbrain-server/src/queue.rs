@@ -221,14 +221,18 @@ impl Webhook {
         if entry.reach.is_none() {
             self.enqueue(&entry);
         } else if self.expansions.send(entry).is_err() {
-            // The expander is gone (the service is stopping): the entry stays journaled.
-            debug!("the webhook service is stopping; an event stays journaled for the next start");
+            // Only a stopping service has no expander: the entry stays journaled.
+            if !self.stopping.load(Ordering::SeqCst) {
+                error!("the webhook expander is gone: an access change stays journaled until the next start");
+            }
         }
     }
 
-    /// Expands journaled events that reach further than their page, one at a time: the pages
-    /// each reaches are journaled and queued as events of their own, then it is settled. A
-    /// failed read of the index is tried again with backoff; a stop leaves it journaled.
+    /// Expands journaled events that reach further than their page: the pages each reaches
+    /// are journaled and queued as events of their own, then it is settled. Events waiting
+    /// with the same reach are expanded once. A failed read of the index is tried again with
+    /// backoff, up to `max_attempts`, then the events are parked (counted, as failed pages
+    /// are); a stop leaves them journaled.
     async fn expand_all(
         self: Arc<Self>,
         pipeline: Pipeline,
@@ -241,29 +245,43 @@ impl Webhook {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let entry = tokio::select! {
+            let first = tokio::select! {
                 entry = entries.recv() => match entry {
                     Some(entry) => entry,
                     None => return,
                 },
                 () = &mut stopped => return,
             };
-            let mut attempt = 0;
-            loop {
-                match self.expand(&pipeline, &entry).await {
-                    Ok(count) => {
-                        info!(event = %printable(&entry.event), pages = count, "Queued the {count} indexed pages an access change reaches");
-                        self.journal.done(vec![entry.seq]);
-                        break;
-                    }
-                    Err(e) => {
-                        attempt += 1;
-                        let wait =
-                            backoff(self.config.retry_initial, self.config.retry_max, attempt);
-                        warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the index for the pages an access change reaches; trying again");
-                        tokio::select! {
-                            () = tokio::time::sleep(wait) => {}
-                            () = &mut stopped => return,
+            let mut waiting = vec![first];
+            while let Ok(entry) = entries.try_recv() {
+                waiting.push(entry);
+            }
+            for (entry, seqs) in same_reach(waiting) {
+                let mut attempts = 0;
+                loop {
+                    match self.expand(&pipeline, &entry).await {
+                        Ok(count) => {
+                            info!(event = %printable(&entry.event), pages = count, events = seqs.len(), "Queued the {count} indexed pages an access change reaches");
+                            self.journal.done(seqs);
+                            break;
+                        }
+                        Err(e) if attempts + 1 >= self.config.max_attempts => {
+                            error!(error = %e, attempts = attempts + 1, "Giving up on an access change after {} attempts: {e}; it is parked in the journal, and the next crawl brings the pages it reaches in line", attempts + 1);
+                            self.metrics
+                                .parked
+                                .fetch_add(seqs.len() as u64, Ordering::Relaxed);
+                            self.journal.park(seqs, e.to_string());
+                            break;
+                        }
+                        Err(e) => {
+                            attempts += 1;
+                            let wait =
+                                backoff(self.config.retry_initial, self.config.retry_max, attempts);
+                            warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the index for the pages an access change reaches; trying again");
+                            tokio::select! {
+                                () = tokio::time::sleep(wait) => {}
+                                () = &mut stopped => return,
+                            }
                         }
                     }
                 }
@@ -549,6 +567,25 @@ impl Webhook {
 enum Next {
     Job(Job),
     Wait(Duration),
+}
+
+/// Entries grouped by what they reach (below the same page, or the same space: its entries
+/// name the same pseudo page), each group with the sequence numbers it settles.
+fn same_reach(entries: Vec<Entry>) -> Vec<(Entry, Vec<u64>)> {
+    let mut groups: Vec<(Entry, Vec<u64>)> = Vec::new();
+    for entry in entries {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.reach == entry.reach && g.page == entry.page)
+        {
+            Some((_, seqs)) => seqs.push(entry.seq),
+            None => {
+                let seq = entry.seq;
+                groups.push((entry, vec![seq]));
+            }
+        }
+    }
+    groups
 }
 
 fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {

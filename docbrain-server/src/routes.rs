@@ -278,8 +278,10 @@ async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target)
         Ok(reach) => {
             debug!(event = event.name(), page_id = ?page_id, "journaled webhook event");
             state.metrics.event(event.name(), "accepted");
-            let mut answer =
-                json!({ "status": "accepted", "event": event.name(), "page_id": page_id });
+            // `pages`: those journaled before the answer; the ones an access change reaches
+            // beyond its page follow.
+            let pages = u8::from(page_id.is_some());
+            let mut answer = json!({ "status": "accepted", "event": event.name(), "page_id": page_id, "pages": pages });
             if let Some(reach) = reach {
                 answer["reaches"] = json!(reach);
             }

@@ -724,14 +724,13 @@ impl IndexStore for EmbeddedStore {
         after: Option<&PageId>,
         limit: usize,
     ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
-        // Every id sorts after the empty one.
-        let after = after.map_or_else(String::new, |id| id.as_str().to_owned());
+        let after = after.map(|id| id.as_str().to_owned());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |state| {
             state.lean(|state| {
                 let mut states = docbrain_core::PageStates::default();
                 state.each_page(
-                    "WHERE page_id > ?1 ORDER BY page_id LIMIT ?2",
+                    "WHERE ?1 IS NULL OR page_id > ?1 ORDER BY page_id LIMIT ?2",
                     rusqlite::params![after, limit],
                     |page| states.push(page),
                 )?;
