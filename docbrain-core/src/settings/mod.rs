@@ -365,7 +365,8 @@ pub struct WebhookSettings {
     /// `WEBHOOK_DEBOUNCE_MS`: a page's first event is handled at once; events during its
     /// reconcile or within this long after collapse into one more reconcile this long later.
     pub debounce: Duration,
-    /// `WEBHOOK_MAX_ATTEMPTS`: failed reconciles of a page before its events are parked.
+    /// `WEBHOOK_MAX_ATTEMPTS`: failed reconciles of a page (or reads of the pages an access
+    /// change reaches) before its events are parked.
     pub max_attempts: u32,
     /// `WEBHOOK_RETRY_MS`: the first wait after a failed reconcile; it doubles per attempt.
     pub retry_initial: Duration,
