@@ -1210,23 +1210,18 @@ impl Pipeline {
     /// Store failures.
     pub async fn pages_reached(&self, reach: Reach<'_>) -> Result<Vec<PageState>> {
         let mut reached = Vec::new();
-        let mut after: Option<PageId> = None;
-        loop {
-            let batch = self.store.page_states(after.as_ref(), STATE_BATCH).await?;
-            let full = batch.len() == STATE_BATCH;
-            after = batch.last().map(|s| s.id.clone());
-            reached.extend(batch.into_iter().filter(|s| {
-                s.parent.is_none()
-                    && self.is_mine(s)
-                    && match reach {
-                        Reach::Below(above) => s.ancestor_ids.contains(above),
-                        Reach::Space(space) => s.space_key == space,
-                    }
-            }));
-            if !full {
-                return Ok(reached);
+        crate::store::each_state(&*self.store, |s| {
+            let hit = match reach {
+                Reach::Below(above) => s.ancestor_ids.contains(above),
+                Reach::Space(space) => s.space_key == space,
+            };
+            if hit && s.parent.is_none() && self.is_mine(&s) {
+                reached.push(s);
             }
-        }
+            true
+        })
+        .await?;
+        Ok(reached)
     }
 
     /// Notes in the store that permissions changed (a restriction, a move, a space's
@@ -1579,26 +1574,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_crawl_keeps_only_its_own_sources_pages_in_step() {
-        let f = fixture(Source {
-            name: "confluence:http://site/wiki".into(),
-            ..Source::default()
-        })
-        .await;
-        f.pipeline.sync(&Scope::all()).await.unwrap();
-        // A folder indexed into the same store (the demo, then the simulator's crawl).
+    /// Another source (a folder) of `pages`, and its pipeline on the fixture's store, synced.
+    async fn other_source(f: &Fixture, pages: Vec<Page>) -> (Arc<Source>, Pipeline) {
         let folder = Arc::new(Source {
             name: "local:/docs".into(),
             ..Source::default()
         });
-        for i in 0..3 {
-            folder.put(page(
-                &format!("doc{i}"),
-                "LOCAL",
-                &format!("Doc {i}"),
-                "Folder text.",
-            ));
+        for p in pages {
+            folder.put(p);
         }
         let local = Pipeline::new(
             folder.clone(),
@@ -1609,6 +1592,29 @@ mod tests {
         .await
         .unwrap();
         local.sync(&Scope::all()).await.unwrap();
+        (folder, local)
+    }
+
+    #[tokio::test]
+    async fn a_crawl_keeps_only_its_own_sources_pages_in_step() {
+        let f = fixture(Source {
+            name: "confluence:http://site/wiki".into(),
+            ..Source::default()
+        })
+        .await;
+        f.pipeline.sync(&Scope::all()).await.unwrap();
+        // A folder indexed into the same store (the demo, then the simulator's crawl).
+        let docs = (0..3)
+            .map(|i| {
+                page(
+                    &format!("doc{i}"),
+                    "LOCAL",
+                    &format!("Doc {i}"),
+                    "Folder text.",
+                )
+            })
+            .collect();
+        let (folder, local) = other_source(&f, docs).await;
         let count = || async { f.store.list_pages().await.unwrap().len() };
         assert_eq!(count().await, 8);
         // Neither crawl takes the other's pages for gone, nor refuses to delete them.
@@ -1798,23 +1804,10 @@ mod tests {
         f.source
             .edit("2", |p| p.ancestor_ids = vec!["0".into(), "1".into()]);
         f.pipeline.sync(&Scope::all()).await.unwrap();
-        // Another source's pages in a space of the same key, one of them "below" page 0.
-        let folder = Arc::new(Source {
-            name: "local:/docs".into(),
-            ..Source::default()
-        });
+        // Another source's page in a space of the same key, "below" page 0.
         let mut doc = page("doc", "ENG", "Doc", "Folder text.");
         doc.ancestor_ids = vec!["0".into()];
-        folder.put(doc);
-        let local = Pipeline::new(
-            folder.clone(),
-            Arc::new(MarkdownChunker::default()),
-            f.embedder.clone(),
-            f.store.clone(),
-        )
-        .await
-        .unwrap();
-        local.sync(&Scope::all()).await.unwrap();
+        other_source(&f, vec![doc]).await;
         let ids = |states: Vec<PageState>| {
             let mut ids: Vec<String> = states.into_iter().map(|s| s.id.to_string()).collect();
             ids.sort();
