@@ -10,7 +10,6 @@
 //! - `simulator` (feature `simulator`): a Confluence on loopback for tests, with both API
 //!   versions, faults, a request log and signed webhooks.
 
-mod build;
 mod error;
 pub mod extract;
 mod local;
@@ -18,13 +17,14 @@ mod local;
 mod rest;
 #[cfg(feature = "simulator")]
 pub mod simulator;
+mod sources;
 mod storage_format;
 pub mod webhook;
 
-pub use build::Sources;
 pub use docbrain_core::settings::ApiVersion;
 pub use error::SourceError;
 pub use local::LocalFetcher;
 #[cfg(feature = "rest")]
 pub use rest::{ConfluenceClient, ConfluenceConfig};
+pub use sources::Sources;
 pub use storage_format::storage_to_markdown;

@@ -5,10 +5,10 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::access::{ReadAccess, Reader};
 use crate::error::Result;
 use crate::health::CallHealth;
 use crate::page::{Fetched, Page, PageId, PageSummary, Part, PartText};
+use crate::read_access::{ReadAccess, Reader};
 
 /// A stream of listing entries, produced page by page as the source paginates.
 pub type PageStream<'a> = BoxStream<'a, Result<PageSummary>>;

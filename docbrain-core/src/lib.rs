@@ -60,8 +60,6 @@
 //! | `front-door` | `front_door`: the settings as command-line flags, and logging (for binaries) |
 //! | `mcp` | `mcp`: the MCP tools over a pipeline (`search_docs`, `get_page`, `list_spaces`), on stdio or any rmcp transport |
 
-mod access;
-mod build;
 mod chunk;
 mod chunker;
 mod embedder;
@@ -77,8 +75,7 @@ pub mod mcp;
 mod memory;
 mod page;
 mod pipeline;
-mod readers;
-mod reading;
+mod read_access;
 pub mod retry;
 mod search;
 mod secret;
@@ -88,8 +85,6 @@ mod store;
 pub mod testsuite;
 pub mod text;
 
-pub use access::{Caller, Layer, Principal, ReadAccess, Reader};
-pub use build::{IndexBuilder, SourceBuilder};
 pub use chunk::{Chunk, EmbeddedChunk};
 pub use chunker::{Chunker, MarkdownChunker, MarkdownChunkerBuilder};
 pub use embedder::{Embedder, EstimatedTokens, ModelInfo, TokenCounter};
@@ -102,9 +97,10 @@ pub use page::{
     PartKind, PartRef, PartText,
 };
 pub use pipeline::{
-    AttachmentCounts, PageOutcome, Pipeline, PipelineOptions, Reach, SyncProgress, SyncReport,
+    AttachmentCounts, IndexBuilder, PageOutcome, PageText, Pipeline, PipelineOptions, Reach,
+    SourceBuilder, SpaceSummary, SyncProgress, SyncReport,
 };
-pub use reading::{PageText, SpaceSummary};
+pub use read_access::{Caller, Layer, Principal, ReadAccess, Reader};
 pub use search::{
     by_page, query_terms, reciprocal_rank_fusion, PageHit, SearchFilter, SearchHit, SearchRequest,
     MAX_K,

@@ -26,10 +26,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::access::Caller;
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::PageId;
 use crate::pipeline::Pipeline;
+use crate::read_access::Caller;
 use crate::search::{SearchFilter, MAX_K};
 use crate::text::truncate_chars;
 

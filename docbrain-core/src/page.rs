@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::access::ReadAccess;
 use crate::hash::StableHasher;
+use crate::read_access::ReadAccess;
 
 /// A page id. Confluence sends ids as numbers in some payloads and strings in others; this type
 /// accepts both and always holds (and serialises) the decimal text.

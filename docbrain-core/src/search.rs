@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Caller, Reader};
 use crate::page::PageId;
+use crate::read_access::{Caller, Reader};
 
 /// The most hits one search returns.
 pub const MAX_K: usize = 50;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::access::ReadAccess;
 use crate::chunk::EmbeddedChunk;
 use crate::embedder::ModelInfo;
 use crate::error::Result;
 use crate::page::{Page, PageId, PartRef};
+use crate::read_access::ReadAccess;
 use crate::search::{SearchHit, SearchRequest};
 
 /// What an index keeps about a page (everything but the body, which lives in its chunks).

@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::access::{Layer, Principal, ReadAccess, Reader};
 use crate::chunk::{Chunk, EmbeddedChunk};
 use crate::embedder::{Embedder, ModelInfo};
 use crate::error::ErrorKind;
 use crate::page::PageId;
+use crate::read_access::{Layer, Principal, ReadAccess, Reader};
 use crate::search::{SearchFilter, SearchRequest};
 use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
 

@@ -11,11 +11,10 @@
 //! |---|---|---|
 //! | `embedded` | yes | [`EmbeddedStore`], the SQLite store |
 //! | `local-model` | yes | [`LocalEmbedder`], the in-process model |
-//! | `openai` | yes | [`RemoteEmbedder`] for OpenAI-compatible `/v1/embeddings` services |
-//! | `ollama` | yes | [`RemoteEmbedder`] for Ollama's `/api/embed` |
+//! | `remote` | yes | [`RemoteEmbedder`] for OpenAI-compatible `/v1/embeddings` services and Ollama's `/api/embed` |
 //! | `opensearch` | yes | [`OpenSearchStore`], for clusters with the k-NN plugin |
 
-mod build;
+mod backends;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod error;
@@ -28,7 +27,7 @@ mod opensearch;
 #[cfg(feature = "remote")]
 mod remote;
 
-pub use build::Backends;
+pub use backends::Backends;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 pub use error::IndexError;

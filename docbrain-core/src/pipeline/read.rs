@@ -1,14 +1,68 @@
-//! Reading the index back as a caller may: the spaces it holds, and one page's Markdown.
+//! The read side: hybrid search filtered by the caller's permissions.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Caller;
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::PageId;
-use crate::pipeline::Pipeline;
+use crate::read_access::Caller;
+use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
 use crate::store::IndexedChunk;
+
+use super::Pipeline;
+
+impl Pipeline {
+    /// Answers a question with the `k` best chunks (hybrid BM25 + vector search) of the pages
+    /// `filter.caller` may read: the one search path of every front door.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRequest`] for an empty question or `k` outside 1..=[`MAX_K`];
+    /// [`ErrorKind::NotFound`] for a space the caller can read nothing in, or a user the source
+    /// does not know; embedding or store failures.
+    pub async fn search(
+        &self,
+        query: &str,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<SearchHit>> {
+        let text = query.trim();
+        if text.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "the search query is empty",
+            ));
+        }
+        if !(1..=MAX_K).contains(&k) {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!("k must be from 1 to {MAX_K}"),
+            ));
+        }
+        let reader = self.reader_for(&filter.caller).await?;
+        let mut vectors = self.embedder.embed(&[text.to_string()]).await?;
+        let vector = vectors.pop().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Embedding,
+                "embedder returned no vector for the query",
+            )
+        })?;
+        let hits = self
+            .store
+            .search(&SearchRequest {
+                text: text.to_string(),
+                vector,
+                k,
+                filter: filter.clone(),
+                reader,
+            })
+            .await?;
+        if let (true, Some(space)) = (hits.is_empty(), &filter.space_key) {
+            self.known_space(space, &filter.caller).await?;
+        }
+        Ok(hits)
+    }
+}
 
 /// One space of the index, as far as a caller may read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::access::Caller;
 use crate::chunker::MarkdownChunker;
 use crate::embedder::Embedder;
 use crate::error::Result;
 use crate::fetcher::{Fetcher, Scope};
 use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::read_access::Caller;
 use crate::settings::{EmbedderSettings, Settings, SourceSettings};
 use crate::store::IndexStore;
 

@@ -114,8 +114,5 @@ async fn remote(settings: &EmbedderSettings) -> Result<Arc<dyn Embedder>> {
 
 #[cfg(not(feature = "remote"))]
 async fn remote(_: &EmbedderSettings) -> Result<Arc<dyn Embedder>> {
-    Err(not_built(
-        "EMBED_PROVIDER=openai/ollama",
-        "openai or ollama",
-    ))
+    Err(not_built("EMBED_PROVIDER=openai/ollama", "remote"))
 }
