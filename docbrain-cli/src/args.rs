@@ -1,5 +1,5 @@
 //! Command-line arguments of the commands; the settings' flags come from
-//! [`docbrain_core::front_door::args`].
+//! [`docbrain_server::settings::flags::args`].
 
 use std::path::PathBuf;
 

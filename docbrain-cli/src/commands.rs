@@ -5,12 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use docbrain_confluence::Sources;
-use docbrain_core::settings::{SourceSettings, StoreSettings};
-use docbrain_core::{
-    by_page, Caller, IndexBuilder, PageHit, Pipeline, SearchFilter, Settings, SyncProgress, MAX_K,
-};
-use docbrain_index::{Backends, EmbeddedStore};
+use docbrain_confluence::SourceSettings;
+use docbrain_core::{by_page, Caller, PageHit, Pipeline, SearchFilter, SyncProgress, MAX_K};
+use docbrain_index::{EmbeddedStore, StoreSettings};
+use docbrain_server::{lockfile, mcp, Settings};
 use serde_json::json;
 
 use crate::args::{ConvertArgs, IngestArgs, McpArgs, SearchArgs, StatusArgs};
@@ -24,9 +22,9 @@ pub(crate) async fn ingest(mut settings: Settings, args: &IngestArgs) -> anyhow:
     if matches!(settings.source, SourceSettings::None) {
         bail!("LOCAL_DOCS_PATH is not set: point it at a folder of pages, e.g. LOCAL_DOCS_PATH=examples/sample-space (or set SOURCE_TYPE=confluence)");
     }
-    settings.guards.allow_mass_delete = args.allow_mass_delete;
-    let _crawl = docbrain_core::lockfile::crawl_lock(&settings.data_dir)?;
-    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    settings.pipeline.allow_mass_delete = args.allow_mass_delete;
+    let _crawl = lockfile::crawl_lock(&settings.data_dir)?;
+    let pipeline = settings.pipeline().await?;
     let store = pipeline.store().clone();
     let scope = settings.scope();
     let bar = (std::io::stderr().is_terminal() && !args.json).then(Progress::new);
@@ -102,16 +100,13 @@ async fn reader_pipeline(
     if !matches!(caller, Caller::User(_)) {
         settings.source = SourceSettings::None;
     }
-    Ok((
-        Pipeline::from_settings(&settings, &Sources, &Backends).await?,
-        caller,
-    ))
+    Ok((settings.pipeline().await?, caller))
 }
 
 /// `docbrain mcp`: the MCP tools on stdin/stdout, until the client closes them.
 pub(crate) async fn mcp(settings: Settings, args: &McpArgs) -> anyhow::Result<ExitCode> {
     let (pipeline, caller) = reader_pipeline(settings, args.as_user.as_deref()).await?;
-    docbrain_core::mcp::serve_stdio(pipeline, caller).await?;
+    mcp::serve_stdio(pipeline, caller).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,7 +184,7 @@ fn print_hits(query: &str, hits: impl Iterator<Item = PageHit>) {
 /// `docbrain status`: what the index holds.
 pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     require_index(settings)?;
-    let store = Backends.store(settings).await?;
+    let store = settings.store.open(&settings.data_dir).await?;
     let stats = store.stats().await?;
     let parts = docbrain_core::PartsSummary::read(&*store).await?;
     let last_sync = stats.last_sync_ms.map(format_utc);
@@ -200,6 +195,7 @@ pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Re
             cluster.url.trim_end_matches('/'),
             cluster.index
         ),
+        other => format!("{other:?}"),
     };
     if args.json {
         println!(

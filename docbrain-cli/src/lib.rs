@@ -3,8 +3,8 @@
 //!
 //! The binary's `main` only parses arguments and sets up logging; the commands live here so
 //! that they are one call away for tests and other front ends. Settings come from
-//! [`docbrain_core::Settings`] (flags over environment variables), and every command builds its
-//! pipeline with [`docbrain_core::Pipeline::from_settings`].
+//! [`docbrain_server::Settings`] (flags over environment variables, shared with the server),
+//! and every command builds its pipeline with [`docbrain_server::Settings::pipeline`].
 
 #![allow(clippy::print_stdout)] // printing results is this crate's job
 
@@ -17,13 +17,12 @@ use std::process::ExitCode;
 
 pub use args::{Cli, Command, ConvertArgs, IngestArgs, McpArgs, SearchArgs, StatusArgs};
 use clap::{CommandFactory, FromArgMatches};
-use docbrain_core::front_door;
-use docbrain_core::settings::Group;
-use docbrain_core::Settings;
+use docbrain_server::settings::{flags, Group};
+use docbrain_server::Settings;
 
 /// The command line: the commands' own arguments and a flag for every setting.
 pub fn command() -> clap::Command {
-    Cli::command().args(front_door::args(&[Group::Common, Group::Sync]))
+    Cli::command().args(flags::args(&[Group::Common, Group::Sync]))
 }
 
 /// Parses the command line and reads the settings.
@@ -32,7 +31,7 @@ pub fn command() -> clap::Command {
 /// Bad arguments (clap's message) or a setting that is missing or wrong, named.
 pub fn parse(matches: &clap::ArgMatches) -> anyhow::Result<(Cli, Settings)> {
     let cli = Cli::from_arg_matches(matches)?;
-    let settings = front_door::settings(matches)?;
+    let settings = flags::read(matches)?;
     Ok((cli, settings))
 }
 
@@ -58,8 +57,5 @@ pub async fn run(cli: &Cli, settings: Settings) -> anyhow::Result<ExitCode> {
 pub fn init_logging(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
     let quiet = matches!(cli.command, Command::Ingest(_)) && std::io::stderr().is_terminal();
     let default = if quiet { "warn" } else { "info" };
-    Ok(front_door::init_logging(
-        settings.log_level.as_deref(),
-        default,
-    )?)
+    Ok(flags::init_logging(settings.log_level.as_deref(), default)?)
 }

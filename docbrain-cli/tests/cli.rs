@@ -396,7 +396,7 @@ fn wrong_settings_are_one_line_naming_the_variable() {
 fn a_second_crawl_of_one_data_folder_stops_naming_the_first() {
     let ws = Workspace::new();
     std::fs::create_dir_all(&ws.data).unwrap();
-    let held = docbrain_core::lockfile::HeldLock::try_take(&ws.data.join("crawl.lock")).unwrap();
+    let held = docbrain_server::lockfile::HeldLock::try_take(&ws.data.join("crawl.lock")).unwrap();
     let out = ws.run(&["ingest"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr_of(&out);

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient};
-use docbrain_core::settings::ConfluenceSettings;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MarkdownChunker, MemoryStore, Pipeline, PipelineOptions, Scope, Secret};
 

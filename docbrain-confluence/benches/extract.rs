@@ -15,8 +15,8 @@ use std::time::Instant;
 use docbrain_confluence::extract::{extract, peak_rss_kib, serve_if_child, Extractor, FileType};
 use docbrain_confluence::simulator::files::{docx, pdf, pptx, xlsx};
 use docbrain_confluence::simulator::{Route, Simulator, PAT};
+use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
-use docbrain_core::settings::ConfluenceSettings;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MarkdownChunker, MemoryStore, Pipeline, Scope, Secret};
 

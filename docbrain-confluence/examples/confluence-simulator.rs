@@ -28,8 +28,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use docbrain_confluence::simulator::{Grants, SimUser, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::AttachmentSettings;
 use docbrain_confluence::LocalFetcher;
-use docbrain_core::settings::AttachmentSettings;
 use docbrain_core::{Fetched, Fetcher, Scope};
 use futures::TryStreamExt;
 

@@ -3,7 +3,8 @@
 //! - [`ConfluenceClient`]: Confluence Cloud (REST v2) or Data Center (REST v1) as a
 //!   [`docbrain_core::Fetcher`] (`SOURCE_TYPE=confluence`).
 //! - [`LocalFetcher`]: a folder of exported pages (`SOURCE_TYPE=local`).
-//! - [`Sources`]: builds the source that [`docbrain_core::settings::SourceSettings`] names.
+//! - [`SourceSettings`]: the sources' settings and defaults; [`SourceSettings::fetcher`] builds
+//!   the source they name.
 //! - [`storage_to_markdown`]: the storage-format (XHTML) to Markdown converter both use.
 //! - [`extract`]: text from attachments (PDF, DOCX, PPTX, XLSX, text), in a child process.
 //! - [`webhook`]: `X-Hub-Signature` checks and webhook bodies in the Cloud and Data Center shapes.
@@ -15,16 +16,18 @@ pub mod extract;
 mod local;
 #[cfg(feature = "rest")]
 mod rest;
+mod settings;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 mod sources;
 mod storage_format;
 pub mod webhook;
 
-pub use docbrain_core::settings::ApiVersion;
 pub use error::SourceError;
 pub use local::LocalFetcher;
 #[cfg(feature = "rest")]
 pub use rest::{ConfluenceClient, ConfluenceConfig};
-pub use sources::Sources;
+pub use settings::{
+    ApiVersion, AttachmentSettings, ConfluenceSettings, LocalSettings, SourceSettings,
+};
 pub use storage_format::storage_to_markdown;

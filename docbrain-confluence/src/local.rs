@@ -16,8 +16,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::settings::AttachmentSettings;
 use async_trait::async_trait;
-use docbrain_core::settings::AttachmentSettings;
 use docbrain_core::{Fetched, Fetcher, Page, PageId, PageStream, PageSummary, Scope};
 use futures::StreamExt;
 

@@ -1,24 +1,22 @@
-//! [`Sources`]: the sources this crate offers, built from settings.
+//! [`SourceSettings::fetcher`]: the source the settings name, built.
 
 use std::sync::Arc;
 
-use docbrain_core::settings::SourceSettings;
-use docbrain_core::{Fetcher, SourceBuilder};
+use docbrain_core::{Fetcher, Result};
 use tracing::debug;
 
+use crate::settings::SourceSettings;
 use crate::LocalFetcher;
 
-/// Builds the source [`SourceSettings`] names: a [`LocalFetcher`] or (feature `rest`) a
-/// [`crate::ConfluenceClient`]. Pass it to [`docbrain_core::Pipeline::from_settings`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sources;
-
-impl SourceBuilder for Sources {
-    fn fetcher(
-        &self,
-        settings: &SourceSettings,
-    ) -> docbrain_core::Result<Option<Arc<dyn Fetcher>>> {
-        Ok(match settings {
+impl SourceSettings {
+    /// Builds the source these settings name: a [`LocalFetcher`] or (feature `rest`) a
+    /// [`crate::ConfluenceClient`]; `None` for [`SourceSettings::None`] (a pipeline for search
+    /// only).
+    ///
+    /// # Errors
+    /// A setting the source cannot use (a missing folder, a malformed URL), named.
+    pub fn fetcher(&self) -> Result<Option<Arc<dyn Fetcher>>> {
+        Ok(match self {
             SourceSettings::None => None,
             SourceSettings::Local(local) => {
                 let fetcher = LocalFetcher::new(&local.path, &local.space_key)?
@@ -33,8 +31,7 @@ impl SourceBuilder for Sources {
                 Some(Arc::new(client))
             }
             #[cfg(not(feature = "rest"))]
-            SourceSettings::Confluence(_) => return Err(docbrain_core::Error::new(
-                docbrain_core::ErrorKind::InvalidConfig,
+            SourceSettings::Confluence(_) => return Err(crate::settings::invalid(
                 "SOURCE_TYPE=confluence needs docbrain-confluence built with its `rest` feature",
             )),
         })

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
+use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::ConfluenceSettings;
 use docbrain_core::testsuite::{self, LetterEmbedder};
 use docbrain_core::{
     ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageOutcome,

@@ -27,7 +27,7 @@
 //! # #[derive(Debug)] struct OnePage;
 //! # #[async_trait] impl Fetcher for OnePage {
 //! #     fn list<'a>(&'a self, _: &'a Scope) -> PageStream<'a> {
-//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None, parts: None })]))
+//! #         Box::pin(futures_util::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None, parts: None })]))
 //! #     }
 //! #     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
 //! #         Ok(Fetched::Page(Page::new(id.clone(), "ENG", "Deploys",
@@ -57,29 +57,29 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `testsuite` | [`testsuite`]: the conformance checks every [`IndexStore`] runs |
-//! | `front-door` | `front_door`: the settings as command-line flags, and logging (for binaries) |
-//! | `mcp` | `mcp`: the MCP tools over a pipeline (`search_docs`, `get_page`, `list_spaces`), on stdio or any rmcp transport |
+//! | `retry` | `retry`: the retry policy of the crates that speak HTTP (backoff, `Retry-After`) |
+//!
+//! Settings read from variables and flags, logging and the MCP tools are the front doors' and
+//! live in `docbrain-server` (the `docbrain` CLI uses them from there): each part owns its
+//! settings (`docbrain-confluence`'s `SourceSettings`, `docbrain-index`'s `StoreSettings` and
+//! `EmbedderSettings`, this crate's [`PipelineOptions`]), so adding one never means editing
+//! this crate.
 
 mod chunk;
 mod chunker;
 mod embedder;
 mod error;
 mod fetcher;
-#[cfg(feature = "front-door")]
-pub mod front_door;
 mod hash;
 mod health;
-pub mod lockfile;
-#[cfg(feature = "mcp")]
-pub mod mcp;
 mod memory;
 mod page;
 mod pipeline;
 mod read_access;
+#[cfg(feature = "retry")]
 pub mod retry;
 mod search;
 mod secret;
-pub mod settings;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
@@ -97,8 +97,8 @@ pub use page::{
     PartKind, PartRef, PartText,
 };
 pub use pipeline::{
-    AttachmentCounts, IndexBuilder, PageOutcome, PageText, Pipeline, PipelineOptions, Reach,
-    SourceBuilder, SpaceSummary, SyncProgress, SyncReport,
+    AttachmentCounts, PageOutcome, PageText, Pipeline, PipelineOptions, Reach, SpaceSummary,
+    SyncProgress, SyncReport,
 };
 pub use read_access::{Caller, Layer, Principal, ReadAccess, Reader};
 pub use search::{
@@ -106,8 +106,7 @@ pub use search::{
     MAX_K,
 };
 pub use secret::Secret;
-pub use settings::Settings;
 pub use store::{
     each_state, IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates,
-    PartsSummary, ReplaceOutcome, STATE_BATCH,
+    PartsSummary, ReplaceOutcome,
 };

@@ -81,6 +81,7 @@ impl<'de> Deserialize<'de> for PageId {
 /// The lifecycle status of a page. Only [`PageStatus::Current`] pages are indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PageStatus {
     /// Published and live.
     Current,
@@ -243,6 +244,7 @@ pub struct Part {
 
 /// What [`crate::Fetcher::fetch_part`] found for a part.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PartText {
     /// Its text, as Markdown.
     Text(String),
@@ -273,6 +275,7 @@ fn comment() -> PartKind {
 /// Why a page's part is not indexed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum NotIndexed {
     /// Skipped for good at this version (too large, no text to read), and why.
     Skipped(String),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Someone a permission can name: a user, a group, or anyone at all.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+// Exhaustive on purpose: a new kind must be matched wherever a permission is decided.
 pub enum Principal {
     /// Everyone, signed in or not (a space open to anonymous users).
     Anonymous,
@@ -195,6 +196,7 @@ impl Reader {
 
 /// Whose permissions a search obeys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Exhaustive on purpose: a new kind must be matched wherever a permission is decided.
 pub enum Caller {
     /// Nobody signed in: only pages open to anonymous users (the default).
     #[default]

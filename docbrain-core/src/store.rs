@@ -168,7 +168,7 @@ impl PageStates {
 }
 
 /// How many states [`each_state`] and a crawl read from a store at once.
-pub const STATE_BATCH: usize = 1_000;
+pub(crate) const STATE_BATCH: usize = 1_000;
 
 /// Hands the states `store` holds to `each` in id order, [`STATE_BATCH`] read at a time, until
 /// `each` returns `false`.
@@ -246,6 +246,7 @@ pub struct IndexedChunk {
 
 /// The result of [`IndexStore::replace_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReplaceOutcome {
     /// The page's chunks were replaced.
     Replaced,

@@ -194,7 +194,7 @@ async fn seen_by(
 
 /// Search returns only pages the reader may read, filtering inside the query: a readable page
 /// ranked below many unreadable ones is still found.
-pub async fn filters_by_permission(store: &dyn IndexStore) {
+async fn filters_by_permission(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     // More unreadable pages than either ranking's candidate depth, all ranked first.
     for i in 0..70 {
@@ -309,7 +309,7 @@ where
 /// A page's parts (comments) are records of their own: each names its page, the page lists
 /// them, both read back as written; they are counted apart from pages, found by search as
 /// their own hits, and a crawl sees them among the states.
-pub async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
+async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     let part = IndexedPage {
         parent: Some("300".into()),
@@ -357,7 +357,7 @@ pub async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
 }
 
 /// The first model binds; the same model binds again; another model or dimension is refused.
-pub async fn binds_one_model(store: &dyn IndexStore) {
+async fn binds_one_model(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     store.bind_model(&model()).await.unwrap();
     let other = ModelInfo {
@@ -382,7 +382,7 @@ pub async fn binds_one_model(store: &dyn IndexStore) {
 }
 
 /// A replaced page reads back with its record, chunk count and reusable vectors.
-pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
+async fn replaces_and_reads_back(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     let outcome = put(
         store,
@@ -484,7 +484,7 @@ pub async fn replaces_and_reads_back(store: &dyn IndexStore) {
 }
 
 /// Replacing a page with fewer chunks removes the others, from search too.
-pub async fn shrinking_page_leaves_no_orphans(store: &dyn IndexStore) {
+async fn shrinking_page_leaves_no_orphans(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     put(
         store,
@@ -523,7 +523,7 @@ pub async fn shrinking_page_leaves_no_orphans(store: &dyn IndexStore) {
 }
 
 /// An older version never replaces a newer one; the same version may (sources without versions).
-pub async fn never_rolls_back_a_version(store: &dyn IndexStore) {
+async fn never_rolls_back_a_version(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     put(store, "5", "ENG", "Deploy", 4, &[("version four text", 0)]).await;
     let outcome = put(store, "5", "ENG", "Deploy", 3, &[("version three text", 0)]).await;
@@ -550,7 +550,7 @@ pub async fn never_rolls_back_a_version(store: &dyn IndexStore) {
 /// Of two writes of one version, the one whose rule was read later stays: a slow writer (a
 /// crawl that embedded for seconds) never puts back an open rule over a restriction a faster
 /// one (a webhook) wrote since.
-pub async fn keeps_the_rule_read_last(store: &dyn IndexStore) {
+async fn keeps_the_rule_read_last(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     let write = |access: ReadAccess, read_ms: u64| {
         let page = IndexedPage {
@@ -593,7 +593,7 @@ pub async fn keeps_the_rule_read_last(store: &dyn IndexStore) {
 }
 
 /// Deleting a page removes its record and every chunk; deleting an absent page is a no-op.
-pub async fn deletes_every_chunk(store: &dyn IndexStore) {
+async fn deletes_every_chunk(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     put(store, "1", "ENG", "One", 1, &[("first", 0), ("second", 1)]).await;
     put(store, "2", "ENG", "Two", 1, &[("third", 2)]).await;
@@ -623,7 +623,7 @@ pub async fn indexed_versions(store: &dyn IndexStore) -> std::collections::BTree
 
 /// A conditional delete keeps a page the index holds at a newer version than the one read
 /// (a crawl's stale listing must not delete what a webhook just restored).
-pub async fn deletes_only_the_version_read(store: &dyn IndexStore) {
+async fn deletes_only_the_version_read(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     put(
         store,
@@ -642,7 +642,7 @@ pub async fn deletes_only_the_version_read(store: &dyn IndexStore) {
 }
 
 /// Keyword matches and vector neighbours both surface, carrying page details.
-pub async fn hybrid_search_finds_by_keyword_and_vector(store: &dyn IndexStore) {
+async fn hybrid_search_finds_by_keyword_and_vector(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     put(
         store,
@@ -713,7 +713,7 @@ pub async fn hybrid_search_finds_by_keyword_and_vector(store: &dyn IndexStore) {
 }
 
 /// The space filter applies to both rankings and `k` caps the hits.
-pub async fn filters_by_space_and_respects_k(store: &dyn IndexStore) {
+async fn filters_by_space_and_respects_k(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     for i in 0..6 {
         let space = if i % 2 == 0 { "ENG" } else { "OPS" };
@@ -743,7 +743,7 @@ pub async fn filters_by_space_and_respects_k(store: &dyn IndexStore) {
 }
 
 /// The time of the last completed sync is kept.
-pub async fn records_sync_time(store: &dyn IndexStore) {
+async fn records_sync_time(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     assert_eq!(store.stats().await.unwrap().last_sync_ms, None);
     store.record_sync(1_700_000_000_000).await.unwrap();
@@ -754,12 +754,12 @@ pub async fn records_sync_time(store: &dyn IndexStore) {
 }
 
 /// Noted permission changes are counted, concurrent ones too.
-pub async fn notes_rule_changes(store: &dyn IndexStore) {
+async fn notes_rule_changes(store: &dyn IndexStore) {
     store.bind_model(&model()).await.unwrap();
     assert_eq!(store.rule_changes().await.unwrap(), 0);
     store.note_rules_changed().await.unwrap();
     assert_eq!(store.rule_changes().await.unwrap(), 1);
-    futures::future::try_join_all((0..8).map(|_| store.note_rules_changed()))
+    futures_util::future::try_join_all((0..8).map(|_| store.note_rules_changed()))
         .await
         .unwrap();
     assert_eq!(store.rule_changes().await.unwrap(), 9);

@@ -1,18 +1,14 @@
-//! [`Backends`]: the stores and embedders this crate offers, built from settings.
+//! [`StoreSettings::open`] and [`EmbedderSettings::connect`]: the store and the embedder the
+//! settings name, built from the features compiled in; a backend whose feature is off is
+//! refused with the feature to turn on.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use docbrain_core::settings::{EmbedderSettings, Provider, Settings, StoreSettings};
-use docbrain_core::{Embedder, IndexBuilder, IndexStore, Result};
+use docbrain_core::{Embedder, IndexStore, Result};
 
+use crate::settings::{EmbedderSettings, Provider, StoreSettings};
 use crate::IndexError;
-
-/// Builds the store and the embedder [`Settings`] name, from the features compiled in; a
-/// backend whose feature is off is refused with the feature to turn on. Pass it to
-/// [`docbrain_core::Pipeline::from_settings`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Backends;
 
 #[allow(dead_code)] // only reached when a backend's feature is off
 fn not_built(setting: &str, feature: &str) -> docbrain_core::Error {
@@ -22,20 +18,26 @@ fn not_built(setting: &str, feature: &str) -> docbrain_core::Error {
     .into()
 }
 
-#[async_trait]
-impl IndexBuilder for Backends {
-    async fn store(&self, settings: &Settings) -> Result<Arc<dyn IndexStore>> {
-        match &settings.store {
+impl StoreSettings {
+    /// Opens (embedded, in `data_dir`) or connects to (OpenSearch) the store.
+    ///
+    /// # Errors
+    /// An unreachable or unusable store, with what to fix.
+    pub async fn open(&self, data_dir: &Path) -> Result<Arc<dyn IndexStore>> {
+        match self {
             #[cfg(feature = "embedded")]
             StoreSettings::Embedded => {
-                let dir = settings.data_dir.clone();
+                let dir = data_dir.to_owned();
                 let store = tokio::task::spawn_blocking(move || crate::EmbeddedStore::open(dir))
                     .await
                     .map_err(|e| IndexError::InvalidSetting(format!("opening the index: {e}")))??;
                 Ok(Arc::new(store))
             }
             #[cfg(not(feature = "embedded"))]
-            StoreSettings::Embedded => Err(not_built("INDEX_STORE=embedded", "embedded")),
+            StoreSettings::Embedded => {
+                let _ = data_dir;
+                Err(not_built("INDEX_STORE=embedded", "embedded"))
+            }
             #[cfg(feature = "opensearch")]
             StoreSettings::OpenSearch(cluster) => Ok(Arc::new(
                 crate::OpenSearchStore::connect(cluster.clone()).await?,
@@ -44,11 +46,17 @@ impl IndexBuilder for Backends {
             StoreSettings::OpenSearch(_) => Err(not_built("INDEX_STORE=opensearch", "opensearch")),
         }
     }
+}
 
-    async fn embedder(&self, settings: &EmbedderSettings) -> Result<Arc<dyn Embedder>> {
-        match settings.provider {
-            Provider::Local => local(settings).await,
-            Provider::OpenAi | Provider::Ollama => remote(settings).await,
+impl EmbedderSettings {
+    /// Loads (local) or connects to (remote) the embedder.
+    ///
+    /// # Errors
+    /// A missing model, key or service, with what to fix.
+    pub async fn connect(&self) -> Result<Arc<dyn Embedder>> {
+        match self.provider {
+            Provider::Local => local(self).await,
+            Provider::OpenAi | Provider::Ollama => remote(self).await,
         }
     }
 }

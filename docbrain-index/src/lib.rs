@@ -5,7 +5,8 @@
 //! (a forward pass written for it, AVX2/FMA kernels picked at run time), offline once its
 //! weights are on disk.
 //!
-//! [`Backends`] builds the store and embedder that [`docbrain_core::Settings`] name.
+//! [`StoreSettings`] and [`EmbedderSettings`] hold their settings and defaults, and build the
+//! store ([`StoreSettings::open`]) and the embedder ([`EmbedderSettings::connect`]) they name.
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -26,8 +27,8 @@ mod local;
 mod opensearch;
 #[cfg(feature = "remote")]
 mod remote;
+mod settings;
 
-pub use backends::Backends;
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 pub use error::IndexError;
@@ -37,3 +38,4 @@ pub use local::LocalEmbedder;
 pub use opensearch::{OpenSearchConfig, OpenSearchStore};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteApi, RemoteConfig, RemoteEmbedder, RetryPolicy};
+pub use settings::{EmbedderSettings, OpenSearchSettings, Provider, StoreSettings};

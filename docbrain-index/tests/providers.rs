@@ -47,7 +47,7 @@ fn ollama(fake: &Fake) -> RemoteConfig {
 fn sample_space() -> LocalFetcher {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-space");
     LocalFetcher::new(root, "LOCAL").unwrap().with_attachments(
-        docbrain_core::settings::AttachmentSettings {
+        docbrain_confluence::AttachmentSettings {
             enabled: false,
             ..Default::default()
         },

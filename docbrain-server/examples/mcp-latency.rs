@@ -16,9 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use docbrain_confluence::Sources;
-use docbrain_core::{Pipeline, Settings};
-use docbrain_index::Backends;
+use docbrain_server::Settings;
 use serde_json::json;
 
 const KEY: &str = "bench-key-0123456789abcdef0123456789ab";
@@ -80,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|(_, v)| v.clone())
             .or_else(|| std::env::var(name).ok().filter(|_| name == "MODEL_DIR"))
     })?;
-    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    let pipeline = settings.pipeline().await?;
     pipeline.sync(&settings.scope()).await?;
     drop(pipeline);
 

@@ -7,8 +7,8 @@
 //! server without keys answers only requests naming a loopback host, so a web page cannot reach
 //! it through DNS rebinding.
 
+use crate::settings::SearchSettings;
 use docbrain_confluence::webhook::secrets_match;
-use docbrain_core::settings::SearchSettings;
 use docbrain_core::{Caller, Secret};
 use sha2::{Digest, Sha256};
 

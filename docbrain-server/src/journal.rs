@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
-use docbrain_core::lockfile::{HeldLock, LockError};
+use crate::lockfile::{HeldLock, LockError};
 use docbrain_core::PageId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -571,7 +571,7 @@ mod tests {
     async fn a_server_on_a_full_disk_starts_degraded_and_recovers_by_itself() {
         use std::sync::Arc;
 
-        use docbrain_core::settings::WebhookSettings;
+        use crate::settings::WebhookSettings;
         use docbrain_core::{MemoryStore, Pipeline, Secret};
         use http_body_util::{BodyExt, Full};
         use hyper::body::Bytes;

@@ -11,22 +11,21 @@
 
 mod gate;
 mod journal;
-mod mcp;
+pub mod lockfile;
+pub mod mcp;
 mod metrics;
 mod queue;
 mod ready;
 mod routes;
 mod schedule;
+pub mod settings;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docbrain_confluence::Sources;
-use docbrain_core::settings::ServerSettings;
-use docbrain_core::{Pipeline, Settings};
-use docbrain_index::Backends;
+use docbrain_core::Pipeline;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -42,6 +41,7 @@ pub use metrics::{Metrics, PartsHealth};
 pub use queue::Webhook;
 pub use routes::{router, Response};
 pub use schedule::run_schedule;
+pub use settings::{SearchSettings, ServerSettings, Settings, WebhookSettings};
 
 /// What every request shares.
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ pub async fn run(
     let search = SearchGate::new(&settings.search, &settings.server.bind)
         .map_err(|e| docbrain_core::Error::wrap(ErrorKind::InvalidConfig, e))?;
     log_search_gate(&search, settings);
-    let pipeline = Pipeline::from_settings(settings, &Sources, &Backends).await?;
+    let pipeline = settings.pipeline().await?;
     if pipeline.fetcher().health().is_some() {
         // One cheap call, so wrong credentials or a mistyped address show at start (in the
         // background: an unreachable Confluence must not hold up search or the webhook).
@@ -211,18 +211,13 @@ fn log_search_gate(gate: &SearchGate, settings: &Settings) {
     }
     if gate.filters() {
         info!(
-            cache_ttl_secs = settings.search.cache_ttl.as_secs(),
+            cache_ttl_secs = settings.pipeline.reader_ttl.as_secs(),
             "search results obey Confluence permissions: callers see what the user named by `as` may read, else only pages open to anonymous users"
         );
     } else {
         warn!("SEARCH_PERMISSIONS=off: every caller sees every indexed page, whatever Confluence restricts");
     }
-    if gate.filters()
-        && matches!(
-            settings.source,
-            docbrain_core::settings::SourceSettings::None
-        )
-    {
+    if gate.filters() && matches!(settings.source, docbrain_confluence::SourceSettings::None) {
         info!("no Confluence source is configured: `as` users are known without their groups, so group-restricted pages stay hidden from them");
     }
 }

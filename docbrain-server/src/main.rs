@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Command;
-use docbrain_core::front_door;
-use docbrain_core::settings::Group;
+use docbrain_server::settings::{flags, Group};
 
 /// A caching allocator for the many short-lived buffers of requests, fetching and indexing
 /// (the local model keeps its own buffers between batches).
@@ -17,11 +16,7 @@ fn main() -> ExitCode {
     let matches = Command::new("docbrain-server")
         .version(env!("CARGO_PKG_VERSION"))
         .about("The Confluence webhook receiver and search server of DocBrain Sync")
-        .args(front_door::args(&[
-            Group::Common,
-            Group::Sync,
-            Group::Server,
-        ]))
+        .args(flags::args(&[Group::Common, Group::Sync, Group::Server]))
         .get_matches();
     match run(&matches) {
         Ok(()) => ExitCode::SUCCESS,
@@ -33,8 +28,8 @@ fn main() -> ExitCode {
 }
 
 fn run(matches: &clap::ArgMatches) -> anyhow::Result<()> {
-    let settings = front_door::settings(matches)?;
-    front_door::init_logging(settings.log_level.as_deref(), "info")?;
+    let settings = flags::read(matches)?;
+    flags::init_logging(settings.log_level.as_deref(), "info")?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     // The bound address on stdout (SERVER_PORT=0 picks a free port): how a supervisor or a

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::settings::WebhookSettings;
 use docbrain_confluence::webhook::{PageEvent, PageRef};
-use docbrain_core::settings::WebhookSettings;
 use docbrain_core::text::{now_ms, printable};
 use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
 use tokio::sync::{mpsc, Notify};
@@ -459,6 +459,7 @@ impl Webhook {
                     PageOutcome::Unchanged => "unchanged",
                     PageOutcome::Stale { .. } => "stale",
                     PageOutcome::Absent | PageOutcome::Behind { .. } => "absent",
+                    _ => "other",
                 };
                 if matches!(outcome, PageOutcome::Unchanged | PageOutcome::Absent) {
                     info!(page_id = %job.page, "Page '{title}' (id={}) is {label}; nothing to re-index", job.page);

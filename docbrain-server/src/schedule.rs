@@ -45,7 +45,7 @@ pub async fn run_schedule(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let _crawl = match docbrain_core::lockfile::crawl_lock(&data_dir) {
+        let _crawl = match crate::lockfile::crawl_lock(&data_dir) {
             Ok(lock) => lock,
             Err(e) => {
                 metrics.crawl("skipped");

@@ -22,16 +22,14 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Fault, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
-use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig, Sources};
+use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
+use docbrain_confluence::{ConfluenceSettings, SourceSettings};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::{ConfluenceSettings, SourceSettings, WebhookSettings};
 use docbrain_core::testsuite::{self, LetterEmbedder};
 use docbrain_core::{
     MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, PipelineOptions, Scope, Secret,
-    Settings,
 };
-use docbrain_index::Backends;
-use docbrain_server::{router, AppState, Metrics, Webhook};
+use docbrain_server::{router, AppState, Metrics, Settings, Webhook, WebhookSettings};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::Request;
@@ -213,10 +211,8 @@ impl World {
             ..Settings::default()
         };
         settings.embedder.model_dir = std::env::var_os("MODEL_DIR").map(Into::into);
-        settings.guards.max_delete_fraction = 1.0;
-        let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends)
-            .await
-            .unwrap();
+        settings.pipeline.max_delete_fraction = 1.0;
+        let pipeline = settings.pipeline().await.unwrap();
         let world = Self {
             sim,
             pipeline,

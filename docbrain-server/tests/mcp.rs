@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use docbrain_confluence::simulator::{Grants, Simulator, PAT};
 use docbrain_confluence::webhook::{BodyShape, PageEvent};
-use docbrain_confluence::Sources;
-use docbrain_core::{Pipeline, Settings};
-use docbrain_index::Backends;
+use docbrain_server::Settings;
 use serde_json::json;
 
 mod support;
@@ -33,9 +31,7 @@ async fn ingest(vars: &[(&str, String)]) {
             .or_else(|| std::env::var(name).ok().filter(|_| name == "MODEL_DIR"))
     };
     let settings = Settings::from_lookup(lookup).unwrap();
-    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends)
-        .await
-        .unwrap();
+    let pipeline = settings.pipeline().await.unwrap();
     let report = pipeline.sync(&settings.scope()).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
 }

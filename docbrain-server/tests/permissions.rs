@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Grants, Route, SimUser, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
+use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::{ConfluenceSettings, SearchSettings, WebhookSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     Caller, Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope,
@@ -26,6 +26,7 @@ use docbrain_core::{
 };
 use docbrain_index::{EmbeddedStore, OpenSearchConfig, OpenSearchStore};
 use docbrain_server::{router, AppState, Metrics, SearchGate, Webhook};
+use docbrain_server::{SearchSettings, WebhookSettings};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::Request;

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docbrain_core::settings::{SearchSettings, ServerSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MemoryStore, Page, Pipeline, Secret};
 use docbrain_index::EmbeddedStore;
 use docbrain_server::{router, serve, AppState, Metrics, SearchGate};
+use docbrain_server::{SearchSettings, ServerSettings};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -238,8 +238,8 @@ async fn a_repeated_as_is_refused_so_a_gateway_cannot_be_overridden() {
 #[tokio::test]
 async fn refused_credentials_make_the_server_unready_saying_so() {
     use docbrain_confluence::simulator::Simulator;
+    use docbrain_confluence::ConfluenceSettings;
     use docbrain_confluence::{ApiVersion, ConfluenceClient};
-    use docbrain_core::settings::ConfluenceSettings;
     let sim = Simulator::start().await.unwrap();
     let site = ConfluenceSettings::new(sim.base_url_v1(), ApiVersion::V1, Secret::new("wrong-pat"));
     let pipeline = Pipeline::new(

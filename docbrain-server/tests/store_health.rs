@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Simulator, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
+use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
 use docbrain_core::{MarkdownChunker, PageId, Pipeline, Secret};
 use docbrain_index::{OpenSearchConfig, OpenSearchStore, RemoteConfig};
+use docbrain_server::WebhookSettings;
 use docbrain_server::{router, AppState, Metrics, Webhook};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Fault, Grants, Route, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
+use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::ServerSettings;
-use docbrain_core::settings::{ConfluenceSettings, WebhookSettings};
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, Scope, SearchFilter,
     Secret,
 };
+use docbrain_server::ServerSettings;
+use docbrain_server::WebhookSettings;
 use docbrain_server::{serve, AppState, Metrics, Webhook};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

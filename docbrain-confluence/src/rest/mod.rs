@@ -17,9 +17,9 @@ mod v2;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::settings::{ApiVersion, ConfluenceSettings};
 use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::{ApiVersion, ConfluenceSettings};
 use docbrain_core::{
     parts_digest, CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream,
     PageSummary, ReadAccess, Reader, Scope,
@@ -136,7 +136,7 @@ struct Inner {
     /// Whether comments are read (`COMMENTS`).
     comments: bool,
     /// Whether attachments are read, and within what limits (`ATTACHMENTS`, …).
-    attachments: docbrain_core::settings::AttachmentSettings,
+    attachments: crate::settings::AttachmentSettings,
     /// Runs attachment extraction; `None`: this binary, if it serves as the extractor.
     extractor: Option<crate::extract::Extractor>,
     /// Titles of pages seen in listings (ancestor breadcrumbs) and space keys by space id (v2).

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use docbrain_core::settings::ApiVersion;
+use crate::settings::ApiVersion;
 use docbrain_core::{Page, PageId, Part, PartKind, PartText};
 use reqwest::Url;
 use serde_json::Value;

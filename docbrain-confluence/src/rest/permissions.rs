@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use docbrain_core::settings::ApiVersion;
+use crate::settings::ApiVersion;
 use docbrain_core::{Layer, PageId, Principal, ReadAccess, Reader};
 use serde_json::Value;
 use tokio::sync::OnceCell;

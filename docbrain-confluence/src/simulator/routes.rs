@@ -511,6 +511,7 @@ fn status_name(status: PageStatus) -> &'static str {
         PageStatus::Archived => "archived",
         PageStatus::Draft => "draft",
         PageStatus::Historical => "historical",
+        _ => "unknown",
     }
 }
 

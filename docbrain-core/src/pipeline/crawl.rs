@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use futures::stream::BoxStream;
-use futures::StreamExt;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
@@ -285,9 +285,9 @@ impl Pipeline {
     ) -> BoxStream<'a, Result<(PageSummary, Result<PageOutcome>, u64)>> {
         self.fetcher
             .list(scope)
-            .take_while(|_| futures::future::ready(!stop.load(Ordering::Relaxed)))
+            .take_while(|_| futures_util::future::ready(!stop.load(Ordering::Relaxed)))
             .filter_map(move |item| {
-                futures::future::ready(match item {
+                futures_util::future::ready(match item {
                     Ok(summary) => {
                         progress.listed(&summary);
                         walk.admit(summary, scope, stop).map(Ok)
@@ -300,7 +300,7 @@ impl Pipeline {
             })
             .ready_chunks(STATE_BATCH)
             .then(|batch| self.decide(batch))
-            .flat_map(futures::stream::iter)
+            .flat_map(futures_util::stream::iter)
             .map(move |step| self.take(step, crawl))
             .buffer_unordered(self.options.fetch_concurrency.max(1))
             .boxed()

@@ -2,13 +2,11 @@
 
 mod crawl;
 mod deletion;
-mod from_settings;
 mod permissions;
 mod read;
 mod reconcile;
 
 pub use crawl::{SyncProgress, SyncReport};
-pub use from_settings::{IndexBuilder, SourceBuilder};
 pub use permissions::Reach;
 pub use read::{PageText, SpaceSummary};
 
@@ -62,6 +60,7 @@ impl Default for PipelineOptions {
 
 /// What happened to one page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PageOutcome {
     /// The page's chunks were replaced.
     Updated {
@@ -105,7 +104,7 @@ struct NoSource;
 #[async_trait::async_trait]
 impl Fetcher for NoSource {
     fn list<'a>(&'a self, _: &'a Scope) -> crate::fetcher::PageStream<'a> {
-        Box::pin(futures::stream::once(async { Err(no_source()) }))
+        Box::pin(futures_util::stream::once(async { Err(no_source()) }))
     }
     async fn fetch(&self, _: &PageId) -> Result<Fetched> {
         Err(no_source())

@@ -15,6 +15,7 @@ use super::Pipeline;
 
 /// Whom an access change reaches beyond one page ([`Pipeline::pages_reached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reach<'a> {
     /// Every page below this one (its restrictions or place changed).
     Below(&'a PageId),

@@ -73,7 +73,7 @@ impl Fetcher for Source {
                 "listing connection reset",
             )));
         }
-        Box::pin(futures::stream::iter(items))
+        Box::pin(futures_util::stream::iter(items))
     }
 
     async fn fetch(&self, id: &PageId) -> Result<Fetched> {

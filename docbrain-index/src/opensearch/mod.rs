@@ -28,9 +28,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use crate::settings::OpenSearchSettings;
 use async_trait::async_trait;
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::settings::OpenSearchSettings;
 use docbrain_core::text::now_ms;
 use docbrain_core::{
     reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk, IndexedPage,

@@ -9,10 +9,9 @@
 
 #![allow(clippy::print_stdout)] // an example prints what it does
 
-use docbrain_confluence::Sources;
-use docbrain_core::settings::{LocalSettings, SourceSettings};
-use docbrain_core::{Pipeline, SearchFilter, Settings};
-use docbrain_index::Backends;
+use docbrain_confluence::{LocalSettings, SourceSettings};
+use docbrain_core::SearchFilter;
+use docbrain_server::Settings;
 
 /// A caching allocator: the local model allocates and frees large buffers on every layer.
 #[global_allocator]
@@ -40,12 +39,12 @@ async fn main() -> anyhow::Result<()> {
         ..Settings::default()
     };
     settings.embedder.model_dir = std::env::var_os("MODEL_DIR").map(Into::into);
-    settings.chunking.max_tokens = 200;
+    settings.chunk_max_tokens = 200;
     settings.validate()?;
 
     // 2. One call builds the pipeline: the source from `docbrain-confluence`, the store and the
     //    embedder from `docbrain-index`, a chunker fitted to the model, the deletion guard.
-    let pipeline = Pipeline::from_settings(&settings, &Sources, &Backends).await?;
+    let pipeline = settings.pipeline().await?;
 
     // 3. The full crawl, then a question.
     let report = pipeline.sync(&settings.scope()).await?;

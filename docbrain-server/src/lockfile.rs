@@ -67,12 +67,12 @@ pub const CRAWL_LOCK: &str = "crawl.lock";
 /// folder, whichever process runs it (`docbrain ingest`, the server's schedule).
 ///
 /// # Errors
-/// [`crate::ErrorKind::Refused`] naming the holder when another crawl runs there;
-/// [`crate::ErrorKind::Storage`] when the folder cannot be written.
-pub fn crawl_lock(data_dir: &Path) -> crate::Result<HeldLock> {
+/// [`docbrain_core::ErrorKind::Refused`] naming the holder when another crawl runs there;
+/// [`docbrain_core::ErrorKind::Storage`] when the folder cannot be written.
+pub fn crawl_lock(data_dir: &Path) -> docbrain_core::Result<HeldLock> {
     let io = |e: std::io::Error| {
-        crate::Error::new(
-            crate::ErrorKind::Storage,
+        docbrain_core::Error::new(
+            docbrain_core::ErrorKind::Storage,
             format!(
                 "cannot lock {} for the crawl ({e}): check that DOCBRAIN_DATA_DIR is writable",
                 data_dir.join(CRAWL_LOCK).display()
@@ -81,8 +81,8 @@ pub fn crawl_lock(data_dir: &Path) -> crate::Result<HeldLock> {
     };
     std::fs::create_dir_all(data_dir).map_err(io)?;
     HeldLock::try_take(&data_dir.join(CRAWL_LOCK)).map_err(|e| match e {
-        LockError::Held { holder } => crate::Error::new(
-            crate::ErrorKind::Refused,
+        LockError::Held { holder } => docbrain_core::Error::new(
+            docbrain_core::ErrorKind::Refused,
             format!(
                 "another crawl is running on {} ({holder}): wait for it to finish, or give this one its own DOCBRAIN_DATA_DIR",
                 data_dir.display()

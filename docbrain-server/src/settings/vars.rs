@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{
-    invalid, parse_duration, ConfluenceSettings, EmbedderSettings, LocalSettings,
-    OpenSearchSettings, Provider, Settings, SourceSettings, StoreSettings, WebhookSettings,
+use docbrain_confluence::{
+    ApiVersion, AttachmentSettings, ConfluenceSettings, LocalSettings, SourceSettings,
 };
-use crate::error::Result;
-use crate::secret::Secret;
+use docbrain_core::{Result, Secret};
+use docbrain_index::{EmbedderSettings, OpenSearchSettings, Provider, StoreSettings};
+
+use super::{invalid, parse_duration, Settings, WebhookSettings};
 
 /// Which part of the settings a variable belongs to (front doors offer the groups they use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,13 +256,14 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
         .secret("CONFLUENCE_WEBHOOK_SECRET")
         .map(|secret| webhook(r, secret, data_dir.join("journal")))
         .transpose()?;
-    let mut guards = d.guards;
-    guards.max_delete_fraction = r
+    let mut pipeline = d.pipeline;
+    pipeline.max_delete_fraction = r
         .parse("MAX_DELETE_FRACTION", "a number between 0 and 1")?
-        .unwrap_or(guards.max_delete_fraction);
-    guards.delete_floor = r.number("DELETE_GUARD_FLOOR", guards.delete_floor)?;
-    let mut chunking = d.chunking;
-    chunking.max_tokens = r.number("CHUNK_MAX_TOKENS", chunking.max_tokens)?;
+        .unwrap_or(pipeline.max_delete_fraction);
+    pipeline.delete_floor = r.number("DELETE_GUARD_FLOOR", pipeline.delete_floor)?;
+    pipeline.fetch_concurrency =
+        r.number("CONFLUENCE_FETCH_CONCURRENCY", pipeline.fetch_concurrency)?;
+    pipeline.reader_ttl = r.duration("PERMISSION_CACHE_TTL", pipeline.reader_ttl)?;
     let mut search = d.search;
     search.api_keys = r
         .list("SEARCH_API_KEYS")
@@ -281,7 +283,6 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
     search.gateway_users = r.list("SEARCH_GATEWAY_USERS");
     search.allow_anonymous = r.flag("SEARCH_ALLOW_ANONYMOUS", false)?;
     search.permissions = r.flag("SEARCH_PERMISSIONS", true)?;
-    search.cache_ttl = r.duration("PERMISSION_CACHE_TTL", search.cache_ttl)?;
     let mut source = source(r)?;
     if let SourceSettings::Confluence(c) = &mut source {
         c.read_permissions = search.permissions;
@@ -291,8 +292,8 @@ pub(super) fn read(r: &Reader<'_>) -> Result<Settings> {
         store: store(r)?,
         data_dir,
         embedder: embedder(r)?,
-        chunking,
-        guards,
+        chunk_max_tokens: r.number("CHUNK_MAX_TOKENS", d.chunk_max_tokens)?,
+        pipeline,
         webhook,
         server,
         search,
@@ -358,8 +359,8 @@ fn source(r: &Reader<'_>) -> Result<SourceSettings> {
     }
 }
 
-fn attachments(r: &Reader<'_>) -> Result<super::AttachmentSettings> {
-    let mut a = super::AttachmentSettings::default();
+fn attachments(r: &Reader<'_>) -> Result<AttachmentSettings> {
+    let mut a = AttachmentSettings::default();
     a.enabled = r.flag("ATTACHMENTS", a.enabled)?;
     a.max_bytes = r.number("ATTACHMENT_MAX_BYTES", a.max_bytes)?;
     a.max_chars = r.number("ATTACHMENT_MAX_CHARS", a.max_chars)?;
@@ -371,7 +372,7 @@ fn attachments(r: &Reader<'_>) -> Result<super::AttachmentSettings> {
 fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
     let version = r
         .get("CONFLUENCE_API_VERSION")
-        .map_or(Ok(super::ApiVersion::V2), |v| v.parse())?;
+        .map_or(Ok(ApiVersion::default()), |v| v.parse())?;
     let mut c = ConfluenceSettings::new(
         r.get("CONFLUENCE_BASE_URL").unwrap_or_default(),
         version,
@@ -381,10 +382,9 @@ fn confluence(r: &Reader<'_>) -> Result<ConfluenceSettings> {
     c.email = r.get("CONFLUENCE_USER_EMAIL");
     c.space_keys = r.list("CONFLUENCE_SPACE_KEYS");
     c.page_limit = Some(r.number("CONFLUENCE_PAGE_LIMIT", 0usize)?).filter(|&n| n > 0);
-    c.tls_verify = r.flag("CONFLUENCE_TLS_VERIFY", true)?;
-    c.fetch_concurrency = r.number("CONFLUENCE_FETCH_CONCURRENCY", c.fetch_concurrency)?;
-    c.anonymous_access = r.flag("CONFLUENCE_ANONYMOUS_ACCESS", false)?;
-    c.comments = r.flag("COMMENTS", true)?;
+    c.tls_verify = r.flag("CONFLUENCE_TLS_VERIFY", c.tls_verify)?;
+    c.anonymous_access = r.flag("CONFLUENCE_ANONYMOUS_ACCESS", c.anonymous_access)?;
+    c.comments = r.flag("COMMENTS", c.comments)?;
     c.attachments = attachments(r)?;
     Ok(c)
 }
@@ -403,7 +403,7 @@ fn store(r: &Reader<'_>) -> Result<StoreSettings> {
                 index: r.get("OPENSEARCH_INDEX").unwrap_or(d.index),
                 username: r.get("OPENSEARCH_USERNAME"),
                 password: r.secret("OPENSEARCH_PASSWORD"),
-                tls_verify: r.flag("OPENSEARCH_TLS_VERIFY", true)?,
+                tls_verify: r.flag("OPENSEARCH_TLS_VERIFY", d.tls_verify)?,
             }))
         }
         Some(other) => Err(invalid(format!(
@@ -436,10 +436,10 @@ fn embedder(r: &Reader<'_>) -> Result<EmbedderSettings> {
         openai_base_url: r.get("OPENAI_BASE_URL").unwrap_or(d.openai_base_url),
         dimensions: r.parse("EMBED_DIMENSIONS", "a whole number")?,
         ollama_base_url: r.get("OLLAMA_BASE_URL").unwrap_or(d.ollama_base_url),
-        ollama_tls_verify: r.flag("OLLAMA_TLS_VERIFY", true)?,
+        ollama_tls_verify: r.flag("OLLAMA_TLS_VERIFY", d.ollama_tls_verify)?,
         batch_size: r.parse("EMBED_BATCH_SIZE", "a whole number")?,
         concurrency: r.parse("EMBED_CONCURRENCY", "a whole number")?,
-        timeout: Duration::from_secs(r.number("EMBED_TIMEOUT_SECS", 60u64)?.max(1)),
+        timeout: Duration::from_secs(r.number("EMBED_TIMEOUT_SECS", d.timeout.as_secs())?.max(1)),
     })
 }
 

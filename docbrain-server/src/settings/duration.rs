@@ -6,8 +6,8 @@ use std::time::Duration;
 /// message.
 ///
 /// # Errors
-/// [`crate::ErrorKind::InvalidConfig`] naming `name` for anything else.
-pub fn parse_duration(name: &str, text: &str) -> crate::Result<Duration> {
+/// [`docbrain_core::ErrorKind::InvalidConfig`] naming `name` for anything else.
+pub fn parse_duration(name: &str, text: &str) -> docbrain_core::Result<Duration> {
     let text = text.trim();
     let bad = || {
         super::invalid(format!(

@@ -1,5 +1,6 @@
-//! The MCP front door (feature `mcp`): the tools an assistant calls to read the index, with the
-//! caller's permissions, over the pipeline's one search path.
+//! The MCP front door: the tools an assistant calls to read the index, with the caller's
+//! permissions, over the pipeline's one search path; on stdio ([`serve_stdio`], the CLI's
+//! `docbrain mcp`) or over HTTP ([`McpEndpoint`], `/mcp`).
 //!
 //! - `search_docs(query, k?, space?)`: hybrid search; hits with page id, title, space,
 //!   breadcrumb, URL, score and text, as structured content and as readable text.
@@ -26,12 +27,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::page::PageId;
-use crate::pipeline::Pipeline;
-use crate::read_access::Caller;
-use crate::search::{SearchFilter, MAX_K};
-use crate::text::truncate_chars;
+use docbrain_core::text::truncate_chars;
+use docbrain_core::{Caller, Error, ErrorKind, PageId, Pipeline, Result, SearchFilter, MAX_K};
+
+mod endpoint;
+
+pub(crate) use endpoint::handle;
+pub use endpoint::McpEndpoint;
 
 /// Hits `search_docs` returns when `k` is not given.
 pub const DEFAULT_K: usize = 5;

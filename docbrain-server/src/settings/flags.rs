@@ -1,13 +1,14 @@
 //! What both binaries share around [`Settings`]: every variable of [`VARS`] as a flag, and
-//! logging to stderr (feature `front-door`; libraries leave it off).
+//! logging to stderr.
 
 use std::io::IsTerminal;
 
 use clap::{Arg, ArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use crate::error::Result;
-use crate::settings::{invalid, Group, Settings, VARS};
+use docbrain_core::Result;
+
+use super::{invalid, Group, Settings, VARS};
 
 /// The flags of the variables in `groups` (secrets have none), each reading its variable too,
 /// global so they may follow a subcommand.
@@ -31,8 +32,8 @@ pub fn args(groups: &[Group]) -> Vec<Arg> {
 /// Reads the settings: a flag of [`args`] over its variable, over the default.
 ///
 /// # Errors
-/// [`crate::ErrorKind::InvalidConfig`] naming the setting to fix.
-pub fn settings(matches: &ArgMatches) -> Result<Settings> {
+/// [`docbrain_core::ErrorKind::InvalidConfig`] naming the setting to fix.
+pub fn read(matches: &ArgMatches) -> Result<Settings> {
     Settings::from_lookup(|name| {
         matches
             .try_get_one::<String>(name)

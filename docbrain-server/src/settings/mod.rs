@@ -1,25 +1,36 @@
-//! Settings: everything a deployment configures, as plain data.
+//! Settings: everything a deployment configures, as plain data, read from the names DocBrain
+//! users know.
 //!
-//! [`Settings::from_env`] reads the names DocBrain users know (`CONFLUENCE_BASE_URL`,
-//! `EMBED_PROVIDER`, `OPENSEARCH_URL`, …) and validates them once, with messages that name the
-//! variable to fix; code can build a [`Settings`] directly too (start from
-//! [`Settings::default`]). [`crate::Pipeline::from_settings`] turns it into a pipeline. Secrets
-//! are [`Secret`]s, so printing settings never shows them. [`VARS`] lists every variable, for
-//! front doors that also offer each one as a flag.
+//! Each part owns its settings and their defaults, next to the code that uses them:
+//! [`SourceSettings`] in `docbrain-confluence`, [`StoreSettings`] and [`EmbedderSettings`] in
+//! `docbrain-index`, [`PipelineOptions`] in `docbrain-core`; the server's own
+//! ([`WebhookSettings`], [`SearchSettings`], [`ServerSettings`]) are here. [`Settings`] gathers
+//! them for the front doors, this crate's binary and the `docbrain` CLI, which read the same
+//! variables and flags ([`flags`]). They live here, not in the core, so that adding a part never
+//! means editing the core and a library user of the pipeline never compiles a flag parser.
+//!
+//! [`Settings::from_env`] reads the variables (`CONFLUENCE_BASE_URL`, `EMBED_PROVIDER`,
+//! `OPENSEARCH_URL`, …) and validates them once, with messages that name the variable to fix;
+//! code can build a [`Settings`] directly too (start from [`Settings::default`]).
+//! [`Settings::pipeline`] turns it into a pipeline. Secrets are [`Secret`]s, so printing
+//! settings never shows them. [`VARS`] lists every variable.
 
 mod duration;
+pub mod flags;
+mod pipeline;
 mod vars;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use docbrain_confluence::SourceSettings;
+use docbrain_core::{Error, ErrorKind, MarkdownChunker, PipelineOptions, Result, Secret};
+use docbrain_index::{EmbedderSettings, StoreSettings};
+
 pub use duration::parse_duration;
 pub use vars::{Group, Var, VARS};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
-
-/// What a deployment configures: source, index, embedder, chunking, guards, webhook, server.
+/// What a deployment configures: source, index, embedder, chunk budget, crawl, webhook, server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where pages come from.
@@ -30,10 +41,13 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Which model embeds chunks.
     pub embedder: EmbedderSettings,
-    /// How pages are cut into chunks.
-    pub chunking: ChunkSettings,
-    /// What a crawl may do.
-    pub guards: GuardSettings,
+    /// `CHUNK_MAX_TOKENS`: the chunk budget in model tokens, breadcrumb included (cut to what
+    /// the embedder reads).
+    pub chunk_max_tokens: usize,
+    /// What a crawl may do (`MAX_DELETE_FRACTION`, `DELETE_GUARD_FLOOR`,
+    /// `CONFLUENCE_FETCH_CONCURRENCY`) and how long a user's groups are trusted
+    /// (`PERMISSION_CACHE_TTL`).
+    pub pipeline: PipelineOptions,
     /// The Confluence webhook; `None` when `CONFLUENCE_WEBHOOK_SECRET` is unset.
     pub webhook: Option<WebhookSettings>,
     /// The server's address and schedule.
@@ -53,295 +67,12 @@ impl Default for Settings {
             store: StoreSettings::Embedded,
             data_dir: PathBuf::from("./docbrain-data"),
             embedder: EmbedderSettings::default(),
-            chunking: ChunkSettings::default(),
-            guards: GuardSettings::default(),
+            chunk_max_tokens: MarkdownChunker::DEFAULT_MAX_TOKENS,
+            pipeline: PipelineOptions::default(),
             webhook: None,
             server: ServerSettings::default(),
             search: SearchSettings::default(),
             log_level: None,
-        }
-    }
-}
-
-/// Where pages come from (`SOURCE_TYPE`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceSettings {
-    /// No source: a pipeline for search only.
-    None,
-    /// A folder of exported pages.
-    Local(LocalSettings),
-    /// Confluence Cloud or Data Center.
-    Confluence(ConfluenceSettings),
-}
-
-/// `SOURCE_TYPE=local`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalSettings {
-    /// `LOCAL_DOCS_PATH`: the folder.
-    pub path: PathBuf,
-    /// `LOCAL_SPACE_KEY`: the space key its pages get.
-    pub space_key: String,
-    /// `ATTACHMENTS` and its limits: the folder's PDF, DOCX, PPTX, XLSX, CSV and JSON files.
-    pub attachments: AttachmentSettings,
-}
-
-/// Which Confluence REST API to speak (`CONFLUENCE_API_VERSION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ApiVersion {
-    /// Cloud's REST v2 under `<base>/api/v2`, basic auth with an email and an API token.
-    #[default]
-    V2,
-    /// Data Center's REST v1 under `<base>/rest/api`, a personal access token as Bearer.
-    V1,
-}
-
-impl std::str::FromStr for ApiVersion {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "v2" | "2" => Ok(Self::V2),
-            "v1" | "1" => Ok(Self::V1),
-            other => Err(invalid(format!(
-                "CONFLUENCE_API_VERSION={other:?} is not a version: use v2 (Cloud) or v1 (Data Center)"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for ApiVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::V2 => "v2",
-            Self::V1 => "v1",
-        })
-    }
-}
-
-/// `SOURCE_TYPE=confluence`: how to reach and read a Confluence site.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfluenceSettings {
-    /// `CONFLUENCE_BASE_URL`: `https://<site>.atlassian.net/wiki` (Cloud) or the site address.
-    pub base_url: String,
-    /// `CONFLUENCE_API_VERSION`.
-    pub api_version: ApiVersion,
-    /// `CONFLUENCE_USER_EMAIL`: the Cloud account's email (v2 only).
-    pub email: Option<String>,
-    /// `CONFLUENCE_API_TOKEN`: a Cloud API token (v2) or a Data Center personal access token.
-    pub api_token: Secret,
-    /// `CONFLUENCE_SPACE_KEYS`: the spaces a crawl covers; empty means every visible space.
-    pub space_keys: Vec<String>,
-    /// `CONFLUENCE_PAGE_LIMIT`: index at most this many pages per crawl.
-    pub page_limit: Option<usize>,
-    /// `CONFLUENCE_TLS_VERIFY`: verify the site's certificate.
-    pub tls_verify: bool,
-    /// `CONFLUENCE_FETCH_CONCURRENCY`: pages fetched and indexed at once during a crawl.
-    pub fetch_concurrency: usize,
-    /// Read each page's permissions (`SEARCH_PERMISSIONS`, on by default).
-    pub read_permissions: bool,
-    /// `CONFLUENCE_ANONYMOUS_ACCESS`: the site lets anonymous users in, so a space's
-    /// anonymous view permission opens its pages to everyone (off: such grants admit nobody).
-    pub anonymous_access: bool,
-    /// `COMMENTS`: index each page's comments, as hits of their own under the page (on by
-    /// default).
-    pub comments: bool,
-    /// `ATTACHMENTS` and its limits.
-    pub attachments: AttachmentSettings,
-}
-
-/// Which attachments are read, and within what limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachmentSettings {
-    /// `ATTACHMENTS`: index the text of attachments, as hits of their own under their page
-    /// (on by default).
-    pub enabled: bool,
-    /// `ATTACHMENT_MAX_BYTES`: larger attachments are skipped, never downloaded (10 MiB).
-    pub max_bytes: u64,
-    /// `ATTACHMENT_MAX_CHARS`: the text kept of one attachment (200,000 characters).
-    pub max_chars: usize,
-    /// `ATTACHMENT_TIMEOUT`: how long one extraction may take (30 s).
-    pub timeout: Duration,
-    /// `ATTACHMENT_MEMORY_MB`: the memory one extraction may use (1,024 MiB).
-    pub memory_mb: u64,
-}
-
-impl Default for AttachmentSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_bytes: 10 * 1024 * 1024,
-            max_chars: 200_000,
-            timeout: Duration::from_secs(30),
-            memory_mb: 1024,
-        }
-    }
-}
-
-impl ConfluenceSettings {
-    /// Settings for `base_url` with defaults for everything optional.
-    pub fn new(base_url: impl Into<String>, api_version: ApiVersion, api_token: Secret) -> Self {
-        Self {
-            base_url: base_url.into(),
-            api_version,
-            email: None,
-            api_token,
-            space_keys: Vec::new(),
-            page_limit: None,
-            tls_verify: true,
-            fetch_concurrency: 4,
-            read_permissions: true,
-            anonymous_access: false,
-            comments: true,
-            attachments: AttachmentSettings::default(),
-        }
-    }
-
-    /// Checks that the site can be signed in to.
-    ///
-    /// # Errors
-    /// A missing base URL, token, or (v2) email, named.
-    pub fn validate(&self) -> Result<()> {
-        if self.base_url.trim().is_empty() {
-            return Err(invalid("CONFLUENCE_BASE_URL is not set: use https://<site>.atlassian.net/wiki for Cloud or your Data Center address"));
-        }
-        if self.api_token.is_empty() {
-            return Err(invalid("CONFLUENCE_API_TOKEN is not set: an API token (Cloud) or a personal access token (Data Center)"));
-        }
-        if self.api_version == ApiVersion::V2 && self.email.as_deref().is_none_or(str::is_empty) {
-            return Err(invalid("CONFLUENCE_USER_EMAIL is not set: CONFLUENCE_API_VERSION=v2 signs in with the account's email and API token (use v1 for Data Center)"));
-        }
-        if self.fetch_concurrency == 0 {
-            return Err(invalid("CONFLUENCE_FETCH_CONCURRENCY must be at least 1"));
-        }
-        Ok(())
-    }
-}
-
-/// Where the index lives (`INDEX_STORE`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum StoreSettings {
-    /// One SQLite file in [`Settings::data_dir`].
-    #[default]
-    Embedded,
-    /// An OpenSearch cluster with the k-NN plugin.
-    OpenSearch(OpenSearchSettings),
-}
-
-/// `INDEX_STORE=opensearch`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OpenSearchSettings {
-    /// `OPENSEARCH_URL`.
-    pub url: String,
-    /// `OPENSEARCH_INDEX`: the chunk index; page records go to `<index>-pages`.
-    pub index: String,
-    /// `OPENSEARCH_USERNAME` (basic auth), if the cluster needs one.
-    pub username: Option<String>,
-    /// `OPENSEARCH_PASSWORD`.
-    pub password: Option<Secret>,
-    /// `OPENSEARCH_TLS_VERIFY`.
-    pub tls_verify: bool,
-}
-
-impl Default for OpenSearchSettings {
-    fn default() -> Self {
-        Self {
-            url: "http://localhost:9200".into(),
-            index: "docbrain-chunks".into(),
-            username: None,
-            password: None,
-            tls_verify: true,
-        }
-    }
-}
-
-/// Embedding providers (`EMBED_PROVIDER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Provider {
-    /// all-MiniLM-L6-v2 in-process.
-    #[default]
-    Local,
-    /// An OpenAI-compatible `/v1/embeddings` API.
-    OpenAi,
-    /// An Ollama server.
-    Ollama,
-}
-
-/// Which model embeds chunks, and how to reach it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbedderSettings {
-    /// `EMBED_PROVIDER`.
-    pub provider: Provider,
-    /// `EMBED_MODEL_ID`; `None` picks the provider's default.
-    pub model_id: Option<String>,
-    /// `MODEL_DIR`: the local model's weights; `None` picks the cache folder.
-    pub model_dir: Option<PathBuf>,
-    /// `OPENAI_API_KEY`.
-    pub openai_api_key: Option<Secret>,
-    /// `OPENAI_BASE_URL`.
-    pub openai_base_url: String,
-    /// `EMBED_DIMENSIONS`: the vector size to ask an OpenAI text-embedding-3 model for.
-    pub dimensions: Option<usize>,
-    /// `OLLAMA_BASE_URL`.
-    pub ollama_base_url: String,
-    /// `OLLAMA_TLS_VERIFY`.
-    pub ollama_tls_verify: bool,
-    /// `EMBED_BATCH_SIZE`: texts per remote request; `None` picks the provider's default.
-    pub batch_size: Option<usize>,
-    /// `EMBED_CONCURRENCY`: remote requests in flight; `None` picks the provider's default.
-    pub concurrency: Option<usize>,
-    /// `EMBED_TIMEOUT_SECS`: timeout of one remote request.
-    pub timeout: Duration,
-}
-
-impl Default for EmbedderSettings {
-    fn default() -> Self {
-        Self {
-            provider: Provider::Local,
-            model_id: None,
-            model_dir: None,
-            openai_api_key: None,
-            openai_base_url: "https://api.openai.com/v1".into(),
-            dimensions: None,
-            ollama_base_url: "http://localhost:11434".into(),
-            ollama_tls_verify: true,
-            batch_size: None,
-            concurrency: None,
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// How pages are cut into chunks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChunkSettings {
-    /// `CHUNK_MAX_TOKENS`: the chunk budget in model tokens, breadcrumb included (cut to what
-    /// the embedder reads).
-    pub max_tokens: usize,
-}
-
-impl Default for ChunkSettings {
-    fn default() -> Self {
-        Self { max_tokens: 254 }
-    }
-}
-
-/// What a crawl may delete.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GuardSettings {
-    /// `MAX_DELETE_FRACTION`: refuse to delete more than this share (0–1) of a space at once.
-    pub max_delete_fraction: f64,
-    /// `DELETE_GUARD_FLOOR`: deleting up to this many pages of a space always passes.
-    pub delete_floor: usize,
-    /// Lifts the guard for one run (`docbrain ingest --allow-mass-delete`).
-    pub allow_mass_delete: bool,
-}
-
-impl Default for GuardSettings {
-    fn default() -> Self {
-        Self {
-            max_delete_fraction: 0.5,
-            delete_floor: 2,
-            allow_mass_delete: false,
         }
     }
 }
@@ -414,8 +145,6 @@ pub struct SearchSettings {
     /// `SEARCH_PERMISSIONS`: filter results by Confluence permissions (on by default); off
     /// serves every indexed page to every caller.
     pub permissions: bool,
-    /// `PERMISSION_CACHE_TTL`: how long a user's groups are trusted once looked up.
-    pub cache_ttl: Duration,
 }
 
 impl Default for SearchSettings {
@@ -426,7 +155,6 @@ impl Default for SearchSettings {
             user_keys: Vec::new(),
             allow_anonymous: false,
             permissions: true,
-            cache_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -525,16 +253,19 @@ impl Settings {
     /// # Errors
     /// [`ErrorKind::InvalidConfig`] naming the setting to fix.
     pub fn validate(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.guards.max_delete_fraction) {
+        if !(0.0..=1.0).contains(&self.pipeline.max_delete_fraction) {
             return Err(invalid(format!(
                 "MAX_DELETE_FRACTION={} must be between 0 and 1",
-                self.guards.max_delete_fraction
+                self.pipeline.max_delete_fraction
             )));
         }
-        if self.chunking.max_tokens < 65 {
+        if self.pipeline.fetch_concurrency == 0 {
+            return Err(invalid("CONFLUENCE_FETCH_CONCURRENCY must be at least 1"));
+        }
+        if self.chunk_max_tokens < 65 {
             return Err(invalid(format!(
                 "CHUNK_MAX_TOKENS={} is too small: use at least 65 (chunks overlap by 32 tokens)",
-                self.chunking.max_tokens
+                self.chunk_max_tokens
             )));
         }
         if let Some(webhook) = &self.webhook {

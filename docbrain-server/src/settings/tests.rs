@@ -1,6 +1,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use docbrain_confluence::ApiVersion;
+use docbrain_core::ErrorKind;
+use docbrain_index::Provider;
+
 use super::*;
 
 fn from(pairs: &[(&str, &str)]) -> Result<Settings> {
@@ -90,8 +94,8 @@ fn a_full_deployment_reads_back() {
     };
     assert_eq!(os.url, "https://search:9200");
     assert_eq!(s.embedder.provider, Provider::Ollama);
-    assert_eq!(s.chunking.max_tokens, 128);
-    assert!((s.guards.max_delete_fraction - 0.25).abs() < f64::EPSILON);
+    assert_eq!(s.chunk_max_tokens, 128);
+    assert!((s.pipeline.max_delete_fraction - 0.25).abs() < f64::EPSILON);
     assert_eq!(
         s.server.ingest_schedule,
         Some(Duration::from_secs(6 * 3600))
@@ -103,9 +107,8 @@ fn a_full_deployment_reads_back() {
     assert_eq!(s.search.gateway_users, ["ann", "bob"]);
     assert!(c.anonymous_access);
     assert!(!s.search.permissions && !c.read_permissions);
-    assert_eq!(s.search.cache_ttl, Duration::from_secs(30));
-    assert_eq!(s.pipeline_options().reader_ttl, Duration::from_secs(30));
-    assert_eq!(s.caller(Some("ann")), crate::Caller::Unfiltered);
+    assert_eq!(s.pipeline.reader_ttl, Duration::from_secs(30));
+    assert_eq!(s.caller(Some("ann")), docbrain_core::Caller::Unfiltered);
     let printed = format!("{s:?}");
     for secret in ["tok-123", "whsec", "pw\"", "key-one", "key-two", "key-ann"] {
         assert!(!printed.contains(secret), "{secret} printed: {printed}");

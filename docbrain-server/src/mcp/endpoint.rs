@@ -1,4 +1,4 @@
-//! `/mcp`: the MCP tools ([`docbrain_core::mcp::DocsTools`]) over Streamable HTTP, behind the
+//! `/mcp`: the MCP tools ([`DocsTools`]) over Streamable HTTP, behind the
 //! same keys and the same `as` rule as `/search`.
 //!
 //! Stateless: every POST carries one JSON-RPC message and gets its answer as JSON, so any
@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docbrain_core::mcp::DocsTools;
 use docbrain_core::{Caller, Pipeline};
 use http_body_util::Full;
 use hyper::body::Body;
@@ -16,6 +15,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tower_service::Service;
 
+use super::DocsTools;
 use crate::routes::{read_body, Response};
 use crate::AppState;
 
