@@ -67,6 +67,7 @@
 
 mod chunk;
 mod chunker;
+pub mod cpu;
 mod embedder;
 mod error;
 mod fetcher;

@@ -7,7 +7,8 @@ use reqwest::Url;
 use super::http::{path_of, Answer};
 use super::v2::encode;
 use super::{id_of, labels_of, status_of, walk_listing, Inner, Listed, Located, SpaceRef};
-use crate::{storage_to_markdown, SourceError};
+use crate::storage_format::page_body;
+use crate::SourceError;
 
 /// The next page of a listing: `_links.next`, relative to `_links.base` (which carries the
 /// context path, so it is appended rather than joined).
@@ -183,7 +184,7 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
         url,
         ancestors,
         labels: labels_of(&json["metadata"]["labels"]),
-        body: storage.map(storage_to_markdown).unwrap_or_default(),
+        body: page_body(storage).await,
         ancestor_ids,
         access: ReadAccess::nobody(),
         parts: Vec::new(),

@@ -6,7 +6,8 @@ use reqwest::Url;
 
 use super::http::{path_of, Answer};
 use super::{id_of, labels_of, status_of, walk_listing, Chain, Inner, Listed, Located, SpaceRef};
-use crate::{storage_to_markdown, SourceError};
+use crate::storage_format::page_body;
+use crate::SourceError;
 
 /// The next page of a listing: `_links.next` or the `Link` header, relative to the site.
 pub(super) fn next_url(inner: &Inner, answer: &Answer) -> Result<Option<Url>, SourceError> {
@@ -228,7 +229,7 @@ pub(super) async fn fetch(
         url,
         ancestors: chain.titles,
         labels: labels_of(&json["labels"]),
-        body: storage.map(storage_to_markdown).unwrap_or_default(),
+        body: page_body(storage).await,
         ancestor_ids: chain.ids,
         access: ReadAccess::nobody(),
         parts: Vec::new(),

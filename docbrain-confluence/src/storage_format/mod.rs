@@ -16,5 +16,19 @@ pub fn storage_to_markdown(xhtml: &str) -> String {
     markdown::render(&xhtml::parse(xhtml))
 }
 
+#[cfg(feature = "rest")]
+/// [`storage_to_markdown`] for a page being fetched: a large page off the async threads
+/// ([`docbrain_core::cpu`]).
+pub(crate) async fn page_body(xhtml: Option<&str>) -> String {
+    match xhtml {
+        None => String::new(),
+        Some(x) if x.len() < docbrain_core::cpu::LARGE => storage_to_markdown(x),
+        Some(x) => {
+            let x = x.to_owned();
+            docbrain_core::cpu::spawn(move || storage_to_markdown(&x)).await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use tracing::{debug, info, warn};
 
-use crate::chunk::EmbeddedChunk;
+use crate::chunk::{Chunk, EmbeddedChunk};
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::{Fetched, NotIndexed, Page, PageId, Part, PartRef, PartText};
 use crate::store::{IndexedPage, ReplaceOutcome};
@@ -370,11 +370,20 @@ impl Pipeline {
         }
     }
 
+    /// Chunks `page`: a large one off the async threads ([`crate::cpu`]).
+    async fn chunk(&self, page: &Page) -> Vec<Chunk> {
+        if page.body.len() < crate::cpu::LARGE {
+            return self.chunker.chunk(page);
+        }
+        let (chunker, page) = (self.chunker.clone(), page.clone());
+        crate::cpu::spawn(move || chunker.chunk(&page)).await
+    }
+
     /// Chunks `page` and embeds the chunks whose vectors the index does not hold (`reuse`:
     /// it holds an earlier version); returns the chunks with their vectors and how many were
     /// embedded.
     async fn embed(&self, page: &Page, reuse: bool) -> Result<(Vec<EmbeddedChunk>, u32)> {
-        let chunks = self.chunker.chunk(page);
+        let chunks = self.chunk(page).await;
         let cached: HashMap<String, Vec<f32>> = if reuse {
             self.store
                 .chunk_vectors(&page.id)

@@ -328,6 +328,29 @@ async fn editing_one_paragraph_of_a_long_page_embeds_at_most_two_chunks() {
 }
 
 #[tokio::test]
+async fn a_large_page_is_chunked_off_the_async_threads_exactly_as_a_small_one_would_be() {
+    let f = fixture(Source::default()).await;
+    let body: String = (0..8)
+        .map(|_| long_body())
+        .collect::<Vec<_>>()
+        .join("\n\n## Coda\n\nThe last wave ends here.\n\n");
+    assert!(body.len() >= crate::cpu::LARGE, "{}", body.len());
+    let page = page("huge", "ENG", "Huge", &body);
+    let expected = MarkdownChunker::default().chunk(&page).len();
+    let outcome = f.pipeline.upsert(page).await.unwrap();
+    assert!(
+        matches!(outcome, PageOutcome::Updated { chunks, .. } if chunks as usize == expected),
+        "{outcome:?}, expected {expected} chunks"
+    );
+    let hits = f
+        .pipeline
+        .search("last wave ends", 3, &SearchFilter::default())
+        .await
+        .unwrap();
+    assert!(hits.iter().any(|h| h.page_id == "huge".into()), "{hits:?}");
+}
+
+#[tokio::test]
 async fn pages_gone_from_the_listing_are_deleted() {
     let f = fixture(Source::default()).await;
     f.pipeline.sync(&Scope::all()).await.unwrap();
