@@ -1,4 +1,4 @@
-//! The commands: ingest, search and status.
+//! The commands: ingest, search, status, convert and mcp.
 
 use std::io::IsTerminal;
 use std::path::Path;

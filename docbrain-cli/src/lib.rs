@@ -4,7 +4,7 @@
 //! The binary's `main` only parses arguments and sets up logging; the commands live here so
 //! that they are one call away for tests and other front ends. Settings come from
 //! [`docbrain_server::Settings`] (flags over environment variables, shared with the server),
-//! and every command builds its pipeline with [`docbrain_server::Settings::pipeline`].
+//! and the commands that crawl or search build their pipeline with [`docbrain_server::Settings::pipeline`].
 
 #![allow(clippy::print_stdout)] // printing results is this crate's job
 

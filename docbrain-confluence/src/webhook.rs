@@ -257,8 +257,7 @@ pub enum Delivery {
         /// The space key.
         space_key: String,
     },
-    /// Any other event (spaces, blogs, comments, attachments, pings, unknown JSON): acknowledge
-    /// and ignore.
+    /// Any other event (blogs, pings, unknown names, unknown JSON): acknowledge and ignore.
     Ignored {
         /// The event name, or a description of the body when it has none.
         event: String,

@@ -56,7 +56,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testsuite` | [`testsuite`]: the conformance checks every [`IndexStore`] runs |
+//! | `testsuite` | `testsuite`: the conformance checks every [`IndexStore`] runs |
 //! | `retry` | `retry`: the retry policy of the crates that speak HTTP (backoff, `Retry-After`) |
 //!
 //! Settings read from variables and flags, logging and the MCP tools are the front doors' and

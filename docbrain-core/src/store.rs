@@ -170,7 +170,7 @@ impl PageStates {
 /// How many states [`each_state`] and a crawl read from a store at once.
 pub(crate) const STATE_BATCH: usize = 1_000;
 
-/// Hands the states `store` holds to `each` in id order, [`STATE_BATCH`] read at a time, until
+/// Hands the states `store` holds to `each` in id order, 1,000 read at a time, until
 /// `each` returns `false`.
 ///
 /// # Errors

@@ -297,7 +297,6 @@ where
     keeps_the_rule_read_last(new_store().await.as_ref()).await;
     deletes_every_chunk(new_store().await.as_ref()).await;
     deletes_only_the_version_read(new_store().await.as_ref()).await;
-    deletes_only_the_version_read(new_store().await.as_ref()).await;
     hybrid_search_finds_by_keyword_and_vector(new_store().await.as_ref()).await;
     filters_by_space_and_respects_k(new_store().await.as_ref()).await;
     filters_by_permission(new_store().await.as_ref()).await;

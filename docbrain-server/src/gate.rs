@@ -113,7 +113,7 @@ impl SearchGate {
     /// repeated `as` is seen) and returns whose permissions its answer obeys.
     ///
     /// # Errors
-    /// A [`Refusal`]: no valid key where one is needed (401), `as` repeated or named without
+    /// A refusal: no valid key where one is needed (401), `as` repeated or named without
     /// a key (400), a key that may not act for the user named (403).
     pub fn admit(
         &self,

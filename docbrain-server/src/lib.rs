@@ -3,8 +3,10 @@
 //! - `POST /confluence/events`: verifies `X-Hub-Signature`, journals the event on disk, answers
 //!   200 within milliseconds; workers ([`Webhook`]) then reconcile the page through the pipeline.
 //! - `GET /healthz`, `GET /readyz` (journal and index reachable), `GET /metrics` (Prometheus),
-//!   `GET /search?q=…&k=…&space=…`.
+//!   `GET /search?q=…&k=…&space=…`, `/mcp` (the [`mcp`] tools over Streamable HTTP).
 //! - An optional schedule ([`run_schedule`]) runs the full crawl inside the server.
+//! - [`settings`]: what both binaries read (variables, flags, logging) and
+//!   [`Settings::pipeline`]; [`lockfile`]: the crawl lock both take.
 //!
 //! [`router`] is the whole HTTP surface as a function of the shared state, and [`serve`] runs
 //! it on an already-bound listener until a shutdown future resolves, so tests bind port 0.

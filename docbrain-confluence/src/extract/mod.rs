@@ -1,8 +1,8 @@
 //! Text from attachments: PDF, Word (DOCX), PowerPoint (PPTX), Excel (XLSX) and text-like
 //! files, in pure Rust.
 //!
-//! [`FileType::detect`] decides a file's type from its media type *and* its first bytes, and
-//! [`extract`] reads its text. Files come from anyone who can attach one, so the sources
+//! [`FileType::of`] decides a file's type from its media type or name; [`extract`] checks it
+//! against the content (magic bytes, text that reads as UTF-8) and reads its text. Files come from anyone who can attach one, so the sources
 //! ([`crate::ConfluenceClient`], [`crate::LocalFetcher`]) never extract in their own process:
 //! [`Extractor`] runs [`extract`] in a child process of the same binary under a time and a
 //! memory limit, so a panic, a hang, a crash or a hostile file (a zip bomb, a deeply nested

@@ -216,7 +216,7 @@ impl Pipeline {
     /// Runs a full crawl: upserts every listed page whose version or content changed (pages
     /// whose listed version the index already holds are skipped without fetching), then deletes
     /// indexed pages of the crawled spaces that the listing no longer names, unless that would
-    /// delete more than [`PipelineOptions::max_delete_fraction`] of a space.
+    /// delete more than [`super::PipelineOptions::max_delete_fraction`] of a space.
     ///
     /// A page that fails is counted in the report and keeps its indexed state. The crawled
     /// spaces are `scope.spaces`, or the spaces the listing named when the scope is empty.
