@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     });
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
+        if let Some(hint) = docbrain_server::settings::flags::hint(e.as_ref()) {
+            eprintln!("hint: {hint}");
+        }
         ExitCode::FAILURE
     })
 }

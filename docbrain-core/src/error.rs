@@ -99,6 +99,12 @@ impl Error {
         }
     }
 
+    /// The error this one wraps ([`Error::wrap`]), for a caller that knows the part's error
+    /// type (a front door naming the remedy).
+    pub fn get_ref(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.source = Some(source.into());

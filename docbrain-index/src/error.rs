@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use docbrain_core::ErrorKind;
 
-/// An error from the embedded store or the local model.
+/// An error from the embedded store or the local model. It says what is wrong; what an operator
+/// does about it (a variable to set, a script to run) is the front doors' to say
+/// (`docbrain_server::settings::hint`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {
     /// The index database could not be opened or created.
-    #[error("cannot open the index at {path}: check that the folder is writable, or set DOCBRAIN_DATA_DIR")]
+    #[error("cannot open the index at {path}")]
     Open {
         /// The database file.
         path: PathBuf,
@@ -22,7 +24,9 @@ pub enum IndexError {
     #[error("index database error")]
     Sqlite(#[from] rusqlite::Error),
     /// The index was written by a build with another schema.
-    #[error("the index at {path} has schema version {found} but this build reads version {expected}: move the folder aside and run `docbrain ingest` to rebuild it")]
+    #[error(
+        "the index at {path} has schema version {found} but this build reads version {expected}"
+    )]
     SchemaVersion {
         /// The database file.
         path: PathBuf,
@@ -32,7 +36,7 @@ pub enum IndexError {
         expected: i64,
     },
     /// The index holds vectors of another model or dimension.
-    #[error("the index holds vectors of model {held} (dimension {held_dimension}) but the configured embedder is {configured} (dimension {dimension}): set EMBED_PROVIDER/EMBED_MODEL_ID back, or re-index into an empty DOCBRAIN_DATA_DIR")]
+    #[error("the index holds vectors of model {held} (dimension {held_dimension}) but the configured embedder is {configured} (dimension {dimension})")]
     ModelMismatch {
         /// The model the index holds.
         held: String,
@@ -54,13 +58,13 @@ pub enum IndexError {
         expected: usize,
     },
     /// A file of the local model is missing.
-    #[error("model file {path} is missing: run scripts/fetch-model.sh, or set MODEL_DIR to the folder holding all-MiniLM-L6-v2")]
+    #[error("model file {path} is missing")]
     ModelMissing {
         /// The missing file.
         path: PathBuf,
     },
     /// The model weights are not the expected ones.
-    #[error("model file {path} has sha256 {actual} but {expected} was expected: the file is corrupt or another model; delete it and run scripts/fetch-model.sh")]
+    #[error("model file {path} has sha256 {actual} but {expected} was expected: the file is corrupt or another model")]
     ModelHash {
         /// The weights file.
         path: PathBuf,
@@ -70,7 +74,7 @@ pub enum IndexError {
         expected: String,
     },
     /// The local provider was asked for a model it does not run.
-    #[error("the local embedder runs {supported} only, not {requested}: unset EMBED_MODEL_ID, or choose EMBED_PROVIDER=openai or ollama for other models")]
+    #[error("the local embedder runs {supported} only, not {requested}")]
     UnsupportedModel {
         /// The model asked for.
         requested: String,
@@ -88,7 +92,7 @@ pub enum IndexError {
     },
     /// The model files do not hold what this model needs.
     #[cfg(feature = "local-model")]
-    #[error("{path} is not a usable all-MiniLM-L6-v2 file: {reason}; delete the folder and run scripts/fetch-model.sh")]
+    #[error("{path} is not a usable all-MiniLM-L6-v2 file: {reason}")]
     ModelFile {
         /// The file.
         path: PathBuf,

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = flags::hint(e.as_ref()) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -71,3 +71,37 @@ pub fn init_logging(level: Option<&str>, default: &str) -> Result<()> {
         .init();
     Ok(())
 }
+
+/// What an operator can do about `error` when a part's error has a known remedy (a variable to
+/// set, a script to run): the libraries say what is wrong, the front doors print this under it.
+pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use docbrain_index::IndexError;
+    std::iter::successors(Some(error), |e| e.source()).find_map(|e| {
+        let index = e.downcast_ref::<IndexError>().or_else(|| {
+            e.downcast_ref::<docbrain_core::Error>()?
+                .get_ref()?
+                .downcast_ref::<IndexError>()
+        })?;
+        Some(match index {
+            IndexError::Open { .. } => {
+                "check that the folder is writable, or set DOCBRAIN_DATA_DIR to another"
+            }
+            IndexError::SchemaVersion { .. } => {
+                "move the index folder aside and run `docbrain ingest` to rebuild it"
+            }
+            IndexError::ModelMismatch { .. } => {
+                "set EMBED_PROVIDER/EMBED_MODEL_ID back, or re-index into an empty DOCBRAIN_DATA_DIR"
+            }
+            IndexError::ModelMissing { .. } => {
+                "run scripts/fetch-model.sh, or set MODEL_DIR to the folder holding all-MiniLM-L6-v2"
+            }
+            IndexError::ModelHash { .. } | IndexError::ModelFile { .. } => {
+                "delete the model folder and run scripts/fetch-model.sh"
+            }
+            IndexError::UnsupportedModel { .. } => {
+                "unset EMBED_MODEL_ID, or choose EMBED_PROVIDER=openai or ollama for other models"
+            }
+            _ => return None,
+        })
+    })
+}

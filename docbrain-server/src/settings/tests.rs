@@ -373,3 +373,22 @@ fn a_crawls_confluence_settings_are_checked_where_the_source_is_built() {
         assert!(err.contains(says), "{pairs:?}: {err}");
     }
 }
+
+#[test]
+fn the_front_doors_name_the_remedy_of_a_parts_error() {
+    let missing = docbrain_index::IndexError::ModelMissing {
+        path: "/models/model.safetensors".into(),
+    };
+    let wrapped = docbrain_core::Error::from(missing);
+    assert_eq!(
+        wrapped.to_string(),
+        "model file /models/model.safetensors is missing"
+    );
+    let hint = flags::hint(&wrapped).unwrap();
+    assert!(
+        hint.contains("scripts/fetch-model.sh") && hint.contains("MODEL_DIR"),
+        "{hint}"
+    );
+    let other = docbrain_core::Error::new(ErrorKind::Transport, "connection reset");
+    assert_eq!(flags::hint(&other), None);
+}

@@ -1,8 +1,6 @@
 //! The OpenSearch store against a real node (`scripts/opensearch.sh start`; `OPENSEARCH_URL`,
 //! default http://127.0.0.1:9200). Each test works in indices of its own and deletes them.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

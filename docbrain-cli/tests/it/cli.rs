@@ -1,12 +1,11 @@
 //! End-to-end tests of the `docbrain` binary on the sample space, with the real local model.
 //! Run `scripts/fetch-model.sh` first (the README's test command does).
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use docbrain_core::testsuite::Running;
 use docbrain_core::IndexStore;
 use docbrain_index::EmbeddedStore;
 use serde_json::Value;
@@ -226,12 +225,12 @@ fn ingest_search_edit_and_delete_in(ws: &Workspace) {
 #[test]
 fn an_ingest_killed_midway_leaves_a_consistent_index_that_the_next_run_completes() {
     let ws = Workspace::new();
-    let mut child = ws
-        .command(&["ingest"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        ws.command(&["ingest"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut updated = 0;
     for line in stderr.lines() {

@@ -1,6 +1,5 @@
 //! The Confluence client and crawl against the simulator over real HTTP on loopback, for both
 //! API versions.
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, 
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::testsuite::{self, LetterEmbedder};
+use docbrain_core::testsuite::{self, until, LetterEmbedder};
 use docbrain_core::{
     ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageOutcome,
     PageStatus, Pipeline, PipelineOptions, Scope, Secret,
@@ -51,7 +50,7 @@ fn extractor_child() {
 
 /// This test binary as the attachment extractor: it runs `extractor_child` only.
 fn test_extractor() -> docbrain_confluence::extract::Extractor {
-    docbrain_confluence::simulator::test_extractor("extractor_child")
+    docbrain_confluence::simulator::test_extractor("client::extractor_child")
 }
 
 fn client(sim: &Simulator, version: ApiVersion, spaces: &[&str]) -> ConfluenceClient {
@@ -598,7 +597,10 @@ async fn an_unreachable_confluence_is_reported_after_bounded_retries() {
     let sim = Simulator::start().await.unwrap();
     let base = sim.base_url_v1();
     drop(sim);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until(Duration::from_secs(5), "the simulator stopped", || async {
+        reqwest::get(&base).await.is_err()
+    })
+    .await;
     let mut c = ConfluenceConfig::from(ConfluenceSettings::new(
         base.clone(),
         ApiVersion::V1,

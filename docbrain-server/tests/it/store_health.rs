@@ -5,9 +5,6 @@
 //! second, 503 naming the part during the outage and 200 after; the failure counters rise and
 //! the seconds since success grow.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // reads answers the test asked for
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +14,7 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
+use docbrain_core::testsuite::until;
 use docbrain_core::{MarkdownChunker, PageId, Pipeline, Secret};
 use docbrain_index::{OpenSearchConfig, OpenSearchStore, RemoteConfig};
 use docbrain_server::WebhookSettings;
@@ -28,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 #[allow(dead_code)] // the stand-in serves more than this test uses
-#[path = "../../docbrain-index/tests/fake/mod.rs"]
+#[path = "../../../docbrain-index/tests/fake/mod.rs"]
 mod fake;
 
 const SECRET: &str = "health-secret";
@@ -221,19 +219,6 @@ impl World {
             .unwrap_or_else(|| panic!("no {name} in {text}"))
     }
 
-    /// Waits up to `bound` for `check`; fails naming `what`.
-    async fn until<F, Fut>(&self, bound: Duration, what: &str, mut check: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let started = Instant::now();
-        while !check().await {
-            assert!(started.elapsed() < bound, "not within {bound:?}: {what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// Whether the index holds page `id` at `version`, read from the node directly.
     async fn indexed(&self, id: &PageId, version: u64) -> bool {
         let direct = OpenSearchStore::connect(OpenSearchConfig::new(&self.node, &self.index))
@@ -260,7 +245,7 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
         .collect();
     for id in &pages {
         let version = w.edit(id, "second text").await;
-        w.until(
+        until(
             Duration::from_secs(10),
             "the first edits are indexed",
             || w.indexed(id, version),
@@ -276,7 +261,7 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
     for (i, id) in pages.iter().enumerate() {
         versions.push(w.edit(id, &format!("edited during the outage {i}")).await);
     }
-    w.until(
+    until(
         Duration::from_secs(10),
         "readiness reports the store",
         || async {
@@ -290,14 +275,14 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
         !body.contains(&w.proxy.addr.to_string()),
         "no address in {body}"
     );
-    w.until(
+    until(
         Duration::from_secs(10),
         "store failures are counted",
         || async { w.metric("docbrain_index_store_call_failures_total").await > failures },
     )
     .await;
     let age = w.metric("docbrain_index_store_seconds_since_success").await;
-    w.until(
+    until(
         Duration::from_secs(10),
         "the seconds since success grow",
         || async { w.metric("docbrain_index_store_seconds_since_success").await > age + 0.5 },
@@ -308,14 +293,14 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
     // Back: every acknowledged event is indexed, and readiness returns.
     w.proxy.restore().await;
     for (id, version) in pages.iter().zip(&versions) {
-        w.until(
+        until(
             Duration::from_secs(20),
             "the outage's edits are indexed",
             || w.indexed(id, *version),
         )
         .await;
     }
-    w.until(Duration::from_secs(5), "readiness returns", || async {
+    until(Duration::from_secs(5), "readiness returns", || async {
         w.ready().await.0 == 200
     })
     .await;
@@ -324,7 +309,7 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
     w.fake.stop().await;
     let failures = w.metric("docbrain_embedder_call_failures_total").await;
     let version = w.edit(&pages[0], "edited while embeddings are down").await;
-    w.until(
+    until(
         Duration::from_secs(10),
         "readiness reports the embedder",
         || async {
@@ -335,18 +320,18 @@ async fn readiness_and_metrics_follow_store_and_embedder_outages() {
     .await;
     assert!(w.metric("docbrain_embedder_call_failures_total").await > failures);
     let age = w.metric("docbrain_embedder_seconds_since_success").await;
-    w.until(
+    until(
         Duration::from_secs(10),
         "the embedder's seconds since success grow",
         || async { w.metric("docbrain_embedder_seconds_since_success").await > age + 0.5 },
     )
     .await;
     w.fake.restart().await;
-    w.until(Duration::from_secs(20), "the edit is indexed", || {
+    until(Duration::from_secs(20), "the edit is indexed", || {
         w.indexed(&pages[0], version)
     })
     .await;
-    w.until(Duration::from_secs(5), "readiness returns", || async {
+    until(Duration::from_secs(5), "readiness returns", || async {
         w.ready().await.0 == 200
     })
     .await;

@@ -1,8 +1,5 @@
 //! `POST /confluence/events` over real HTTP on loopback, with the simulator as Confluence.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +8,7 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
+use docbrain_core::testsuite::until;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, Scope, SearchFilter,
@@ -77,7 +75,7 @@ impl Harness {
         let mut c = ConfluenceConfig::from(site);
         c.retry = quick();
         c.extractor = Some(docbrain_confluence::simulator::test_extractor(
-            "extractor_child",
+            "webhook::extractor_child",
         ));
         let store = Arc::new(MemoryStore::new());
         let pipeline = Pipeline::new(
@@ -159,21 +157,8 @@ impl Harness {
         self.store.page(id).await.unwrap().map(|p| p.version)
     }
 
-    /// Waits until `check` holds, or panics after `within`.
-    async fn until<F, Fut>(&self, within: Duration, what: &str, mut check: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let started = Instant::now();
-        while !check().await {
-            assert!(started.elapsed() < within, "timed out waiting for: {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     async fn wait_version(&self, id: &PageId, version: Option<u64>) {
-        self.until(
+        until(
             Duration::from_secs(20),
             &format!("page {id} at {version:?}"),
             || async { self.indexed_version(id).await == version },
@@ -217,7 +202,7 @@ impl Harness {
 
     /// Waits until no page is waiting for or in reconciliation.
     async fn drained(&self) {
-        self.until(Duration::from_secs(20), "an empty queue", || async {
+        until(Duration::from_secs(20), "an empty queue", || async {
             self.metrics()
                 .await
                 .contains("docbrain_webhook_queue_depth 0")
@@ -325,14 +310,14 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
             async move { h.post(&body, Some(&signature)).await.status() }
         };
         assert_eq!(post(PageEvent::CommentCreated).await, 200);
-        h.until(Duration::from_secs(20), "the comment found", || async {
+        until(Duration::from_secs(20), "the comment found", || async {
             h.searchable("flamingo check", &comment).await
         })
         .await;
         h.sim
             .edit_comment(&comment, "<p>The canary waits for the pelican check.</p>");
         assert_eq!(post(PageEvent::CommentUpdated).await, 200);
-        h.until(
+        until(
             Duration::from_secs(20),
             "the edited comment found",
             || async { h.searchable("pelican check", &comment).await },
@@ -340,7 +325,7 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
         .await;
         h.sim.delete_comment(&comment);
         assert_eq!(post(PageEvent::CommentRemoved).await, 200);
-        h.until(Duration::from_secs(20), "the comment gone", || async {
+        until(Duration::from_secs(20), "the comment gone", || async {
             h.store.page(&comment).await.unwrap().is_none()
         })
         .await;
@@ -364,7 +349,7 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
             async move { h.post(&body, Some(&signature)).await.status() }
         };
         assert_eq!(attachment("attachment_created").await, 200);
-        h.until(Duration::from_secs(20), "the attachment found", || async {
+        until(Duration::from_secs(20), "the attachment found", || async {
             h.searchable("kestrel rota", &file).await
         })
         .await;
@@ -381,7 +366,7 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
                 .add_attachment(&page, f.file_name, f.media_type, f.content.clone());
         }
         assert_eq!(attachment("attachment_created").await, 200);
-        h.until(
+        until(
             Duration::from_secs(60),
             "the hostile files counted",
             || async {
@@ -401,7 +386,7 @@ async fn comment_and_attachment_events_bring_them_into_the_index_and_take_them_o
         assert!(h.searchable("kestrel rota", &file).await, "{version}");
         h.sim.delete_attachment(&file);
         assert_eq!(attachment("attachment_trashed").await, 200);
-        h.until(Duration::from_secs(20), "the attachment gone", || async {
+        until(Duration::from_secs(20), "the attachment gone", || async {
             h.store.page(&file).await.unwrap().is_none()
         })
         .await;
@@ -649,7 +634,7 @@ async fn a_confluence_outage_loses_nothing() {
         );
     }
     // The outage shows at once: failed calls count before any retry runs out...
-    h.until(Duration::from_secs(20), "a failed call counted", || async {
+    until(Duration::from_secs(20), "a failed call counted", || async {
         h.metric("docbrain_confluence_call_failures_total").await >= 1
     })
     .await;
@@ -661,7 +646,7 @@ async fn a_confluence_outage_loses_nothing() {
     };
     let age_early = since(h.metrics().await);
     // ...every page has been tried and has failed at least once...
-    h.until(
+    until(
         Duration::from_secs(20),
         "a failed fetch of every page",
         || async {
@@ -717,7 +702,7 @@ async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
             .await,
         200
     );
-    h.until(Duration::from_secs(20), "a failed attempt", || async {
+    until(Duration::from_secs(20), "a failed attempt", || async {
         h.metric("docbrain_confluence_errors_total").await >= 1
     })
     .await;
@@ -736,7 +721,7 @@ async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
             .await,
         200
     );
-    h.until(
+    until(
         Duration::from_secs(20),
         "the poison event is parked",
         || async {
@@ -782,7 +767,7 @@ async fn an_access_change_reaches_every_page_below_it_after_the_answer_and_acros
     assert_eq!(answer.status(), 200);
     let answer: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(answer["reaches"], "space", "{answer}");
-    h.until(
+    until(
         Duration::from_secs(20),
         "the space's pages closed",
         || async {
@@ -804,7 +789,7 @@ async fn an_access_change_reaches_every_page_below_it_after_the_answer_and_acros
     )
     .unwrap();
     h.restart(webhook_config(journal.path())).await;
-    h.until(
+    until(
         Duration::from_secs(20),
         "the page below open again",
         || async { h.searchable("flamingo queue", &runbook).await },
@@ -835,7 +820,7 @@ async fn an_event_newer_than_the_api_waits_for_replication() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    h.until(
+    until(
         Duration::from_secs(20),
         "a fetch of the lagging page",
         || async { h.sim.count_for(Route::PageBody, &id) >= 1 },

@@ -2,12 +2,9 @@
 //! right one; never in the log or an answer; and no start on a public address without keys.
 //! Uses the real local model (`scripts/fetch-model.sh`).
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // reads answers the test asked for
-
 use std::process::Stdio;
 
-mod support;
+use crate::support;
 
 use support::Log;
 

@@ -1,13 +1,11 @@
 //! The routes called in-process, and once through a real listener on loopback.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
-
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use docbrain_core::testsuite::until;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MemoryStore, Page, Pipeline, Secret};
 use docbrain_index::EmbeddedStore;
@@ -345,17 +343,6 @@ async fn until_closed(stream: &mut TcpStream, within: Duration) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-async fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let started = std::time::Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     let limits = ServerSettings {
@@ -385,7 +372,7 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         started.elapsed() >= Duration::from_millis(400),
         "closed only after the timeout"
     );
-    wait_for("no open connection", || {
+    until(Duration::from_secs(10), "no open connection", || async {
         metrics.open_connections.load(Ordering::Relaxed) == 0
     })
     .await;
@@ -400,7 +387,7 @@ async fn connections_over_the_cap_get_503_until_one_closes() {
     let (addr, metrics) = listening(limits).await;
     let first = TcpStream::connect(addr).await.unwrap();
     let _second = TcpStream::connect(addr).await.unwrap();
-    wait_for("two open connections", || {
+    until(Duration::from_secs(10), "two open connections", || async {
         metrics.open_connections.load(Ordering::Relaxed) == 2
     })
     .await;
@@ -410,7 +397,7 @@ async fn connections_over_the_cap_get_503_until_one_closes() {
     assert!(answer.contains("too many connections"), "{answer}");
     assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 1);
     drop(first);
-    wait_for("a free slot", || {
+    until(Duration::from_secs(10), "a free slot", || async {
         metrics.open_connections.load(Ordering::Relaxed) == 1
     })
     .await;

@@ -13,9 +13,6 @@
 //! that as processes) schedules of `CONVERGENCE_STEPS` (default 60) steps run in CI;
 //! `CONVERGENCE_SEED=<n>` replays one schedule, as a failure says.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // reads answers the test asked for
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +31,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::Request;
 
-mod support;
+use crate::support;
 
 const SECRET: &str = "convergence-secret";
 const IN_SCOPE: [&str; 2] = ["ENG", "OPS"];
@@ -459,7 +456,7 @@ async fn schedule(seed: u64, steps: u64, as_process: bool) {
     let held = testsuite::indexed_versions(store.as_ref()).await;
     assert_eq!(
         held, truth,
-        "seed {seed}: the index differs from Confluence; replay with CONVERGENCE_SEED={seed} cargo test -p docbrain-server --test convergence"
+        "seed {seed}: the index differs from Confluence; replay with CONVERGENCE_SEED={seed} cargo test -p docbrain-server --test it convergence"
     );
     let chunks: u64 = indexed.iter().map(|p| u64::from(p.chunk_count)).sum();
     assert_eq!(

@@ -1,9 +1,6 @@
 //! The simulator answers in the shapes of Atlassian's published OpenAPI documents (the fragments
 //! captured beside the checkout; opt-in, as scripts/test.sh runs them): required fields present, and no field the schema does not define.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // a test client reading the simulator on loopback
-
 use std::path::PathBuf;
 
 use docbrain_confluence::simulator::{Simulator, API_TOKEN, EMAIL, PAT};

@@ -6,8 +6,13 @@
 //! ```text
 //! docbrain_core::testsuite::run(|| async { Arc::new(MyStore::open_temp()) as Arc<dyn IndexStore> }).await;
 //! ```
+//!
+//! Beside it, what the workspace's tests share: [`until`] (one wait for a condition, with a
+//! bound) and [`Running`] (a child process that never outlives its test).
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod support;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +27,8 @@ use crate::page::PageId;
 use crate::read_access::{Layer, Principal, ReadAccess, Reader};
 use crate::search::{SearchFilter, SearchRequest};
 use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+
+pub use support::{until, Running};
 
 /// A deterministic embedder for tests: a text's vector is its letter frequencies, so texts that
 /// share words are near. Counts the texts it embedded.

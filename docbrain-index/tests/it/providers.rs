@@ -1,8 +1,7 @@
 //! The remote embedders against real HTTP servers on loopback that answer like OpenAI and
 //! Ollama do (shapes of requests, answers and error bodies), with injected faults.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+#[path = "../fake/mod.rs"]
 mod fake;
 
 use std::path::Path;
@@ -11,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docbrain_confluence::LocalFetcher;
+use docbrain_core::testsuite::until;
 use docbrain_core::{
     Embedder, ErrorKind, IndexStore, MarkdownChunker, Pipeline, Scope, SearchFilter, Secret,
 };
@@ -156,10 +156,11 @@ async fn a_server_restart_mid_crawl_loses_nothing() {
     let embedder = ollama(&fake).connect().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
+    let embedder: Arc<dyn Embedder> = Arc::new(embedder);
     let pipeline = Pipeline::new(
         Arc::new(sample_space()),
         Arc::new(MarkdownChunker::default()),
-        Arc::new(embedder),
+        embedder.clone(),
         Arc::new(store),
     )
     .await
@@ -171,7 +172,14 @@ async fn a_server_restart_mid_crawl_loses_nothing() {
     }
     fake.stop().await;
     let served_before = fake.state.served.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The embedder meets the outage (its calls fail and are retried) while the crawl waits.
+    let failed = embedder.health().map_or(0, |h| h.failed_calls);
+    until(
+        Duration::from_secs(10),
+        "a failed call during the outage",
+        || async { embedder.health().is_some_and(|h| h.failed_calls > failed) },
+    )
+    .await;
     assert!(
         !crawl.is_finished(),
         "the crawl must still be waiting for the server"

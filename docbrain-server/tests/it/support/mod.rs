@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub(crate) use docbrain_core::testsuite::{until, Running};
 
 /// The server binary with only `PATH`, the model's variables, `SERVER_BIND=127.0.0.1` and
 /// `SERVER_PORT=0` set; with `fd_limit`, under `ulimit -n`.
@@ -35,33 +37,9 @@ pub(crate) fn command(fd_limit: Option<u32>) -> Command {
     cmd
 }
 
-/// A server process that is killed and waited for when dropped, whether its test passed or
-/// panicked; it derefs to its [`Child`].
-pub(crate) struct Running(Child);
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Spawns `cmd` and waits for the address it listens on; returns it with its base URL.
 pub(crate) fn spawn(mut cmd: Command) -> (Running, String) {
-    let mut child = Running(cmd.spawn().unwrap());
+    let mut child = Running::spawn(&mut cmd).unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -103,11 +81,11 @@ impl Log {
 
     /// Waits until a line contains `needle`, or panics after `within`.
     pub(crate) async fn wait_for(&self, needle: &str, within: Duration) {
-        let started = Instant::now();
-        while !self.lines().iter().any(|l| l.contains(needle)) {
-            assert!(started.elapsed() < within, "no log line with {needle:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("a log line with {needle:?}");
+        until(within, &what, || async {
+            self.lines().iter().any(|l| l.contains(needle))
+        })
+        .await;
     }
 
     /// Every line, once the child is gone.

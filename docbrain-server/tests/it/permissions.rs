@@ -6,9 +6,6 @@
 //! A property test builds random restriction trees and users and compares what search returns
 //! for each user with Confluence's rule evaluated directly against the simulator.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // reads answers the test asked for
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +16,7 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
+use docbrain_core::testsuite::until;
 use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     Caller, Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope,
@@ -235,20 +233,6 @@ impl World {
             }
         }
     }
-
-    /// Waits up to `bound` for `check` to hold; returns how long it took.
-    async fn within<F, Fut>(&self, bound: Duration, what: &str, mut check: F) -> Duration
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let started = Instant::now();
-        while !check().await {
-            assert!(started.elapsed() < bound, "not within {bound:?}: {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        started.elapsed()
-    }
 }
 
 fn set(titles: &[&str]) -> BTreeSet<String> {
@@ -351,7 +335,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     let embedded = w.embedder.embedded() - w.searches.load(Ordering::SeqCst);
     sim.restrict_page(&salary, None);
     w.learn(sim.permissions_webhook_body(&salary)).await;
-    w.within(
+    until(
         Duration::from_secs(2),
         "ann sees the lifted pages",
         || async { w.seen(Some("ann")).await == all },
@@ -367,7 +351,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     // A restriction added in Confluence hides the page within 2 seconds of its event.
     sim.restrict_page(&deploy, Some(Grants::only(&["bob"], &[])));
     w.restrictions_changed(&deploy).await;
-    w.within(
+    until(
         Duration::from_secs(2),
         "ann loses the restricted page",
         || async { !w.seen(Some("ann")).await.contains("Deploy runbook") },
@@ -379,7 +363,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     // A restriction on the parent, learnt from its event, hides the child as well.
     sim.restrict_page(&salary, Some(Grants::only(&["bob"], &[])));
     w.learn(sim.permissions_webhook_body(&salary)).await;
-    w.within(
+    until(
         Duration::from_secs(2),
         "the child follows its parent",
         || async { w.seen(Some("ann")).await == set(&["Welcome"]) },
@@ -391,7 +375,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     // A space made private hides all of its pages from those outside.
     sim.set_space_readers("PUB", Grants::only(&[], &["staff"]));
     w.learn(sim.space_permissions_webhook_body("PUB")).await;
-    w.within(
+    until(
         Duration::from_secs(2),
         "the private space hides",
         || async { w.seen(None).await.is_empty() },
@@ -403,7 +387,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
     sim.set_space_readers("ENG", Grants::only(&[], &["staff", "hr"]));
     sim.restrict_page(&salary, Some(Grants::only(&[], &["hr"])));
     w.learn(sim.permissions_webhook_body(&salary)).await;
-    w.within(
+    until(
         Duration::from_secs(2),
         "bob reads salary through hr",
         || async { w.seen(Some("bob")).await.contains("Salary bands") },
@@ -418,7 +402,7 @@ async fn scenario(version: ApiVersion, kind: Store) {
         w.seen(Some("bob")).await.contains("Salary bands"),
         "the membership is cached for PERMISSION_CACHE_TTL"
     );
-    w.within(TTL * 5, "bob loses salary after the TTL", || async {
+    until(TTL * 5, "bob loses salary after the TTL", || async {
         !w.seen(Some("bob")).await.contains("Salary bands")
     })
     .await;

@@ -1,8 +1,6 @@
 //! `docbrain ingest` with `SOURCE_TYPE=confluence` against the simulator, with the real local
 //! model: the README's crawl, for both API versions.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,9 +2,6 @@
 //! (every acknowledged event still reaches the index), short of file descriptors, and logging
 //! hostile titles. Uses the real local model (`scripts/fetch-model.sh`).
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // a test client reading answers it asked for on loopback
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,12 +9,13 @@ use std::time::{Duration, Instant};
 use docbrain_confluence::simulator::{Simulator, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_core::testsuite;
+use docbrain_core::testsuite::until;
 use docbrain_core::{IndexStore, PageId};
 use docbrain_index::EmbeddedStore;
 
 const SECRET: &str = "kill-test-secret";
 
-mod support;
+use crate::support;
 
 use support::Log;
 
@@ -48,14 +46,10 @@ fn spawn_server(sim: &Simulator, data: &Path) -> (support::Running, String) {
 }
 
 async fn wait_healthy(base: &str) {
-    let started = Instant::now();
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(Duration::from_secs(60), "the server started", || async {
+        reqwest::get(format!("{base}/healthz")).await.is_ok()
+    })
+    .await;
 }
 
 async fn queue_depth(base: &str) -> Option<u64> {
@@ -124,17 +118,10 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
 
     let (mut server, base) = spawn_server(&sim, &data);
     wait_healthy(&base).await;
-    let started = Instant::now();
-    loop {
-        if queue_depth(&base).await == Some(0) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the journal was not drained"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until(Duration::from_secs(180), "the journal drained", || async {
+        queue_depth(&base).await == Some(0)
+    })
+    .await;
     // SIGTERM: a graceful stop.
     Command::new("kill")
         .arg(server.id().to_string())
@@ -222,20 +209,18 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     let first = Instant::now();
     // The failures go on while the connections are held; the next warning comes only after the
     // rate limit (the old loop spun and logged millions within two seconds).
-    let started = Instant::now();
-    let warnings = || {
-        log.lines()
-            .iter()
-            .filter(|l| l.contains("accept failed"))
-            .count()
-    };
-    while warnings() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the failures stopped being reported"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        "a second accept warning",
+        || async {
+            log.lines()
+                .iter()
+                .filter(|l| l.contains("accept failed"))
+                .count()
+                >= 2
+        },
+    )
+    .await;
     let gap = first.elapsed();
     assert!(
         gap >= Duration::from_secs(4),
@@ -259,23 +244,15 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() {
     );
     drop(held);
     // Descriptors return: the server answers again.
-    let started = Instant::now();
-    loop {
-        let ok = reqwest::Client::new()
+    until(Duration::from_secs(30), "the server recovered", || async {
+        reqwest::Client::new()
             .get(format!("{base}/healthz"))
             .timeout(Duration::from_secs(2))
             .send()
             .await
-            .is_ok_and(|r| r.status() == 200);
-        if ok {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     server.kill().unwrap();
     server.wait().unwrap();
     log.finish();
@@ -313,24 +290,21 @@ async fn a_scheduled_server_crawls_an_empty_index_at_once() {
         }
     };
     // Searchable long before the hour the schedule names.
-    let started = Instant::now();
-    loop {
-        let body = get("/search?q=cruise+control").await;
-        if body["hits"].as_array().is_some_and(|h| !h.is_empty()) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        Duration::from_secs(60),
+        "a hit for cruise control",
+        || async {
+            let body = get("/search?q=cruise+control").await;
+            body["hits"].as_array().is_some_and(|h| !h.is_empty())
+        },
+    )
+    .await;
     // The crawl may have just written its last page; the flag clears when it completes.
-    let started = Instant::now();
-    let mut ready = get("/readyz").await;
-    while ready.get("first_crawl").is_some() {
-        assert!(started.elapsed() < Duration::from_secs(30), "{ready}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        ready = get("/readyz").await;
-    }
-    assert_eq!(ready["status"], "ready");
+    until(Duration::from_secs(30), "the first crawl done", || async {
+        get("/readyz").await.get("first_crawl").is_none()
+    })
+    .await;
+    assert_eq!(get("/readyz").await["status"], "ready");
     child.kill().unwrap();
     child.wait().unwrap();
 }

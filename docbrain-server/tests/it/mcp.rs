@@ -3,10 +3,7 @@
 //! `docbrain-server` binary), on the sample space's index and on a Confluence simulator with
 //! restricted pages, while the webhook keeps updating pages. Uses the real local model.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // reads answers the test asked for
-
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,10 +12,11 @@ use std::time::Duration;
 
 use docbrain_confluence::simulator::{Grants, Simulator, PAT};
 use docbrain_confluence::webhook::{BodyShape, PageEvent};
+use docbrain_core::testsuite::Running;
 use docbrain_server::Settings;
 use serde_json::json;
 
-mod support;
+use crate::support;
 
 const SECRET: &str = "mcp-webhook-secret";
 
@@ -184,23 +182,26 @@ async fn the_python_sdk_uses_every_tool_over_both_transports() {
     };
 
     let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py"))
-            .arg(&config_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Running::spawn(
+            Command::new(python)
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py"))
+                .arg(&config_path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .unwrap();
         let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
             .lines()
             .map_while(Result::ok)
             .collect();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status,
-            lines,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (child.wait().unwrap(), lines, stderr)
     })
     .await
     .unwrap();
