@@ -4,10 +4,10 @@
 //! scripts/fetch-model.sh && cargo bench -p docbrain-index --bench throughput
 //! ```
 //!
-//! Prints storage-format converter MB/s, chunker MB/s, local embedding chunks/s at 256 tokens,
-//! and embedded index bulk write
-//! rate and hybrid search latency p50/p99 at 100k chunks. `BENCH_CHUNKS` changes the index size;
-//! `BENCH_PARTS` (a comma-separated subset of `converter,chunker,embed,store,opensearch`) runs
+//! Prints chunker MB/s, local embedding chunks/s at 256 tokens, and embedded index bulk write
+//! rate and hybrid search latency p50/p99 at 100k chunks (the storage-format converter's MB/s:
+//! `cargo bench -p docbrain-confluence --bench convert`). `BENCH_CHUNKS` changes the index size;
+//! `BENCH_PARTS` (a comma-separated subset of `chunker,embed,store,opensearch`) runs
 //! only some parts. `opensearch` runs the same store workload against `OPENSEARCH_URL`
 //! (default http://127.0.0.1:9200; `scripts/opensearch.sh start`) in a throwaway index.
 
@@ -83,30 +83,6 @@ fn markdown(rng: &mut Rng, vocab: &[String], bytes: usize) -> String {
         md.push_str("| host | role |\n|---|---|\n| a | primary |\n| b | replica |\n\n");
     }
     md
-}
-
-/// Converts a large storage-format page: the sample space's storage-format pages repeated.
-fn bench_converter() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-space");
-    let mut one = String::new();
-    for sub in ["runbooks", "architecture", "release", "incidents"] {
-        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "xml") {
-                one.push_str(&std::fs::read_to_string(path).unwrap());
-            }
-        }
-    }
-    let page = one.repeat((4 << 20) / one.len().max(1) + 1);
-    let started = Instant::now();
-    let markdown = docbrain_confluence::storage_to_markdown(&page);
-    let secs = started.elapsed().as_secs_f64();
-    let mb = page.len() as f64 / 1e6;
-    println!(
-        "storage-format converter: {:.1} MB/s ({mb:.1} MB page to {:.1} MB of Markdown in {secs:.2} s)",
-        mb / secs,
-        markdown.len() as f64 / 1e6
-    );
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -325,16 +301,12 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let vocab = vocabulary(&mut rng);
-    let parts =
-        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "converter,chunker,embed,store".into());
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "chunker,embed,store".into());
     let runs = |part: &str| parts.split(',').any(|p| p.trim() == part);
     println!(
         "cores: {}",
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
-    if runs("converter") {
-        bench_converter();
-    }
     if runs("chunker") {
         let estimated: Arc<dyn TokenCounter> = Arc::new(EstimatedTokens);
         bench_chunker(&mut rng, &vocab, Some(estimated), "estimated tokens");

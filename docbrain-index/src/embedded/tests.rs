@@ -169,8 +169,12 @@ async fn refuses_an_index_of_another_schema_version() {
     let err = EmbeddedStore::open(dir.path()).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 99") && msg.contains("docbrain ingest"),
+        msg.contains("schema version 99") && msg.contains("this build reads version"),
         "{msg}"
+    );
+    assert!(
+        matches!(err, IndexError::SchemaVersion { found: 99, .. }),
+        "{err:?}"
     );
 }
 

@@ -138,7 +138,10 @@ fn counts_tokens_with_the_model_tokenizer() {
 fn missing_and_wrong_weights_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let err = LocalEmbedder::load(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("scripts/fetch-model.sh"), "{err}");
+    assert!(
+        err.to_string().contains("model.safetensors is missing"),
+        "{err}"
+    );
     std::fs::write(dir.path().join("model.safetensors"), b"not a model").unwrap();
     let err = LocalEmbedder::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("sha256"), "{err}");

@@ -3,4 +3,3 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod opensearch;
-mod providers;

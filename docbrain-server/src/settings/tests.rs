@@ -389,6 +389,12 @@ fn the_front_doors_name_the_remedy_of_a_parts_error() {
         hint.contains("scripts/fetch-model.sh") && hint.contains("MODEL_DIR"),
         "{hint}"
     );
+    let schema = docbrain_core::Error::from(docbrain_index::IndexError::SchemaVersion {
+        path: "/data/index.sqlite3".into(),
+        found: 99,
+        expected: 5,
+    });
+    assert!(flags::hint(&schema).unwrap().contains("docbrain ingest"));
     let other = docbrain_core::Error::new(ErrorKind::Transport, "connection reset");
     assert_eq!(flags::hint(&other), None);
 }

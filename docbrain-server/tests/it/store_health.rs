@@ -25,10 +25,6 @@ use hyper::Request;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-#[allow(dead_code)] // the stand-in serves more than this test uses
-#[path = "../../../docbrain-index/tests/fake/mod.rs"]
-mod fake;
-
 const SECRET: &str = "health-secret";
 const KEY: &str = "sk-health";
 
@@ -84,7 +80,7 @@ struct World {
     sim: Simulator,
     state: AppState,
     proxy: Proxy,
-    fake: fake::Fake,
+    fake: crate::fake::Fake,
     index: String,
     node: String,
     _dir: tempfile::TempDir,
@@ -108,7 +104,7 @@ impl World {
             .trim_end_matches('/')
             .to_owned();
         let proxy = Proxy::start(&target).await;
-        let fake = fake::Fake::start(fake::Settings::openai(KEY)).await;
+        let fake = crate::fake::Fake::start(crate::fake::Settings::openai(KEY)).await;
         let sim = Simulator::start().await.unwrap();
         sim.set_anonymous_access(true);
         let mut site = ConfluenceSettings::new(sim.base_url_v1(), ApiVersion::V1, Secret::new(PAT));

@@ -1,21 +1,18 @@
 //! The remote embedders against real HTTP servers on loopback that answer like OpenAI and
 //! Ollama do (shapes of requests, answers and error bodies), with injected faults.
 
-#[path = "../fake/mod.rs"]
-mod fake;
-
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fake::{Fake, Settings};
 use docbrain_confluence::LocalFetcher;
 use docbrain_core::testsuite::until;
 use docbrain_core::{
     Embedder, ErrorKind, IndexStore, MarkdownChunker, Pipeline, Scope, SearchFilter, Secret,
 };
 use docbrain_index::{EmbeddedStore, IndexError, RemoteConfig, RetryPolicy};
-use fake::{Fake, Settings};
 
 const KEY: &str = "sk-test-0123456789";
 
@@ -290,9 +287,9 @@ async fn a_model_change_on_an_existing_index_is_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     let msg = err.to_string();
     assert!(
-        msg.contains("openai:text-embedding-3-small")
-            && msg.contains("ollama:nomic-embed-text")
-            && msg.contains("re-index"),
+        msg.contains("openai:text-embedding-3-small") && msg.contains("ollama:nomic-embed-text"),
         "{msg}"
     );
+    let hint = docbrain_server::settings::flags::hint(&err).unwrap_or_default();
+    assert!(hint.contains("re-index"), "{hint}");
 }
