@@ -13,8 +13,9 @@ use rayon::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use super::kernels::{self, Out, Packed, Rows, MR};
 use crate::error::IndexError;
+use docbrain_kernels as kernels;
+use docbrain_kernels::{Out, Packed, Rows, MR};
 
 /// The shape of the model, from its `config.json`.
 #[derive(Debug, Deserialize)]

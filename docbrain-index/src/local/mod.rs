@@ -10,7 +10,7 @@
 //! up to [`LocalEmbedder::COALESCE_TEXTS`] texts, as one run of batches. Small pages then
 //! embed in full batches, and forward passes never compete for the two cores.
 //!
-//! The forward pass (`bert`, on `kernels`) is written for this model: weights packed once
+//! The forward pass (`bert`, on the `docbrain-kernels` crate) is written for this model: weights packed once
 //! at load, no per-operation allocation, AVX2/FMA kernels picked at run time, both cores used.
 
 use std::path::{Path, PathBuf};
@@ -27,7 +27,6 @@ use tracing::debug;
 use crate::error::IndexError;
 
 mod bert;
-mod kernels;
 
 use bert::{Bert, Config};
 

@@ -9,7 +9,7 @@
 use pulp::{f32x8, x86::V3};
 
 /// Rows of the left-hand side one kernel call computes.
-pub(crate) const MR: usize = 6;
+pub const MR: usize = 6;
 /// Columns of the right-hand side one kernel call computes.
 const NR: usize = 16;
 /// Depth of one pass over the right-hand side: a 16-column panel of it (8 KiB) stays in L1
@@ -19,7 +19,7 @@ const KC: usize = 128;
 /// A right-hand side `B` (k × n) laid out in the order the kernel reads it: blocks of [`KC`]
 /// rows, each as 16-column panels stored row by row (the last panel padded with zeros).
 #[derive(Debug, Default)]
-pub(crate) struct Packed {
+pub struct Packed {
     k: usize,
     n: usize,
     data: Vec<f32>,
@@ -28,14 +28,14 @@ pub(crate) struct Packed {
 impl Packed {
     /// Packs `B[kk][j] = src[j * ld + kk]`: the transpose of an n × k row-major matrix (a
     /// linear layer's weight, or the keys of an attention head).
-    pub(crate) fn transposed(src: &[f32], ld: usize, k: usize, n: usize) -> Self {
+    pub fn transposed(src: &[f32], ld: usize, k: usize, n: usize) -> Self {
         let mut packed = Self::default();
         packed.repack_transposed(src, ld, k, n);
         packed
     }
 
     /// Repacks in place as `B[kk][j] = src[j * ld + kk]`, reusing the allocation.
-    pub(crate) fn repack_transposed(&mut self, src: &[f32], ld: usize, k: usize, n: usize) {
+    pub fn repack_transposed(&mut self, src: &[f32], ld: usize, k: usize, n: usize) {
         self.reset(k, n);
         let mut at = 0;
         for k0 in (0..k).step_by(KC) {
@@ -55,7 +55,7 @@ impl Packed {
 
     /// Repacks in place as `B[kk][j] = src[kk * ld + j]`: a k × n row-major matrix (the values
     /// of an attention head).
-    pub(crate) fn repack_rows(&mut self, src: &[f32], ld: usize, k: usize, n: usize) {
+    pub fn repack_rows(&mut self, src: &[f32], ld: usize, k: usize, n: usize) {
         self.reset(k, n);
         let mut at = 0;
         for k0 in (0..k).step_by(KC) {
@@ -81,7 +81,7 @@ impl Packed {
     }
 
     /// The columns of `B`.
-    pub(crate) fn cols(&self) -> usize {
+    pub fn cols(&self) -> usize {
         self.n
     }
 
@@ -92,17 +92,23 @@ impl Packed {
 }
 
 /// A left-hand side: `m` rows of `k` values, row `r` starting at `r * ld`.
-#[derive(Clone, Copy)]
-pub(crate) struct Rows<'a> {
-    pub(crate) data: &'a [f32],
-    pub(crate) ld: usize,
-    pub(crate) m: usize,
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// The values.
+    pub data: &'a [f32],
+    /// The distance between the starts of two rows.
+    pub ld: usize,
+    /// The number of rows.
+    pub m: usize,
 }
 
 /// Where a product goes: row `r` of the result starts at `data[r * ld]`.
-pub(crate) struct Out<'a> {
-    pub(crate) data: &'a mut [f32],
-    pub(crate) ld: usize,
+#[derive(Debug)]
+pub struct Out<'a> {
+    /// Where the values go.
+    pub data: &'a mut [f32],
+    /// The distance between the starts of two rows.
+    pub ld: usize,
 }
 
 thread_local! {
@@ -111,7 +117,7 @@ thread_local! {
 }
 
 /// `out = a · b (+ bias)`.
-pub(crate) fn matmul(a: Rows<'_>, b: &Packed, bias: Option<&[f32]>, out: Out<'_>) {
+pub fn matmul(a: Rows<'_>, b: &Packed, bias: Option<&[f32]>, out: Out<'_>) {
     BLOCK.with(|block| {
         let block = &mut block.borrow_mut();
         #[cfg(target_arch = "x86_64")]
@@ -321,7 +327,7 @@ fn gelu(x: f32) -> f32 {
 }
 
 /// Applies GELU to every value.
-pub(crate) fn gelu_all(values: &mut [f32]) {
+pub fn gelu_all(values: &mut [f32]) {
     vectorized(
         #[inline(always)]
         || {
@@ -360,7 +366,7 @@ fn lane_max(row: &[f32]) -> f32 {
 }
 
 /// Turns each row of `scores` (rows of `len`) into a probability distribution.
-pub(crate) fn softmax_rows(scores: &mut [f32], len: usize) {
+pub fn softmax_rows(scores: &mut [f32], len: usize) {
     vectorized(
         #[inline(always)]
         || {
@@ -379,13 +385,7 @@ pub(crate) fn softmax_rows(scores: &mut [f32], len: usize) {
 }
 
 /// For each row: `row = layer_norm(row + residual)` with the given scale, shift and epsilon.
-pub(crate) fn add_layer_norm(
-    rows: &mut [f32],
-    residual: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub fn add_layer_norm(rows: &mut [f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let width = gamma.len();
     vectorized(
         #[inline(always)]
@@ -404,7 +404,7 @@ pub(crate) fn add_layer_norm(
 }
 
 /// `row = layer_norm(row)` for every row of `rows`.
-pub(crate) fn layer_norm(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+pub fn layer_norm(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     vectorized(
         #[inline(always)]
         || {
