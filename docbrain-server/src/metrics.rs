@@ -135,41 +135,14 @@ impl Metrics {
     /// Renders the Prometheus text exposition format, with the remote parts' call counters.
     pub fn render(&self, parts: &PartsHealth) -> String {
         let mut out = String::new();
-        let now = docbrain_core::text::now_ms();
-        if let Some(health) = parts.source {
-            calls(
-                &mut out,
-                "docbrain_confluence",
-                "Confluence",
-                "",
-                health,
-                now,
-            );
-        }
-        if let Some((kind, health)) = parts.store {
-            let labels = format!("{{store=\"{kind}\"}}");
-            calls(
-                &mut out,
-                "docbrain_index_store",
-                "the index store",
-                &labels,
-                health,
-                now,
-            );
-        }
-        if let Some(health) = parts.embedder {
-            calls(
-                &mut out,
-                "docbrain_embedder",
-                "the embedding service",
-                "",
-                health,
-                now,
-            );
-        }
-        let a = parts.attachments;
-        let _ = writeln!(out, "# HELP docbrain_attachments_total Attachments read since start, by outcome: indexed (new or a new version), skipped by reason (too_large: over ATTACHMENT_MAX_BYTES; unsupported_type: no text to read; docbrain status names each type), failed (tried again at the next crawl).\n# TYPE docbrain_attachments_total counter\ndocbrain_attachments_total{{outcome=\"indexed\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\",reason=\"too_large\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\",reason=\"unsupported_type\"}} {}\ndocbrain_attachments_total{{outcome=\"failed\"}} {}", a.indexed, a.skipped_too_large, a.skipped - a.skipped_too_large, a.failed);
-        let _ = writeln!(out, "# HELP docbrain_webhook_retrying Pages whose reconcile failed and waits to be tried again (events waiting on Confluence, the store or the embedder).\n# TYPE docbrain_webhook_retrying gauge\ndocbrain_webhook_retrying {}", parts.retrying);
+        render_parts(&mut out, parts);
+        self.render_webhook(&mut out);
+        self.render_errors_and_http(&mut out);
+        out
+    }
+
+    /// The webhook's deliveries, queue and reconciles.
+    fn render_webhook(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP docbrain_webhook_events_total Webhook deliveries by event and outcome.\n# TYPE docbrain_webhook_events_total counter");
         for ((event, outcome), n) in self
             .events
@@ -182,14 +155,8 @@ impl Metrics {
                 "docbrain_webhook_events_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
         counter(
-            &mut out,
+            out,
             "docbrain_webhook_signature_failures_total",
             "Deliveries refused for a missing, malformed or wrong signature.",
             self.signature_failures.load(Ordering::Relaxed),
@@ -222,33 +189,37 @@ impl Metrics {
             }
             let _ = writeln!(out, "docbrain_reconcile_seconds_bucket{{le=\"+Inf\"}} {}\ndocbrain_reconcile_seconds_sum {}\ndocbrain_reconcile_seconds_count {}", h.count, h.sum, h.count);
         }
+    }
+
+    /// Failed calls, parked entries, connections and scheduled crawls.
+    fn render_errors_and_http(&self, out: &mut String) {
         counter(
-            &mut out,
+            out,
             "docbrain_confluence_errors_total",
             "Failed calls to Confluence (after the client's own retries).",
             self.confluence_errors.load(Ordering::Relaxed),
         );
         counter(
-            &mut out,
+            out,
             "docbrain_index_errors_total",
             "Failed index or embedding operations.",
             self.index_errors.load(Ordering::Relaxed),
         );
         counter(
-            &mut out,
+            out,
             "docbrain_webhook_parked_total",
             "Journal entries given up on after too many attempts.",
             self.parked.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP docbrain_http_open_connections Connections open now.\n# TYPE docbrain_http_open_connections gauge\ndocbrain_http_open_connections {}", self.open_connections.load(Ordering::Relaxed));
         counter(
-            &mut out,
+            out,
             "docbrain_http_connections_refused_total",
             "Connections answered 503 because SERVER_MAX_CONNECTIONS were open.",
             self.connections_refused.load(Ordering::Relaxed),
         );
         counter(
-            &mut out,
+            out,
             "docbrain_http_accept_errors_total",
             "Failed accepts (such as running out of file descriptors).",
             self.accept_errors.load(Ordering::Relaxed),
@@ -265,6 +236,45 @@ impl Metrics {
                 "docbrain_scheduled_crawls_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
-        out
     }
+}
+
+/// Writes a counter with its help line.
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+/// The remote parts' calls, the attachments read and the pages waiting to be retried.
+fn render_parts(out: &mut String, parts: &PartsHealth) {
+    let now = docbrain_core::text::now_ms();
+    if let Some(health) = parts.source {
+        calls(out, "docbrain_confluence", "Confluence", "", health, now);
+    }
+    if let Some((kind, health)) = parts.store {
+        let labels = format!("{{store=\"{kind}\"}}");
+        calls(
+            out,
+            "docbrain_index_store",
+            "the index store",
+            &labels,
+            health,
+            now,
+        );
+    }
+    if let Some(health) = parts.embedder {
+        calls(
+            out,
+            "docbrain_embedder",
+            "the embedding service",
+            "",
+            health,
+            now,
+        );
+    }
+    let a = parts.attachments;
+    let _ = writeln!(out, "# HELP docbrain_attachments_total Attachments read since start, by outcome: indexed (new or a new version), skipped by reason (too_large: over ATTACHMENT_MAX_BYTES; unsupported_type: no text to read; docbrain status names each type), failed (tried again at the next crawl).\n# TYPE docbrain_attachments_total counter\ndocbrain_attachments_total{{outcome=\"indexed\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\",reason=\"too_large\"}} {}\ndocbrain_attachments_total{{outcome=\"skipped\",reason=\"unsupported_type\"}} {}\ndocbrain_attachments_total{{outcome=\"failed\"}} {}", a.indexed, a.skipped_too_large, a.skipped - a.skipped_too_large, a.failed);
+    let _ = writeln!(out, "# HELP docbrain_webhook_retrying Pages whose reconcile failed and waits to be tried again (events waiting on Confluence, the store or the embedder).\n# TYPE docbrain_webhook_retrying gauge\ndocbrain_webhook_retrying {}", parts.retrying);
 }

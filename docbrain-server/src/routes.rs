@@ -198,11 +198,45 @@ where
             return answer;
         }
     };
+    if let Err(answer) = verify(state, w, &body, signature.as_deref(), query.as_deref()) {
+        return answer;
+    }
+    let delivery = match parse(state, &body, header_event.as_deref(), query.as_deref()) {
+        Ok(d) => d,
+        Err(answer) => return answer,
+    };
+    match delivery {
+        Delivery::Ignored { event } => {
+            debug!(event = %event, "Ignored webhook event {event}");
+            state.metrics.event(&event, "ignored");
+            json_response(
+                StatusCode::OK,
+                &json!({ "status": "ignored", "event": event }),
+            )
+        }
+        Delivery::Page { event, page } => accept(state, w, event, Target::Page(page)).await,
+        Delivery::Space { event, space_key } => {
+            accept(state, w, event, Target::Space(space_key)).await
+        }
+    }
+}
+
+/// Checks a delivery's signature (or, where allowed, its `?token=`); a failure is counted,
+/// logged with what to fix, and answered 401.
+#[allow(clippy::result_large_err)] // the refusal is the answer itself, as with `read_body`
+fn verify(
+    state: &AppState,
+    w: &Webhook,
+    body: &[u8],
+    signature: Option<&str>,
+    query: Option<&str>,
+) -> Result<(), Response> {
+    let config = w.config();
     let secret = config.secret.expose().as_bytes();
-    let verified = match webhook::verify(secret, &body, signature.as_deref()) {
+    let verified = match webhook::verify(secret, body, signature) {
         Ok(()) => Ok(()),
         Err(e) => {
-            let token = query_param(query.as_deref(), "token");
+            let token = query_param(query, "token");
             match token {
                 Some(t)
                     if config.allow_url_token && webhook::secrets_match(secret, t.as_bytes()) =>
@@ -223,39 +257,30 @@ where
             _ => "the shared secret does not match: update the webhook's secret in Confluence and CONFLUENCE_WEBHOOK_SECRET to the same value",
         };
         warn!(reason = %e, "Rejected a webhook delivery: {hint}");
-        return error(StatusCode::UNAUTHORIZED, "invalid signature");
+        return Err(error(StatusCode::UNAUTHORIZED, "invalid signature"));
     }
-    let delivery = match webhook::parse(
-        &body,
-        header_event.as_deref(),
-        query_param(query.as_deref(), "event").as_deref(),
-    ) {
-        Ok(d) => d,
-        Err(e) => {
-            state.metrics.event("unknown", "rejected");
-            let message = match &e {
-                PayloadError::NotJson(_) => "the body is not JSON",
-                PayloadError::NoPageId { .. } => "the page event has no usable page id",
-                PayloadError::NoSpaceKey { .. } => "the space event has no space key",
-            };
-            warn!(error = %e, "Rejected a webhook delivery: {message}");
-            return error(StatusCode::BAD_REQUEST, message);
-        }
-    };
-    match delivery {
-        Delivery::Ignored { event } => {
-            debug!(event = %event, "Ignored webhook event {event}");
-            state.metrics.event(&event, "ignored");
-            json_response(
-                StatusCode::OK,
-                &json!({ "status": "ignored", "event": event }),
-            )
-        }
-        Delivery::Page { event, page } => accept(state, w, event, Target::Page(page)).await,
-        Delivery::Space { event, space_key } => {
-            accept(state, w, event, Target::Space(space_key)).await
-        }
-    }
+    Ok(())
+}
+
+/// Reads what a verified delivery asks for; a body that says nothing usable is counted, logged
+/// and answered 400.
+#[allow(clippy::result_large_err)] // the refusal is the answer itself, as with `read_body`
+fn parse(
+    state: &AppState,
+    body: &[u8],
+    header_event: Option<&str>,
+    query: Option<&str>,
+) -> Result<Delivery, Response> {
+    webhook::parse(body, header_event, query_param(query, "event").as_deref()).map_err(|e| {
+        state.metrics.event("unknown", "rejected");
+        let message = match &e {
+            PayloadError::NotJson(_) => "the body is not JSON",
+            PayloadError::NoPageId { .. } => "the page event has no usable page id",
+            PayloadError::NoSpaceKey { .. } => "the space event has no space key",
+        };
+        warn!(error = %e, "Rejected a webhook delivery: {message}");
+        error(StatusCode::BAD_REQUEST, message)
+    })
 }
 
 /// What an accepted event is about.

@@ -109,31 +109,7 @@ pub(super) async fn list_space(
 /// read), and whether its ancestors came whole (Data Center lists them all, root first). The id
 /// of a comment or attachment (a Data Center event may name only that) fetches its page.
 pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool), SourceError> {
-    let mut answer = None;
-    let mut id = id.clone();
-    // A comment's or attachment's container is a page (or a blog post); one hop at most.
-    for _ in 0..2 {
-        let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
-        url.query_pairs_mut().append_pair(
-            "expand",
-            "body.storage,version,space,ancestors,metadata.labels,container",
-        );
-        let Some(found) = inner.get(&url).await? else {
-            return Ok((Fetched::Gone, true));
-        };
-        match (
-            found.json["type"].as_str(),
-            id_of(&found.json["container"]["id"]),
-        ) {
-            (Some("comment" | "attachment"), Some(container)) => id = container,
-            (Some("comment" | "attachment"), None) => return Ok((Fetched::Gone, true)),
-            _ => {
-                answer = Some((path_of(&url), found));
-                break;
-            }
-        }
-    }
-    let Some((path, answer)) = answer else {
+    let Some((id, path, answer)) = content_or_container(inner, id).await? else {
         return Ok((Fetched::Gone, true));
     };
     let json = &answer.json;
@@ -190,6 +166,35 @@ pub(super) async fn fetch(inner: &Inner, id: &PageId) -> Result<(Fetched, bool),
         parts: Vec::new(),
     }))
     .map(|fetched| (fetched, ancestors_whole(json)))
+}
+
+/// The content `id` names, expanded for a fetch, with its request path; for a comment or an
+/// attachment, the content it belongs to (one hop at most). `None` when it is gone.
+async fn content_or_container(
+    inner: &Inner,
+    id: &PageId,
+) -> Result<Option<(PageId, String, Answer)>, SourceError> {
+    let mut id = id.clone();
+    // A comment's or attachment's container is a page (or a blog post); one hop at most.
+    for _ in 0..2 {
+        let mut url = inner.url(&format!("rest/api/content/{}", encode(id.as_str())))?;
+        url.query_pairs_mut().append_pair(
+            "expand",
+            "body.storage,version,space,ancestors,metadata.labels,container",
+        );
+        let Some(found) = inner.get(&url).await? else {
+            return Ok(None);
+        };
+        match (
+            found.json["type"].as_str(),
+            id_of(&found.json["container"]["id"]),
+        ) {
+            (Some("comment" | "attachment"), Some(container)) => id = container,
+            (Some("comment" | "attachment"), None) => return Ok(None),
+            _ => return Ok(Some((id, path_of(&url), found))),
+        }
+    }
+    Ok(None)
 }
 
 /// The ids of `expand=ancestors`, root first (an entry without one is skipped, and the chain
