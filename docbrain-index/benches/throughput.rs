@@ -13,6 +13,7 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ use docbrain_core::{
 };
 use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
 use futures::StreamExt;
+use tokio::runtime::Runtime;
 
 /// The same caching allocator as the binaries (see `LocalEmbedder`).
 #[global_allocator]
@@ -139,6 +141,9 @@ async fn bench_embedder(embedder: &LocalEmbedder, batch: usize, rng: &mut Rng, v
     );
 }
 
+/// Chunks per page the store benches write.
+const CHUNKS_PER_PAGE: usize = 10;
+
 /// Writes `total` chunks in pages of 10 with `concurrency` writers, then times hybrid searches.
 async fn bench_store(
     store: Arc<dyn IndexStore>,
@@ -148,58 +153,34 @@ async fn bench_store(
     vocab: &[String],
     total: usize,
 ) {
-    let dimension = LocalEmbedder::DIMENSION;
     store
         .bind_model(&ModelInfo {
             model_id: "bench".into(),
-            dimension,
+            dimension: LocalEmbedder::DIMENSION,
         })
         .await
         .unwrap();
-    let per_page = 10;
+    bench_writes(&store, name, concurrency, rng, vocab, total).await;
+    bench_searches(store.as_ref(), name, rng, vocab, total).await;
+}
+
+/// Writes `total` random chunks in pages of [`CHUNKS_PER_PAGE`] with `concurrency` writers and
+/// prints the rate.
+async fn bench_writes(
+    store: &Arc<dyn IndexStore>,
+    name: &str,
+    concurrency: usize,
+    rng: &mut Rng,
+    vocab: &[String],
+    total: usize,
+) {
+    let per_page = CHUNKS_PER_PAGE;
     let started = Instant::now();
     let mut writes = futures::stream::FuturesUnordered::new();
     for p in 0..total / per_page {
-        let id = format!("{p}");
-        let chunks: Vec<EmbeddedChunk> = (0..per_page)
-            .map(|i| {
-                let mut v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter_mut().for_each(|x| *x /= n);
-                EmbeddedChunk {
-                    chunk: Chunk::new(
-                        &id.as_str().into(),
-                        i as u32,
-                        vec![format!("Page {p}")],
-                        &sentence(rng, vocab, 40),
-                        60,
-                    ),
-                    vector: v,
-                }
-            })
-            .collect();
-        let page = IndexedPage {
-            id: id.as_str().into(),
-            space_key: if p % 4 == 0 {
-                "OPS".into()
-            } else {
-                "ENG".into()
-            },
-            title: format!("Page {p}"),
-            version: 1,
-            url: None,
-            ancestors: vec![],
-            labels: vec![],
-            content_hash: String::new(),
-            chunk_count: per_page as u32,
-            ancestor_ids: vec![],
-            access: access_of(p),
-            access_read_ms: 0,
-            source: String::new(),
-            parent: None,
-            parts: Vec::new(),
-        };
-        let store = Arc::clone(&store);
+        let chunks = random_chunks(rng, vocab, p);
+        let page = bench_page(p);
+        let store = Arc::clone(store);
         writes.push(async move { store.replace_page(&page, &chunks).await.unwrap() });
         if writes.len() >= concurrency {
             writes.next().await;
@@ -212,27 +193,98 @@ async fn bench_store(
         "{name} writes: {:.0} chunks/s ({total} chunks in pages of {per_page}, {concurrency} writer(s), {secs:.1} s)",
         total as f64 / secs
     );
+}
 
-    let query = |rng: &mut Rng, space: Option<&str>, reader: Option<Reader>| SearchRequest {
+/// Returns a random vector of unit length.
+fn unit_vector(rng: &mut Rng, dimension: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// Returns page `p`'s chunks: a random sentence and a random vector each.
+fn random_chunks(rng: &mut Rng, vocab: &[String], p: usize) -> Vec<EmbeddedChunk> {
+    let id = format!("{p}");
+    (0..CHUNKS_PER_PAGE)
+        .map(|i| {
+            let vector = unit_vector(rng, LocalEmbedder::DIMENSION);
+            EmbeddedChunk {
+                chunk: Chunk::new(
+                    &id.as_str().into(),
+                    i as u32,
+                    vec![format!("Page {p}")],
+                    &sentence(rng, vocab, 40),
+                    60,
+                ),
+                vector,
+            }
+        })
+        .collect()
+}
+
+/// Returns page `p`'s record: one page in four in space OPS, the rest in ENG.
+fn bench_page(p: usize) -> IndexedPage {
+    IndexedPage {
+        id: format!("{p}").as_str().into(),
+        space_key: if p.is_multiple_of(4) {
+            "OPS".into()
+        } else {
+            "ENG".into()
+        },
+        title: format!("Page {p}"),
+        version: 1,
+        url: None,
+        ancestors: vec![],
+        labels: vec![],
+        content_hash: String::new(),
+        chunk_count: CHUNKS_PER_PAGE as u32,
+        ancestor_ids: vec![],
+        access: access_of(p),
+        access_read_ms: 0,
+        source: String::new(),
+        parent: None,
+        parts: Vec::new(),
+    }
+}
+
+/// Returns a random query (two vocabulary words, a random vector) in `space` for `reader`.
+fn random_query(
+    rng: &mut Rng,
+    vocab: &[String],
+    space: Option<&str>,
+    reader: Option<Reader>,
+) -> SearchRequest {
+    SearchRequest {
         text: format!(
             "how do I {} the {}",
             vocab[rng.below(vocab.len())],
             vocab[rng.below(vocab.len())]
         ),
-        vector: {
-            let v: Vec<f32> = (0..dimension).map(|_| rng.unit()).collect();
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter().map(|x| x / n).collect()
-        },
+        vector: unit_vector(rng, LocalEmbedder::DIMENSION),
         k: 10,
         filter: SearchFilter {
             space_key: space.map(Into::into),
             ..SearchFilter::default()
         },
         reader,
-    };
+    }
+}
+
+/// Times a first search, then prints hybrid search latencies unfiltered, by space and by
+/// permission, and how much the permission filter costs.
+async fn bench_searches(
+    store: &dyn IndexStore,
+    name: &str,
+    rng: &mut Rng,
+    vocab: &[String],
+    total: usize,
+) {
     let warm = Instant::now();
-    store.search(&query(rng, None, None)).await.unwrap();
+    store
+        .search(&random_query(rng, vocab, None, None))
+        .await
+        .unwrap();
     println!(
         "{name} first search: {:.0} ms",
         warm.elapsed().as_secs_f64() * 1e3
@@ -245,15 +297,7 @@ async fn bench_store(
         ("space filter", Some("OPS"), None),
         ("permission filter, user in 3 groups", None, Some(user)),
     ] {
-        let mut times = Vec::new();
-        for _ in 0..200 {
-            let q = query(rng, space, reader.clone());
-            let t = Instant::now();
-            let hits = store.search(&q).await.unwrap();
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-            assert!(!hits.is_empty());
-        }
-        times.sort_by(f64::total_cmp);
+        let times = search_times(store, rng, vocab, space, reader.as_ref()).await;
         println!(
             "{name} hybrid search at {total} chunks ({label}): p50 {:.1} ms, p99 {:.1} ms (200 queries, k=10)",
             percentile(&times, 0.5),
@@ -265,6 +309,26 @@ async fn bench_store(
         "{name} permission filter / unfiltered at p50: {:.2}x",
         p50s[2] / p50s[0]
     );
+}
+
+/// Runs 200 random searches in `space` for `reader` and returns their times in ms, sorted.
+async fn search_times(
+    store: &dyn IndexStore,
+    rng: &mut Rng,
+    vocab: &[String],
+    space: Option<&str>,
+    reader: Option<&Reader>,
+) -> Vec<f64> {
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let q = random_query(rng, vocab, space, reader.cloned());
+        let t = Instant::now();
+        let hits = store.search(&q).await.unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(!hits.is_empty());
+    }
+    times.sort_by(f64::total_cmp);
+    times
 }
 
 /// Page `p`'s read rule, a mix like a company wiki's: most pages readable by staff, one in
@@ -293,12 +357,17 @@ fn access_of(p: usize) -> ReadAccess {
     ReadAccess::of(layers)
 }
 
-fn main() {
-    let total: usize = std::env::var("BENCH_CHUNKS")
+/// Returns the number in environment variable `name`, or `default` when unset or not a number.
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+        .unwrap_or(default)
+}
+
+fn main() {
+    let total = env_number("BENCH_CHUNKS", 100_000);
+    let runtime = Runtime::new().unwrap();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let vocab = vocabulary(&mut rng);
     let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "chunker,embed,store".into());
@@ -312,82 +381,98 @@ fn main() {
         bench_chunker(&mut rng, &vocab, Some(estimated), "estimated tokens");
     }
     if runs("chunker") || runs("embed") {
-        let model_dir =
-            std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
-        match LocalEmbedder::load(model_dir) {
-            Ok(embedder) => {
-                let batch = std::env::var("BENCH_BATCH")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(16);
-                let embedder = embedder.with_batch_size(batch);
-                if runs("chunker") {
-                    bench_chunker(
-                        &mut rng,
-                        &vocab,
-                        embedder.token_counter(),
-                        "model tokenizer",
-                    );
-                }
-                if runs("embed") {
-                    runtime.block_on(bench_embedder(&embedder, batch, &mut rng, &vocab));
-                }
-            }
-            Err(e) => println!("local embedding: skipped ({e})"),
-        }
+        bench_local_model(&runtime, &mut rng, &vocab, runs("chunker"), runs("embed"));
     }
     if runs("store") {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let path = store.path().to_path_buf();
-        runtime.block_on(bench_store(
-            Arc::new(store),
-            "embedded store",
-            1,
-            &mut rng,
-            &vocab,
-            total,
-        ));
-        let size: u64 = ["", "-wal"]
-            .iter()
-            .filter_map(|suffix| {
-                std::fs::metadata(format!("{}{suffix}", path.display()))
-                    .ok()
-                    .map(|m| m.len())
-            })
-            .sum();
-        println!(
-            "embedded store size: {:.0} MB for {total} chunks",
-            size as f64 / 1e6
-        );
+        bench_embedded_store(&runtime, &mut rng, &vocab, total);
     }
     if runs("opensearch") {
-        let url =
-            std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into());
-        let index = format!("docbrain-bench-{}", std::process::id());
-        match runtime.block_on(OpenSearchStore::connect(OpenSearchConfig::new(
-            url.clone(),
-            index.clone(),
-        ))) {
-            Ok(store) => {
-                runtime.block_on(bench_store(
-                    Arc::new(store),
-                    "opensearch store",
-                    4,
-                    &mut rng,
-                    &vocab,
-                    total,
-                ));
-                runtime.block_on(async {
-                    let target = format!("{url}/{index},{index}-pages");
-                    let _ = reqwest::Client::new().delete(target).send().await;
-                });
+        bench_opensearch(&runtime, &mut rng, &vocab, total);
+    }
+}
+
+/// Loads the local model (from `MODEL_DIR` or the default folder) and runs the chunker bench
+/// with its tokenizer if `chunker`, the embedding bench if `embed`; says so when it cannot load.
+fn bench_local_model(
+    runtime: &Runtime,
+    rng: &mut Rng,
+    vocab: &[String],
+    chunker: bool,
+    embed: bool,
+) {
+    let model_dir =
+        std::env::var_os("MODEL_DIR").map_or_else(LocalEmbedder::default_dir, Into::into);
+    match LocalEmbedder::load(model_dir) {
+        Ok(embedder) => {
+            let batch = env_number("BENCH_BATCH", 16);
+            let embedder = embedder.with_batch_size(batch);
+            if chunker {
+                bench_chunker(rng, vocab, embedder.token_counter(), "model tokenizer");
             }
-            Err(e) => {
-                println!(
-                    "opensearch: skipped ({e}); start a node with scripts/opensearch.sh start"
-                );
+            if embed {
+                runtime.block_on(bench_embedder(&embedder, batch, rng, vocab));
             }
+        }
+        Err(e) => println!("local embedding: skipped ({e})"),
+    }
+}
+
+/// Runs the store bench on an embedded store in a temporary folder, then prints its size.
+fn bench_embedded_store(runtime: &Runtime, rng: &mut Rng, vocab: &[String], total: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let path = store.path().to_path_buf();
+    runtime.block_on(bench_store(
+        Arc::new(store),
+        "embedded store",
+        1,
+        rng,
+        vocab,
+        total,
+    ));
+    println!(
+        "embedded store size: {:.0} MB for {total} chunks",
+        database_size(&path) as f64 / 1e6
+    );
+}
+
+/// Returns the bytes of the SQLite database at `path` and its write-ahead log.
+fn database_size(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            std::fs::metadata(format!("{}{suffix}", path.display()))
+                .ok()
+                .map(|m| m.len())
+        })
+        .sum()
+}
+
+/// Runs the store bench against the node at `OPENSEARCH_URL` in a throwaway index, then deletes
+/// it; says so when no node answers.
+fn bench_opensearch(runtime: &Runtime, rng: &mut Rng, vocab: &[String], total: usize) {
+    let url = std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into());
+    let index = format!("docbrain-bench-{}", std::process::id());
+    match runtime.block_on(OpenSearchStore::connect(OpenSearchConfig::new(
+        url.clone(),
+        index.clone(),
+    ))) {
+        Ok(store) => {
+            runtime.block_on(bench_store(
+                Arc::new(store),
+                "opensearch store",
+                4,
+                rng,
+                vocab,
+                total,
+            ));
+            runtime.block_on(async {
+                let target = format!("{url}/{index},{index}-pages");
+                let _ = reqwest::Client::new().delete(target).send().await;
+            });
+        }
+        Err(e) => {
+            println!("opensearch: skipped ({e}); start a node with scripts/opensearch.sh start");
         }
     }
 }

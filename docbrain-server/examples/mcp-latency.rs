@@ -12,8 +12,8 @@
 #![allow(clippy::disallowed_methods)] // reads the answers of its own server on loopback
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use docbrain_server::Settings;
@@ -51,6 +51,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
+    let server_bin = server_binary()?;
+
+    // The sample space's index, as `docbrain ingest` builds it.
+    let data = tempfile::tempdir()?;
+    build_index(data.path()).await?;
+
+    let (mut server, base) = start_server(&server_bin, data.path())?;
+    let api = Api {
+        client: reqwest::Client::new(),
+        base,
+    };
+    api.warm_up().await?;
+    let (rest, tools) = api.measure(queries).await?;
+    report(rest, tools, queries);
+    server.kill()?;
+    server.wait()?;
+    Ok(())
+}
+
+/// The `docbrain-server` binary beside this example's folder, built in the same profile.
+fn server_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
     let exe = std::env::current_exe()?;
     let server_bin = exe
         .parent()
@@ -64,13 +85,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
+    Ok(server_bin)
+}
 
-    // The sample space's index, as `docbrain ingest` builds it.
-    let data = tempfile::tempdir()?;
+/// Builds the sample space's index in `data`, as `docbrain ingest` does.
+async fn build_index(data: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-space");
     let vars = [
         ("LOCAL_DOCS_PATH", docs.display().to_string()),
-        ("DOCBRAIN_DATA_DIR", data.path().display().to_string()),
+        ("DOCBRAIN_DATA_DIR", data.display().to_string()),
     ];
     let settings = Settings::from_lookup(|name| {
         vars.iter()
@@ -81,9 +104,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = settings.pipeline().await?;
     pipeline.sync(&settings.scope()).await?;
     drop(pipeline);
+    Ok(())
+}
 
-    let mut server = Command::new(&server_bin)
-        .env("DOCBRAIN_DATA_DIR", data.path())
+/// Starts the server on a free loopback port over the index in `data`; the process and its
+/// base URL.
+fn start_server(
+    server_bin: &Path,
+    data: &Path,
+) -> Result<(Child, String), Box<dyn std::error::Error>> {
+    let mut server = Command::new(server_bin)
+        .env("DOCBRAIN_DATA_DIR", data)
         .env("SERVER_BIND", "127.0.0.1")
         .env("SERVER_PORT", "0")
         .env("SEARCH_API_KEYS", KEY)
@@ -98,54 +129,100 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .strip_prefix("listening on ")
         .ok_or_else(|| format!("the server did not start: {line:?}"))?
         .to_owned();
-    let client = reqwest::Client::new();
+    Ok((server, base))
+}
 
-    let search = |q: &str| {
-        client
-            .get(format!("{base}/search"))
+/// The server's two ways to search: `GET /search` and MCP's `search_docs`.
+struct Api {
+    /// The client both are asked with.
+    client: reqwest::Client,
+    /// The server's base URL.
+    base: String,
+}
+
+impl Api {
+    /// `GET /search` for `q`, five hits.
+    fn search(&self, q: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}/search", self.base))
             .query(&[("q", q), ("k", "5")])
             .bearer_auth(KEY)
-    };
-    let mcp = |n: usize, q: &str| {
-        client
-            .post(format!("{base}/mcp"))
+    }
+
+    /// MCP `tools/call` of `search_docs` for `q`, five hits, as JSON-RPC request `n`.
+    fn mcp(&self, n: usize, q: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/mcp", self.base))
             .bearer_auth(KEY)
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-06-18")
             .json(&json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
                           "params": {"name": "search_docs", "arguments": {"query": q, "k": 5}}}))
-    };
-    // Warm up both paths (first queries load caches), then check each answers with hits.
-    for q in QUESTIONS {
-        let s: serde_json::Value = search(q).send().await?.error_for_status()?.json().await?;
-        let m: serde_json::Value = mcp(0, q).send().await?.error_for_status()?.json().await?;
-        let mcp_hits = m["result"]["structuredContent"]["hits"]
-            .as_array()
-            .map_or(0, Vec::len);
-        if s["hits"].as_array().map_or(0, Vec::len) != 5 || mcp_hits != 5 {
-            return Err(format!("an answer without 5 hits for {q:?}: {s} / {m}").into());
-        }
     }
 
-    let (mut rest, mut tools) = (Vec::with_capacity(queries), Vec::with_capacity(queries));
-    for n in 0..queries {
-        let q = QUESTIONS[n % QUESTIONS.len()];
-        let t = Instant::now();
-        search(q).send().await?.error_for_status()?.bytes().await?;
-        rest.push(t.elapsed());
-        let t = Instant::now();
-        let answer = mcp(n + 1, q)
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        tools.push(t.elapsed());
-        let answer: serde_json::Value = serde_json::from_slice(&answer)?;
-        if answer["result"]["isError"] != false {
-            return Err(format!("not an answer: {answer}").into());
+    /// Warms up both paths (first queries load caches), then checks each answers with hits.
+    async fn warm_up(&self) -> Result<(), Box<dyn std::error::Error>> {
+        for q in QUESTIONS {
+            let s: serde_json::Value = self
+                .search(q)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let m: serde_json::Value = self
+                .mcp(0, q)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let mcp_hits = m["result"]["structuredContent"]["hits"]
+                .as_array()
+                .map_or(0, Vec::len);
+            if s["hits"].as_array().map_or(0, Vec::len) != 5 || mcp_hits != 5 {
+                return Err(format!("an answer without 5 hits for {q:?}: {s} / {m}").into());
+            }
         }
+        Ok(())
     }
+
+    /// Times `queries` questions each way, interleaved: the `/search` and the MCP latencies.
+    async fn measure(
+        &self,
+        queries: usize,
+    ) -> Result<(Vec<Duration>, Vec<Duration>), Box<dyn std::error::Error>> {
+        let (mut rest, mut tools) = (Vec::with_capacity(queries), Vec::with_capacity(queries));
+        for n in 0..queries {
+            let q = QUESTIONS[n % QUESTIONS.len()];
+            let t = Instant::now();
+            self.search(q)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            rest.push(t.elapsed());
+            let t = Instant::now();
+            let answer = self
+                .mcp(n + 1, q)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            tools.push(t.elapsed());
+            let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+            if answer["result"]["isError"] != false {
+                return Err(format!("not an answer: {answer}").into());
+            }
+        }
+        Ok((rest, tools))
+    }
+}
+
+/// Prints both paths' p50 and p99 over `queries` questions, and what the MCP layer adds.
+fn report(mut rest: Vec<Duration>, mut tools: Vec<Duration>, queries: usize) {
     rest.sort();
     tools.sort();
     let (r50, r99, t50, t99) = (
@@ -169,7 +246,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(t50) - ms(r50),
         ms(t99) - ms(r99)
     );
-    server.kill()?;
-    server.wait()?;
-    Ok(())
 }

@@ -55,9 +55,54 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
     let method = req.method().to_string();
     let url = Url::parse(&format!("http://{addr}{uri}"))
         .unwrap_or_else(|_| Url::parse("http://invalid/").unwrap_or_else(|_| unreachable!()));
+    let segments = site_segments(&url);
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let route = route_of(&seg, &query);
+    let v2 = seg.first() == Some(&"wiki");
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let at = std::time::Instant::now();
+    let latency = enter(state);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let answer = {
+        let mut s = lock(state);
+        if let Some(fault) = take_fault(&mut s, route) {
+            fault
+        } else if method != "GET" {
+            error(405, v2, "Method Not Allowed")
+        } else if !authorized(v2, authorization.as_deref()) {
+            unauthorized(v2)
+        } else {
+            let base = format!("http://{addr}");
+            get(&s, &seg, &query, &base, v2)
+        }
+    };
+    let mut s = lock(state);
+    s.in_flight -= 1;
+    s.log.push(Request {
+        method,
+        uri,
+        route,
+        status: answer.status().as_u16(),
+        at,
+    });
+    answer
+}
+
+/// The URL's path segments, without the API gateway's `/ex/confluence/{cloudId}` prefix.
+fn site_segments(url: &Url) -> Vec<String> {
     // Atlassian's API gateway (scoped tokens) serves the site under `/ex/confluence/{cloudId}`.
-    let segments: Vec<String> = url
-        .path_segments()
+    url.path_segments()
         .map(|s| s.map(str::to_owned).collect::<Vec<_>>())
         .map(|s| match s.as_slice() {
             [ex, product, _cloud, rest @ ..] if ex == "ex" && product == "confluence" => {
@@ -65,14 +110,12 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
             }
             _ => s,
         })
-        .unwrap_or_default();
-    let query = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let route = match seg.as_slice() {
+        .unwrap_or_default()
+}
+
+/// The route family a request's path segments belong to, as faults and the log name it.
+fn route_of(seg: &[&str], query: &dyn Fn(&str) -> Option<String>) -> Route {
+    match seg {
         [.., "content", _, "child", "comment"] | [.., "content", "search"] => Route::Comments,
         [.., "content", _, "child", "attachment"]
         | ["wiki", "api", "v2", "pages", _, "attachments"] => Route::Attachments,
@@ -96,113 +139,119 @@ async fn handle(req: HttpRequest<Incoming>, state: &Mutex<State>, addr: SocketAd
         }
         ["rest", "api", "content", _] => Route::PageMeta,
         _ => Route::Other,
-    };
-    let v2 = seg.first() == Some(&"wiki");
-    let authorization = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let at = std::time::Instant::now();
-    let latency = {
-        let mut s = lock(state);
-        s.in_flight += 1;
-        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
-        s.latency
-    };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
     }
-    let answer = {
-        let mut s = lock(state);
-        if let Some(fault) = take_fault(&mut s, route) {
-            fault
-        } else if method != "GET" {
-            error(405, v2, "Method Not Allowed")
-        } else if !authorized(v2, authorization.as_deref()) {
-            unauthorized(v2)
-        } else {
-            let base = format!("http://{addr}");
-            match seg.as_slice() {
-                ["wiki", "api", "v2", "spaces"] => v2_spaces(&s, &query),
-                ["wiki", "api", "v2", "spaces", id] => v2_space(&s, id),
-                ["wiki", "api", "v2", "spaces", id, "pages"] => v2_pages(&s, id, &query),
-                ["wiki", "api", "v2", "pages", id] => v2_page(&s, id, &query, &base),
-                ["wiki", "api", "v2", "pages", id, "ancestors"] => {
-                    v2_ancestors(&s, id, false, &query)
-                }
-                ["wiki", "api", "v2", "folders", id, "ancestors"] => {
-                    v2_ancestors(&s, id, true, &query)
-                }
-                ["wiki", "api", "v2", "folders", id] => v2_folder(&s, id),
-                ["wiki", "rest", "api", "space", key] => {
-                    permissions::v1_cloud_space(&s, key, &query("expand").unwrap_or_default())
-                }
-                ["rest", "api", "space", key, "permissions", "anonymous"] => {
-                    permissions::v1_anonymous_permissions(&s, key)
-                }
-                ["wiki", "api", "v2", "spaces", id, "permissions"] => {
-                    permissions::v2_space_permissions(&s, id, &query)
-                }
-                ["rest", "api", "space", key, "permissions"] => {
-                    permissions::v1_space_permissions(&s, key)
-                }
-                ["wiki", "rest", "api", "content", id, "restriction", "byOperation", "read"] => {
-                    permissions::restrictions(&s, id, true)
-                }
-                ["rest", "api", "content", id, "restriction", "byOperation", "read"] => {
-                    permissions::restrictions(&s, id, false)
-                }
-                ["wiki", "rest", "api", "user", "memberof"] => {
-                    permissions::member_of(&s, &query, true)
-                }
-                ["rest", "api", "user", "memberof"] => permissions::member_of(&s, &query, false),
-                ["rest", "api", "user"] => permissions::v1_user(&s, &query),
-                ["rest", "api", "space"] => v1_spaces(&s, &query, &base),
-                ["rest", "api", "space", key] => v1_space(&s, key),
-                ["wiki", "api", "v2", "pages", id, "attachments"] => {
-                    v2_attachments(&s, id, &query, &base)
-                }
-                ["rest", "api", "content", id, "child", "attachment"]
-                | ["wiki", "rest", "api", "content", id, "child", "attachment"] => {
-                    v1_children(&s, id, "attachment", &query, &base)
-                }
-                ["download", "attachments", page, name]
-                | ["wiki", "download", "attachments", page, name] => download(&s, page, name),
-                ["rest", "api", "content", "search"]
-                | ["wiki", "rest", "api", "content", "search"] => {
-                    v1_comment_search(&s, &query, &base)
-                }
-                ["rest", "api", "content", id, "child", "comment"]
-                | ["wiki", "rest", "api", "content", id, "child", "comment"] => {
-                    v1_children(&s, id, "comment", &query, &base)
-                }
-                ["rest", "api", "content"] => v1_contents(&s, &query, &base, false),
-                ["wiki", "rest", "api", "content"] => v1_contents(&s, &query, &base, true),
-                ["rest", "api", "content", id] => {
-                    v1_content(&s, id, &base, &query("expand").unwrap_or_default())
-                }
-                _ => error(404, v2, "Not Found"),
-            }
-        }
-    };
+}
+
+/// Counts a request in flight (and the peak) and returns the latency it is to be served with.
+fn enter(state: &Mutex<State>) -> std::time::Duration {
     let mut s = lock(state);
-    s.in_flight -= 1;
-    s.log.push(Request {
-        method,
-        uri,
-        route,
-        status: answer.status().as_u16(),
-        at,
-    });
-    answer
+    s.in_flight += 1;
+    s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+    s.latency
+}
+
+/// The answer to an authorized `GET`: that of the first route family that knows the path, or 404.
+///
+/// The families' paths do not overlap, so asking them in turn answers as one `match` would.
+fn get(
+    s: &State,
+    seg: &[&str],
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+    v2: bool,
+) -> Answer {
+    v2_route(s, seg, query, base)
+        .or_else(|| permissions_route(s, seg, query))
+        .or_else(|| v1_route(s, seg, query, base))
+        .unwrap_or_else(|| error(404, v2, "Not Found"))
+}
+
+/// The v2 API's content routes (`wiki/api/v2/…`: spaces, pages, folders, attachments).
+fn v2_route(
+    s: &State,
+    seg: &[&str],
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+) -> Option<Answer> {
+    Some(match seg {
+        ["wiki", "api", "v2", "spaces"] => v2_spaces(s, query),
+        ["wiki", "api", "v2", "spaces", id] => v2_space(s, id),
+        ["wiki", "api", "v2", "spaces", id, "pages"] => v2_pages(s, id, query),
+        ["wiki", "api", "v2", "pages", id] => v2_page(s, id, query, base),
+        ["wiki", "api", "v2", "pages", id, "ancestors"] => v2_ancestors(s, id, false, query),
+        ["wiki", "api", "v2", "folders", id, "ancestors"] => v2_ancestors(s, id, true, query),
+        ["wiki", "api", "v2", "folders", id] => v2_folder(s, id),
+        ["wiki", "api", "v2", "pages", id, "attachments"] => v2_attachments(s, id, query, base),
+        _ => return None,
+    })
+}
+
+/// The permission routes of both APIs: space permissions, read restrictions, users and groups.
+fn permissions_route(
+    s: &State,
+    seg: &[&str],
+    query: &dyn Fn(&str) -> Option<String>,
+) -> Option<Answer> {
+    Some(match seg {
+        ["wiki", "rest", "api", "space", key] => {
+            permissions::v1_cloud_space(s, key, &query("expand").unwrap_or_default())
+        }
+        ["rest", "api", "space", key, "permissions", "anonymous"] => {
+            permissions::v1_anonymous_permissions(s, key)
+        }
+        ["wiki", "api", "v2", "spaces", id, "permissions"] => {
+            permissions::v2_space_permissions(s, id, query)
+        }
+        ["rest", "api", "space", key, "permissions"] => permissions::v1_space_permissions(s, key),
+        ["wiki", "rest", "api", "content", id, "restriction", "byOperation", "read"] => {
+            permissions::restrictions(s, id, true)
+        }
+        ["rest", "api", "content", id, "restriction", "byOperation", "read"] => {
+            permissions::restrictions(s, id, false)
+        }
+        ["wiki", "rest", "api", "user", "memberof"] => permissions::member_of(s, query, true),
+        ["rest", "api", "user", "memberof"] => permissions::member_of(s, query, false),
+        ["rest", "api", "user"] => permissions::v1_user(s, query),
+        _ => return None,
+    })
+}
+
+/// The v1 API's content routes (`rest/api/…`, on Cloud `wiki/rest/api/…`) and downloads.
+fn v1_route(
+    s: &State,
+    seg: &[&str],
+    query: &dyn Fn(&str) -> Option<String>,
+    base: &str,
+) -> Option<Answer> {
+    Some(match seg {
+        ["rest", "api", "space"] => v1_spaces(s, query, base),
+        ["rest", "api", "space", key] => v1_space(s, key),
+        ["rest", "api", "content", id, "child", "attachment"]
+        | ["wiki", "rest", "api", "content", id, "child", "attachment"] => {
+            v1_children(s, id, "attachment", query, base)
+        }
+        ["download", "attachments", page, name]
+        | ["wiki", "download", "attachments", page, name] => download(s, page, name),
+        ["rest", "api", "content", "search"] | ["wiki", "rest", "api", "content", "search"] => {
+            v1_comment_search(s, query, base)
+        }
+        ["rest", "api", "content", id, "child", "comment"]
+        | ["wiki", "rest", "api", "content", id, "child", "comment"] => {
+            v1_children(s, id, "comment", query, base)
+        }
+        ["rest", "api", "content"] => v1_contents(s, query, base, false),
+        ["wiki", "rest", "api", "content"] => v1_contents(s, query, base, true),
+        ["rest", "api", "content", id] => {
+            v1_content(s, id, base, &query("expand").unwrap_or_default())
+        }
+        _ => return None,
+    })
 }
 
 /// `POST /_sim/pages/{id}` or `POST /_sim/pages?title=…` with the new storage-format body:
 /// edits the page (its version goes up) and, when a target is set, sends the signed
 /// `page_updated` webhook Confluence would send. Answers `{"id", "version", "webhook"}`.
 async fn control_edit(req: HttpRequest<Incoming>, state: &Mutex<State>) -> Answer {
-    use http_body_util::BodyExt;
     let path = req.uri().path().to_owned();
     let title = req.uri().query().and_then(|q| {
         url_pairs(q)
@@ -210,57 +259,103 @@ async fn control_edit(req: HttpRequest<Incoming>, state: &Mutex<State>) -> Answe
             .find(|(k, _)| k == "title")
             .map(|(_, v)| v)
     });
+    let body = match edit_body(req.into_body()).await {
+        Ok(body) => body,
+        Err(message) => return error(400, false, message),
+    };
+    let edit = match apply_edit(state, &path, title.as_deref(), body) {
+        Ok(edit) => edit,
+        Err(message) => return error(404, false, message),
+    };
+    let sent = send_webhook(edit.target, edit.webhook).await;
+    respond(
+        200,
+        &json!({"id": edit.id.to_string(), "version": edit.version, "webhook": sent}),
+    )
+}
+
+/// A page edited through the control route, and the webhook that tells of it.
+struct Edit {
+    /// The page's id.
+    id: u64,
+    /// Its version after the edit.
+    version: u64,
+    /// Where webhooks go and their secret, if anywhere.
+    target: Option<(String, String)>,
+    /// The `page_updated` webhook's body.
+    webhook: String,
+}
+
+/// The new storage-format text a control edit sends, or why it is refused (a 400).
+async fn edit_body(body: Incoming) -> Result<String, &'static str> {
+    use http_body_util::BodyExt;
     #[allow(clippy::disallowed_methods)] // the body is Limited
-    let read = http_body_util::Limited::new(req.into_body(), 1024 * 1024)
+    let read = http_body_util::Limited::new(body, 1024 * 1024)
         .collect()
         .await;
     let body = match read {
         Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-        Err(_) => return error(400, false, "the body could not be read"),
+        Err(_) => return Err("the body could not be read"),
     };
     if body.trim().is_empty() {
-        return error(
-            400,
-            false,
-            "send the page's new storage-format text as the body",
-        );
+        return Err("send the page's new storage-format text as the body");
     }
-    let (id, version, target, webhook) = {
-        let mut s = lock(state);
-        let found = match (path.strip_prefix("/_sim/pages/"), &title) {
-            (Some(id), _) if !id.is_empty() => {
-                id.parse::<u64>().ok().filter(|k| s.pages.contains_key(k))
-            }
-            (_, Some(title)) => s.pages.values().find(|p| &p.title == title).map(|p| p.id),
-            _ => None,
-        };
-        let Some(id) = found else {
-            return error(
-                404,
-                false,
-                "no such page: POST /_sim/pages/{id} or /_sim/pages?title=<title>",
-            );
-        };
-        let Some(page) = s.pages.get_mut(&id) else {
-            return error(404, false, "no such page");
-        };
-        page.body = body;
-        page.version += 1;
-        let reference = crate::webhook::PageRef {
-            id: docbrain_core::PageId::from(id),
-            title: Some(page.title.clone()),
-            space_key: Some(page.space_key.clone()),
-            version: Some(page.version),
-        };
-        let webhook = crate::webhook::body(
-            crate::webhook::PageEvent::Updated,
-            &reference,
-            crate::webhook::BodyShape::DataCenter,
-            docbrain_core::text::now_ms(),
-        );
-        (id, page.version, s.webhook_target.clone(), webhook)
+    Ok(body)
+}
+
+/// Gives the page the control route names (by id in `path`, else by `title`) its new `body`,
+/// one version up, and builds its `page_updated` webhook; or why not (a 404).
+fn apply_edit(
+    state: &Mutex<State>,
+    path: &str,
+    title: Option<&str>,
+    body: String,
+) -> Result<Edit, &'static str> {
+    let mut s = lock(state);
+    let found = match (path.strip_prefix("/_sim/pages/"), title) {
+        (Some(id), _) if !id.is_empty() => {
+            id.parse::<u64>().ok().filter(|k| s.pages.contains_key(k))
+        }
+        (_, Some(title)) => s.pages.values().find(|p| p.title == title).map(|p| p.id),
+        _ => None,
     };
-    let sent = match target {
+    let Some(id) = found else {
+        return Err("no such page: POST /_sim/pages/{id} or /_sim/pages?title=<title>");
+    };
+    let Some(page) = s.pages.get_mut(&id) else {
+        return Err("no such page");
+    };
+    page.body = body;
+    page.version += 1;
+    let webhook = page_updated(id, page);
+    Ok(Edit {
+        id,
+        version: page.version,
+        target: s.webhook_target.clone(),
+        webhook,
+    })
+}
+
+/// The body of the `page_updated` webhook Data Center sends for page `id` as it is now.
+fn page_updated(id: u64, page: &SimPage) -> String {
+    let reference = crate::webhook::PageRef {
+        id: docbrain_core::PageId::from(id),
+        title: Some(page.title.clone()),
+        space_key: Some(page.space_key.clone()),
+        version: Some(page.version),
+    };
+    crate::webhook::body(
+        crate::webhook::PageEvent::Updated,
+        &reference,
+        crate::webhook::BodyShape::DataCenter,
+        docbrain_core::text::now_ms(),
+    )
+}
+
+/// Sends the signed `webhook` to `target` (a URL and secret), if any: `null`, or where it went
+/// and the status or error it met.
+async fn send_webhook(target: Option<(String, String)>, webhook: String) -> Value {
+    match target {
         None => json!(null),
         Some((url, secret)) => {
             let signature = crate::webhook::sign(secret.as_bytes(), webhook.as_bytes());
@@ -276,11 +371,7 @@ async fn control_edit(req: HttpRequest<Incoming>, state: &Mutex<State>) -> Answe
                 Err(e) => json!({"url": url, "error": e.to_string()}),
             }
         }
-    };
-    respond(
-        200,
-        &json!({"id": id.to_string(), "version": version, "webhook": sent}),
-    )
+    }
 }
 
 /// `POST /v1/embeddings`: a stand-in for an OpenAI-compatible embedding service, for crawl

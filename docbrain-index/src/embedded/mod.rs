@@ -506,6 +506,127 @@ impl State {
             score,
         }))
     }
+
+    /// Replaces `page` and its chunks in one transaction, unless a newer version is held, and
+    /// mirrors the change.
+    fn replace(&mut self, page: &IndexedPage, chunks: &[EmbeddedChunk]) -> Result<ReplaceOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_dimension(&tx, chunks)?;
+        if let Some((held, read_ms)) = held_version(&tx, &page.id)? {
+            if page.is_stale_against(held as u64, read_ms as u64) {
+                return Ok(ReplaceOutcome::Stale { held: held as u64 });
+            }
+        }
+        let removed = chunk_row_ids(&tx, &page.id)?;
+        tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
+        let access = access_json(&page.access);
+        write_page_record(&tx, page, chunks.len(), &access)?;
+        let added = insert_chunks(&tx, page, chunks)?;
+        tx.commit()?;
+        let rows = added
+            .iter()
+            .copied()
+            .zip(chunks.iter().map(|c| c.vector.as_slice()));
+        self.mirror(&removed, rows, &page.space_key, &access);
+        Ok(ReplaceOutcome::Replaced)
+    }
+}
+
+/// Fails on the first of `chunks` whose vector does not have the bound dimension.
+fn check_dimension(conn: &Connection, chunks: &[EmbeddedChunk]) -> Result<()> {
+    let dimension = bound_dimension(conn)?;
+    if let Some(expected) = dimension {
+        if let Some(bad) = chunks.iter().find(|c| c.vector.len() != expected) {
+            return Err(IndexError::Dimension {
+                chunk_id: bad.chunk.id.clone(),
+                found: bad.vector.len(),
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Returns the version and permission-read time of page `id`'s record, if it has one.
+fn held_version(conn: &Connection, id: &PageId) -> Result<Option<(i64, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT version, access_read_ms FROM pages WHERE page_id = ?1",
+            [id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Returns the row ids of page `id`'s chunks.
+fn chunk_row_ids(conn: &Connection, id: &PageId) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM chunks WHERE page_id = ?1")?;
+    let ids = stmt
+        .query_map([id.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// Writes `page`'s record, with `chunk_count` chunks and its read rule as `access` JSON.
+fn write_page_record(
+    conn: &Connection,
+    page: &IndexedPage,
+    chunk_count: usize,
+    access: &str,
+) -> Result<()> {
+    conn.execute(
+        &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        params![
+            page.id.as_str(),
+            page.space_key,
+            page.title,
+            page.version as i64,
+            page.url,
+            to_json(&page.ancestors),
+            to_json(&page.labels),
+            page.content_hash,
+            chunk_count as i64,
+            to_json(&page.ancestor_ids.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>()),
+            access,
+            page.access_read_ms as i64,
+            page.source,
+            page.parent.as_ref().map_or("", PageId::as_str),
+            serde_json::to_string(&page.parts).unwrap_or_else(|_| "[]".into()),
+            now_ms(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Inserts `page`'s `chunks` and returns their row ids, in order.
+fn insert_chunks(
+    conn: &Connection,
+    page: &IndexedPage,
+    chunks: &[EmbeddedChunk],
+) -> Result<Vec<i64>> {
+    let mut added = Vec::with_capacity(chunks.len());
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO chunks(chunk_id, page_id, position, space_key, breadcrumb, heading_path, text, content_hash, token_count, vector) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for c in chunks {
+        stmt.execute(params![
+            c.chunk.id,
+            page.id.as_str(),
+            c.chunk.position,
+            page.space_key,
+            c.chunk.breadcrumb(),
+            to_json(&c.chunk.heading_path),
+            c.chunk.text,
+            c.chunk.content_hash,
+            c.chunk.token_count,
+            encode_vector(&c.vector),
+        ])?;
+        added.push(conn.last_insert_rowid());
+    }
+    Ok(added)
 }
 
 #[async_trait]
@@ -609,93 +730,7 @@ impl IndexStore for EmbeddedStore {
     ) -> docbrain_core::Result<ReplaceOutcome> {
         let page = page.clone();
         let chunks = chunks.to_vec();
-        self.run(move |state| {
-            let tx = state
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let dimension = bound_dimension(&tx)?;
-            if let Some(expected) = dimension {
-                if let Some(bad) = chunks.iter().find(|c| c.vector.len() != expected) {
-                    return Err(IndexError::Dimension {
-                        chunk_id: bad.chunk.id.clone(),
-                        found: bad.vector.len(),
-                        expected,
-                    });
-                }
-            }
-            let held: Option<(i64, i64)> = tx
-                .query_row(
-                    "SELECT version, access_read_ms FROM pages WHERE page_id = ?1",
-                    [page.id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            if let Some((held, read_ms)) = held {
-                if page.is_stale_against(held as u64, read_ms as u64) {
-                    return Ok(ReplaceOutcome::Stale { held: held as u64 });
-                }
-            }
-            let removed: Vec<i64> = {
-                let mut stmt = tx.prepare_cached("SELECT id FROM chunks WHERE page_id = ?1")?;
-                let ids = stmt
-                    .query_map([page.id.as_str()], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                ids
-            };
-            tx.execute("DELETE FROM chunks WHERE page_id = ?1", [page.id.as_str()])?;
-            let access = access_json(&page.access);
-            tx.execute(
-                &format!("INSERT OR REPLACE INTO pages({PAGE_COLUMNS}, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
-                params![
-                    page.id.as_str(),
-                    page.space_key,
-                    page.title,
-                    page.version as i64,
-                    page.url,
-                    to_json(&page.ancestors),
-                    to_json(&page.labels),
-                    page.content_hash,
-                    chunks.len() as i64,
-                    to_json(&page.ancestor_ids.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>()),
-                    access,
-                    page.access_read_ms as i64,
-                    page.source,
-                    page.parent.as_ref().map_or("", PageId::as_str),
-                    serde_json::to_string(&page.parts).unwrap_or_else(|_| "[]".into()),
-                    now_ms(),
-                ],
-            )?;
-            let mut added = Vec::with_capacity(chunks.len());
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO chunks(chunk_id, page_id, position, space_key, breadcrumb, heading_path, text, content_hash, token_count, vector) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                for c in &chunks {
-                    stmt.execute(params![
-                        c.chunk.id,
-                        page.id.as_str(),
-                        c.chunk.position,
-                        page.space_key,
-                        c.chunk.breadcrumb(),
-                        to_json(&c.chunk.heading_path),
-                        c.chunk.text,
-                        c.chunk.content_hash,
-                        c.chunk.token_count,
-                        encode_vector(&c.vector),
-                    ])?;
-                    added.push(tx.last_insert_rowid());
-                }
-            }
-            tx.commit()?;
-            let rows = added
-                .iter()
-                .copied()
-                .zip(chunks.iter().map(|c| c.vector.as_slice()));
-            state.mirror(&removed, rows, &page.space_key, &access);
-            Ok(ReplaceOutcome::Replaced)
-        })
-        .await
+        self.run(move |state| state.replace(&page, &chunks)).await
     }
 
     async fn delete_page(&self, id: &PageId) -> docbrain_core::Result<u64> {

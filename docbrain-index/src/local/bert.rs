@@ -85,89 +85,142 @@ fn with_scratch(f: impl FnOnce(&mut Scratch)) {
     SCRATCH.with(|s| f(&mut s.borrow_mut()));
 }
 
+/// Returns the error for a model file at `path` that cannot be used, for `reason`.
+fn model_file_error(path: &Path, reason: String) -> IndexError {
+    IndexError::ModelFile {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// The tensors of a safetensors file, read by name and checked against the shape expected.
+struct Weights<'a> {
+    /// The file's path, for errors.
+    path: &'a Path,
+    file: SafeTensors<'a>,
+    /// The model's hidden size.
+    hidden: usize,
+}
+
+impl Weights<'_> {
+    /// Returns the error for this file, for `reason`.
+    fn bad(&self, reason: String) -> IndexError {
+        model_file_error(self.path, reason)
+    }
+
+    /// Returns the first dimension of tensor `name`, or 0 when it is missing.
+    fn rows(&self, name: &str) -> usize {
+        self.file
+            .tensor(name)
+            .map_or(0, |t| t.shape().first().copied().unwrap_or(0))
+    }
+
+    /// Reads tensor `name`, which must be F32 of `shape`.
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, IndexError> {
+        let t = self
+            .file
+            .tensor(name)
+            .map_err(|_| self.bad(format!("tensor {name} is missing")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape {
+            return Err(self.bad(format!(
+                "tensor {name} is {:?} {:?}, not F32 {shape:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    /// Reads the layer norm under `prefix`.
+    fn norm(&self, prefix: &str) -> Result<Norm, IndexError> {
+        let h = self.hidden;
+        Ok(Norm {
+            gamma: self.tensor(&format!("{prefix}.weight"), &[h])?,
+            beta: self.tensor(&format!("{prefix}.bias"), &[h])?,
+        })
+    }
+
+    /// Reads the linear layer under `prefix`, from `k` inputs to `n` outputs.
+    fn linear(&self, prefix: &str, n: usize, k: usize) -> Result<Linear, IndexError> {
+        let weight = self.tensor(&format!("{prefix}.weight"), &[n, k])?;
+        Ok(Linear {
+            weight: Packed::transposed(&weight, k, k, n),
+            bias: self.tensor(&format!("{prefix}.bias"), &[n])?,
+        })
+    }
+
+    /// Reads the query, key and value projections of the layer under `prefix` into one linear
+    /// layer, the query's scaled by `scale`.
+    fn qkv(&self, prefix: &str, scale: f32) -> Result<Linear, IndexError> {
+        let h = self.hidden;
+        let mut weight = Vec::with_capacity(3 * h * h);
+        let mut bias = Vec::with_capacity(3 * h);
+        for (part, factor) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
+            let name = format!("{prefix}.attention.self.{part}");
+            weight.extend(
+                self.tensor(&format!("{name}.weight"), &[h, h])?
+                    .iter()
+                    .map(|w| w * factor),
+            );
+            bias.extend(
+                self.tensor(&format!("{name}.bias"), &[h])?
+                    .iter()
+                    .map(|b| b * factor),
+            );
+        }
+        Ok(Linear {
+            weight: Packed::transposed(&weight, h, h, 3 * h),
+            bias,
+        })
+    }
+
+    /// Reads encoder layer `i`, whose feed-forward block is `inner` wide.
+    fn layer(&self, i: usize, inner: usize, scale: f32) -> Result<Layer, IndexError> {
+        let h = self.hidden;
+        let p = format!("encoder.layer.{i}");
+        Ok(Layer {
+            qkv: self.qkv(&p, scale)?,
+            attention_out: self.linear(&format!("{p}.attention.output.dense"), h, h)?,
+            attention_norm: self.norm(&format!("{p}.attention.output.LayerNorm"))?,
+            up: self.linear(&format!("{p}.intermediate.dense"), inner, h)?,
+            down: self.linear(&format!("{p}.output.dense"), h, inner)?,
+            output_norm: self.norm(&format!("{p}.output.LayerNorm"))?,
+        })
+    }
+}
+
 impl Bert {
     /// Reads the weights from the bytes of `path` (a safetensors file) for `config`.
     pub(crate) fn load(path: &Path, bytes: &[u8], config: &Config) -> Result<Self, IndexError> {
-        let bad = |reason: String| IndexError::ModelFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let (h, inner) = (config.hidden_size, config.intermediate_size);
+        let h = config.hidden_size;
         if config.hidden_act != "gelu"
             || config.num_attention_heads == 0
-            || h % config.num_attention_heads != 0
+            || !h.is_multiple_of(config.num_attention_heads)
         {
-            return Err(bad(format!(
-                "config.json describes another model ({config:?})"
-            )));
+            return Err(model_file_error(
+                path,
+                format!("config.json describes another model ({config:?})"),
+            ));
         }
-        let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
-        let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>, IndexError> {
-            let t = file
-                .tensor(name)
-                .map_err(|_| bad(format!("tensor {name} is missing")))?;
-            if t.dtype() != Dtype::F32 || t.shape() != shape {
-                return Err(bad(format!(
-                    "tensor {name} is {:?} {:?}, not F32 {shape:?}",
-                    t.dtype(),
-                    t.shape()
-                )));
-            }
-            Ok(t.data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
-        };
-        let norm = |prefix: &str| -> Result<Norm, IndexError> {
-            Ok(Norm {
-                gamma: tensor(&format!("{prefix}.weight"), &[h])?,
-                beta: tensor(&format!("{prefix}.bias"), &[h])?,
-            })
-        };
-        let linear = |prefix: &str, n: usize, k: usize| -> Result<Linear, IndexError> {
-            let weight = tensor(&format!("{prefix}.weight"), &[n, k])?;
-            Ok(Linear {
-                weight: Packed::transposed(&weight, k, k, n),
-                bias: tensor(&format!("{prefix}.bias"), &[n])?,
-            })
+        let file =
+            SafeTensors::deserialize(bytes).map_err(|e| model_file_error(path, e.to_string()))?;
+        let weights = Weights {
+            path,
+            file,
+            hidden: h,
         };
         #[allow(clippy::cast_precision_loss)]
         let scale = 1.0 / ((h / config.num_attention_heads) as f32).sqrt();
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
-            let p = format!("encoder.layer.{i}");
-            let mut weight = Vec::with_capacity(3 * h * h);
-            let mut bias = Vec::with_capacity(3 * h);
-            for (part, factor) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
-                let name = format!("{p}.attention.self.{part}");
-                weight.extend(
-                    tensor(&format!("{name}.weight"), &[h, h])?
-                        .iter()
-                        .map(|w| w * factor),
-                );
-                bias.extend(
-                    tensor(&format!("{name}.bias"), &[h])?
-                        .iter()
-                        .map(|b| b * factor),
-                );
-            }
-            layers.push(Layer {
-                qkv: Linear {
-                    weight: Packed::transposed(&weight, h, h, 3 * h),
-                    bias,
-                },
-                attention_out: linear(&format!("{p}.attention.output.dense"), h, h)?,
-                attention_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
-                up: linear(&format!("{p}.intermediate.dense"), inner, h)?,
-                down: linear(&format!("{p}.output.dense"), h, inner)?,
-                output_norm: norm(&format!("{p}.output.LayerNorm"))?,
-            });
+            layers.push(weights.layer(i, config.intermediate_size, scale)?);
         }
-        let vocabulary = file
-            .tensor("embeddings.word_embeddings.weight")
-            .map_or(0, |t| t.shape().first().copied().unwrap_or(0));
-        let words = tensor("embeddings.word_embeddings.weight", &[vocabulary, h])?;
-        let types = tensor("embeddings.token_type_embeddings.weight", &[2, h])?;
+        let vocabulary = weights.rows("embeddings.word_embeddings.weight");
+        let words = weights.tensor("embeddings.word_embeddings.weight", &[vocabulary, h])?;
+        let types = weights.tensor("embeddings.token_type_embeddings.weight", &[2, h])?;
         #[allow(clippy::cast_possible_truncation)]
         let eps = config.layer_norm_eps as f32;
         Ok(Self {
@@ -176,12 +229,12 @@ impl Bert {
             eps,
             max_positions: config.max_position_embeddings,
             words,
-            positions: tensor(
+            positions: weights.tensor(
                 "embeddings.position_embeddings.weight",
                 &[config.max_position_embeddings, h],
             )?,
             token_type: types[..h].to_vec(),
-            embedding_norm: norm("embeddings.LayerNorm")?,
+            embedding_norm: weights.norm("embeddings.LayerNorm")?,
             layers,
         })
     }

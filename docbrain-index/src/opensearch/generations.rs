@@ -106,61 +106,14 @@ impl OpenSearchStore {
             if attempt > 0 {
                 held = self.held(&page.id).await?;
             }
-            if let Some(h) = held
-                .as_ref()
-                .filter(|h| page.is_stale_against(h.record.version, h.record.access_read_ms))
+            if let Some(stale) = self
+                .give_way_if_stale(page, chunks, generation, held.as_ref())
+                .await?
             {
-                if h.generation != generation {
-                    // By id: a search might not see these chunks before a refresh.
-                    self.bulk(
-                        &self.own_chunks(page, chunks, generation),
-                        "delete a stale write",
-                    )
-                    .await?;
-                }
-                return Ok(ReplaceOutcome::Stale {
-                    held: h.record.version,
-                });
+                return Ok(stale);
             }
-            let record = json!({
-                "kind": if page.parent.is_some() { "part" } else { "page" },
-                "page_id": page.id.as_str(),
-                "space_key": page.space_key,
-                "generation": generation,
-                "version": page.version,
-                "chunk_count": page.chunk_count,
-                "record": page,
-            });
-            let path = match &held {
-                Some(h) => format!(
-                    "/{}/_doc/{}?if_seq_no={}&if_primary_term={}",
-                    self.pages,
-                    segment(page.id.as_str()),
-                    h.seq_no,
-                    h.primary_term
-                ),
-                None => format!(
-                    "/{}/_doc/{}?op_type=create",
-                    self.pages,
-                    segment(page.id.as_str())
-                ),
-            };
-            match self
-                .client
-                .call(
-                    Method::PUT,
-                    &path,
-                    Body::Json(&record),
-                    "write the page record",
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(IndexError::OpenSearch { status: 409, .. }) => {
-                    debug!(page_id = %page.id, "page record changed under us; reading it again");
-                    continue;
-                }
-                Err(e) => return Err(e),
+            if !self.put_record(page, generation, held.as_ref()).await? {
+                continue;
             }
             self.dirty.store(true, Ordering::Relaxed);
             if let Some(h) = held {
@@ -177,6 +130,81 @@ impl OpenSearchStore {
                 page.id
             ),
         })
+    }
+
+    /// When the `held` record is newer than `page`, deletes the chunks this write of
+    /// `generation` added (unless the record names them) and returns the stale outcome.
+    async fn give_way_if_stale(
+        &self,
+        page: &IndexedPage,
+        chunks: &[EmbeddedChunk],
+        generation: &str,
+        held: Option<&Held>,
+    ) -> Result<Option<ReplaceOutcome>, IndexError> {
+        let Some(h) =
+            held.filter(|h| page.is_stale_against(h.record.version, h.record.access_read_ms))
+        else {
+            return Ok(None);
+        };
+        if h.generation != generation {
+            // By id: a search might not see these chunks before a refresh.
+            self.bulk(
+                &self.own_chunks(page, chunks, generation),
+                "delete a stale write",
+            )
+            .await?;
+        }
+        Ok(Some(ReplaceOutcome::Stale {
+            held: h.record.version,
+        }))
+    }
+
+    /// Writes `page`'s record naming `generation`, only over the `held` record (or only if
+    /// there is none); returns false when another writer changed the record first.
+    async fn put_record(
+        &self,
+        page: &IndexedPage,
+        generation: &str,
+        held: Option<&Held>,
+    ) -> Result<bool, IndexError> {
+        let record = page_record(page, generation);
+        let path = self.record_path(&page.id, held);
+        match self
+            .client
+            .call(
+                Method::PUT,
+                &path,
+                Body::Json(&record),
+                "write the page record",
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(IndexError::OpenSearch { status: 409, .. }) => {
+                debug!(page_id = %page.id, "page record changed under us; reading it again");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Returns the path that writes page `id`'s record over `held` (by its concurrency tokens),
+    /// or creates it when nothing is held.
+    fn record_path(&self, id: &PageId, held: Option<&Held>) -> String {
+        match held {
+            Some(h) => format!(
+                "/{}/_doc/{}?if_seq_no={}&if_primary_term={}",
+                self.pages,
+                segment(id.as_str()),
+                h.seq_no,
+                h.primary_term
+            ),
+            None => format!(
+                "/{}/_doc/{}?op_type=create",
+                self.pages,
+                segment(id.as_str())
+            ),
+        }
     }
 
     /// Step 3 of a replace: deletes the generation the record named before, then leftovers of
@@ -264,6 +292,19 @@ impl OpenSearchStore {
         }
         Ok(())
     }
+}
+
+/// Returns the page record of `page` naming `generation`.
+fn page_record(page: &IndexedPage, generation: &str) -> Value {
+    json!({
+        "kind": if page.parent.is_some() { "part" } else { "page" },
+        "page_id": page.id.as_str(),
+        "space_key": page.space_key,
+        "generation": generation,
+        "version": page.version,
+        "chunk_count": page.chunk_count,
+        "record": page,
+    })
 }
 
 /// `doc` with `fields` added.

@@ -60,39 +60,30 @@ impl OpenSearchStore {
             self.refresh(&self.chunks).await?;
         }
         let depth = request.k.max(CANDIDATES);
-        let mut filters: Vec<Value> = Vec::new();
-        if let Some(space) = &request.filter.space_key {
-            filters.push(json!({"term": {"space_key": space}}));
-        }
-        if let Some(reader) = &request.reader {
-            filters.push(read_filter(reader));
-        }
-        let mut lexical = json!({
-            "bool": {"must": [{"multi_match": {"query": request.text, "fields": ["text", "title^2", "heading_path"]}}]}
-        });
-        let mut knn = json!({"vector": request.vector, "k": depth});
-        if !filters.is_empty() {
-            // The lucene engine applies a k-NN filter during the graph search, and the BM25
-            // query filters before ranking: no hit is lost to either.
-            lexical["bool"]["filter"] = json!(filters);
-            knn["filter"] = json!({"bool": {"filter": filters}});
-        }
-        let source = json!({"excludes": ["vector"]});
-        let searches = [
-            json!({"size": depth, "_source": source, "query": lexical}),
-            json!({"size": depth, "_source": source, "query": {"knn": {"vector": knn}}}),
-        ];
+        let body = self.msearch_body(&candidate_searches(request, depth));
+        let (_, answer) = self
+            .client
+            .call(Method::POST, "/_msearch", Body::NdJson(&body), "search")
+            .await?;
+        let lists = self.current_hit_lists(&answer).await?;
+        Ok(fuse(lists, request.k))
+    }
+
+    /// Returns the `_msearch` body running each of `searches` on the chunk index.
+    fn msearch_body(&self, searches: &[Value]) -> String {
         let mut body = String::new();
-        for s in &searches {
+        for s in searches {
             body.push_str(&json!({"index": self.chunks}).to_string());
             body.push('\n');
             body.push_str(&s.to_string());
             body.push('\n');
         }
-        let (_, answer) = self
-            .client
-            .call(Method::POST, "/_msearch", Body::NdJson(&body), "search")
-            .await?;
+        body
+    }
+
+    /// Returns the hits of each response of an `_msearch` answer, keeping only current chunks;
+    /// fails on the first response that is an error.
+    async fn current_hit_lists(&self, answer: &Value) -> Result<Vec<Vec<Value>>, IndexError> {
         let mut lists: Vec<Vec<Value>> = Vec::new();
         for response in answer["responses"].as_array().into_iter().flatten() {
             if response.get("error").is_some() {
@@ -101,8 +92,7 @@ impl OpenSearchStore {
                     what: "search".into(),
                     status: response["status"].as_u64().unwrap_or(500) as u16,
                     detail: reason(response, "search failed"),
-                }
-                .into());
+                });
             }
             let hits = response["hits"]["hits"]
                 .as_array()
@@ -110,43 +100,82 @@ impl OpenSearchStore {
                 .unwrap_or_default();
             lists.push(self.current_only(hits).await?);
         }
-        let mut by_id: HashMap<String, Value> = HashMap::new();
-        let ranked: Vec<Vec<String>> = lists
-            .into_iter()
-            .map(|hits| {
-                hits.into_iter()
-                    .filter_map(|h| {
-                        let id = h["_id"].as_str()?.to_owned();
-                        by_id.entry(id.clone()).or_insert(h);
-                        Some(id)
-                    })
+        Ok(lists)
+    }
+}
+
+/// Returns the filters `request` asks for: its space and its reader's read rule.
+fn search_filters(request: &SearchRequest) -> Vec<Value> {
+    let mut filters: Vec<Value> = Vec::new();
+    if let Some(space) = &request.filter.space_key {
+        filters.push(json!({"term": {"space_key": space}}));
+    }
+    if let Some(reader) = &request.reader {
+        filters.push(read_filter(reader));
+    }
+    filters
+}
+
+/// Returns the BM25 and the k-NN search for `request`, each asking for `depth` candidates.
+fn candidate_searches(request: &SearchRequest, depth: usize) -> [Value; 2] {
+    let filters = search_filters(request);
+    let mut lexical = json!({
+        "bool": {"must": [{"multi_match": {"query": request.text, "fields": ["text", "title^2", "heading_path"]}}]}
+    });
+    let mut knn = json!({"vector": request.vector, "k": depth});
+    if !filters.is_empty() {
+        // The lucene engine applies a k-NN filter during the graph search, and the BM25
+        // query filters before ranking: no hit is lost to either.
+        lexical["bool"]["filter"] = json!(filters);
+        knn["filter"] = json!({"bool": {"filter": filters}});
+    }
+    let source = json!({"excludes": ["vector"]});
+    [
+        json!({"size": depth, "_source": source, "query": lexical}),
+        json!({"size": depth, "_source": source, "query": {"knn": {"vector": knn}}}),
+    ]
+}
+
+/// Fuses the ranked hit `lists` by reciprocal rank into the best `k` search hits.
+fn fuse(lists: Vec<Vec<Value>>, k: usize) -> Vec<SearchHit> {
+    let mut by_id: HashMap<String, Value> = HashMap::new();
+    let ranked: Vec<Vec<String>> = lists
+        .into_iter()
+        .map(|hits| {
+            hits.into_iter()
+                .filter_map(|h| {
+                    let id = h["_id"].as_str()?.to_owned();
+                    by_id.entry(id.clone()).or_insert(h);
+                    Some(id)
+                })
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[String]> = ranked.iter().map(Vec::as_slice).collect();
+    reciprocal_rank_fusion(&refs, RRF_K)
+        .into_iter()
+        .take(k)
+        .filter_map(|(id, score)| search_hit(&by_id.get(&id)?["_source"], score))
+        .collect()
+}
+
+/// Returns the search hit for a chunk's `_source` with `score`, or `None` when it lacks an id.
+fn search_hit(s: &Value, score: f64) -> Option<SearchHit> {
+    Some(SearchHit {
+        chunk_id: s["chunk_id"].as_str()?.to_owned(),
+        page_id: PageId::new(s["page_id"].as_str()?),
+        title: s["title"].as_str().unwrap_or_default().to_owned(),
+        space_key: s["space_key"].as_str().unwrap_or_default().to_owned(),
+        heading_path: s["heading_path"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
                     .collect()
             })
-            .collect();
-        let refs: Vec<&[String]> = ranked.iter().map(Vec::as_slice).collect();
-        Ok(reciprocal_rank_fusion(&refs, RRF_K)
-            .into_iter()
-            .take(request.k)
-            .filter_map(|(id, score)| {
-                let s = &by_id.get(&id)?["_source"];
-                Some(SearchHit {
-                    chunk_id: s["chunk_id"].as_str()?.to_owned(),
-                    page_id: PageId::new(s["page_id"].as_str()?),
-                    title: s["title"].as_str().unwrap_or_default().to_owned(),
-                    space_key: s["space_key"].as_str().unwrap_or_default().to_owned(),
-                    heading_path: s["heading_path"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    url: s["url"].as_str().map(str::to_owned),
-                    text: s["text"].as_str().unwrap_or_default().to_owned(),
-                    score,
-                })
-            })
-            .collect())
-    }
+            .unwrap_or_default(),
+        url: s["url"].as_str().map(str::to_owned),
+        text: s["text"].as_str().unwrap_or_default().to_owned(),
+        score,
+    })
 }
