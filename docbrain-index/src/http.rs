@@ -4,7 +4,6 @@
 use std::time::{Duration, SystemTime};
 
 use docbrain_core::retry::parse_retry_after;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::IndexError;
@@ -60,7 +59,9 @@ pub(crate) async fn read_text(
 }
 
 /// Percent-encodes one path segment (ids may hold `/`).
+#[cfg(feature = "opensearch")]
 pub(crate) fn segment(id: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
     utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
 }
 
