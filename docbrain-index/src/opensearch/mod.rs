@@ -21,6 +21,24 @@ mod client;
 mod generations;
 mod mapping;
 mod search;
+
+/// The hits of a listing, only when every shard answered: a listing cut short by a failed
+/// shard would miss pages (a crawl's unlisted pass, the pages an access change reaches), so it
+/// is an error, never a shorter list.
+fn whole_hits(answer: &mut Value) -> Result<Vec<Value>, String> {
+    let failed = answer["_shards"]["failed"].as_u64().unwrap_or(0);
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {} shards failed: {}",
+            answer["_shards"]["total"], answer["_shards"]["failures"]
+        ));
+    }
+    match answer["hits"]["hits"].take() {
+        Value::Array(hits) => Ok(hits),
+        _ => Err("the answer holds no hits".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -140,10 +158,12 @@ impl OpenSearchStore {
                 "list pages",
             )
             .await?;
-        let hits = match answer["hits"]["hits"].take() {
-            Value::Array(hits) => hits,
-            _ => Vec::new(),
-        };
+        let hits = whole_hits(&mut answer).map_err(|detail| IndexError::OpenSearch {
+            url: self.client.url().to_owned(),
+            what: "list pages".to_owned(),
+            status: 200,
+            detail,
+        })?;
         let mut records = Vec::with_capacity(hits.len());
         for mut hit in hits {
             records.push(record_of(hit["_source"]["record"].take())?);

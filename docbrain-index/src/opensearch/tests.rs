@@ -266,3 +266,23 @@ async fn racing_writers_end_with_the_newest_version_only() {
     }
     drop_index(&index).await;
 }
+
+#[test]
+fn a_listing_with_a_failed_shard_or_no_hits_is_an_error_never_a_shorter_list() {
+    let mut whole = serde_json::json!({
+        "_shards": {"total": 2, "successful": 2, "failed": 0},
+        "hits": {"hits": [{"_id": "1"}, {"_id": "2"}]}
+    });
+    assert_eq!(super::whole_hits(&mut whole).unwrap().len(), 2);
+    let mut cut = serde_json::json!({
+        "_shards": {"total": 2, "successful": 1, "failed": 1, "failures": [{"reason": {"type": "node_disconnected_exception"}}]},
+        "hits": {"hits": [{"_id": "1"}]}
+    });
+    let err = super::whole_hits(&mut cut).unwrap_err();
+    assert!(
+        err.contains("1 of 2 shards failed") && err.contains("node_disconnected"),
+        "{err}"
+    );
+    let mut empty = serde_json::json!({"_shards": {"total": 1, "failed": 0}});
+    assert!(super::whole_hits(&mut empty).is_err());
+}
