@@ -2,7 +2,7 @@
 //! core short of all of them at once: the async threads always keep a core for the requests
 //! that must answer within milliseconds (a webhook's acknowledgement, a search).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
@@ -11,25 +11,34 @@ use tokio::sync::Semaphore;
 pub const LARGE: usize = 32 * 1024;
 
 /// One permit per core but one (at least one).
-fn permits() -> &'static Semaphore {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Semaphore::new(cores.saturating_sub(1).max(1))
-    })
+fn permits() -> Arc<Semaphore> {
+    static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    PERMITS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
+        })
+        .clone()
 }
 
 /// Runs `work` on tokio's blocking pool once a core is free for it, and returns its result; a
-/// panic in `work` resumes here.
-pub async fn spawn<T, F>(work: F) -> T
+/// panic in `work` resumes here. `None` when the runtime is shutting down and did not run it:
+/// the caller then does the work itself.
+pub async fn spawn<T, F>(work: F) -> Option<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    // The semaphore is never closed, so a permit always comes.
-    let _permit = permits().acquire().await.ok();
-    match tokio::task::spawn_blocking(work).await {
-        Ok(out) => out,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    // The semaphore is never closed, so a permit always comes; it is held until the work
+    // ends, even when the caller stops waiting for it.
+    let permit = permits().acquire_owned().await.ok();
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    });
+    match task.await {
+        Ok(out) => Some(out),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
     }
 }

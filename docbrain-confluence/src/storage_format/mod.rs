@@ -24,8 +24,10 @@ pub(crate) async fn page_body(xhtml: Option<&str>) -> String {
         None => String::new(),
         Some(x) if x.len() < docbrain_core::cpu::LARGE => storage_to_markdown(x),
         Some(x) => {
-            let x = x.to_owned();
-            docbrain_core::cpu::spawn(move || storage_to_markdown(&x)).await
+            let owned = x.to_owned();
+            docbrain_core::cpu::spawn(move || storage_to_markdown(&owned))
+                .await
+                .unwrap_or_else(|| storage_to_markdown(x))
         }
     }
 }

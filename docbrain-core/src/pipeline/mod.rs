@@ -180,6 +180,11 @@ impl Pipeline {
         self
     }
 
+    /// The options this pipeline runs with.
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+
     /// Returns the index store.
     pub fn store(&self) -> &Arc<dyn IndexStore> {
         &self.store

@@ -375,8 +375,11 @@ impl Pipeline {
         if page.body.len() < crate::cpu::LARGE {
             return self.chunker.chunk(page);
         }
-        let (chunker, page) = (self.chunker.clone(), page.clone());
-        crate::cpu::spawn(move || chunker.chunk(&page)).await
+        let (chunker, owned) = (self.chunker.clone(), page.clone());
+        match crate::cpu::spawn(move || chunker.chunk(&owned)).await {
+            Some(chunks) => chunks,
+            None => self.chunker.chunk(page),
+        }
     }
 
     /// Chunks `page` and embeds the chunks whose vectors the index does not hold (`reuse`:

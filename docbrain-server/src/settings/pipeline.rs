@@ -138,6 +138,17 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_guard_concurrency_and_cache_ttl_reach_the_pipeline() {
+        let mut settings = local();
+        settings.pipeline.max_delete_fraction = 0.1;
+        settings.pipeline.delete_floor = 5;
+        settings.pipeline.allow_mass_delete = true;
+        settings.pipeline.fetch_concurrency = 7;
+        settings.pipeline.reader_ttl = std::time::Duration::from_secs(30);
+        assert_eq!(pipeline(&settings).await.options(), &settings.pipeline);
+    }
+
     #[test]
     fn the_page_limit_reaches_the_crawl_scope() {
         let mut site = ConfluenceSettings::new("https://x", Default::default(), Secret::new("t"));

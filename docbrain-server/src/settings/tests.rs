@@ -398,3 +398,18 @@ fn the_front_doors_name_the_remedy_of_a_parts_error() {
     let other = docbrain_core::Error::new(ErrorKind::Transport, "connection reset");
     assert_eq!(flags::hint(&other), None);
 }
+
+#[test]
+fn the_crawl_settings_are_read_for_every_source_and_zero_concurrency_is_refused() {
+    let s = from(&[
+        ("LOCAL_DOCS_PATH", "docs"),
+        ("CONFLUENCE_FETCH_CONCURRENCY", "7"),
+        ("DELETE_GUARD_FLOOR", "5"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (s.pipeline.fetch_concurrency, s.pipeline.delete_floor),
+        (7, 5)
+    );
+    assert!(error(&[("CONFLUENCE_FETCH_CONCURRENCY", "0")]).contains("at least 1"));
+}
