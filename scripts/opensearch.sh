@@ -125,9 +125,12 @@ start() {
   assemble
   mkdir -p "$W/data" "$W/logs"
   log "starting OpenSearch $VERSION (k-NN $KNN_VERSION) at $URL"
+  # A test node on a build machine: a disk filled by build output must not block its indices
+  # (past the watermarks OpenSearch refuses to create an index, and the tests fail for it).
   as_node_user env JAVA_HOME="$JDK" OPENSEARCH_JAVA_OPTS="${OPENSEARCH_JAVA_OPTS:--Xms512m -Xmx1g}" \
     "$H/bin/opensearch" -d -p "$W/os.pid" -Ediscovery.type=single-node -Enetwork.host=127.0.0.1 \
     -Ehttp.port="$PORT" -Epath.data="$W/data" -Epath.logs="$W/logs" -Ecluster.name=docbrain-test \
+    -Ecluster.routing.allocation.disk.threshold_enabled=false \
     </dev/null >"$W/logs/console.log" 2>&1 # the daemon must not hold the caller's pipes open
   local i
   for i in $(seq 1 60); do
