@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient};
-use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MarkdownChunker, MemoryStore, Pipeline, PipelineOptions, Scope, Secret};
+use docbrain_testsuite::LetterEmbedder;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)

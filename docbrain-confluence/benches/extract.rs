@@ -17,8 +17,8 @@ use docbrain_confluence::simulator::files::{docx, pdf, pptx, xlsx};
 use docbrain_confluence::simulator::{Route, Simulator, PAT};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
-use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MarkdownChunker, MemoryStore, Pipeline, Scope, Secret};
+use docbrain_testsuite::LetterEmbedder;
 
 const PDF: &str = "application/pdf";
 const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";

@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use futures_util::stream::BoxStream;
+use futures_core::stream::BoxStream;
 
 use crate::error::Result;
 use crate::health::CallHealth;

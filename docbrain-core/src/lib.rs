@@ -27,7 +27,7 @@
 //! # #[derive(Debug)] struct OnePage;
 //! # #[async_trait] impl Fetcher for OnePage {
 //! #     fn list<'a>(&'a self, _: &'a Scope) -> PageStream<'a> {
-//! #         Box::pin(futures_util::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None, parts: None })]))
+//! #         Box::pin(futures::stream::iter([Ok(PageSummary { id: "1".into(), space_key: "ENG".into(), title: "Deploys".into(), version: Some(1), access: None, parts: None })]))
 //! #     }
 //! #     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
 //! #         Ok(Fetched::Page(Page::new(id.clone(), "ENG", "Deploys",
@@ -56,7 +56,6 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testsuite` | `testsuite`: the conformance checks every [`IndexStore`] runs |
 //! | `retry` | `retry`: the retry policy of the crates that speak HTTP (backoff, `Retry-After`) |
 //!
 //! Settings read from variables and flags, logging and the MCP tools are the front doors' and
@@ -82,8 +81,6 @@ pub mod retry;
 mod search;
 mod secret;
 mod store;
-#[cfg(any(test, feature = "testsuite"))]
-pub mod testsuite;
 pub mod text;
 
 pub use chunk::{Chunk, EmbeddedChunk};

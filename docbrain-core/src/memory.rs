@@ -251,16 +251,3 @@ impl IndexStore for MemoryStore {
         Ok(self.lock()?.rule_changes)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn memory_store_passes_the_conformance_suite() {
-        crate::testsuite::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn IndexStore> })
-            .await;
-    }
-}

@@ -278,7 +278,7 @@ pub struct IndexStats {
 /// Where chunks, their vectors and page records live.
 ///
 /// Every store honours the same contract, checked by the conformance suite
-/// (`docbrain_core::testsuite`, feature `testsuite`): replacing a page is atomic, never rolls
+/// (`docbrain-testsuite`, beside this crate): replacing a page is atomic, never rolls
 /// a page back to an older version, and leaves no chunk of the old state behind.
 #[async_trait]
 pub trait IndexStore: Debug + Send + Sync + 'static {

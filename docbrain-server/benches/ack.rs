@@ -19,13 +19,13 @@ use docbrain_confluence::simulator::{Simulator, PAT};
 use docbrain_confluence::webhook;
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
-use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     Embedder, IndexStore, IndexedPage, MarkdownChunker, MemoryStore, ModelInfo, Page, Pipeline,
     Secret,
 };
 use docbrain_server::{serve, AppState, Metrics, Webhook};
 use docbrain_server::{ServerSettings, WebhookSettings};
+use docbrain_testsuite::LetterEmbedder;
 use tokio::net::TcpListener;
 
 const SECRET: &str = "ack-bench-secret";

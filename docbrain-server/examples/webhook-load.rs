@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Route, Simulator, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
-use docbrain_core::testsuite::Running;
 use docbrain_core::PageId;
+use docbrain_testsuite::Running;
 
 const SECRET: &str = "load-test-secret";
 

@@ -582,7 +582,7 @@ mod tests {
         let disk = SmallDisk::mount(256 * 1024);
         disk.fill();
         let pipeline = Pipeline::searcher(
-            Arc::new(docbrain_core::testsuite::LetterEmbedder::default()),
+            Arc::new(docbrain_testsuite::LetterEmbedder::default()),
             Arc::new(MemoryStore::new()),
         )
         .await

@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use docbrain_core::testsuite::Running;
 use docbrain_core::IndexStore;
 use docbrain_index::EmbeddedStore;
+use docbrain_testsuite::Running;
 use serde_json::Value;
 
 fn sample_space() -> PathBuf {

@@ -8,11 +8,11 @@ use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, 
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::testsuite::{self, until, LetterEmbedder};
 use docbrain_core::{
     ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageOutcome,
     PageStatus, Pipeline, PipelineOptions, Scope, Secret,
 };
+use docbrain_testsuite::{until, LetterEmbedder};
 use futures::TryStreamExt;
 
 const VERSIONS: [ApiVersion; 2] = [ApiVersion::V2, ApiVersion::V1];
@@ -91,7 +91,10 @@ fn body(i: usize) -> String {
 
 /// Asserts the index holds exactly the simulator's current pages at their versions.
 async fn assert_index_matches(sim: &Simulator, store: &MemoryStore) {
-    assert_eq!(testsuite::indexed_versions(store).await, sim.versions(None));
+    assert_eq!(
+        docbrain_testsuite::indexed_versions(store).await,
+        sim.versions(None)
+    );
 }
 
 #[tokio::test]

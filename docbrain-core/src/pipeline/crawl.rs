@@ -1,17 +1,17 @@
 //! The full crawl: the listing walked in batches against the index, each page decided
 //! (fetch, re-check its rule, or skip), then the unlisted deleted under the guard.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fetcher::Scope;
+use crate::fetcher::{PageStream, Scope};
 use crate::page::{PageId, PageSummary, PartRef};
 use crate::store::{PageState, STATE_BATCH};
 use crate::text::printable;
@@ -82,36 +82,89 @@ impl Walk {
     }
 
     /// Admits a listed page the first time the listing names it, within the scope's page
-    /// limit (past it, the listing is `stop`ped).
-    pub(super) fn admit(
-        &mut self,
-        summary: PageSummary,
-        scope: &Scope,
-        stop: &AtomicBool,
-    ) -> Option<PageSummary> {
+    /// limit.
+    pub(super) fn admit(&mut self, summary: PageSummary, scope: &Scope) -> Admitted {
         let key = Self::key(&summary.id);
         if self.seen.contains(&key) {
-            return None;
+            return Admitted::Again;
         }
         if scope
             .page_limit
             .is_some_and(|limit| self.seen.len() >= limit)
         {
             self.truncated = true;
-            stop.store(true, Ordering::Relaxed);
-            return None;
+            return Admitted::PastLimit;
         }
         self.seen.insert(key);
         if scope.spaces.is_empty() {
             self.spaces.insert(summary.space_key.clone());
         }
-        Some(summary)
+        Admitted::Yes(summary)
     }
 
     /// Whether the listing named page `id`.
     pub(super) fn listed(&self, id: &PageId) -> bool {
         self.seen.contains(&Self::key(id))
     }
+}
+
+/// The source's listing as the walk reads it: in batches, until it ends, fails or reaches the
+/// scope's page limit.
+struct Listing<'a> {
+    pages: PageStream<'a>,
+    stopped: bool,
+}
+
+impl Listing<'_> {
+    /// The next listed pages the walk admits (a failed listing ends the batch and the
+    /// listing): at least one is awaited, then those ready at once are taken, up to a batch.
+    async fn next_batch(
+        &mut self,
+        scope: &Scope,
+        progress: &dyn SyncProgress,
+        walk: &mut Walk,
+    ) -> Vec<Result<PageSummary>> {
+        let mut batch = Vec::new();
+        while !self.stopped && batch.len() < STATE_BATCH {
+            let next = match batch.is_empty() {
+                true => poll_fn(|cx| self.pages.as_mut().poll_next(cx)).await,
+                false => match self
+                    .pages
+                    .as_mut()
+                    .poll_next(&mut Context::from_waker(Waker::noop()))
+                {
+                    Poll::Ready(next) => next,
+                    Poll::Pending => break,
+                },
+            };
+            match next {
+                Some(Ok(summary)) => {
+                    progress.listed(&summary);
+                    match walk.admit(summary, scope) {
+                        Admitted::Yes(summary) => batch.push(Ok(summary)),
+                        Admitted::Again => {}
+                        Admitted::PastLimit => self.stopped = true,
+                    }
+                }
+                Some(Err(e)) => {
+                    self.stopped = true;
+                    batch.push(Err(e));
+                }
+                None => self.stopped = true,
+            }
+        }
+        batch
+    }
+}
+
+/// What [`Walk::admit`] made of a listed page.
+pub(super) enum Admitted {
+    /// Named the first time: the walk takes it.
+    Yes(PageSummary),
+    /// Named before (listings that page over a changing space repeat pages).
+    Again,
+    /// Past the scope's page limit: the listing is cut short here.
+    PastLimit,
 }
 
 /// What the index holds of one listed page: its state, whether the parts it lists have their
@@ -241,15 +294,8 @@ impl Pipeline {
             spaces: scope.spaces.iter().cloned().collect(),
             truncated: false,
         };
-        let stop = AtomicBool::new(false);
-        let mut listing = self.walk(scope, progress, &mut walk, &stop, crawl);
-        while let Some(done) = listing.next().await {
-            let (summary, outcome, held_chunks) = done?;
-            report.pages_seen += 1;
-            progress.page_done(&summary, &outcome);
-            tally(&mut report, &summary, outcome, held_chunks)?;
-        }
-        drop(listing);
+        self.walk(scope, progress, &mut walk, crawl, &mut report)
+            .await?;
         if walk.truncated {
             info!(
                 limit = scope.page_limit,
@@ -271,39 +317,75 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// The listing, each page compared with the index and brought in line: the page, its
-    /// outcome and the chunks the index held of it. The index is read a batch of listed pages
-    /// at a time, so the walk holds what it read of the index for one batch, and one digest
-    /// per listed page.
-    pub(super) fn walk<'a>(
-        &'a self,
-        scope: &'a Scope,
-        progress: &'a dyn SyncProgress,
-        walk: &'a mut Walk,
-        stop: &'a AtomicBool,
+    /// The listing, each page compared with the index and brought in line, counted into
+    /// `report`. The index is read a batch of listed pages at a time, so the walk holds what it
+    /// read of the index for one batch, and one digest per listed page; up to
+    /// `fetch_concurrency` pages are brought in line at once, each its own task. When the walk
+    /// fails, the pages still in hand are stopped, and waited for, before it returns.
+    pub(super) async fn walk(
+        &self,
+        scope: &Scope,
+        progress: &dyn SyncProgress,
+        walk: &mut Walk,
         crawl: Began,
-    ) -> BoxStream<'a, Result<(PageSummary, Result<PageOutcome>, u64)>> {
-        self.fetcher
-            .list(scope)
-            .take_while(|_| futures_util::future::ready(!stop.load(Ordering::Relaxed)))
-            .filter_map(move |item| {
-                futures_util::future::ready(match item {
-                    Ok(summary) => {
-                        progress.listed(&summary);
-                        walk.admit(summary, scope, stop).map(Ok)
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let mut running = JoinSet::new();
+        let walked = self
+            .walk_in(&mut running, scope, progress, walk, crawl, report)
+            .await;
+        running.shutdown().await;
+        walked
+    }
+
+    async fn walk_in(
+        &self,
+        running: &mut JoinSet<Result<(PageSummary, Result<PageOutcome>, u64)>>,
+        scope: &Scope,
+        progress: &dyn SyncProgress,
+        walk: &mut Walk,
+        crawl: Began,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let mut listing = Listing {
+            pages: self.fetcher.list(scope),
+            stopped: false,
+        };
+        let mut steps = VecDeque::new();
+        let limit = self.options.fetch_concurrency.max(1);
+        loop {
+            while running.len() < limit {
+                match steps.pop_front() {
+                    Some(Step::Fail(e)) => return Err(e),
+                    Some(step) => {
+                        let pipeline = self.clone();
+                        running.spawn(async move { pipeline.take(step, crawl).await });
                     }
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        Some(Err(e))
-                    }
-                })
-            })
-            .ready_chunks(STATE_BATCH)
-            .then(|batch| self.decide(batch))
-            .flat_map(futures_util::stream::iter)
-            .map(move |step| self.take(step, crawl))
-            .buffer_unordered(self.options.fetch_concurrency.max(1))
-            .boxed()
+                    None => break,
+                }
+            }
+            if steps.is_empty() && !listing.stopped && running.len() < limit {
+                let batch = listing.next_batch(scope, progress, walk).await;
+                if !batch.is_empty() {
+                    steps.extend(self.decide(batch).await);
+                }
+                continue;
+            }
+            let Some(joined) = running.join_next().await else {
+                return Ok(());
+            };
+            let (summary, outcome, held_chunks) = match joined {
+                Ok(done) => done?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    let shutdown = "the crawl was cancelled: the runtime is shutting down";
+                    return Err(Error::new(ErrorKind::Transport, shutdown).with_source(e));
+                }
+            };
+            report.pages_seen += 1;
+            progress.page_done(&summary, &outcome);
+            tally(report, &summary, outcome, held_chunks)?;
+        }
     }
 
     /// Decides, for a batch of listed pages, which the index holds at their listed version

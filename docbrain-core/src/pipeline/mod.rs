@@ -104,10 +104,24 @@ struct NoSource;
 #[async_trait::async_trait]
 impl Fetcher for NoSource {
     fn list<'a>(&'a self, _: &'a Scope) -> crate::fetcher::PageStream<'a> {
-        Box::pin(futures_util::stream::once(async { Err(no_source()) }))
+        Box::pin(NoListing(Some(no_source())))
     }
     async fn fetch(&self, _: &PageId) -> Result<Fetched> {
         Err(no_source())
+    }
+}
+
+/// A listing that fails at once.
+struct NoListing(Option<Error>);
+
+impl futures_core::Stream for NoListing {
+    type Item = Result<crate::PageSummary>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.get_mut().0.take().map(Err))
     }
 }
 

@@ -73,7 +73,7 @@ impl Fetcher for Source {
                 "listing connection reset",
             )));
         }
-        Box::pin(futures_util::stream::iter(items))
+        Box::pin(futures::stream::iter(items))
     }
 
     async fn fetch(&self, id: &PageId) -> Result<Fetched> {
@@ -97,7 +97,39 @@ impl Fetcher for Source {
     }
 }
 
-type Letters = crate::testsuite::LetterEmbedder;
+/// Letter frequencies as vectors (texts that share words are near), counting the texts embedded.
+#[derive(Debug, Default)]
+struct Letters(AtomicUsize);
+
+impl Letters {
+    fn embedded(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl crate::Embedder for Letters {
+    fn model(&self) -> crate::ModelInfo {
+        crate::ModelInfo {
+            model_id: "test/letters".into(),
+            dimension: 26,
+        }
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.0.fetch_add(texts.len(), Ordering::SeqCst);
+        Ok(texts.iter().map(|t| letters(t)).collect())
+    }
+}
+
+fn letters(text: &str) -> Vec<f32> {
+    let mut v = [0.0f32; 26];
+    for b in text.to_lowercase().bytes().filter(u8::is_ascii_lowercase) {
+        v[usize::from(b - b'a')] += 1.0;
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    v.iter().map(|x| x / n).collect()
+}
 
 fn page(id: &str, space: &str, title: &str, body: &str) -> Page {
     Page {

@@ -58,7 +58,7 @@ fn search(text: &str, vector: Vec<f32>) -> SearchRequest {
 async fn passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let mut n = 0;
-    docbrain_core::testsuite::run(|| {
+    docbrain_testsuite::run(|| {
         n += 1;
         let path = dir.path().join(format!("store-{n}"));
         async move { Arc::new(EmbeddedStore::open(path).unwrap()) as Arc<dyn IndexStore> }

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use docbrain_core::testsuite::{self, LetterEmbedder};
 use docbrain_core::{ErrorKind, IndexStore, ModelInfo};
 use docbrain_index::{OpenSearchConfig, OpenSearchStore};
+use docbrain_testsuite::LetterEmbedder;
 
 fn url() -> String {
     std::env::var("OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into())
@@ -47,7 +47,7 @@ async fn cleanup(test: &str) {
 #[tokio::test]
 #[ignore = "needs an OpenSearch node (OPENSEARCH_URL): scripts/test.sh starts one and runs it"]
 async fn conformance_suite_passes_against_a_real_node() {
-    testsuite::run(|| async {
+    docbrain_testsuite::run(|| async {
         let store: Arc<dyn IndexStore> = Arc::new(store(&fresh_index("conf")).await);
         store
     })

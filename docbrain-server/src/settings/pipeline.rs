@@ -64,10 +64,10 @@ impl Settings {
 mod tests {
     use async_trait::async_trait;
     use docbrain_confluence::{ConfluenceSettings, LocalSettings};
-    use docbrain_core::testsuite::LetterEmbedder;
     use docbrain_core::{
         ErrorKind, Fetched, MemoryStore, Page, PageId, PageStream, PageSummary, Secret,
     };
+    use docbrain_testsuite::LetterEmbedder;
 
     use super::*;
 

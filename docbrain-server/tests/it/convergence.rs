@@ -22,11 +22,11 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_confluence::{ConfluenceSettings, SourceSettings};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::testsuite::{self, LetterEmbedder};
 use docbrain_core::{
     MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, PipelineOptions, Scope, Secret,
 };
 use docbrain_server::{router, AppState, Metrics, Settings, Webhook, WebhookSettings};
+use docbrain_testsuite::LetterEmbedder;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::Request;
@@ -453,7 +453,7 @@ async fn schedule(seed: u64, steps: u64, as_process: bool) {
     let truth = w.sim.versions(Some(&IN_SCOPE));
     let store = w.pipeline.store().clone();
     let indexed = store.list_pages().await.unwrap();
-    let held = testsuite::indexed_versions(store.as_ref()).await;
+    let held = docbrain_testsuite::indexed_versions(store.as_ref()).await;
     assert_eq!(
         held, truth,
         "seed {seed}: the index differs from Confluence; replay with CONVERGENCE_SEED={seed} cargo test -p docbrain-server --test it convergence"

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use docbrain_confluence::simulator::{Simulator, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
-use docbrain_core::testsuite;
-use docbrain_core::testsuite::until;
 use docbrain_core::{IndexStore, PageId};
 use docbrain_index::EmbeddedStore;
+use docbrain_testsuite::until;
 
 const SECRET: &str = "kill-test-secret";
 
@@ -132,7 +131,7 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_event() {
 
     let store = EmbeddedStore::open(&data).unwrap();
     assert_eq!(
-        testsuite::indexed_versions(&store).await,
+        docbrain_testsuite::indexed_versions(&store).await,
         sim.versions(None),
         "the index equals Confluence: nothing lost, nothing stale"
     );

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use docbrain_confluence::simulator::{Grants, Simulator, PAT};
 use docbrain_confluence::webhook::{BodyShape, PageEvent};
-use docbrain_core::testsuite::Running;
 use docbrain_server::Settings;
+use docbrain_testsuite::Running;
 use serde_json::json;
 
 use crate::support;

@@ -16,8 +16,6 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::testsuite::until;
-use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     Caller, Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope,
     SearchFilter, Secret,
@@ -25,6 +23,8 @@ use docbrain_core::{
 use docbrain_index::{EmbeddedStore, OpenSearchConfig, OpenSearchStore};
 use docbrain_server::{router, AppState, Metrics, SearchGate, Webhook};
 use docbrain_server::{SearchSettings, WebhookSettings};
+use docbrain_testsuite::until;
+use docbrain_testsuite::LetterEmbedder;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::Request;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use crate::fake::{Fake, Settings};
 use docbrain_confluence::LocalFetcher;
-use docbrain_core::testsuite::until;
 use docbrain_core::{
     Embedder, ErrorKind, IndexStore, MarkdownChunker, Pipeline, Scope, SearchFilter, Secret,
 };
 use docbrain_index::{EmbeddedStore, IndexError, RemoteConfig, RetryPolicy};
+use docbrain_testsuite::until;
 
 const KEY: &str = "sk-test-0123456789";
 

@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docbrain_core::testsuite::until;
-use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{MemoryStore, Page, Pipeline, Secret};
 use docbrain_index::EmbeddedStore;
 use docbrain_server::{router, serve, AppState, Metrics, SearchGate};
 use docbrain_server::{SearchSettings, ServerSettings};
+use docbrain_testsuite::until;
+use docbrain_testsuite::LetterEmbedder;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};

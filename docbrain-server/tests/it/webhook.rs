@@ -8,8 +8,6 @@ use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_core::retry::RetryPolicy;
-use docbrain_core::testsuite::until;
-use docbrain_core::testsuite::LetterEmbedder;
 use docbrain_core::{
     IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, Scope, SearchFilter,
     Secret,
@@ -17,6 +15,8 @@ use docbrain_core::{
 use docbrain_server::ServerSettings;
 use docbrain_server::WebhookSettings;
 use docbrain_server::{serve, AppState, Metrics, Webhook};
+use docbrain_testsuite::until;
+use docbrain_testsuite::LetterEmbedder;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub(crate) use docbrain_core::testsuite::{until, Running};
+pub(crate) use docbrain_testsuite::{until, Running};
 
 /// The server binary with only `PATH`, the model's variables, `SERVER_BIND=127.0.0.1` and
 /// `SERVER_PORT=0` set; with `fd_limit`, under `ulimit -n`.

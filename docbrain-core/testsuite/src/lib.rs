@@ -1,10 +1,11 @@
-//! The `IndexStore` conformance suite (feature `testsuite`): every store runs it.
+//! The `IndexStore` conformance suite of DocBrain Sync: every store runs it (as a
+//! dev-dependency).
 //!
 //! Each check takes a fresh, empty store and panics with a message naming what broke.
 //! [`run`] runs them all:
 //!
 //! ```text
-//! docbrain_core::testsuite::run(|| async { Arc::new(MyStore::open_temp()) as Arc<dyn IndexStore> }).await;
+//! docbrain_testsuite::run(|| async { Arc::new(MyStore::open_temp()) as Arc<dyn IndexStore> }).await;
 //! ```
 //!
 //! Beside it, what the workspace's tests share: [`until`] (one wait for a condition, with a
@@ -20,13 +21,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::chunk::{Chunk, EmbeddedChunk};
-use crate::embedder::{Embedder, ModelInfo};
-use crate::error::ErrorKind;
-use crate::page::PageId;
-use crate::read_access::{Layer, Principal, ReadAccess, Reader};
-use crate::search::{SearchFilter, SearchRequest};
-use crate::store::{IndexStore, IndexedPage, ReplaceOutcome};
+use docbrain_core::{
+    Chunk, EmbeddedChunk, Embedder, ErrorKind, IndexStore, IndexedPage, Layer, ModelInfo, PageId,
+    Principal, ReadAccess, Reader, ReplaceOutcome, SearchFilter, SearchRequest,
+};
 
 pub use support::{until, Running};
 
@@ -53,7 +51,7 @@ impl Embedder for LetterEmbedder {
         }
     }
 
-    async fn embed(&self, texts: &[String]) -> crate::Result<Vec<Vec<f32>>> {
+    async fn embed(&self, texts: &[String]) -> docbrain_core::Result<Vec<Vec<f32>>> {
         self.embedded.fetch_add(texts.len(), Ordering::SeqCst);
         Ok(texts
             .iter()
@@ -330,10 +328,10 @@ async fn keeps_parts_apart_from_pages(store: &dyn IndexStore) {
         .await
         .unwrap();
     let page = IndexedPage {
-        parts: vec![crate::PartRef {
+        parts: vec![docbrain_core::PartRef {
             id: "301".into(),
             version: 2,
-            kind: crate::PartKind::Comment,
+            kind: docbrain_core::PartKind::Comment,
             not_indexed: None,
         }],
         ..record("300", "ENG", "Deploys", 1, 1)
@@ -467,9 +465,9 @@ async fn replaces_and_reads_back(store: &dyn IndexStore) {
     assert_eq!(*states[0].access, page.access);
     assert_eq!(
         states[0].place,
-        crate::PageState::place_of(&page.ancestor_ids)
+        docbrain_core::PageState::place_of(&page.ancestor_ids)
     );
-    assert_ne!(states[0].place, crate::PageState::place_of(&[]));
+    assert_ne!(states[0].place, docbrain_core::PageState::place_of(&[]));
     store.delete_page(&"101".into()).await.unwrap();
     let read: Vec<(u32, String)> = store
         .chunks(&"100".into())
@@ -770,4 +768,16 @@ async fn notes_rule_changes(store: &dyn IndexStore) {
         .unwrap();
     assert_eq!(store.rule_changes().await.unwrap(), 9);
     assert_eq!(store.stats().await.unwrap().pages, 0, "the note is no page");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use docbrain_core::{IndexStore, MemoryStore};
+
+    #[tokio::test]
+    async fn memory_store_passes_the_conformance_suite() {
+        super::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn IndexStore> }).await;
+    }
 }
