@@ -54,9 +54,8 @@
 //! # Ok::<_, Error>(()) }).unwrap();
 //! ```
 //!
-//! | feature | what it adds |
-//! |---|---|
-//! | `retry` | `retry`: the retry policy of the crates that speak HTTP (backoff, `Retry-After`) |
+//! Beside this crate, `docbrain-testsuite` holds the conformance suite every [`IndexStore`]
+//! runs in its tests, and `docbrain-http` the retries the HTTP clients share.
 //!
 //! Settings read from variables and flags, logging and the MCP tools are the front doors' and
 //! live in `docbrain-server` (the `docbrain` CLI uses them from there): each part owns its
@@ -76,8 +75,6 @@ mod memory;
 mod page;
 mod pipeline;
 mod read_access;
-#[cfg(feature = "retry")]
-pub mod retry;
 mod search;
 mod secret;
 mod store;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use docbrain_core::retry::parse_retry_after;
+use docbrain_http::parse_retry_after;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::IndexError;

@@ -6,8 +6,8 @@
 
 use std::time::SystemTime;
 
-use docbrain_core::retry::{parse_retry_after, retry, Attempt, Retried, RetryPolicy};
 use docbrain_core::{CallCounter, CallHealth, Secret};
+use docbrain_http::{parse_retry_after, retry, Attempt, Retried, RetryPolicy};
 use reqwest::header::{HeaderMap, LINK, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
@@ -455,7 +455,7 @@ fn strip_tags(html: &str) -> String {
 }
 
 fn shorten(text: &str) -> String {
-    docbrain_core::text::one_line(text, 240)
+    docbrain_http::one_line(text, 240)
 }
 
 #[cfg(test)]

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::settings::{ApiVersion, ConfluenceSettings};
 use async_trait::async_trait;
-use docbrain_core::retry::RetryPolicy;
 use docbrain_core::{
     parts_digest, CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream,
     PageSummary, ReadAccess, Reader, Scope,
 };
+use docbrain_http::RetryPolicy;
 use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::Url;
 use serde_json::Value;

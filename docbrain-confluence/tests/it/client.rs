@@ -7,11 +7,11 @@ use std::time::Duration;
 use docbrain_confluence::simulator::{Fault, Route, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
-use docbrain_core::retry::RetryPolicy;
 use docbrain_core::{
     ErrorKind, Fetched, Fetcher, IndexStore, MarkdownChunker, MemoryStore, PageId, PageOutcome,
     PageStatus, Pipeline, PipelineOptions, Scope, Secret,
 };
+use docbrain_http::RetryPolicy;
 use docbrain_testsuite::{until, LetterEmbedder};
 use futures::TryStreamExt;
 

@@ -104,7 +104,7 @@ fn item_outcomes(answer: &Value, expected: usize) -> Result<Vec<(u64, Value)>, S
     let (Some(errors), Some(items)) = (answer["errors"].as_bool(), items) else {
         return Err(format!(
             "the _bulk answer is not OpenSearch's (no errors flag and items): {}",
-            docbrain_core::text::one_line(&answer.to_string(), 200)
+            docbrain_http::one_line(&answer.to_string(), 200)
         ));
     };
     if items.len() != expected {

@@ -1,8 +1,8 @@
 //! One OpenSearch request with bounded retries, and readable errors.
 
-use docbrain_core::retry::{retry, Attempt, Retried, RetryPolicy};
-use docbrain_core::text::one_line;
 use docbrain_core::{CallCounter, CallHealth, Secret};
+use docbrain_http::one_line;
+use docbrain_http::{retry, Attempt, Retried, RetryPolicy};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde_json::Value;

@@ -48,12 +48,12 @@ use std::sync::Mutex;
 
 use crate::settings::OpenSearchSettings;
 use async_trait::async_trait;
-use docbrain_core::retry::RetryPolicy;
 use docbrain_core::text::now_ms;
 use docbrain_core::{
     reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk, IndexedPage,
     Layer, ModelInfo, PageId, Principal, Reader, ReplaceOutcome, SearchHit, SearchRequest,
 };
+use docbrain_http::RetryPolicy;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};

@@ -7,9 +7,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-pub use docbrain_core::retry::RetryPolicy;
-use docbrain_core::retry::{retry, Attempt, Retried};
 use docbrain_core::CallCounter;
+pub use docbrain_http::RetryPolicy;
+use docbrain_http::{retry, Attempt, Retried};
 
 /// Why a request failed for good.
 #[derive(Debug)]
@@ -89,7 +89,7 @@ async fn send(
 
 /// The first 300 characters of a body, on one line.
 pub(crate) fn snippet(text: &str) -> String {
-    docbrain_core::text::one_line(text, 300)
+    docbrain_http::one_line(text, 300)
 }
 
 /// Scales a vector to unit length (providers differ on whether they do).

@@ -22,7 +22,7 @@ pub use api::RemoteApi;
 pub use http::RetryPolicy;
 
 use crate::error::IndexError;
-use docbrain_core::text::truncate_chars;
+use docbrain_http::truncate_chars;
 use http::{normalise, post_json, Failure};
 
 /// Settings of a remote embedder; [`RemoteConfig::connect`] builds it.

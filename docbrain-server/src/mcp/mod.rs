@@ -27,7 +27,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use docbrain_core::text::truncate_chars;
 use docbrain_core::{Caller, Error, ErrorKind, PageId, Pipeline, Result, SearchFilter, MAX_K};
 
 mod endpoint;
@@ -416,10 +415,9 @@ fn answer_error(e: &Error) -> std::result::Result<CallToolResult, ErrorData> {
 
 /// `text` cut to `max` characters, and whether it was.
 fn cut(text: &str, max: usize) -> (String, bool) {
-    if text.chars().count() <= max {
-        (text.to_owned(), false)
-    } else {
-        (truncate_chars(text, max).to_owned(), true)
+    match text.char_indices().nth(max) {
+        Some((at, _)) => (text[..at].to_owned(), true),
+        None => (text.to_owned(), false),
     }
 }
 

@@ -21,10 +21,10 @@ use docbrain_confluence::simulator::{Fault, Simulator, API_TOKEN, EMAIL, PAT};
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
 use docbrain_confluence::{ConfluenceSettings, SourceSettings};
-use docbrain_core::retry::RetryPolicy;
 use docbrain_core::{
     MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, PipelineOptions, Scope, Secret,
 };
+use docbrain_http::RetryPolicy;
 use docbrain_server::{router, AppState, Metrics, Settings, Webhook, WebhookSettings};
 use docbrain_testsuite::LetterEmbedder;
 use http_body_util::Full;

@@ -15,11 +15,11 @@ use docbrain_confluence::simulator::{Grants, Route, SimUser, Simulator, API_TOKE
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
-use docbrain_core::retry::RetryPolicy;
 use docbrain_core::{
     Caller, Embedder, IndexStore, MarkdownChunker, PageId, Pipeline, PipelineOptions, Scope,
     SearchFilter, Secret,
 };
+use docbrain_http::RetryPolicy;
 use docbrain_index::{EmbeddedStore, OpenSearchConfig, OpenSearchStore};
 use docbrain_server::{router, AppState, Metrics, SearchGate, Webhook};
 use docbrain_server::{SearchSettings, WebhookSettings};

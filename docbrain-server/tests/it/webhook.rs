@@ -7,11 +7,11 @@ use docbrain_confluence::simulator::{Fault, Grants, Route, Simulator, API_TOKEN,
 use docbrain_confluence::webhook::{self, BodyShape, PageEvent, PageRef};
 use docbrain_confluence::ConfluenceSettings;
 use docbrain_confluence::{ApiVersion, ConfluenceClient, ConfluenceConfig};
-use docbrain_core::retry::RetryPolicy;
 use docbrain_core::{
     IndexStore, MarkdownChunker, MemoryStore, PageId, PageStatus, Pipeline, Scope, SearchFilter,
     Secret,
 };
+use docbrain_http::RetryPolicy;
 use docbrain_server::ServerSettings;
 use docbrain_server::WebhookSettings;
 use docbrain_server::{serve, AppState, Metrics, Webhook};
