@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use docbrain_confluence::SourceSettings;
-use docbrain_core::{by_page, Caller, PageHit, Pipeline, SearchFilter, SyncProgress, MAX_K};
+use docbrain_core::{Caller, Pipeline, SearchFilter, SearchRequest, SyncProgress};
+
+use crate::page_hits::{by_page, PageHit};
 use docbrain_index::{EmbeddedStore, StoreSettings};
 use docbrain_server::{lockfile, mcp, Settings};
 use serde_json::json;
@@ -134,8 +136,8 @@ pub(crate) async fn search(settings: Settings, args: &SearchArgs) -> anyhow::Res
     }
     // One hit per page: ask for enough chunks that `k` pages are likely among them.
     // A `k` out of range goes as it is, for the pipeline to refuse.
-    let depth = if (1..=MAX_K).contains(&args.k) {
-        (args.k * 4).min(MAX_K)
+    let depth = if (1..=SearchRequest::MAX_K).contains(&args.k) {
+        (args.k * 4).min(SearchRequest::MAX_K)
     } else {
         args.k
     };

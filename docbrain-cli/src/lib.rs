@@ -10,6 +10,7 @@
 
 mod args;
 mod commands;
+mod page_hits;
 mod progress;
 
 use std::io::IsTerminal;

@@ -30,89 +30,11 @@ pub struct MarkdownChunker {
     counter: Arc<dyn TokenCounter>,
 }
 
-/// Builds a [`MarkdownChunker`].
-#[derive(Debug, Clone)]
-pub struct MarkdownChunkerBuilder {
-    max_tokens: usize,
-    overlap_tokens: usize,
-    counter: Arc<dyn TokenCounter>,
-}
-
-impl Default for MarkdownChunkerBuilder {
-    fn default() -> Self {
-        Self {
-            max_tokens: MarkdownChunker::DEFAULT_MAX_TOKENS,
-            overlap_tokens: 32,
-            counter: Arc::new(EstimatedTokens),
-        }
-    }
-}
-
-impl MarkdownChunkerBuilder {
-    /// Sets the token budget of a chunk, breadcrumb included.
-    pub fn max_tokens(&mut self, n: usize) -> &mut Self {
-        self.max_tokens = n;
-        self
-    }
-
-    /// Sets how many tokens of the previous chunk's last paragraph open the next chunk.
-    pub fn overlap_tokens(&mut self, n: usize) -> &mut Self {
-        self.overlap_tokens = n;
-        self
-    }
-
-    /// Sets the token counter (the embedder's own, ideally).
-    pub fn token_counter(&mut self, counter: Arc<dyn TokenCounter>) -> &mut Self {
-        self.counter = counter;
-        self
-    }
-
-    /// Counts tokens with `embedder`'s own tokenizer when it has one, so chunks fit the model;
-    /// keeps the estimate otherwise.
-    pub fn fit_to(&mut self, embedder: &dyn Embedder) -> &mut Self {
-        if let Some(counter) = embedder.token_counter() {
-            self.counter = counter;
-        }
-        self
-    }
-
-    /// Returns the chunker.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidConfig`] when the budget is under 32 tokens or the overlap is not
-    /// smaller than half of it.
-    pub fn build(&self) -> Result<MarkdownChunker> {
-        if self.max_tokens < 32 {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "chunk size of {} tokens is too small: use at least 32",
-                    self.max_tokens
-                ),
-            ));
-        }
-        if self.overlap_tokens * 2 >= self.max_tokens {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "chunk overlap of {} tokens must be less than half the chunk size ({})",
-                    self.overlap_tokens, self.max_tokens
-                ),
-            ));
-        }
-        Ok(MarkdownChunker {
-            max_tokens: self.max_tokens,
-            overlap_tokens: self.overlap_tokens,
-            counter: self.counter.clone(),
-        })
-    }
-}
-
 impl Default for MarkdownChunker {
     fn default() -> Self {
         Self {
             max_tokens: Self::DEFAULT_MAX_TOKENS,
-            overlap_tokens: 32,
+            overlap_tokens: Self::DEFAULT_OVERLAP_TOKENS,
             counter: Arc::new(EstimatedTokens),
         }
     }
@@ -122,9 +44,53 @@ impl MarkdownChunker {
     /// The default budget: the local model reads 256 tokens including its two special tokens.
     pub const DEFAULT_MAX_TOKENS: usize = 254;
 
-    /// Returns a builder with the defaults (254 tokens, 32 of overlap, estimated counts).
-    pub fn builder() -> MarkdownChunkerBuilder {
-        MarkdownChunkerBuilder::default()
+    /// The default overlap: tokens a chunk carries over from the one before it.
+    pub const DEFAULT_OVERLAP_TOKENS: usize = 32;
+
+    /// A chunker of chunks of at most `max_tokens` that carry `overlap_tokens` over from the
+    /// chunk before; it estimates token counts until told how to count them
+    /// ([`MarkdownChunker::fit_to`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] for fewer than 32 tokens, or an overlap of half the
+    /// budget or more.
+    pub fn new(max_tokens: usize, overlap_tokens: usize) -> Result<Self> {
+        if max_tokens < 32 {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("chunk size of {max_tokens} tokens is too small: use at least 32"),
+            ));
+        }
+        if overlap_tokens * 2 >= max_tokens {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "chunk overlap of {overlap_tokens} tokens must be less than half the chunk size ({max_tokens})"
+                ),
+            ));
+        }
+        Ok(Self {
+            max_tokens,
+            overlap_tokens,
+            counter: Arc::new(EstimatedTokens),
+        })
+    }
+
+    /// This chunker counting tokens with `counter`.
+    #[must_use]
+    pub fn counting_with(mut self, counter: Arc<dyn TokenCounter>) -> Self {
+        self.counter = counter;
+        self
+    }
+
+    /// This chunker counting tokens as `embedder`'s model does, when it says how: chunks
+    /// then fit the model's input.
+    #[must_use]
+    pub fn fit_to(self, embedder: &dyn Embedder) -> Self {
+        match embedder.token_counter() {
+            Some(counter) => self.counting_with(counter),
+            None => self,
+        }
     }
 }
 
@@ -477,11 +443,7 @@ mod tests {
     }
 
     fn small() -> MarkdownChunker {
-        MarkdownChunker::builder()
-            .max_tokens(64)
-            .overlap_tokens(8)
-            .build()
-            .unwrap()
+        MarkdownChunker::new(64, 8).unwrap()
     }
 
     #[test]
@@ -639,17 +601,10 @@ mod tests {
     }
 
     #[test]
-    fn builder_rejects_bad_budgets() {
-        let err = MarkdownChunker::builder()
-            .max_tokens(10)
-            .build()
-            .unwrap_err();
+    fn bad_budgets_are_refused() {
+        let err = MarkdownChunker::new(10, 2).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        let err = MarkdownChunker::builder()
-            .max_tokens(100)
-            .overlap_tokens(50)
-            .build()
-            .unwrap_err();
+        let err = MarkdownChunker::new(100, 50).unwrap_err();
         assert!(err.to_string().contains("overlap"), "{err}");
     }
 }

@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
-/// Work of this many bytes of input or more goes to [`spawn`]; below it the hop costs more
-/// than it spares.
-pub const LARGE: usize = 32 * 1024;
+/// Work on this many bytes of input or more goes to the blocking pool; below it the hop costs
+/// more than it spares.
+pub(crate) const LARGE: usize = 32 * 1024;
 
 /// One permit per core but one (at least one).
 fn permits() -> Arc<Semaphore> {
@@ -21,24 +21,29 @@ fn permits() -> Arc<Semaphore> {
         .clone()
 }
 
-/// Runs `work` on tokio's blocking pool once a core is free for it, and returns its result; a
-/// panic in `work` resumes here. `None` when the runtime is shutting down and did not run it:
-/// the caller then does the work itself.
-pub async fn spawn<T, F>(work: F) -> Option<T>
+/// Runs `work` over `size` bytes of input and returns its result: at once when the input is
+/// small, else on tokio's blocking pool once a core is free for it (or here, when the runtime
+/// is shutting down). A panic in `work` resumes here.
+pub async fn run<T, F>(size: usize, work: F) -> T
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
 {
+    if size < LARGE {
+        return work();
+    }
+    let work = Arc::new(work);
+    let job = work.clone();
     // The semaphore is never closed, so a permit always comes; it is held until the work
     // ends, even when the caller stops waiting for it.
     let permit = permits().acquire_owned().await.ok();
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        work()
+        job()
     });
     match task.await {
-        Ok(out) => Some(out),
+        Ok(out) => out,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => None,
+        Err(_) => work(),
     }
 }

@@ -16,7 +16,7 @@ pub trait TokenCounter: Debug + Send + Sync {
 /// A model-agnostic token estimate for WordPiece/BPE models: one token per punctuation mark,
 /// and about one per six characters of a word.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EstimatedTokens;
+pub(crate) struct EstimatedTokens;
 
 impl TokenCounter for EstimatedTokens {
     fn count(&self, text: &str) -> usize {
@@ -62,8 +62,8 @@ pub trait Embedder: Debug + Send + Sync + 'static {
     /// When the model or the service behind it fails.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
 
-    /// Returns the model's own token counter, when it has one; chunkers fall back to
-    /// [`EstimatedTokens`].
+    /// Returns the model's own token counter, when it has one; chunkers fall back to an
+    /// estimate (one token per punctuation mark, about one per six characters of a word).
     fn token_counter(&self) -> Option<Arc<dyn TokenCounter>> {
         None
     }

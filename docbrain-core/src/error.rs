@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Boxed source error carried by [`Error`].
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Result alias used across the core traits.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,7 +90,7 @@ impl Error {
     }
 
     /// Wraps a crate's own error transparently: its message and source chain show as they are.
-    pub fn wrap(kind: ErrorKind, error: impl Into<BoxError>) -> Self {
+    pub fn wrap(kind: ErrorKind, error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
             kind,
             message: None,
@@ -106,7 +106,7 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+    pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         self.source = Some(source.into());
         self
     }

@@ -78,30 +78,27 @@ mod read_access;
 mod search;
 mod secret;
 mod store;
-pub mod text;
+mod text;
 
 pub use chunk::{Chunk, EmbeddedChunk};
-pub use chunker::{Chunker, MarkdownChunker, MarkdownChunkerBuilder};
-pub use embedder::{Embedder, EstimatedTokens, ModelInfo, TokenCounter};
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use chunker::{Chunker, MarkdownChunker};
+pub use embedder::{Embedder, ModelInfo, TokenCounter};
+pub use error::{Error, ErrorKind, Result};
 pub use fetcher::{Fetcher, PageStream, Scope};
 pub use health::{CallCounter, CallHealth};
 pub use memory::MemoryStore;
 pub use page::{
-    parts_digest, Fetched, ListedAccess, NotIndexed, Page, PageId, PageStatus, PageSummary, Part,
-    PartKind, PartRef, PartText,
+    Fetched, ListedAccess, NotIndexed, Page, PageId, PageStatus, PageSummary, Part, PartKind,
+    PartRef, PartText,
 };
 pub use pipeline::{
-    AttachmentCounts, PageOutcome, PageText, Pipeline, PipelineOptions, Reach, SpaceSummary,
-    SyncProgress, SyncReport,
+    AttachmentCounts, PageOutcome, PageText, Pipeline, PipelineOptions, SpaceSummary, SyncProgress,
+    SyncReport,
 };
 pub use read_access::{Caller, Layer, Principal, ReadAccess, Reader};
-pub use search::{
-    by_page, query_terms, reciprocal_rank_fusion, PageHit, SearchFilter, SearchHit, SearchRequest,
-    MAX_K,
-};
+pub use search::{reciprocal_rank_fusion, SearchFilter, SearchHit, SearchRequest};
 pub use secret::Secret;
 pub use store::{
-    each_state, IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates,
-    PartsSummary, ReplaceOutcome,
+    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PartsSummary, ReplaceOutcome,
 };
+pub use text::{now_ms, printable};

@@ -9,10 +9,8 @@ use crate::chunk::EmbeddedChunk;
 use crate::embedder::ModelInfo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::PageId;
-use crate::search::{query_terms, reciprocal_rank_fusion, SearchHit, SearchRequest};
-use crate::store::{
-    IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, PageStates, ReplaceOutcome,
-};
+use crate::search::{reciprocal_rank_fusion, SearchHit, SearchRequest};
+use crate::store::{IndexStats, IndexStore, IndexedChunk, IndexedPage, PageState, ReplaceOutcome};
 
 /// An [`IndexStore`] that keeps everything in memory, with the same contract as the others.
 /// Keyword ranking is a plain tf-idf over the chunk text.
@@ -82,20 +80,14 @@ impl IndexStore for MemoryStore {
         use std::ops::Bound::{Excluded, Unbounded};
         let inner = self.lock()?;
         let from = after.map_or(Unbounded, Excluded);
-        let mut states = PageStates::default();
-        for page in inner.pages.range((from, Unbounded)).take(limit) {
-            states.push(page.1.clone());
-        }
-        Ok(states.into_vec())
+        let pages = inner.pages.range((from, Unbounded)).take(limit);
+        Ok(PageState::from_pages(pages.map(|(_, page)| page.clone())))
     }
 
     async fn page_states_of(&self, ids: &[PageId]) -> Result<Vec<PageState>> {
         let inner = self.lock()?;
-        let mut states = PageStates::default();
-        for page in ids.iter().filter_map(|id| inner.pages.get(id)) {
-            states.push(page.clone());
-        }
-        Ok(states.into_vec())
+        let pages = ids.iter().filter_map(|id| inner.pages.get(id));
+        Ok(PageState::from_pages(pages.cloned()))
     }
 
     async fn chunk_vectors(&self, id: &PageId) -> Result<Vec<(String, Vec<f32>)>> {
@@ -174,7 +166,7 @@ impl IndexStore for MemoryStore {
             .filter(|(p, _)| request.reader.as_ref().is_none_or(|r| p.access.admits(r)))
             .flat_map(|(p, cs)| cs.iter().map(move |c| (p, c)))
             .collect();
-        let terms = query_terms(&request.text);
+        let terms = request.terms();
         let docs: Vec<Vec<String>> = candidates
             .iter()
             .map(|(_, c)| words(&c.chunk.embedding_text()))

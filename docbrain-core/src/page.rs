@@ -199,11 +199,26 @@ pub struct PageSummary {
     /// holds costs no request then, and a changed one only its body. `None`: the crawl reads
     /// the rule of an unchanged page on its own.
     pub access: Option<ListedAccess>,
-    /// [`parts_digest`] of the page's parts (comments) as the listing saw them: a page whose
+    /// [`PageSummary::parts_digest`] of the page's parts (comments) as the listing saw them: a page whose
     /// version the index holds is read again when its parts changed. `None`: the listing does
     /// not say, and only the page's version counts.
     #[serde(default)]
     pub parts: Option<u128>,
+}
+
+impl PageSummary {
+    /// A digest of a page's parts by id and version, in any order: the same parts, the same
+    /// digest. A listing and the index compare parts through it.
+    pub fn parts_digest<'a>(parts: impl IntoIterator<Item = (&'a PageId, u64)>) -> u128 {
+        let mut parts: Vec<(&PageId, u64)> = parts.into_iter().collect();
+        parts.sort_unstable();
+        let mut h = StableHasher::new();
+        for (id, version) in parts {
+            h.field(id.as_str());
+            h.field(&version.to_string());
+        }
+        h.finish()
+    }
 }
 
 /// What a page carries that is searched as a hit of its own.
@@ -294,23 +309,10 @@ impl PartRef {
         }
     }
 
-    /// [`parts_digest`] of a page's parts as its record keeps them.
+    /// [`PageSummary::parts_digest`] of a page's parts as its record keeps them.
     pub fn digest(parts: &[PartRef]) -> u128 {
-        parts_digest(parts.iter().map(|r| (&r.id, r.listed_version())))
+        PageSummary::parts_digest(parts.iter().map(|r| (&r.id, r.listed_version())))
     }
-}
-
-/// A digest of a page's parts by id and version, in any order: the same parts, the same
-/// digest. A listing and the index compare parts through it.
-pub fn parts_digest<'a>(parts: impl IntoIterator<Item = (&'a PageId, u64)>) -> u128 {
-    let mut parts: Vec<(&PageId, u64)> = parts.into_iter().collect();
-    parts.sort_unstable();
-    let mut h = StableHasher::new();
-    for (id, version) in parts {
-        h.field(id.as_str());
-        h.field(&version.to_string());
-    }
-    h.finish()
 }
 
 /// What a listing says of who may read a page and where it sits, read whole.

@@ -5,9 +5,6 @@ use serde::{Deserialize, Serialize};
 use crate::page::PageId;
 use crate::read_access::{Caller, Reader};
 
-/// The most hits one search returns.
-pub const MAX_K: usize = 50;
-
 /// Optional filters on a search, and whose permissions it obeys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchFilter {
@@ -65,6 +62,18 @@ pub struct SearchHit {
     pub score: f64,
 }
 
+impl SearchRequest {
+    /// The most hits one search returns.
+    pub const MAX_K: usize = 50;
+
+    /// The distinct lowercase keywords of the question, without stop words, in order: what a
+    /// lexical (BM25) search looks for. When every word is a stop word, the words are kept: a
+    /// search for "how to" still searches.
+    pub fn terms(&self) -> Vec<String> {
+        query_terms(&self.text)
+    }
+}
+
 impl SearchHit {
     /// Returns the first `max_chars` characters of the text for display: prose on one line,
     /// code blocks (fenced with backticks) with their line breaks.
@@ -100,39 +109,6 @@ impl SearchHit {
             None => out.to_owned(),
         }
     }
-}
-
-/// One page among search results: its best chunk, and the headings of its other chunks that
-/// matched, best first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PageHit {
-    /// The page's best chunk, with every field of a hit.
-    #[serde(flatten)]
-    pub best: SearchHit,
-    /// The heading paths of the page's other matching chunks.
-    pub other_sections: Vec<Vec<String>>,
-}
-
-/// Groups chunk hits (best first) by page, keeping the pages in the order of their best
-/// chunk: what a person reads as "the top pages".
-pub fn by_page(hits: Vec<SearchHit>) -> Vec<PageHit> {
-    let mut pages: Vec<PageHit> = Vec::new();
-    for hit in hits {
-        match pages.iter_mut().find(|p| p.best.page_id == hit.page_id) {
-            Some(page) => {
-                if hit.heading_path != page.best.heading_path
-                    && !page.other_sections.contains(&hit.heading_path)
-                {
-                    page.other_sections.push(hit.heading_path);
-                }
-            }
-            None => pages.push(PageHit {
-                best: hit,
-                other_sections: Vec::new(),
-            }),
-        }
-    }
-    pages
 }
 
 /// Fuses ranked lists of ids by reciprocal rank fusion: `score = Σ 1 / (k + rank)`, rank from 1.
@@ -175,26 +151,6 @@ mod tests {
             text: text.into(),
             score: 0.03,
         }
-    }
-
-    #[test]
-    fn hits_group_by_page_naming_the_other_sections() {
-        let pages = by_page(vec![
-            hit("1", &["Deploy", "Rollback"], "a"),
-            hit("2", &["Pager"], "b"),
-            hit("1", &["Deploy", "Canary"], "c"),
-            hit("1", &["Deploy", "Rollback"], "d"),
-        ]);
-        assert_eq!(pages.len(), 2);
-        assert_eq!(pages[0].best.text, "a");
-        assert_eq!(
-            pages[0].other_sections,
-            [vec!["Deploy".to_owned(), "Canary".to_owned()]]
-        );
-        assert_eq!(pages[1].best.page_id, PageId::from("2"));
-        let json = serde_json::to_value(&pages[0]).unwrap();
-        assert_eq!(json["chunk_id"], "1-2", "every field of the hit: {json}");
-        assert_eq!(json["other_sections"][0][1], "Canary");
     }
 
     #[test]
@@ -245,10 +201,9 @@ const STOPWORDS: &[&str] = &[
     "what", "when", "where", "which", "who", "why", "will", "with", "you", "your",
 ];
 
-/// Returns the distinct lowercase keywords of a question, without stop words, in order.
-///
-/// When every word is a stop word, the words are kept: a search for "how to" still searches.
-pub fn query_terms(text: &str) -> Vec<String> {
+/// The distinct lowercase keywords of `text`, without stop words, in order (see
+/// [`SearchRequest::terms`]).
+fn query_terms(text: &str) -> Vec<String> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

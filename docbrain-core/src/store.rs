@@ -130,14 +130,14 @@ impl PageState {
 
 /// Builds [`PageState`]s that share one copy of each distinct rule.
 #[derive(Debug, Default)]
-pub struct PageStates {
+struct PageStates {
     rules: HashSet<Arc<ReadAccess>>,
     states: Vec<PageState>,
 }
 
 impl PageStates {
     /// Adds the state of `page`.
-    pub fn push(&mut self, page: IndexedPage) {
+    fn push(&mut self, page: IndexedPage) {
         let access = match self.rules.get(&page.access) {
             Some(shared) => Arc::clone(shared),
             None => {
@@ -162,38 +162,25 @@ impl PageStates {
     }
 
     /// The states added.
-    pub fn into_vec(self) -> Vec<PageState> {
+    fn into_vec(self) -> Vec<PageState> {
         self.states
     }
 }
 
-/// How many states [`each_state`] and a crawl read from a store at once.
-pub(crate) const STATE_BATCH: usize = 1_000;
-
-/// Hands the states `store` holds to `each` in id order, 1,000 read at a time, until
-/// `each` returns `false`.
-///
-/// # Errors
-/// Store failures.
-pub async fn each_state(
-    store: &dyn IndexStore,
-    mut each: impl FnMut(PageState) -> bool + Send,
-) -> Result<()> {
-    let mut after: Option<PageId> = None;
-    loop {
-        let batch = store.page_states(after.as_ref(), STATE_BATCH).await?;
-        let full = batch.len() == STATE_BATCH;
-        after = batch.last().map(|s| s.id.clone());
-        for state in batch {
-            if !each(state) {
-                return Ok(());
-            }
+impl PageState {
+    /// The states of `pages`, which share one copy of each distinct rule (a crawl holds a
+    /// batch of them, and most pages of a space share their rule).
+    pub fn from_pages(pages: impl IntoIterator<Item = IndexedPage>) -> Vec<PageState> {
+        let mut states = PageStates::default();
+        for page in pages {
+            states.push(page);
         }
-        if !full {
-            return Ok(());
-        }
+        states.into_vec()
     }
 }
+
+/// How many states [`IndexStore::each_state`] and a crawl read from a store at once.
+pub(crate) const STATE_BATCH: usize = 1_000;
 
 /// What an index holds of pages' parts, read from the pages' records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,20 +202,21 @@ impl PartsSummary {
     /// Store failures.
     pub async fn read(store: &dyn IndexStore) -> Result<Self> {
         let mut summary = Self::default();
-        each_state(store, |state| {
-            for part in &state.parts {
-                match (&part.not_indexed, part.kind) {
-                    (None, crate::PartKind::Comment) => summary.comments += 1,
-                    (None, _) => summary.attachments += 1,
-                    (Some(crate::NotIndexed::Skipped(why)), _) => {
-                        *summary.skipped.entry(why.clone()).or_default() += 1;
+        store
+            .each_state(&mut |state| {
+                for part in &state.parts {
+                    match (&part.not_indexed, part.kind) {
+                        (None, crate::PartKind::Comment) => summary.comments += 1,
+                        (None, _) => summary.attachments += 1,
+                        (Some(crate::NotIndexed::Skipped(why)), _) => {
+                            *summary.skipped.entry(why.clone()).or_default() += 1;
+                        }
+                        (Some(crate::NotIndexed::Failed(_)), _) => summary.failed += 1,
                     }
-                    (Some(crate::NotIndexed::Failed(_)), _) => summary.failed += 1,
                 }
-            }
-            true
-        })
-        .await?;
+                true
+            })
+            .await?;
         Ok(summary)
     }
 }
@@ -335,23 +323,39 @@ pub trait IndexStore: Debug + Send + Sync + 'static {
             .filter(|p| after.is_none_or(|after| p.id > *after))
             .collect();
         pages.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let mut states = PageStates::default();
-        for page in pages.into_iter().take(limit) {
-            states.push(page);
+        Ok(PageState::from_pages(pages.into_iter().take(limit)))
+    }
+
+    /// Hands the states the index holds to `each` in id order, a batch at a time (through
+    /// [`IndexStore::page_states`]), until `each` returns `false`.
+    ///
+    /// # Errors
+    /// Store failures.
+    async fn each_state(&self, each: &mut (dyn FnMut(PageState) -> bool + Send)) -> Result<()> {
+        let mut after: Option<PageId> = None;
+        loop {
+            let batch = self.page_states(after.as_ref(), STATE_BATCH).await?;
+            let full = batch.len() == STATE_BATCH;
+            after = batch.last().map(|s| s.id.clone());
+            for state in batch {
+                if !each(state) {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
         }
-        Ok(states.into_vec())
     }
 
     /// The states of those of `ids` the index holds, in any order. The default reads one
     /// record at a time; stores override it to read them in one request.
     async fn page_states_of(&self, ids: &[PageId]) -> Result<Vec<PageState>> {
-        let mut states = PageStates::default();
+        let mut pages = Vec::new();
         for id in ids {
-            if let Some(page) = self.page(id).await? {
-                states.push(page);
-            }
+            pages.extend(self.page(id).await?);
         }
-        Ok(states.into_vec())
+        Ok(PageState::from_pages(pages))
     }
 
     /// Hybrid search: BM25 over the text and k-NN over the vectors, fused.

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use docbrain_core::{
-    Chunk, Chunker, EmbeddedChunk, Embedder, EstimatedTokens, IndexStore, IndexedPage, Layer,
-    MarkdownChunker, ModelInfo, Page, Principal, ReadAccess, Reader, SearchFilter, SearchRequest,
-    TokenCounter,
+    Chunk, Chunker, EmbeddedChunk, Embedder, IndexStore, IndexedPage, Layer, MarkdownChunker,
+    ModelInfo, Page, Principal, ReadAccess, Reader, SearchFilter, SearchRequest, TokenCounter,
 };
 use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
 use futures::StreamExt;
@@ -99,11 +98,10 @@ fn bench_chunker(
 ) {
     let body = markdown(rng, vocab, 4 << 20);
     let page = Page::new("bench", "B", "Bench", body);
-    let mut builder = MarkdownChunker::builder();
-    if let Some(c) = counter {
-        builder.token_counter(c);
-    }
-    let chunker = builder.build().unwrap();
+    let chunker = match counter {
+        Some(c) => MarkdownChunker::default().counting_with(c),
+        None => MarkdownChunker::default(),
+    };
     let started = Instant::now();
     let chunks = chunker.chunk(&page);
     let secs = started.elapsed().as_secs_f64();
@@ -377,8 +375,7 @@ fn main() {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     if runs("chunker") {
-        let estimated: Arc<dyn TokenCounter> = Arc::new(EstimatedTokens);
-        bench_chunker(&mut rng, &vocab, Some(estimated), "estimated tokens");
+        bench_chunker(&mut rng, &vocab, None, "estimated tokens");
     }
     if runs("chunker") || runs("embed") {
         bench_local_model(&runtime, &mut rng, &vocab, runs("chunker"), runs("embed"));

@@ -249,7 +249,7 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
 
 /// The remote parts' calls, the attachments read and the pages waiting to be retried.
 fn render_parts(out: &mut String, parts: &PartsHealth) {
-    let now = docbrain_core::text::now_ms();
+    let now = docbrain_core::now_ms();
     if let Some(health) = parts.source {
         calls(out, "docbrain_confluence", "Confluence", "", health, now);
     }

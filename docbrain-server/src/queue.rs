@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::settings::WebhookSettings;
 use docbrain_confluence::webhook::{PageEvent, PageRef};
-use docbrain_core::text::{now_ms, printable};
+use docbrain_core::{now_ms, printable};
 use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -291,15 +291,12 @@ impl Webhook {
 
     /// Journals and queues, as events of their own, the indexed pages `entry` reaches.
     async fn expand(&self, pipeline: &Pipeline, entry: &Entry) -> Result<usize, ServerError> {
-        let reach = match &entry.reach {
-            Some(Reach::Below) => docbrain_core::Reach::Below(&entry.page),
-            Some(Reach::Space(key)) => docbrain_core::Reach::Space(key),
+        let pages = match &entry.reach {
+            Some(Reach::Below) => pipeline.pages_below(&entry.page).await,
+            Some(Reach::Space(key)) => pipeline.pages_in_space(key).await,
             None => return Ok(0),
-        };
-        let pages = pipeline
-            .pages_reached(reach)
-            .await
-            .map_err(|e| ServerError::Index(e.to_string()))?;
+        }
+        .map_err(|e| ServerError::Index(e.to_string()))?;
         let count = pages.len();
         futures::future::try_join_all(pages.into_iter().map(|p| {
             let page = PageRef {

@@ -94,7 +94,7 @@ async fn probe(pipeline: &Pipeline) -> Result<(), String> {
 /// is; an older one is probed again).
 fn failing_recently(health: &CallHealth) -> bool {
     health.failing()
-        && health.last_failure_ms.is_some_and(|at| {
-            docbrain_core::text::now_ms().saturating_sub(at) < FRESH.as_millis() as u64
-        })
+        && health
+            .last_failure_ms
+            .is_some_and(|at| docbrain_core::now_ms().saturating_sub(at) < FRESH.as_millis() as u64)
 }

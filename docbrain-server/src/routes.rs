@@ -8,7 +8,7 @@ use bytes::Bytes;
 use docbrain_confluence::webhook::{
     self, Delivery, PageEvent, PageRef, PayloadError, SignatureError,
 };
-use docbrain_core::{text, Caller, ErrorKind, PageId, SearchFilter, MAX_K};
+use docbrain_core::{printable, Caller, ErrorKind, PageId, SearchFilter, SearchRequest};
 
 use crate::journal::Reach;
 use http_body_util::combinators::BoxBody;
@@ -151,7 +151,7 @@ async fn readyz(state: &AppState) -> Response {
                 }
                 body["confluence"] = json!({
                     "failed_calls": h.failed_calls,
-                    "seconds_since_success": h.seconds_since_success(docbrain_core::text::now_ms()),
+                    "seconds_since_success": h.seconds_since_success(docbrain_core::now_ms()),
                 });
             }
             json_response(StatusCode::OK, &body)
@@ -397,7 +397,7 @@ fn admit<B>(state: &AppState, req: &Request<B>, route: &str) -> Result<Caller, R
             Refusal::BadRequest(_) => ("400", "(not checked)"),
             Refusal::Forbidden { key_id, .. } => ("403", key_id.as_str()),
         };
-        let asked: Vec<_> = as_values.iter().map(|a| text::printable(a)).collect();
+        let asked: Vec<_> = as_values.iter().map(|a| printable(a)).collect();
         info!(target: "docbrain::audit", route, key, status, "search refused ({status}) for {key} asking as {asked:?}");
     }
     admitted.map(|admitted| {
@@ -406,7 +406,7 @@ fn admit<B>(state: &AppState, req: &Request<B>, route: &str) -> Result<Caller, R
                 Caller::Anonymous => "(anonymous)",
                 Caller::Unfiltered => "(unfiltered)",
             };
-            info!(target: "docbrain::audit", route, key = %admitted.key_id, as_user = %text::printable(as_user), "search by {} as {}", admitted.key_id, text::printable(as_user));
+            info!(target: "docbrain::audit", route, key = %admitted.key_id, as_user = %printable(as_user), "search by {} as {}", admitted.key_id, printable(as_user));
         admitted.caller
     })
 }
@@ -473,7 +473,7 @@ async fn search(state: &AppState, query: Option<&str>, caller: Caller) -> Respon
         Some(Err(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                &format!("k must be a number from 1 to {MAX_K}"),
+                &format!("k must be a number from 1 to {}", SearchRequest::MAX_K),
             )
         }
     };

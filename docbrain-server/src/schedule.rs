@@ -22,11 +22,13 @@ pub async fn run_schedule(
 ) {
     let source = pipeline.fetcher().source_id();
     let mut empty = true;
-    let read = docbrain_core::each_state(&**pipeline.store(), |p| {
-        empty = p.source != source;
-        empty
-    })
-    .await;
+    let read = pipeline
+        .store()
+        .each_state(&mut |p| {
+            empty = p.source != source;
+            empty
+        })
+        .await;
     let empty = match read {
         Ok(()) => empty,
         Err(e) => {

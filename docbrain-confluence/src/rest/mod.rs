@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use crate::settings::{ApiVersion, ConfluenceSettings};
 use async_trait::async_trait;
 use docbrain_core::{
-    parts_digest, CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream,
-    PageSummary, ReadAccess, Reader, Scope,
+    CallHealth, Fetched, Fetcher, ListedAccess, PageId, PageStatus, PageStream, PageSummary,
+    ReadAccess, Reader, Scope,
 };
 use docbrain_http::RetryPolicy;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -311,7 +311,7 @@ impl ConfluenceClient {
                         self.access_at(&page.id, &located, reads).await?
                     }
                 };
-                if parts::read_any(&self.inner) && parts != Some(parts_digest([])) {
+                if parts::read_any(&self.inner) && parts != Some(PageSummary::parts_digest([])) {
                     match parts::read(&self.inner, &page).await {
                         Ok(read) => page.parts = read,
                         // The page and its fresh rule are written all the same; the parts it
@@ -358,7 +358,7 @@ impl ConfluenceClient {
     /// Lists one space's current pages, following `next` links to the end, with their read
     /// rules and ancestors where the listings give them whole.
     async fn list_space(&self, space: SpaceRef) -> Result<Vec<PageSummary>, SourceError> {
-        let read_ms = docbrain_core::text::now_ms();
+        let read_ms = docbrain_core::now_ms();
         let listed = match self.inner.version {
             ApiVersion::V2 => v2::list_space(&self.inner, &space).await?,
             ApiVersion::V1 => v1::list_space(&self.inner, &space).await?,
@@ -410,7 +410,7 @@ impl ConfluenceClient {
                     read_ms,
                 }),
                 parts: comments.as_ref().map(|listed| {
-                    parts_digest(
+                    PageSummary::parts_digest(
                         listed
                             .get(&page.id)
                             .into_iter()

@@ -489,6 +489,6 @@ pub(super) async fn reader(inner: &Inner, who: &str) -> Result<Reader, SourceErr
 
 /// The reader of a user Confluence does not know: no user, no groups.
 fn unknown(who: &str) -> Reader {
-    debug!(user = %docbrain_core::text::printable(who), "Confluence knows no such user: searching as a user with no grants");
+    debug!(user = %docbrain_core::printable(who), "Confluence knows no such user: searching as a user with no grants");
     Reader::anonymous()
 }

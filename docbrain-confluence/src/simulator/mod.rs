@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use docbrain_core::text::now_ms;
+use docbrain_core::now_ms;
 
 use docbrain_core::{PageId, PageStatus};
 use tokio::net::TcpListener;

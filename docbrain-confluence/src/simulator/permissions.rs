@@ -137,14 +137,14 @@ impl Simulator {
 
     /// The body of Data Center's `content_permissions_updated` for page `id`.
     pub fn permissions_webhook_body(&self, id: &PageId) -> String {
-        json!({"timestamp": docbrain_core::text::now_ms(), "event": "content_permissions_updated",
+        json!({"timestamp": docbrain_core::now_ms(), "event": "content_permissions_updated",
                "userKey": SimUser::user_key("admin"), "content": {"id": id.as_str().parse::<u64>().unwrap_or(0)}})
         .to_string()
     }
 
     /// The body of Data Center's `space_permissions_updated` for `space`.
     pub fn space_permissions_webhook_body(&self, space: &str) -> String {
-        json!({"timestamp": docbrain_core::text::now_ms(), "event": "space_permissions_updated",
+        json!({"timestamp": docbrain_core::now_ms(), "event": "space_permissions_updated",
                "userKey": SimUser::user_key("admin"), "space": {"key": space}})
         .to_string()
     }

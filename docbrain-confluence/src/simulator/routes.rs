@@ -348,7 +348,7 @@ fn page_updated(id: u64, page: &SimPage) -> String {
         crate::webhook::PageEvent::Updated,
         &reference,
         crate::webhook::BodyShape::DataCenter,
-        docbrain_core::text::now_ms(),
+        docbrain_core::now_ms(),
     )
 }
 

@@ -20,16 +20,11 @@ pub fn storage_to_markdown(xhtml: &str) -> String {
 /// [`storage_to_markdown`] for a page being fetched: a large page off the async threads
 /// ([`docbrain_core::cpu`]).
 pub(crate) async fn page_body(xhtml: Option<&str>) -> String {
-    match xhtml {
-        None => String::new(),
-        Some(x) if x.len() < docbrain_core::cpu::LARGE => storage_to_markdown(x),
-        Some(x) => {
-            let owned = x.to_owned();
-            docbrain_core::cpu::spawn(move || storage_to_markdown(&owned))
-                .await
-                .unwrap_or_else(|| storage_to_markdown(x))
-        }
-    }
+    let Some(x) = xhtml else {
+        return String::new();
+    };
+    let owned = x.to_owned();
+    docbrain_core::cpu::run(x.len(), move || storage_to_markdown(&owned)).await
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ mod read;
 mod reconcile;
 
 pub use crawl::{SyncProgress, SyncReport};
-pub use permissions::Reach;
 pub use read::{PageText, SpaceSummary};
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,37 +13,41 @@ use std::sync::Mutex;
 
 use super::Pipeline;
 
-/// Whom an access change reaches beyond one page ([`Pipeline::pages_reached`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reach<'a> {
-    /// Every page below this one (its restrictions or place changed).
-    Below(&'a PageId),
-    /// Every page of this space (its permissions changed).
-    Space(&'a str),
-}
-
 impl Pipeline {
-    /// The indexed pages of this source (not their parts: a page's reconcile carries them) an
-    /// access change reaches: every page below page `above`, or of space `space`. The index is read a batch
-    /// at a time; a webhook's worker expands such an event through it, after the answer.
+    /// The indexed pages of this source below page `above`: those a change of its
+    /// restrictions or place reaches. Read from the index a batch at a time; a webhook's worker
+    /// expands such an event through it, after the answer. Parts are not listed: a page's
+    /// reconcile carries them.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn pages_reached(&self, reach: Reach<'_>) -> Result<Vec<PageState>> {
-        let mut reached = Vec::new();
-        crate::store::each_state(&*self.store, |s| {
-            let hit = match reach {
-                Reach::Below(above) => s.ancestor_ids.contains(above),
-                Reach::Space(space) => s.space_key == space,
-            };
-            if hit && s.parent.is_none() && self.is_mine(&s) {
-                reached.push(s);
-            }
-            true
-        })
-        .await?;
-        Ok(reached)
+    pub async fn pages_below(&self, above: &PageId) -> Result<Vec<PageState>> {
+        self.pages_where(|s| s.ancestor_ids.contains(above)).await
+    }
+
+    /// The indexed pages of this source in space `space`: those a change of the space's
+    /// permissions reaches (as [`Pipeline::pages_below`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn pages_in_space(&self, space: &str) -> Result<Vec<PageState>> {
+        self.pages_where(|s| s.space_key == space).await
+    }
+
+    async fn pages_where(
+        &self,
+        reached: impl Fn(&PageState) -> bool + Send + Sync,
+    ) -> Result<Vec<PageState>> {
+        let mut pages = Vec::new();
+        self.store
+            .each_state(&mut |s| {
+                if reached(&s) && s.parent.is_none() && self.is_mine(&s) {
+                    pages.push(s);
+                }
+                true
+            })
+            .await?;
+        Ok(pages)
     }
 
     /// Notes in the store that permissions changed (a restriction, a move, a space's

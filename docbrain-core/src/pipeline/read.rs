@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::page::PageId;
 use crate::read_access::Caller;
-use crate::search::{SearchFilter, SearchHit, SearchRequest, MAX_K};
+use crate::search::{SearchFilter, SearchHit, SearchRequest};
 use crate::store::IndexedChunk;
 
 use super::Pipeline;
@@ -17,7 +17,7 @@ impl Pipeline {
     /// `filter.caller` may read: the one search path of every front door.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidRequest`] for an empty question or `k` outside 1..=[`MAX_K`];
+    /// [`ErrorKind::InvalidRequest`] for an empty question or `k` outside 1..=[`SearchRequest::MAX_K`];
     /// [`ErrorKind::NotFound`] for a space the caller can read nothing in, or a user the source
     /// does not know; embedding or store failures.
     pub async fn search(
@@ -33,10 +33,10 @@ impl Pipeline {
                 "the search query is empty",
             ));
         }
-        if !(1..=MAX_K).contains(&k) {
+        if !(1..=SearchRequest::MAX_K).contains(&k) {
             return Err(Error::new(
                 ErrorKind::InvalidRequest,
-                format!("k must be from 1 to {MAX_K}"),
+                format!("k must be from 1 to {}", SearchRequest::MAX_K),
             ));
         }
         let reader = self.reader_for(&filter.caller).await?;
@@ -285,11 +285,7 @@ mod tests {
             })
             .collect();
         let page = Page::new("1", "ENG", "Maintenance", format!("Intro line.\n\n{body}"));
-        let chunker = MarkdownChunker::builder()
-            .max_tokens(40)
-            .overlap_tokens(12)
-            .build()
-            .unwrap();
+        let chunker = MarkdownChunker::new(40, 12).unwrap();
         let chunks: Vec<IndexedChunk> = chunker
             .chunk(&page)
             .into_iter()

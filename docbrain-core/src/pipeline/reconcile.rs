@@ -372,14 +372,8 @@ impl Pipeline {
 
     /// Chunks `page`: a large one off the async threads ([`crate::cpu`]).
     async fn chunk(&self, page: &Page) -> Vec<Chunk> {
-        if page.body.len() < crate::cpu::LARGE {
-            return self.chunker.chunk(page);
-        }
         let (chunker, owned) = (self.chunker.clone(), page.clone());
-        match crate::cpu::spawn(move || chunker.chunk(&owned)).await {
-            Some(chunks) => chunks,
-            None => self.chunker.chunk(page),
-        }
+        crate::cpu::run(page.body.len(), move || chunker.chunk(&owned)).await
     }
 
     /// Chunks `page` and embeds the chunks whose vectors the index does not hold (`reuse`:

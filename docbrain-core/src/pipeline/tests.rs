@@ -12,7 +12,7 @@ use crate::memory::MemoryStore;
 use crate::page::PageStatus;
 use crate::page::{Page, PageSummary, Part};
 use crate::read_access::Caller;
-use crate::search::{SearchFilter, MAX_K};
+use crate::search::{SearchFilter, SearchRequest};
 use crate::store::{IndexedPage, STATE_BATCH};
 
 /// A source held in memory, counting body fetches.
@@ -169,11 +169,7 @@ async fn fixture(source: Source) -> Fixture {
     source.put(page("big", "ENG", "Node Maintenance", &long_body()));
     let embedder = Arc::new(Letters::default());
     let store = Arc::new(MemoryStore::new());
-    let chunker = MarkdownChunker::builder()
-        .max_tokens(64)
-        .overlap_tokens(8)
-        .build()
-        .unwrap();
+    let chunker = MarkdownChunker::new(64, 8).unwrap();
     let pipeline = Pipeline::new(
         source.clone(),
         Arc::new(chunker),
@@ -452,13 +448,9 @@ async fn an_access_change_reaches_only_this_sources_pages_below_it_or_in_its_spa
         ids.sort();
         ids
     };
-    let below = f
-        .pipeline
-        .pages_reached(Reach::Below(&"0".into()))
-        .await
-        .unwrap();
+    let below = f.pipeline.pages_below(&"0".into()).await.unwrap();
     assert_eq!(ids(below), ["1", "2"]);
-    let space = f.pipeline.pages_reached(Reach::Space("ENG")).await.unwrap();
+    let space = f.pipeline.pages_in_space("ENG").await.unwrap();
     assert_eq!(ids(space), ["0", "1", "2", "3", "big"]);
 }
 
@@ -737,13 +729,16 @@ async fn empty_queries_k_out_of_range_and_unknown_spaces_are_refused() {
     };
     let err = search("   ", 5, None).await.unwrap_err();
     assert_eq!(err.to_string(), "the search query is empty");
-    for k in [0, MAX_K + 1] {
+    for k in [0, SearchRequest::MAX_K + 1] {
         let err = search("node", k, None).await.unwrap_err();
         assert_eq!(err.to_string(), "k must be from 1 to 50", "{k}");
     }
     assert_eq!(
-        search("node", MAX_K, Some("ENG")).await.unwrap().len(),
-        MAX_K
+        search("node", SearchRequest::MAX_K, Some("ENG"))
+            .await
+            .unwrap()
+            .len(),
+        SearchRequest::MAX_K
     );
     let err = search("node", 5, Some("OPS")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use docbrain_core::{
-    query_terms, reciprocal_rank_fusion, CallCounter, CallHealth, EmbeddedChunk, IndexStats,
-    IndexStore, IndexedChunk, IndexedPage, ModelInfo, PageId, ReadAccess, Reader, ReplaceOutcome,
-    SearchHit, SearchRequest,
+    reciprocal_rank_fusion, CallCounter, CallHealth, EmbeddedChunk, IndexStats, IndexStore,
+    IndexedChunk, IndexedPage, ModelInfo, PageId, ReadAccess, Reader, ReplaceOutcome, SearchHit,
+    SearchRequest,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::{debug, info};
@@ -99,7 +99,7 @@ impl EmbeddedStore {
 }
 
 fn now_ms() -> i64 {
-    docbrain_core::text::now_ms() as i64
+    docbrain_core::now_ms() as i64
 }
 
 fn encode_vector(v: &[f32]) -> Vec<u8> {
@@ -391,8 +391,7 @@ impl State {
     /// Returns the best chunk row ids by BM25 that `keep` lets through. The full-text index
     /// alone ranks (no join); with a filter, its ranking is read in order and filtered through
     /// the mirror until `limit` rows pass, so no hit is lost to the filter.
-    fn bm25(&mut self, text: &str, keep: Option<&Keep>, limit: usize) -> Result<Vec<i64>> {
-        let terms = query_terms(text);
+    fn bm25(&mut self, terms: &[String], keep: Option<&Keep>, limit: usize) -> Result<Vec<i64>> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -763,13 +762,13 @@ impl IndexStore for EmbeddedStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |state| {
             state.lean(|state| {
-                let mut states = docbrain_core::PageStates::default();
+                let mut pages = Vec::new();
                 state.each_page(
                     "WHERE ?1 IS NULL OR page_id > ?1 ORDER BY page_id LIMIT ?2",
                     rusqlite::params![after, limit],
-                    |page| states.push(page),
+                    |page| pages.push(page),
                 )?;
-                Ok(states.into_vec())
+                Ok(docbrain_core::PageState::from_pages(pages))
             })
         })
         .await
@@ -782,17 +781,17 @@ impl IndexStore for EmbeddedStore {
         let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
         self.run(move |state| {
             state.lean(|state| {
-                let mut states = docbrain_core::PageStates::default();
+                let mut pages = Vec::new();
                 // Within SQLite's bound on parameters per statement.
                 for ids in ids.chunks(STATE_LOOKUP) {
                     let marks = vec!["?"; ids.len()].join(",");
                     state.each_page(
                         &format!("WHERE page_id IN ({marks})"),
                         rusqlite::params_from_iter(ids),
-                        |page| states.push(page),
+                        |page| pages.push(page),
                     )?;
                 }
-                Ok(states.into_vec())
+                Ok(docbrain_core::PageState::from_pages(pages))
             })
         })
         .await
@@ -812,7 +811,7 @@ impl IndexStore for EmbeddedStore {
                     return Ok(Vec::new());
                 };
                 let filtered = space.is_some() || reader.is_some();
-                let lexical = state.bm25(&request.text, filtered.then_some(&keep), depth)?;
+                let lexical = state.bm25(&request.terms(), filtered.then_some(&keep), depth)?;
                 let semantic: Vec<i64> = state
                     .loaded()?
                     .top_k(&request.vector, depth, &keep)

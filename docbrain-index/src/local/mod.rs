@@ -72,7 +72,9 @@ impl TokenCounter for ModelTokens {
     fn count(&self, text: &str) -> usize {
         self.0
             .encode_fast(text, false)
-            .map_or_else(|_| docbrain_core::EstimatedTokens.count(text), |e| e.len())
+            // Should the tokenizer fail, one token per character bounds any WordPiece count:
+            // chunks come out smaller, never too long for the model.
+            .map_or_else(|_| text.chars().count(), |e| e.len())
     }
 }
 

@@ -48,7 +48,7 @@ use std::sync::Mutex;
 
 use crate::settings::OpenSearchSettings;
 use async_trait::async_trait;
-use docbrain_core::text::now_ms;
+use docbrain_core::now_ms;
 use docbrain_core::{
     reciprocal_rank_fusion, EmbeddedChunk, IndexStats, IndexStore, IndexedChunk, IndexedPage,
     Layer, ModelInfo, PageId, Principal, Reader, ReplaceOutcome, SearchHit, SearchRequest,
@@ -495,20 +495,16 @@ impl IndexStore for OpenSearchStore {
         after: Option<&PageId>,
         limit: usize,
     ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
-        let mut states = docbrain_core::PageStates::default();
-        for page in self.records_after(after, limit, after.is_none()).await? {
-            states.push(page);
-        }
-        Ok(states.into_vec())
+        let pages = self.records_after(after, limit, after.is_none()).await?;
+        Ok(docbrain_core::PageState::from_pages(pages))
     }
 
     async fn page_states_of(
         &self,
         ids: &[PageId],
     ) -> docbrain_core::Result<Vec<docbrain_core::PageState>> {
-        let mut states = docbrain_core::PageStates::default();
         if ids.is_empty() || self.read_model().await?.is_none() {
-            return Ok(states.into_vec());
+            return Ok(Vec::new());
         }
         // A multi-get reads the records as written, with no refresh.
         let ids: Vec<&str> = ids.iter().map(PageId::as_str).collect();
@@ -525,13 +521,14 @@ impl IndexStore for OpenSearchStore {
             Value::Array(docs) => docs,
             _ => Vec::new(),
         };
+        let mut pages = Vec::new();
         for mut doc in docs {
             let kind = &doc["_source"]["kind"];
             if doc["found"] == true && (kind == "page" || kind == "part") {
-                states.push(record_of(doc["_source"]["record"].take())?);
+                pages.push(record_of(doc["_source"]["record"].take())?);
             }
         }
-        Ok(states.into_vec())
+        Ok(docbrain_core::PageState::from_pages(pages))
     }
 
     async fn search(&self, request: &SearchRequest) -> docbrain_core::Result<Vec<SearchHit>> {

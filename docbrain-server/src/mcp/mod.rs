@@ -27,7 +27,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use docbrain_core::{Caller, Error, ErrorKind, PageId, Pipeline, Result, SearchFilter, MAX_K};
+use docbrain_core::{
+    Caller, Error, ErrorKind, PageId, Pipeline, Result, SearchFilter, SearchRequest,
+};
 
 mod endpoint;
 
@@ -189,10 +191,11 @@ impl DocsTools {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let k = match args.k {
             None => DEFAULT_K,
-            Some(k) if (1..=MAX_K as i64).contains(&k) => k as usize,
+            Some(k) if (1..=SearchRequest::MAX_K as i64).contains(&k) => k as usize,
             Some(k) => {
                 return Ok(tool_error(&format!(
-                    "k must be from 1 to {MAX_K} (got {k})"
+                    "k must be from 1 to {} (got {k})",
+                    SearchRequest::MAX_K
                 )))
             }
         };

@@ -50,10 +50,11 @@ impl Settings {
         let Some(fetcher) = fetcher else {
             return Pipeline::searcher(embedder, store).await;
         };
-        let chunker = MarkdownChunker::builder()
-            .max_tokens(self.chunk_max_tokens)
-            .fit_to(embedder.as_ref())
-            .build()?;
+        let chunker = MarkdownChunker::new(
+            self.chunk_max_tokens,
+            MarkdownChunker::DEFAULT_OVERLAP_TOKENS,
+        )?
+        .fit_to(embedder.as_ref());
         Ok(Pipeline::new(fetcher, Arc::new(chunker), embedder, store)
             .await?
             .with_options(self.pipeline.clone()))

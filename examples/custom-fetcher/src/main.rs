@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::load(model_dir))
         .await?
         .context("run scripts/fetch-model.sh first")?;
-    let chunker = MarkdownChunker::builder().fit_to(&embedder).build()?;
+    let chunker = MarkdownChunker::default().fit_to(&embedder);
 
     // The same pipeline as for Confluence; only the fetcher differs.
     let pipeline = Pipeline::new(

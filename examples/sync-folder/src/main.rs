@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         .context("run scripts/fetch-model.sh first")?;
 
     // 3. The chunker counts tokens with the model's own tokenizer, so chunks fit the model.
-    let chunker = MarkdownChunker::builder().fit_to(&embedder).build()?;
+    let chunker = MarkdownChunker::default().fit_to(&embedder);
 
     // 4. The store: a throwaway embedded index in a temporary folder.
     let data = tempfile::tempdir()?;
