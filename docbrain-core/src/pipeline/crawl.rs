@@ -7,8 +7,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tokio::task::{JoinError, JoinSet};
+use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fetcher::{PageStream, Scope};
@@ -116,44 +116,80 @@ struct Listing<'a> {
 }
 
 impl Listing<'_> {
-    /// The next listed pages the walk admits (a failed listing ends the batch and the
-    /// listing): at least one is awaited, then those ready at once are taken, up to a batch.
-    async fn next_batch(
+    /// Adds a listed entry to `batch` when the walk admits it; a failed listing is added and
+    /// ends the listing, as do its end and the scope's page limit.
+    fn add(
         &mut self,
+        next: Option<Result<PageSummary>>,
+        batch: &mut Vec<Result<PageSummary>>,
         scope: &Scope,
         progress: &dyn SyncProgress,
         walk: &mut Walk,
-    ) -> Vec<Result<PageSummary>> {
-        let mut batch = Vec::new();
+    ) {
+        match next {
+            Some(Ok(summary)) => {
+                progress.listed(&summary);
+                match walk.admit(summary, scope) {
+                    Admitted::Yes(summary) => batch.push(Ok(summary)),
+                    Admitted::Again => {}
+                    Admitted::PastLimit => self.stopped = true,
+                }
+            }
+            Some(Err(e)) => {
+                self.stopped = true;
+                batch.push(Err(e));
+            }
+            None => self.stopped = true,
+        }
+    }
+
+    /// Adds to `batch` the entries the listing has ready now, up to a batch, without waiting.
+    fn add_ready(
+        &mut self,
+        batch: &mut Vec<Result<PageSummary>>,
+        scope: &Scope,
+        progress: &dyn SyncProgress,
+        walk: &mut Walk,
+    ) {
+        let mut now = Context::from_waker(Waker::noop());
         while !self.stopped && batch.len() < STATE_BATCH {
-            let next = match batch.is_empty() {
-                true => poll_fn(|cx| self.pages.as_mut().poll_next(cx)).await,
-                false => match self
-                    .pages
-                    .as_mut()
-                    .poll_next(&mut Context::from_waker(Waker::noop()))
-                {
-                    Poll::Ready(next) => next,
-                    Poll::Pending => break,
-                },
-            };
-            match next {
-                Some(Ok(summary)) => {
-                    progress.listed(&summary);
-                    match walk.admit(summary, scope) {
-                        Admitted::Yes(summary) => batch.push(Ok(summary)),
-                        Admitted::Again => {}
-                        Admitted::PastLimit => self.stopped = true,
-                    }
-                }
-                Some(Err(e)) => {
-                    self.stopped = true;
-                    batch.push(Err(e));
-                }
-                None => self.stopped = true,
+            match self.pages.as_mut().poll_next(&mut now) {
+                Poll::Ready(next) => self.add(next, batch, scope, progress, walk),
+                Poll::Pending => return,
             }
         }
-        batch
+    }
+}
+
+/// What the walk waited for: a page brought in line, or the listing's next entry.
+enum Next {
+    Done(std::result::Result<Taken, JoinError>),
+    Listed(Option<Result<PageSummary>>),
+}
+
+/// One page brought in line: the page, its outcome, and the chunks the index held of it.
+type Taken = Result<(PageSummary, Result<PageOutcome>, u64)>;
+
+/// Why a walk ended early: an error, or a page's task panicked (resumed once the other pages
+/// in hand are done).
+enum Ended {
+    Failed(Error),
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+impl From<Error> for Ended {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// The pages a walk has in hand. Each runs to its end, even when the walk is dropped (the
+/// crawl was cancelled): a page is never left half brought in line.
+struct InHand(JoinSet<Taken>);
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        self.0.detach_all();
     }
 }
 
@@ -321,7 +357,7 @@ impl Pipeline {
     /// `report`. The index is read a batch of listed pages at a time, so the walk holds what it
     /// read of the index for one batch, and one digest per listed page; up to
     /// `fetch_concurrency` pages are brought in line at once, each its own task. When the walk
-    /// fails, the pages still in hand are stopped, and waited for, before it returns.
+    /// fails, the pages in hand run to their end before it returns.
     pub(super) async fn walk(
         &self,
         scope: &Scope,
@@ -330,23 +366,27 @@ impl Pipeline {
         crawl: Began,
         report: &mut SyncReport,
     ) -> Result<()> {
-        let mut running = JoinSet::new();
+        let mut running = InHand(JoinSet::new());
         let walked = self
-            .walk_in(&mut running, scope, progress, walk, crawl, report)
+            .walk_in(&mut running.0, scope, progress, walk, crawl, report)
             .await;
-        running.shutdown().await;
-        walked
+        while running.0.join_next().await.is_some() {}
+        match walked {
+            Ok(()) => Ok(()),
+            Err(Ended::Failed(e)) => Err(e),
+            Err(Ended::Panicked(panic)) => std::panic::resume_unwind(panic),
+        }
     }
 
     async fn walk_in(
         &self,
-        running: &mut JoinSet<Result<(PageSummary, Result<PageOutcome>, u64)>>,
+        running: &mut JoinSet<Taken>,
         scope: &Scope,
         progress: &dyn SyncProgress,
         walk: &mut Walk,
         crawl: Began,
         report: &mut SyncReport,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Ended> {
         let mut listing = Listing {
             pages: self.fetcher.list(scope),
             stopped: false,
@@ -356,35 +396,51 @@ impl Pipeline {
         loop {
             while running.len() < limit {
                 match steps.pop_front() {
-                    Some(Step::Fail(e)) => return Err(e),
+                    Some(Step::Fail(e)) => return Err(e.into()),
                     Some(step) => {
                         let pipeline = self.clone();
-                        running.spawn(async move { pipeline.take(step, crawl).await });
+                        let page = async move { pipeline.take(step, crawl).await };
+                        running.spawn(page.instrument(Span::current()));
                     }
                     None => break,
                 }
             }
-            if steps.is_empty() && !listing.stopped && running.len() < limit {
-                let batch = listing.next_batch(scope, progress, walk).await;
-                if !batch.is_empty() {
-                    steps.extend(self.decide(batch).await);
+            let next = if steps.is_empty() && !listing.stopped && running.len() < limit {
+                // The listing's next entry; pages that finish meanwhile are counted at once.
+                poll_fn(|cx| match running.poll_join_next(cx) {
+                    Poll::Ready(Some(done)) => Poll::Ready(Next::Done(done)),
+                    _ => listing.pages.as_mut().poll_next(cx).map(Next::Listed),
+                })
+                .await
+            } else {
+                match running.join_next().await {
+                    Some(done) => Next::Done(done),
+                    None => return Ok(()),
                 }
-                continue;
-            }
-            let Some(joined) = running.join_next().await else {
-                return Ok(());
             };
-            let (summary, outcome, held_chunks) = match joined {
-                Ok(done) => done?,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => {
+            match next {
+                Next::Listed(entry) => {
+                    let mut batch = Vec::new();
+                    listing.add(entry, &mut batch, scope, progress, walk);
+                    listing.add_ready(&mut batch, scope, progress, walk);
+                    if !batch.is_empty() {
+                        steps.extend(self.decide(batch).await);
+                    }
+                }
+                Next::Done(Ok(taken)) => {
+                    let (summary, outcome, held_chunks) = taken?;
+                    report.pages_seen += 1;
+                    progress.page_done(&summary, &outcome);
+                    tally(report, &summary, outcome, held_chunks)?;
+                }
+                Next::Done(Err(e)) if e.is_panic() => return Err(Ended::Panicked(e.into_panic())),
+                Next::Done(Err(e)) => {
                     let shutdown = "the crawl was cancelled: the runtime is shutting down";
-                    return Err(Error::new(ErrorKind::Transport, shutdown).with_source(e));
+                    return Err(Error::new(ErrorKind::Transport, shutdown)
+                        .with_source(e)
+                        .into());
                 }
-            };
-            report.pages_seen += 1;
-            progress.page_done(&summary, &outcome);
-            tally(report, &summary, outcome, held_chunks)?;
+            }
         }
     }
 

@@ -955,3 +955,48 @@ async fn a_removed_page_takes_its_parts_but_not_a_part_moved_to_another_page() {
         .unwrap();
     assert!(f.store.page(&"c".into()).await.unwrap().is_none());
 }
+
+/// A listing that names one page and then pages on without end (a slow space), and a source
+/// that refuses the credential for every body.
+#[derive(Debug)]
+struct RefusedWhileListing;
+
+#[async_trait]
+impl Fetcher for RefusedWhileListing {
+    fn list<'a>(&'a self, _scope: &'a Scope) -> PageStream<'a> {
+        let first = PageSummary {
+            id: "1".into(),
+            space_key: "ENG".into(),
+            title: "First".into(),
+            version: Some(1),
+            access: None,
+            parts: None,
+        };
+        use futures::StreamExt as _;
+        let first: Result<PageSummary> = Ok(first);
+        Box::pin(futures::stream::iter([first]).chain(futures::stream::pending()))
+    }
+
+    async fn fetch(&self, _: &PageId) -> Result<Fetched> {
+        Err(Error::new(ErrorKind::Unauthorized, "token revoked"))
+    }
+}
+
+#[tokio::test]
+async fn a_refused_credential_ends_the_crawl_while_the_listing_is_still_paging() {
+    let pipeline = Pipeline::new(
+        Arc::new(RefusedWhileListing),
+        Arc::new(MarkdownChunker::default()),
+        Arc::new(Letters::default()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        pipeline.sync(&Scope::all()),
+    )
+    .await
+    .expect("the crawl waited on the listing with a refused credential in hand");
+    assert_eq!(ended.unwrap_err().kind(), ErrorKind::Unauthorized);
+}
