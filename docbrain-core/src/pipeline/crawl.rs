@@ -2,13 +2,13 @@
 //! (fetch, re-check its rule, or skip), then the unlisted deleted under the guard.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tokio::task::{JoinError, JoinSet};
-use tracing::{debug, info, warn, Instrument, Span};
+use tracing::{debug, info, warn};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fetcher::{PageStream, Scope};
@@ -163,33 +163,32 @@ impl Listing<'_> {
 
 /// What the walk waited for: a page brought in line, or the listing's next entry.
 enum Next {
-    Done(std::result::Result<Taken, JoinError>),
+    Done(Taken),
     Listed(Option<Result<PageSummary>>),
 }
 
 /// One page brought in line: the page, its outcome, and the chunks the index held of it.
 type Taken = Result<(PageSummary, Result<PageOutcome>, u64)>;
 
-/// Why a walk ended early: an error, or a page's task panicked (resumed once the other pages
-/// in hand are done).
-enum Ended {
-    Failed(Error),
-    Panicked(Box<dyn std::any::Any + Send>),
-}
+/// The pages a walk is bringing in line (at most `fetch_concurrency`), polled within the
+/// walk's own task as `buffer_unordered` would: a crawl's async work then takes one runtime
+/// thread at a time and leaves the others to requests that must answer at once (a webhook's
+/// acknowledgement). So few are in hand that polling each on every wake costs nothing.
+struct InHand<'a>(Vec<Pin<Box<dyn Future<Output = Taken> + Send + 'a>>>);
 
-impl From<Error> for Ended {
-    fn from(e: Error) -> Self {
-        Self::Failed(e)
-    }
-}
-
-/// The pages a walk has in hand. Each runs to its end, even when the walk is dropped (the
-/// crawl was cancelled): a page is never left half brought in line.
-struct InHand(JoinSet<Taken>);
-
-impl Drop for InHand {
-    fn drop(&mut self) {
-        self.0.detach_all();
+impl InHand<'_> {
+    /// The next page brought in line; `None` when none is in hand.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Taken>> {
+        if self.0.is_empty() {
+            return Poll::Ready(None);
+        }
+        for i in 0..self.0.len() {
+            if let Poll::Ready(taken) = self.0[i].as_mut().poll(cx) {
+                drop(self.0.swap_remove(i));
+                return Poll::Ready(Some(taken));
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -356,8 +355,8 @@ impl Pipeline {
     /// The listing, each page compared with the index and brought in line, counted into
     /// `report`. The index is read a batch of listed pages at a time, so the walk holds what it
     /// read of the index for one batch, and one digest per listed page; up to
-    /// `fetch_concurrency` pages are brought in line at once, each its own task. When the walk
-    /// fails, the pages in hand run to their end before it returns.
+    /// `fetch_concurrency` pages are brought in line at once. When the walk fails, the pages
+    /// in hand run to their end before it returns.
     pub(super) async fn walk(
         &self,
         scope: &Scope,
@@ -366,27 +365,23 @@ impl Pipeline {
         crawl: Began,
         report: &mut SyncReport,
     ) -> Result<()> {
-        let mut running = InHand(JoinSet::new());
+        let mut in_hand = InHand(Vec::new());
         let walked = self
-            .walk_in(&mut running.0, scope, progress, walk, crawl, report)
+            .walk_in(&mut in_hand, scope, progress, walk, crawl, report)
             .await;
-        while running.0.join_next().await.is_some() {}
-        match walked {
-            Ok(()) => Ok(()),
-            Err(Ended::Failed(e)) => Err(e),
-            Err(Ended::Panicked(panic)) => std::panic::resume_unwind(panic),
-        }
+        while poll_fn(|cx| in_hand.poll_next(cx)).await.is_some() {}
+        walked
     }
 
-    async fn walk_in(
-        &self,
-        running: &mut JoinSet<Taken>,
-        scope: &Scope,
+    async fn walk_in<'a>(
+        &'a self,
+        in_hand: &mut InHand<'a>,
+        scope: &'a Scope,
         progress: &dyn SyncProgress,
         walk: &mut Walk,
         crawl: Began,
         report: &mut SyncReport,
-    ) -> std::result::Result<(), Ended> {
+    ) -> Result<()> {
         let mut listing = Listing {
             pages: self.fetcher.list(scope),
             stopped: false,
@@ -394,27 +389,23 @@ impl Pipeline {
         let mut steps = VecDeque::new();
         let limit = self.options.fetch_concurrency.max(1);
         loop {
-            while running.len() < limit {
+            while in_hand.0.len() < limit {
                 match steps.pop_front() {
-                    Some(Step::Fail(e)) => return Err(e.into()),
-                    Some(step) => {
-                        let pipeline = self.clone();
-                        let page = async move { pipeline.take(step, crawl).await };
-                        running.spawn(page.instrument(Span::current()));
-                    }
+                    Some(Step::Fail(e)) => return Err(e),
+                    Some(step) => in_hand.0.push(Box::pin(self.take(step, crawl))),
                     None => break,
                 }
             }
-            let next = if steps.is_empty() && !listing.stopped && running.len() < limit {
+            let next = if steps.is_empty() && !listing.stopped && in_hand.0.len() < limit {
                 // The listing's next entry; pages that finish meanwhile are counted at once.
-                poll_fn(|cx| match running.poll_join_next(cx) {
-                    Poll::Ready(Some(done)) => Poll::Ready(Next::Done(done)),
+                poll_fn(|cx| match in_hand.poll_next(cx) {
+                    Poll::Ready(Some(taken)) => Poll::Ready(Next::Done(taken)),
                     _ => listing.pages.as_mut().poll_next(cx).map(Next::Listed),
                 })
                 .await
             } else {
-                match running.join_next().await {
-                    Some(done) => Next::Done(done),
+                match poll_fn(|cx| in_hand.poll_next(cx)).await {
+                    Some(taken) => Next::Done(taken),
                     None => return Ok(()),
                 }
             };
@@ -427,18 +418,11 @@ impl Pipeline {
                         steps.extend(self.decide(batch).await);
                     }
                 }
-                Next::Done(Ok(taken)) => {
+                Next::Done(taken) => {
                     let (summary, outcome, held_chunks) = taken?;
                     report.pages_seen += 1;
                     progress.page_done(&summary, &outcome);
                     tally(report, &summary, outcome, held_chunks)?;
-                }
-                Next::Done(Err(e)) if e.is_panic() => return Err(Ended::Panicked(e.into_panic())),
-                Next::Done(Err(e)) => {
-                    let shutdown = "the crawl was cancelled: the runtime is shutting down";
-                    return Err(Error::new(ErrorKind::Transport, shutdown)
-                        .with_source(e)
-                        .into());
                 }
             }
         }

@@ -133,8 +133,8 @@ fn no_source() -> Error {
 
 /// Fetch → chunk → embed → index, for one page or a whole crawl.
 ///
-/// Cheap to clone; holds its parts as `Arc<dyn …>`. It runs on a Tokio runtime: a crawl
-/// brings pages in line as tasks, and large pages are chunked on the blocking pool.
+/// Cheap to clone; holds its parts as `Arc<dyn …>`. Large pages are chunked on the blocking
+/// pool of the Tokio runtime it runs on.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     fetcher: Arc<dyn Fetcher>,
