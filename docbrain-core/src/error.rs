@@ -99,12 +99,6 @@ impl Error {
         }
     }
 
-    /// The error this one wraps ([`Error::wrap`]), for a caller that knows the part's error
-    /// type (a front door naming the remedy).
-    pub fn get_ref(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-        self.source.as_deref()
-    }
-
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         self.source = Some(source.into());
@@ -127,7 +121,8 @@ impl Error {
         self.retry_after
     }
 
-    /// Returns the wrapped error, when this error was made by [`Error::wrap`] or carries a source.
+    /// Returns the wrapped error, when this error was made by [`Error::wrap`] or carries a
+    /// source: for a caller that knows the part's error type (a front door naming the remedy).
     pub fn inner(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         self.source.as_deref()
     }

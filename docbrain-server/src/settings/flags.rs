@@ -79,7 +79,7 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     std::iter::successors(Some(error), |e| e.source()).find_map(|e| {
         let index = e.downcast_ref::<IndexError>().or_else(|| {
             e.downcast_ref::<docbrain_core::Error>()?
-                .get_ref()?
+                .inner()?
                 .downcast_ref::<IndexError>()
         })?;
         Some(match index {
