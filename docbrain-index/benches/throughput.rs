@@ -22,30 +22,13 @@ use docbrain_core::{
     ModelInfo, Page, Principal, ReadAccess, Reader, SearchFilter, SearchRequest, TokenCounter,
 };
 use docbrain_index::{EmbeddedStore, LocalEmbedder, OpenSearchConfig, OpenSearchStore};
+use docbrain_testsuite::Rng;
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 
 /// The same caching allocator as the binaries (see `LocalEmbedder`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A small deterministic generator (xorshift64*), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-}
 
 fn vocabulary(rng: &mut Rng) -> Vec<String> {
     let syllables = [
@@ -366,7 +349,7 @@ fn env_number(name: &str, default: usize) -> usize {
 fn main() {
     let total = env_number("BENCH_CHUNKS", 100_000);
     let runtime = Runtime::new().unwrap();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(1);
     let vocab = vocabulary(&mut rng);
     let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "chunker,embed,store".into());
     let runs = |part: &str| parts.split(',').any(|p| p.trim() == part);

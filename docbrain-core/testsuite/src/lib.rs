@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod rng;
 mod support;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use docbrain_core::{
     Principal, ReadAccess, Reader, ReplaceOutcome, SearchFilter, SearchRequest,
 };
 
+pub use rng::Rng;
 pub use support::{until, Running};
 
 /// A deterministic embedder for tests: a text's vector is its letter frequencies, so texts that

@@ -26,7 +26,7 @@ use docbrain_core::{
 };
 use docbrain_http::RetryPolicy;
 use docbrain_server::{router, AppState, Metrics, Settings, Webhook, WebhookSettings};
-use docbrain_testsuite::LetterEmbedder;
+use docbrain_testsuite::{LetterEmbedder, Rng};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::Request;
@@ -36,24 +36,6 @@ use crate::support;
 const SECRET: &str = "convergence-secret";
 const IN_SCOPE: [&str; 2] = ["ENG", "OPS"];
 const SPACES: [&str; 3] = ["ENG", "OPS", "HR"];
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -360,7 +342,7 @@ impl World {
 }
 
 async fn schedule(seed: u64, steps: u64, as_process: bool) {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed);
     let version = if seed.is_multiple_of(2) {
         ApiVersion::V2
     } else {
