@@ -290,13 +290,25 @@ impl Webhook {
     }
 
     /// Journals and queues, as events of their own, the indexed pages `entry` reaches.
+    ///
+    /// First it notes the access change in the index: a crawl running now (here or in another
+    /// process) may hold rules read before it, for pages it writes after the read below, which
+    /// no expansion reaches; a crawl reads such a page again when it finds the note after
+    /// writing it. The answer to the delivery does not wait on the index for this.
     async fn expand(&self, pipeline: &Pipeline, entry: &Entry) -> Result<usize, ServerError> {
+        let index = |e: docbrain_core::Error| ServerError::Index(e.to_string());
         let pages = match &entry.reach {
-            Some(Reach::Below) => pipeline.pages_below(&entry.page).await,
-            Some(Reach::Space(key)) => pipeline.pages_in_space(key).await,
+            Some(Reach::Below) => {
+                pipeline.note_rules_changed().await.map_err(index)?;
+                pipeline.pages_below(&entry.page).await
+            }
+            Some(Reach::Space(key)) => {
+                pipeline.note_rules_changed().await.map_err(index)?;
+                pipeline.pages_in_space(key).await
+            }
             None => return Ok(0),
         }
-        .map_err(|e| ServerError::Index(e.to_string()))?;
+        .map_err(index)?;
         let count = pages.len();
         futures::future::try_join_all(pages.into_iter().map(|p| {
             let page = PageRef {

@@ -290,15 +290,15 @@ enum Target {
 }
 
 /// Journals an event (answering only once it is on disk) and queues its page. An access change
-/// (a page's restrictions or place, a space's permissions) is first noted in the store, so a
-/// crawl under way reads again what it read before; the pages it reaches are found after the
-/// answer, so the answer never waits on a read of the index.
+/// (a page's restrictions or place, a space's permissions) is noted in the store and the pages
+/// it reaches are found after the answer (`Webhook`'s expander), so the answer never waits on
+/// the index.
 async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target) -> Response {
     let page_id = match &target {
         Target::Page(page) => Some(page.id.clone()),
         Target::Space(_) => None,
     };
-    let journaled = journal(state, w, event, target).await;
+    let journaled = journal(w, event, target).await;
     match journaled {
         Ok(reach) => {
             debug!(event = event.name(), page_id = ?page_id, "journaled webhook event");
@@ -327,20 +327,10 @@ async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target)
 /// place changed; every page of a space whose permissions changed. Returns what it reaches
 /// beyond its page (`below`, `space`).
 async fn journal(
-    state: &AppState,
     w: &Webhook,
     event: PageEvent,
     target: Target,
 ) -> Result<Option<&'static str>, ServerError> {
-    if event.reaches_descendants() || matches!(target, Target::Space(_)) {
-        // A crawl running now (here or in another process) may hold rules read before this
-        // change, for pages not indexed yet that no expansion can reach: it reads them again.
-        state
-            .pipeline
-            .note_rules_changed()
-            .await
-            .map_err(|e| ServerError::Index(e.to_string()))?;
-    }
     match target {
         Target::Page(page) if !event.reaches_descendants() => {
             w.accept(event, page).await?;

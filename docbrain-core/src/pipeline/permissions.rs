@@ -52,7 +52,9 @@ impl Pipeline {
 
     /// Notes in the store that permissions changed (a restriction, a move, a space's
     /// permissions): every crawl sharing the store, in this process or another, then reads
-    /// again what it read before rather than write it.
+    /// again what it read before rather than write it. Note it before reading the pages the
+    /// change reaches ([`Pipeline::pages_below`], [`Pipeline::pages_in_space`]): a page a crawl
+    /// writes after that read is then read again, and one it wrote before is among them.
     ///
     /// # Errors
     /// Store failures.

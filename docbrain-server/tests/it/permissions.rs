@@ -207,9 +207,13 @@ impl World {
             ApiVersion::V1 => {
                 let before = self.pipeline.store().rule_changes().await.unwrap();
                 self.deliver(self.sim.permissions_webhook_body(id)).await;
-                // Noted for crawls under way, here or in another process, before the answer.
-                let noted = self.pipeline.store().rule_changes().await.unwrap();
-                assert_eq!(noted, before + 1);
+                // Noted for crawls under way, here or in another process, before the pages it
+                // reaches are read (after the answer, which waits on no index).
+                let store = self.pipeline.store();
+                until(Duration::from_secs(5), "the change is noted", || async {
+                    store.rule_changes().await.unwrap() > before
+                })
+                .await;
             }
             ApiVersion::V2 => {
                 self.deliver(

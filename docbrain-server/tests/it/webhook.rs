@@ -12,6 +12,7 @@ use docbrain_core::{
     Secret,
 };
 use docbrain_http::RetryPolicy;
+use docbrain_index::EmbeddedStore;
 use docbrain_server::ServerSettings;
 use docbrain_server::WebhookSettings;
 use docbrain_server::{serve, AppState, Metrics, Webhook};
@@ -24,7 +25,7 @@ const SECRET: &str = "whsec-test-0123456789";
 
 struct Harness {
     sim: Simulator,
-    store: Arc<MemoryStore>,
+    store: Arc<dyn IndexStore>,
     pipeline: Pipeline,
     url: String,
     base: String,
@@ -58,6 +59,14 @@ impl Harness {
     }
 
     async fn with(version: ApiVersion, tweak: impl FnOnce(&mut WebhookSettings)) -> Self {
+        Self::on(version, Arc::new(MemoryStore::new()), tweak).await
+    }
+
+    async fn on(
+        version: ApiVersion,
+        store: Arc<dyn IndexStore>,
+        tweak: impl FnOnce(&mut WebhookSettings),
+    ) -> Self {
         let sim = Simulator::start().await.unwrap();
         sim.create_page(
             "ENG",
@@ -77,7 +86,6 @@ impl Harness {
         c.extractor = Some(docbrain_confluence::simulator::test_extractor(
             "webhook::extractor_child",
         ));
-        let store = Arc::new(MemoryStore::new());
         let pipeline = Pipeline::new(
             Arc::new(ConfluenceClient::new(c).unwrap()),
             Arc::new(MarkdownChunker::default()),
@@ -741,6 +749,56 @@ async fn journaled_events_survive_a_restart_and_poison_ones_are_parked() {
         "a parked event is not replayed"
     );
     assert_eq!(h.indexed_version(&poison).await, None);
+}
+
+/// The answer to an access change waits on no index: while another process (a crawl, say)
+/// holds the embedded index's write lock, the event is still answered at once; the change is
+/// noted and the pages it reaches are read again once the lock is released.
+#[tokio::test]
+async fn an_access_change_is_answered_while_another_process_writes_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let h = Harness::on(ApiVersion::V1, store, |_| {}).await;
+    let runbook = h
+        .sim
+        .create_page("ENG", "Runbook", "<p>Drain the flamingo queue.</p>");
+    h.pipeline.sync(&Scope::all()).await.unwrap();
+    assert!(h.searchable("flamingo queue", &runbook).await);
+    let before = h.store.rule_changes().await.unwrap();
+
+    let writer = rusqlite::Connection::open(dir.path().join(EmbeddedStore::FILE_NAME)).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    h.sim
+        .set_space_readers("ENG", Grants::only(&[], &["staff"]));
+    let body = h.sim.space_permissions_webhook_body("ENG");
+    let answer = h
+        .http
+        .post(&h.url)
+        .header(
+            "x-hub-signature",
+            webhook::sign(SECRET.as_bytes(), body.as_bytes()),
+        )
+        .body(body)
+        // Before, the answer waited out the index's 60 s busy timeout, then said 503.
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["reaches"], "space", "{answer}");
+
+    writer.execute_batch("ROLLBACK").unwrap();
+    until(Duration::from_secs(20), "the change noted", || async {
+        h.store.rule_changes().await.unwrap() > before
+    })
+    .await;
+    until(
+        Duration::from_secs(20),
+        "the space's pages closed",
+        || async { !h.searchable("flamingo queue", &runbook).await },
+    )
+    .await;
 }
 
 #[tokio::test]
