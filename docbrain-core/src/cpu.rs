@@ -4,8 +4,9 @@
 //!
 //! With the `idle-priority` feature (the server turns it on), on Linux these threads run at the
 //! idle priority (`SCHED_IDLE`): a request's thread that wakes takes their core at once rather
-//! than waiting out their time slice. The work holds no lock a request needs, so a request
-//! never waits on them.
+//! than waiting out their time slice. The work itself must hold no lock a request needs (it
+//! would wait on them); they share only the hand-offs (the queue, the answer's wake-up), each
+//! held for an instant.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};

@@ -12,6 +12,7 @@
 //! journal and counted, never retried forever. A journal entry is settled only after success.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::settings::WebhookSettings;
 use docbrain_confluence::webhook::{PageEvent, PageRef};
 use docbrain_core::{now_ms, printable};
 use docbrain_core::{ErrorKind, PageId, PageOutcome, Pipeline};
+use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -228,11 +230,12 @@ impl Webhook {
         }
     }
 
-    /// Expands journaled events that reach further than their page: the pages each reaches
-    /// are journaled and queued as events of their own, then it is settled. Events waiting
-    /// with the same reach are expanded once. A failed read of the index is tried again with
-    /// backoff, up to `max_attempts`, then the events are parked (counted, as failed pages
-    /// are); a stop leaves them journaled.
+    /// Expands journaled events that reach further than their page: the access change is noted
+    /// in the index ([`Self::note`]), then the pages each reaches are journaled and queued as
+    /// events of their own, then it is settled. Events waiting with the same reach are
+    /// expanded once. A failed read of the index is tried again with backoff, up to
+    /// `max_attempts`, then the events are parked (counted, as failed pages are); a stop
+    /// leaves them journaled.
     async fn expand_all(
         self: Arc<Self>,
         pipeline: Pipeline,
@@ -256,12 +259,15 @@ impl Webhook {
             while let Ok(entry) = entries.try_recv() {
                 waiting.push(entry);
             }
+            if !self.note(&pipeline, stopped.as_mut()).await {
+                return;
+            }
             for (entry, seqs) in same_reach(waiting) {
                 let mut attempts = 0;
                 loop {
                     match self.expand(&pipeline, &entry).await {
                         Ok(count) => {
-                            info!(event = %printable(&entry.event), pages = count, events = seqs.len(), "Queued the {count} indexed pages an access change reaches");
+                            info!(event = %printable(&entry.event), pages = count, events = seqs.len(), "Queued the {count} pages an access change reaches");
                             self.journal.done(seqs);
                             break;
                         }
@@ -289,37 +295,59 @@ impl Webhook {
         }
     }
 
-    /// Journals and queues, as events of their own, the indexed pages `entry` reaches.
-    ///
-    /// First it notes the access change in the index: a crawl running now (here or in another
-    /// process) may hold rules read before it, for pages it writes after the read below, which
-    /// no expansion reaches; a crawl reads such a page again when it finds the note after
-    /// writing it. The answer to the delivery does not wait on the index for this.
-    async fn expand(&self, pipeline: &Pipeline, entry: &Entry) -> Result<usize, ServerError> {
-        let index = |e: docbrain_core::Error| ServerError::Index(e.to_string());
-        let pages = match &entry.reach {
-            Some(Reach::Below) => {
-                pipeline.note_rules_changed().await.map_err(index)?;
-                pipeline.pages_below(&entry.page).await
+    /// Notes in the index that access changed, for the events waiting, all answered before
+    /// it: a crawl running now (here or in another process) may hold rules read before the
+    /// change, for pages it writes after the expansion reads the index; it reads such a page
+    /// again when it finds the note after writing it. Tried again with backoff until it lands
+    /// (nothing the expander does can succeed while the index refuses it) or the service
+    /// stops (`false`). The answer to a delivery never waits on the index for this.
+    async fn note(&self, pipeline: &Pipeline, mut stopped: Pin<&mut Notified<'_>>) -> bool {
+        let mut attempts = 0;
+        loop {
+            match pipeline.note_rules_changed().await {
+                Ok(()) => return true,
+                Err(e) => {
+                    attempts += 1;
+                    let wait = backoff(self.config.retry_initial, self.config.retry_max, attempts);
+                    warn!(error = %e, attempts, retry_in_ms = wait.as_millis() as u64, "cannot note an access change in the index (crawls under way must learn of it); trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stopped.as_mut() => return false,
+                    }
+                }
             }
-            Some(Reach::Space(key)) => {
-                pipeline.note_rules_changed().await.map_err(index)?;
-                pipeline.pages_in_space(key).await
-            }
-            None => return Ok(0),
         }
-        .map_err(index)?;
-        let count = pages.len();
-        futures::future::try_join_all(pages.into_iter().map(|p| {
-            let page = PageRef {
-                id: p.id,
-                title: Some(p.title),
-                space_key: Some(p.space_key),
-                version: None,
-            };
-            self.journal_entry(&entry.event, page, None)
-        }))
-        .await?;
+    }
+
+    /// Journals and queues, as events of their own, the pages `entry` reaches: its own page
+    /// (whose first reconcile may have run before the note, beside a crawl writing the rule it
+    /// read earlier) and the indexed pages below it, or the indexed pages of its space.
+    async fn expand(&self, pipeline: &Pipeline, entry: &Entry) -> Result<usize, ServerError> {
+        let (own, pages) = match &entry.reach {
+            Some(Reach::Below) => {
+                let own = PageRef {
+                    id: entry.page.clone(),
+                    title: entry.title.clone(),
+                    space_key: None,
+                    version: None,
+                };
+                (Some(own), pipeline.pages_below(&entry.page).await)
+            }
+            Some(Reach::Space(key)) => (None, pipeline.pages_in_space(key).await),
+            None => return Ok(0),
+        };
+        let pages = pages.map_err(|e| ServerError::Index(e.to_string()))?;
+        let reached = own.into_iter().chain(pages.into_iter().map(|p| PageRef {
+            id: p.id,
+            title: Some(p.title),
+            space_key: Some(p.space_key),
+            version: None,
+        }));
+        let count = futures::future::try_join_all(
+            reached.map(|page| self.journal_entry(&entry.event, page, None)),
+        )
+        .await?
+        .len();
         Ok(count)
     }
 

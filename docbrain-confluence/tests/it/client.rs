@@ -826,6 +826,27 @@ async fn a_restriction_noted_during_a_crawl_reaches_the_pages_it_writes_after() 
 }
 
 #[tokio::test]
+async fn a_page_read_again_after_a_noted_change_still_counts_as_updated() {
+    for version in VERSIONS {
+        let sim = Arc::new(Simulator::start().await.unwrap());
+        let pages: Vec<_> = (0..4)
+            .map(|i| sim.create_page("ENG", &format!("Page {i}"), &body(i)))
+            .collect();
+        // The change is elsewhere: every page read again finds what was written.
+        let elsewhere = sim.create_page("OPS", "Elsewhere", "<p>other</p>");
+        let Crawl { pipeline, .. } =
+            RestrictedMidCrawl::crawl(&sim, version, &elsewhere, false).await;
+        let report = pipeline.sync(&Scope::all()).await.unwrap();
+        assert_eq!(
+            report.pages_updated,
+            pages.len() as u64,
+            "{version}: {report:?}"
+        );
+        assert_eq!(report.pages_unchanged, 0, "{version}: {report:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_page_that_cannot_be_read_again_after_a_noted_change_leaves_the_index() {
     use docbrain_confluence::simulator::Grants;
     for version in VERSIONS {

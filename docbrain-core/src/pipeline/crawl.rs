@@ -551,7 +551,9 @@ impl Pipeline {
         }
         debug!(page_id = %summary.id, "permissions changed while the page was read; reading it again");
         match self.reconcile(&summary.id).await {
-            Ok(outcome) => Ok(outcome),
+            // Read again as written: this crawl still updated it.
+            Ok(PageOutcome::Unchanged) => Ok(outcome),
+            Ok(again) => Ok(again),
             Err(e) => self.withdraw(&summary.id, e).await,
         }
     }

@@ -801,6 +801,39 @@ async fn an_access_change_is_answered_while_another_process_writes_the_index() {
     .await;
 }
 
+/// The page an access change names is read again after the change is noted, not only at the
+/// answer: a crawl may write back the rule it read before the change in between (here the
+/// index holds the page open, and only the journaled expansion is left).
+#[tokio::test]
+async fn an_access_change_reads_its_own_page_again_after_noting_it() {
+    let mut h = Harness::new(ApiVersion::V1).await;
+    let handbook = h
+        .sim
+        .create_page("ENG", "Handbook", "<p>How we roll back a release.</p>");
+    h.pipeline.sync(&Scope::all()).await.unwrap();
+    assert!(h.searchable("roll back a release", &handbook).await);
+    let before = h.store.rule_changes().await.unwrap();
+
+    h.sim
+        .restrict_page(&handbook, Some(Grants::only(&[], &["staff"])));
+    let journal = tempfile::tempdir().unwrap();
+    let entry = serde_json::json!({"op": "add", "seq": 1, "page": handbook.as_str(),
+        "event": "content_permissions_updated", "at_ms": 1, "reach": "below"});
+    std::fs::write(
+        journal.path().join("webhook-journal.jsonl"),
+        format!("{entry}\n"),
+    )
+    .unwrap();
+    h.restart(webhook_config(journal.path())).await;
+    until(
+        Duration::from_secs(20),
+        "the restricted page closed",
+        || async { !h.searchable("roll back a release", &handbook).await },
+    )
+    .await;
+    assert!(h.store.rule_changes().await.unwrap() > before);
+}
+
 #[tokio::test]
 async fn an_access_change_reaches_every_page_below_it_after_the_answer_and_across_a_restart() {
     let mut h = Harness::new(ApiVersion::V1).await;
