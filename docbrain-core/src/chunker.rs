@@ -104,6 +104,7 @@ impl Chunker for MarkdownChunker {
         let mut path: Vec<(usize, String)> = Vec::new();
         let mut blocks: Vec<Block<'_>> = Vec::new();
         for block in parse(&page.body) {
+            crate::give_way();
             if let Block::Heading { level, text } = block {
                 packer.section(&path, &blocks);
                 blocks.clear();
@@ -253,6 +254,7 @@ struct Packer<'c, 'p> {
 
 impl Packer<'_, '_> {
     fn count(&self, s: &str) -> usize {
+        crate::give_way();
         self.chunker.counter.count(s)
     }
 

@@ -2,16 +2,17 @@
 //! its own: one per core but one (at least one), so the async threads always keep a core for
 //! the requests that must answer within milliseconds (a webhook's acknowledgement, a search).
 //!
-//! With the `idle-priority` feature (the server turns it on), on Linux these threads run at the
-//! idle priority (`SCHED_IDLE`): a request's thread that wakes takes their core at once rather
-//! than waiting out their time slice. The work itself must hold no lock a request needs (it
-//! would wait on them); they share only the hand-offs (the queue, the answer's wake-up), each
-//! held for an instant.
+//! The work gives its core to a waiting thread every 500 µs ([`give_way`]), so a request's
+//! thread that wakes on that core runs at once rather than after the scheduler's time slice
+//! (milliseconds). The threads keep the normal priority: a lower one would let a busy host
+//! starve them, and a request could wait on a lock one of them holds.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Result as Caught;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -19,12 +20,30 @@ use tracing::warn;
 /// it spares.
 pub(crate) const LARGE: usize = 32 * 1024;
 
+/// How long pooled work runs before it gives way.
+const TURN: Duration = Duration::from_micros(500);
+
+/// [`give_way`] reads the clock once in this many calls (a call costs a few nanoseconds then).
+const CALLS_PER_CHECK: u32 = 16;
+
 type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// On a pool thread: when its work began or last gave way, and the calls since the clock
+    /// was read. `None` elsewhere.
+    static SINCE: Cell<Option<(Instant, u32)>> = const { Cell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Times this thread gave way.
+    static GAVE_WAY: Cell<u64> = const { Cell::new(0) };
+}
 
 /// Runs `work` over `size` bytes of input and returns its result: at once when the input is
 /// small, else on the pool once one of its threads is free. A panic in `work` resumes here;
 /// when the caller stops waiting, the work still runs to its end.
-pub async fn run<T, F>(size: usize, work: F) -> T
+pub async fn run_cpu_bound<T, F>(size: usize, work: F) -> T
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -46,6 +65,27 @@ where
         Ok(Err(panic)) => resume_unwind(panic),
         Err(_) => resume_unwind(Box::new("a docbrain-cpu thread dropped its work")),
     }
+}
+
+/// For loops of work [`run_cpu_bound`] may pool: on a pool thread, yields its core to a thread
+/// waiting for it once the work has run for 500 µs since it began or last gave way; elsewhere
+/// (and between those times) it does nothing. Call it often: every few microseconds of work.
+pub fn give_way() {
+    SINCE.with(|since| {
+        let Some((at, calls)) = since.get() else {
+            return;
+        };
+        if calls + 1 < CALLS_PER_CHECK {
+            since.set(Some((at, calls + 1)));
+        } else if at.elapsed() < TURN {
+            since.set(Some((at, 0)));
+        } else {
+            std::thread::yield_now();
+            #[cfg(test)]
+            GAVE_WAY.with(|n| n.set(n.get() + 1));
+            since.set(Some((Instant::now(), 0)));
+        }
+    });
 }
 
 /// The pool's queue, its threads started on first use; `None` when no thread could be started
@@ -75,35 +115,19 @@ fn pool() -> Option<&'static Sender<Job>> {
 
 /// A pool thread: takes jobs one at a time until the queue is gone.
 fn work_through(jobs: &Mutex<Receiver<Job>>) {
-    lower_priority();
     loop {
         // Jobs catch their own panics, so the lock is never poisoned.
         let job = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
             Err(_) => return,
         };
-        match job {
-            Ok(job) => job(),
-            Err(_) => return,
-        }
+        let Ok(job) = job else {
+            return;
+        };
+        SINCE.with(|since| since.set(Some((Instant::now(), 0))));
+        job();
     }
 }
-
-/// Puts the calling thread at the idle priority (see the module's comment).
-#[cfg(all(feature = "idle-priority", target_os = "linux"))]
-fn lower_priority() {
-    use thread_priority::{
-        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-        ThreadPriority, ThreadSchedulePolicy,
-    };
-    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
-        warn!(error = %e, "cannot run a converting and chunking thread at the idle priority; requests may wait on it while large pages are read");
-    }
-}
-
-#[cfg(not(all(feature = "idle-priority", target_os = "linux")))]
-fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {
@@ -116,34 +140,35 @@ mod tests {
     #[tokio::test]
     async fn small_work_runs_in_place_and_large_work_on_the_pool() {
         let caller = thread_name();
-        assert_eq!(run(LARGE - 1, thread_name).await, caller);
-        let pooled = run(LARGE, thread_name).await;
+        assert_eq!(run_cpu_bound(LARGE - 1, thread_name).await, caller);
+        let pooled = run_cpu_bound(LARGE, thread_name).await;
         assert!(pooled.starts_with("docbrain-cpu-"), "{pooled}");
     }
 
     #[tokio::test]
     async fn a_panic_in_pooled_work_resumes_in_the_caller_and_the_pool_goes_on() {
-        let caught = tokio::spawn(run(LARGE, || -> u8 { panic!("bad page") })).await;
+        let caught = tokio::spawn(run_cpu_bound(LARGE, || -> u8 { panic!("bad page") })).await;
         let panic = caught.unwrap_err().into_panic();
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"bad page"));
         // Every thread of the pool still takes work.
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         for _ in 0..2 * cores {
-            assert_eq!(run(LARGE, || 7).await, 7);
+            assert_eq!(run_cpu_bound(LARGE, || 7).await, 7);
         }
     }
 
-    #[cfg(all(feature = "idle-priority", target_os = "linux"))]
     #[tokio::test]
-    async fn pooled_work_runs_at_the_idle_priority() {
-        // Field 41 of /proc/thread-self/stat is the policy: 5 is SCHED_IDLE (`ps -L -o cls`
-        // shows IDL).
-        let policy = || {
-            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-            after_name.split(' ').nth(38).unwrap().to_owned()
+    async fn pooled_work_gives_way_every_turn_and_other_work_never() {
+        let spin = || {
+            let (start, before) = (Instant::now(), GAVE_WAY.with(Cell::get));
+            while start.elapsed() < Duration::from_millis(20) {
+                give_way();
+            }
+            GAVE_WAY.with(Cell::get) - before
         };
-        assert_eq!(policy(), "0", "the caller's thread keeps the normal policy");
-        assert_eq!(run(LARGE, policy).await, "5");
+        // 20 ms of work in turns of 500 µs: about 40 yields (the clock is read every 16 calls).
+        let pooled = run_cpu_bound(LARGE, spin).await;
+        assert!((20..=45).contains(&pooled), "{pooled} yields");
+        assert_eq!(spin(), 0, "off the pool, giving way does nothing");
     }
 }

@@ -65,7 +65,7 @@
 
 mod chunk;
 mod chunker;
-pub mod cpu;
+mod cpu;
 mod embedder;
 mod error;
 mod fetcher;
@@ -82,6 +82,7 @@ mod text;
 
 pub use chunk::{Chunk, EmbeddedChunk};
 pub use chunker::{Chunker, MarkdownChunker};
+pub use cpu::{give_way, run_cpu_bound};
 pub use embedder::{Embedder, ModelInfo, TokenCounter};
 pub use error::{Error, ErrorKind, Result};
 pub use fetcher::{Fetcher, PageStream, Scope};

@@ -245,6 +245,7 @@ impl Renderer {
     }
 
     fn block(self, e: &Element) -> Vec<String> {
+        docbrain_core::give_way();
         if let Some(name) = macro_name(e) {
             return self.macro_block(e, &name);
         }

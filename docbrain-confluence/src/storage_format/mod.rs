@@ -18,13 +18,13 @@ pub fn storage_to_markdown(xhtml: &str) -> String {
 
 #[cfg(feature = "rest")]
 /// [`storage_to_markdown`] for a page being fetched: a large page off the async threads
-/// ([`docbrain_core::cpu`]).
+/// ([`docbrain_core::run_cpu_bound`]).
 pub(crate) async fn page_body(xhtml: Option<&str>) -> String {
     let Some(x) = xhtml else {
         return String::new();
     };
     let owned = x.to_owned();
-    docbrain_core::cpu::run(x.len(), move || storage_to_markdown(&owned)).await
+    docbrain_core::run_cpu_bound(x.len(), move || storage_to_markdown(&owned)).await
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub(crate) fn parse(input: &str) -> Vec<Node> {
     let mut stack: Vec<Element> = vec![Element::default()];
     let mut rest = input;
     while !rest.is_empty() {
+        docbrain_core::give_way();
         let Some(lt) = rest.find('<') else {
             push_text(&mut stack, rest);
             break;

@@ -370,10 +370,10 @@ impl Pipeline {
         }
     }
 
-    /// Chunks `page`: a large one off the async threads ([`crate::cpu`]).
+    /// Chunks `page`: a large one off the async threads ([`crate::run_cpu_bound`]).
     async fn chunk(&self, page: &Page) -> Vec<Chunk> {
         let (chunker, owned) = (self.chunker.clone(), page.clone());
-        crate::cpu::run(page.body.len(), move || chunker.chunk(&owned)).await
+        crate::run_cpu_bound(page.body.len(), move || chunker.chunk(&owned)).await
     }
 
     /// Chunks `page` and embeds the chunks whose vectors the index does not hold (`reuse`:
