@@ -59,8 +59,8 @@ pub(crate) struct Entry {
     pub(crate) reach: Option<Reach>,
 }
 
-/// The indexed pages an access change reaches, expanded after the answer (the ack never
-/// waits on a read of the index).
+/// The pages an access change reaches, expanded after the answer (the ack never waits on the
+/// index): a page's change reaches the page itself and the indexed pages below it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Reach {

@@ -304,7 +304,13 @@ impl Webhook {
     async fn note(&self, pipeline: &Pipeline, mut stopped: Pin<&mut Notified<'_>>) -> bool {
         let mut attempts = 0;
         loop {
-            match pipeline.note_rules_changed().await {
+            // A stop may cut the note short: the events stay journaled, and the next start
+            // notes them.
+            let noted = tokio::select! {
+                noted = pipeline.note_rules_changed() => noted,
+                () = stopped.as_mut() => return false,
+            };
+            match noted {
                 Ok(()) => return true,
                 Err(e) => {
                     attempts += 1;

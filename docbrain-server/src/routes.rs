@@ -290,9 +290,9 @@ enum Target {
 }
 
 /// Journals an event (answering only once it is on disk) and queues its page. An access change
-/// (a page's restrictions or place, a space's permissions) is noted in the store and the pages
-/// it reaches are found after the answer (`Webhook`'s expander), so the answer never waits on
-/// the index.
+/// (a page's restrictions or place, a space's permissions) is noted in the store, and the pages
+/// it reaches found, after the answer (`Webhook`'s expander), so the answer never waits on the
+/// index.
 async fn accept(state: &AppState, w: &Webhook, event: PageEvent, target: Target) -> Response {
     let page_id = match &target {
         Target::Page(page) => Some(page.id.clone()),

@@ -214,6 +214,7 @@ impl Renderer {
         let mut out = Vec::new();
         let mut run: Vec<&Node> = Vec::new();
         for node in nodes {
+            docbrain_core::give_way();
             match node {
                 Node::Element(e) if is_block(e) => {
                     self.flush(&mut run, &mut out);
@@ -245,7 +246,6 @@ impl Renderer {
     }
 
     fn block(self, e: &Element) -> Vec<String> {
-        docbrain_core::give_way();
         if let Some(name) = macro_name(e) {
             return self.macro_block(e, &name);
         }

@@ -136,6 +136,21 @@ impl Harness {
         self.stop = Some(stop);
     }
 
+    /// Restarts on a journal that holds one restriction change of `page`, not yet expanded
+    /// (as a stop leaves it); returns the journal's folder.
+    async fn restart_with_access_change(&mut self, page: &PageId) -> tempfile::TempDir {
+        let journal = tempfile::tempdir().unwrap();
+        let entry = serde_json::json!({"op": "add", "seq": 1, "page": page.as_str(),
+            "event": "content_permissions_updated", "at_ms": 1, "reach": "below"});
+        std::fs::write(
+            journal.path().join("webhook-journal.jsonl"),
+            format!("{entry}\n"),
+        )
+        .unwrap();
+        self.restart(webhook_config(journal.path())).await;
+        journal
+    }
+
     async fn restart(&mut self, config: WebhookSettings) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -816,15 +831,7 @@ async fn an_access_change_reads_its_own_page_again_after_noting_it() {
 
     h.sim
         .restrict_page(&handbook, Some(Grants::only(&[], &["staff"])));
-    let journal = tempfile::tempdir().unwrap();
-    let entry = serde_json::json!({"op": "add", "seq": 1, "page": handbook.as_str(),
-        "event": "content_permissions_updated", "at_ms": 1, "reach": "below"});
-    std::fs::write(
-        journal.path().join("webhook-journal.jsonl"),
-        format!("{entry}\n"),
-    )
-    .unwrap();
-    h.restart(webhook_config(journal.path())).await;
+    let _journal = h.restart_with_access_change(&handbook).await;
     until(
         Duration::from_secs(20),
         "the restricted page closed",
@@ -871,15 +878,7 @@ async fn an_access_change_reaches_every_page_below_it_after_the_answer_and_acros
     // A restriction change journaled but not yet expanded when the server stopped: the next
     // start expands it, and the page below is read again.
     h.sim.set_space_readers("ENG", Grants::anyone());
-    let journal = tempfile::tempdir().unwrap();
-    let entry = serde_json::json!({"op": "add", "seq": 1, "page": deploys.as_str(),
-        "event": "content_permissions_updated", "at_ms": 1, "reach": "below"});
-    std::fs::write(
-        journal.path().join("webhook-journal.jsonl"),
-        format!("{entry}\n"),
-    )
-    .unwrap();
-    h.restart(webhook_config(journal.path())).await;
+    let _journal = h.restart_with_access_change(&deploys).await;
     until(
         Duration::from_secs(20),
         "the page below open again",
