@@ -284,9 +284,8 @@ impl Webhook {
                             let wait =
                                 backoff(self.config.retry_initial, self.config.retry_max, attempts);
                             warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the index for the pages an access change reaches; trying again");
-                            tokio::select! {
-                                () = tokio::time::sleep(wait) => {}
-                                () = &mut stopped => return,
+                            if !wait_unless_stopped(wait, stopped.as_mut()).await {
+                                return;
                             }
                         }
                     }
@@ -316,9 +315,8 @@ impl Webhook {
                     attempts += 1;
                     let wait = backoff(self.config.retry_initial, self.config.retry_max, attempts);
                     warn!(error = %e, attempts, retry_in_ms = wait.as_millis() as u64, "cannot note an access change in the index (crawls under way must learn of it); trying again");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = stopped.as_mut() => return false,
+                    if !wait_unless_stopped(wait, stopped.as_mut()).await {
+                        return false;
                     }
                 }
             }
@@ -630,6 +628,14 @@ fn same_reach(entries: Vec<Entry>) -> Vec<(Entry, Vec<u64>)> {
         }
     }
     groups
+}
+
+/// Waits `wait`; `false` when the service stops first.
+async fn wait_unless_stopped(wait: Duration, stopped: Pin<&mut Notified<'_>>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = stopped => false,
+    }
 }
 
 fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
